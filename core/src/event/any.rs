@@ -101,8 +101,8 @@ impl AnyEvent {
 /// Anything that may be read from one of the 13 topics.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
-    /// A domain event.
-    Event(AnyEvent),
+    /// A domain event (boxed: events are several times larger than dead letters).
+    Event(Box<AnyEvent>),
     /// A dead letter from `dlq.events`.
     DeadLetter(DeadLetterEvent),
 }
@@ -118,8 +118,8 @@ impl Message {
         };
         match (dead_letter, topic) {
             (true, _) => DeadLetterEvent::from_value(value).map(Message::DeadLetter),
-            (false, Some(t)) => AnyEvent::from_value_on(t, value).map(Message::Event),
-            (false, None) => AnyEvent::from_value(value).map(Message::Event),
+            (false, Some(t)) => AnyEvent::from_value_on(t, value).map(|e| Message::Event(Box::new(e))),
+            (false, None) => AnyEvent::from_value(value).map(|e| Message::Event(Box::new(e))),
         }
     }
 

@@ -23,7 +23,7 @@ pub enum EventError {
     #[error("event_type: unknown event type {0:?}")]
     UnknownEventType(String),
     /// `event_type` belongs to another topic than the one being read or written.
-    #[error("event_type: {event_type} is a {actual} event, not a {expected} event")]
+    #[error("event_type: {event_type} belongs to {actual}, not to {expected}")]
     WrongTopic {
         /// The offending type.
         event_type: String,

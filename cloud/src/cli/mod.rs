@@ -1,0 +1,3 @@
+//! Operator commands.
+
+pub mod events;
