@@ -1,0 +1,26 @@
+//! # nimbus-edge
+//!
+//! The classroom appliance: it turns card taps into attendance that survives crashes, power cuts
+//! and days without a network, and serves the faculty page on the LAN.
+//!
+//! ## Layout
+//! - [`reader`]: the `CardReader` trait; the simulated reader (socket, script) and, with feature
+//!   `rpi`, MFRC522/Wiegand readers on the Pi's SPI/GPIO.
+//! - [`store`]: the SQLite database (WAL, `synchronous=FULL`) and its migrations.
+//! - [`clock`]: wall, monotonic and boot clocks, and whether the wall clock can be trusted.
+//! - [`timetable`]: the offline cache of this room's timetable and the course rosters.
+//! - [`attendance`]: taps, sessions, marks, closing and corrections.
+//! - [`outbox`]: events waiting for the cloud, in sequence order.
+//! - [`auth`]: faculty PIN hashing for the local page.
+//! - [`error`]: the crate's error type.
+
+pub mod attendance;
+pub mod auth;
+pub mod clock;
+pub mod error;
+pub mod outbox;
+pub mod reader;
+pub mod store;
+pub mod timetable;
+
+pub use error::{Error, Result};

@@ -1,0 +1,415 @@
+//! The offline cache of this room's timetable and the course rosters. Both arrive as versioned
+//! snapshots (downlink from the cloud, or the demo data of `--simulate`); a snapshot replaces the
+//! cached one atomically and only if its version is newer, so a node can run for days on the
+//! last one it received.
+
+use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// One weekly class slot in this room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimetableEntry {
+    /// The timetable service's entry id.
+    pub entry_id: String,
+    /// The course taught.
+    pub course_id: String,
+    /// Its name (carried into `ATTENDANCE_MARKED`).
+    pub course_name: String,
+    /// Who teaches it; only they may open its session.
+    pub faculty_id: String,
+    /// The room.
+    pub room_id: String,
+    /// ISO weekday, 1 = Monday.
+    pub day_of_week: u8,
+    /// Start, campus local time.
+    pub start_time: NaiveTime,
+    /// End, campus local time; the session closes itself then.
+    pub end_time: NaiveTime,
+    /// First date the entry applies (inclusive).
+    #[serde(default)]
+    pub effective_from: Option<NaiveDate>,
+    /// Last date the entry applies (inclusive).
+    #[serde(default)]
+    pub effective_until: Option<NaiveDate>,
+}
+
+impl TimetableEntry {
+    /// Whether the entry applies on `date`.
+    pub fn applies_on(&self, date: NaiveDate) -> bool {
+        date.weekday().number_from_monday() as u8 == self.day_of_week
+            && self.effective_from.is_none_or(|f| date >= f)
+            && self.effective_until.is_none_or(|u| date <= u)
+    }
+}
+
+/// A versioned timetable for one room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimetableSnapshot {
+    /// Monotonic version; older or equal versions are ignored.
+    pub version: u64,
+    /// Entries (all for this node's room).
+    pub entries: Vec<TimetableEntry>,
+}
+
+/// Whether a card belongs to a student or to faculty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Taps are marked as attendance.
+    Student,
+    /// Taps open sessions.
+    Faculty,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Student => "student",
+            Role::Faculty => "faculty",
+        }
+    }
+}
+
+/// A card and its holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Card {
+    /// The card UID, upper-case hex.
+    pub card_uid: String,
+    /// The holder's user id.
+    pub user_id: String,
+    /// Student or faculty.
+    pub role: Role,
+    /// Display name.
+    pub name: String,
+}
+
+/// A faculty member who may use the local page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Faculty {
+    /// User id.
+    pub user_id: String,
+    /// Display name.
+    pub name: String,
+    /// argon2 hash of the page PIN; no PIN, no page login.
+    #[serde(default)]
+    pub pin_hash: Option<String>,
+}
+
+/// A student enrolled in a course.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrollment {
+    /// The course.
+    pub course_id: String,
+    /// The student.
+    pub student_id: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// Versioned rosters: cards, faculty and enrollments of the courses taught in this room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RosterSnapshot {
+    /// Monotonic version; older or equal versions are ignored.
+    pub version: u64,
+    /// Every card the node should recognise.
+    pub cards: Vec<Card>,
+    /// Faculty of the room's courses.
+    pub faculty: Vec<Faculty>,
+    /// Enrollments of the room's courses.
+    pub enrollments: Vec<Enrollment>,
+}
+
+/// The cached version of snapshot `kind`, if any.
+pub fn snapshot_version(conn: &Connection, kind: &str) -> Result<Option<u64>> {
+    Ok(conn
+        .query_row("SELECT version FROM snapshots WHERE kind = ?1", [kind], |r| r.get::<_, i64>(0))
+        .optional()?
+        .map(|v| v as u64))
+}
+
+fn newer(conn: &Connection, kind: &str, version: u64) -> Result<bool> {
+    Ok(snapshot_version(conn, kind)?.is_none_or(|current| version > current))
+}
+
+fn record_version(conn: &Connection, kind: &str, version: u64, now_ms: i64) -> Result<()> {
+    conn.execute(
+        "INSERT INTO snapshots (kind, version, applied_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (kind) DO UPDATE SET version = excluded.version, applied_ms = excluded.applied_ms",
+        params![kind, version as i64, now_ms],
+    )?;
+    Ok(())
+}
+
+/// Replaces the cached timetable if `snap` is newer. Returns whether it was applied.
+pub fn apply_timetable(conn: &mut Connection, snap: &TimetableSnapshot, now_ms: i64) -> Result<bool> {
+    for e in &snap.entries {
+        if !(1..=7).contains(&e.day_of_week) || e.end_time <= e.start_time {
+            return Err(Error::Snapshot(format!("entry {} has an invalid slot", e.entry_id)));
+        }
+    }
+    let tx = conn.transaction()?;
+    if !newer(&tx, "timetable", snap.version)? {
+        return Ok(false);
+    }
+    tx.execute("DELETE FROM timetable_entries", [])?;
+    {
+        let mut insert = tx.prepare(
+            "INSERT INTO timetable_entries (entry_id, course_id, course_name, faculty_id, room_id, day_of_week,
+                 start_time, end_time, effective_from, effective_until)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for e in &snap.entries {
+            insert.execute(params![
+                e.entry_id,
+                e.course_id,
+                e.course_name,
+                e.faculty_id,
+                e.room_id,
+                e.day_of_week,
+                e.start_time.format("%H:%M:%S").to_string(),
+                e.end_time.format("%H:%M:%S").to_string(),
+                e.effective_from.map(|d| d.to_string()),
+                e.effective_until.map(|d| d.to_string()),
+            ])?;
+        }
+    }
+    record_version(&tx, "timetable", snap.version, now_ms)?;
+    tx.commit()?;
+    Ok(true)
+}
+
+/// Replaces the cached rosters if `snap` is newer. Returns whether it was applied.
+pub fn apply_roster(conn: &mut Connection, snap: &RosterSnapshot, now_ms: i64) -> Result<bool> {
+    let tx = conn.transaction()?;
+    if !newer(&tx, "roster", snap.version)? {
+        return Ok(false);
+    }
+    tx.execute_batch("DELETE FROM cards; DELETE FROM faculty; DELETE FROM roster;")?;
+    for c in &snap.cards {
+        let uid: nimbus_core::ids::CardUid =
+            c.card_uid.parse().map_err(|e| Error::Snapshot(format!("card of {}: {e}", c.user_id)))?;
+        tx.execute(
+            "INSERT INTO cards (card_uid, user_id, role, name) VALUES (?1, ?2, ?3, ?4)",
+            params![uid.to_string(), c.user_id, c.role.as_str(), c.name],
+        )?;
+    }
+    for f in &snap.faculty {
+        tx.execute(
+            "INSERT INTO faculty (user_id, name, pin_hash) VALUES (?1, ?2, ?3)",
+            params![f.user_id, f.name, f.pin_hash],
+        )?;
+    }
+    for e in &snap.enrollments {
+        tx.execute(
+            "INSERT OR IGNORE INTO roster (course_id, student_id, name) VALUES (?1, ?2, ?3)",
+            params![e.course_id, e.student_id, e.name],
+        )?;
+    }
+    record_version(&tx, "roster", snap.version, now_ms)?;
+    tx.commit()?;
+    Ok(true)
+}
+
+fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TimetableEntry> {
+    let time = |i: usize| -> rusqlite::Result<NaiveTime> {
+        let s: String = r.get(i)?;
+        NaiveTime::parse_from_str(&s, "%H:%M:%S")
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+    };
+    let date = |i: usize| -> rusqlite::Result<Option<NaiveDate>> {
+        let s: Option<String> = r.get(i)?;
+        s.map(|s| {
+            s.parse()
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+        })
+        .transpose()
+    };
+    Ok(TimetableEntry {
+        entry_id: r.get(0)?,
+        course_id: r.get(1)?,
+        course_name: r.get(2)?,
+        faculty_id: r.get(3)?,
+        room_id: r.get(4)?,
+        day_of_week: r.get(5)?,
+        start_time: time(6)?,
+        end_time: time(7)?,
+        effective_from: date(8)?,
+        effective_until: date(9)?,
+    })
+}
+
+const ENTRY_COLUMNS: &str = "entry_id, course_id, course_name, faculty_id, room_id, day_of_week, start_time, \
+                             end_time, effective_from, effective_until";
+
+/// Every cached entry, in weekday and start order.
+pub fn entries(conn: &Connection) -> Result<Vec<TimetableEntry>> {
+    let mut stmt =
+        conn.prepare(&format!("SELECT {ENTRY_COLUMNS} FROM timetable_entries ORDER BY day_of_week, start_time"))?;
+    let rows = stmt.query_map([], entry_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The entry whose slot contains `at`, or that starts within `early` after it (a faculty member
+/// may open a session a little before the bell).
+pub fn entry_at(
+    conn: &Connection,
+    room_id: &str,
+    at: NaiveDateTime,
+    early: TimeDelta,
+) -> Result<Option<TimetableEntry>> {
+    let date = at.date();
+    Ok(entries(conn)?.into_iter().filter(|e| e.room_id == room_id && e.applies_on(date)).find(|e| {
+        let start = date.and_time(e.start_time);
+        let end = date.and_time(e.end_time);
+        at >= start - early && at < end
+    }))
+}
+
+/// Demo data for `--simulate`: today and every weekday, room `demo-101`, three slots, one
+/// faculty member (PIN `1234`) and five students (cards `5A000001`…`5A000005`); card
+/// `FACA0001` is the faculty card.
+pub fn demo(room_id: &str) -> (TimetableSnapshot, RosterSnapshot) {
+    let slot = |h: u32, m: u32| NaiveTime::from_hms_opt(h, m, 0).unwrap_or(NaiveTime::MIN);
+    let mut entries = Vec::new();
+    for day in 1..=7u8 {
+        for (i, (start, end, course)) in [
+            (slot(9, 0), slot(9, 50), "cs101"),
+            (slot(10, 0), slot(10, 50), "cs102"),
+            (slot(13, 0), slot(14, 30), "cs101"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            entries.push(TimetableEntry {
+                entry_id: format!("demo-{day}-{i}"),
+                course_id: course.into(),
+                course_name: if course == "cs101" { "Data Structures" } else { "Algorithms" }.into(),
+                faculty_id: "faculty-demo".into(),
+                room_id: room_id.into(),
+                day_of_week: day,
+                start_time: start,
+                end_time: end,
+                effective_from: None,
+                effective_until: None,
+            });
+        }
+    }
+    let students: Vec<(String, String)> = (1..=5).map(|i| (format!("student-{i}"), format!("5A00000{i}"))).collect();
+    let mut cards: Vec<Card> = students
+        .iter()
+        .map(|(id, uid)| Card {
+            card_uid: uid.clone(),
+            user_id: id.clone(),
+            role: Role::Student,
+            name: id.replace('-', " "),
+        })
+        .collect();
+    cards.push(Card {
+        card_uid: "FACA0001".into(),
+        user_id: "faculty-demo".into(),
+        role: Role::Faculty,
+        name: "Dr. Demo".into(),
+    });
+    let enrollments = ["cs101", "cs102"]
+        .iter()
+        .flat_map(|c| {
+            students.iter().map(move |(id, _)| Enrollment {
+                course_id: (*c).into(),
+                student_id: id.clone(),
+                name: id.replace('-', " "),
+            })
+        })
+        .collect();
+    let faculty = vec![Faculty {
+        user_id: "faculty-demo".into(),
+        name: "Dr. Demo".into(),
+        pin_hash: crate::auth::hash_pin("1234").ok(),
+    }];
+    (TimetableSnapshot { version: 1, entries }, RosterSnapshot { version: 1, cards, faculty, enrollments })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn at(d: u32, h: u32, m: u32) -> NaiveDateTime {
+        // 2026-11-23 is a Monday.
+        NaiveDate::from_ymd_opt(2026, 11, d).unwrap().and_hms_opt(h, m, 0).unwrap()
+    }
+
+    #[test]
+    fn a_newer_snapshot_replaces_the_cache_and_an_older_one_is_ignored() {
+        let store = Store::open_in_memory().unwrap();
+        let (mut tt, _) = demo("r1");
+        store
+            .with(|c| {
+                assert!(apply_timetable(c, &tt, 0)?);
+                assert_eq!(entries(c)?.len(), 21);
+                tt.version = 1;
+                tt.entries.truncate(1);
+                assert!(!apply_timetable(c, &tt, 0)?, "same version is ignored");
+                assert_eq!(entries(c)?.len(), 21);
+                tt.version = 2;
+                assert!(apply_timetable(c, &tt, 0)?);
+                assert_eq!(entries(c)?.len(), 1);
+                assert_eq!(snapshot_version(c, "timetable")?, Some(2));
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn a_snapshot_with_a_bad_entry_leaves_the_old_one_in_force() {
+        let store = Store::open_in_memory().unwrap();
+        let (mut tt, _) = demo("r1");
+        store.with(|c| apply_timetable(c, &tt, 0)).unwrap();
+        tt.version = 5;
+        tt.entries[3].end_time = tt.entries[3].start_time;
+        assert!(matches!(store.with(|c| apply_timetable(c, &tt, 0)), Err(Error::Snapshot(_))));
+        store
+            .with(|c| {
+                assert_eq!(snapshot_version(c, "timetable")?, Some(1));
+                assert_eq!(entries(c)?.len(), 21);
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn the_running_entry_is_found_including_shortly_before_its_start() {
+        let store = Store::open_in_memory().unwrap();
+        store.with(|c| apply_timetable(c, &demo("r1").0, 0)).unwrap();
+        let early = TimeDelta::minutes(10);
+        store
+            .with(|c| {
+                assert_eq!(entry_at(c, "r1", at(23, 9, 20), early)?.unwrap().entry_id, "demo-1-0");
+                assert_eq!(entry_at(c, "r1", at(23, 8, 52), early)?.unwrap().entry_id, "demo-1-0");
+                assert!(entry_at(c, "r1", at(23, 8, 45), early)?.is_none());
+                assert_eq!(entry_at(c, "r1", at(23, 9, 55), early)?.unwrap().entry_id, "demo-1-1");
+                assert!(entry_at(c, "r1", at(23, 11, 0), early)?.is_none());
+                assert!(entry_at(c, "other-room", at(23, 9, 20), early)?.is_none());
+                assert_eq!(entry_at(c, "r1", at(24, 13, 5), early)?.unwrap().entry_id, "demo-2-2");
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn roster_cards_are_normalised_and_bad_uids_rejected() {
+        let store = Store::open_in_memory().unwrap();
+        let (_, mut roster) = demo("r1");
+        roster.cards[0].card_uid = "5a:00:00:01".into();
+        store.with(|c| apply_roster(c, &roster, 0)).unwrap();
+        let n: i64 = store
+            .with(|c| Ok(c.query_row("SELECT count(*) FROM cards WHERE card_uid = '5A000001'", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(n, 1);
+        roster.version = 2;
+        roster.cards[1].card_uid = "nope".into();
+        assert!(matches!(store.with(|c| apply_roster(c, &roster, 0)), Err(Error::Snapshot(_))));
+    }
+}
