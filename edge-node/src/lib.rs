@@ -11,13 +11,21 @@
 //! - [`timetable`]: the offline cache of this room's timetable and the course rosters.
 //! - [`attendance`]: taps, sessions, marks, closing and corrections.
 //! - [`outbox`]: events waiting for the cloud, in sequence order.
+//! - [`http`]: the LAN server: faculty page, JSON API, health and metrics.
+//! - [`metrics`]: counters and gauges for `/metrics`.
 //! - [`auth`]: faculty PIN hashing for the local page.
+//! - [`config`]: the TOML + environment configuration.
+//! - [`node`]: wires everything together and runs until shutdown.
 //! - [`error`]: the crate's error type.
 
 pub mod attendance;
 pub mod auth;
+pub mod config;
 pub mod clock;
 pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod node;
 pub mod outbox;
 pub mod reader;
 pub mod store;

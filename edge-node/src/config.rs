@@ -1,0 +1,307 @@
+//! The node's configuration: built-in defaults for a single classroom, then a TOML file, then
+//! environment variables, then validation. Loaded once at start.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nimbus_core::ids::NodeId;
+use serde::Deserialize;
+
+use crate::attendance::Rules;
+use crate::error::{Error, Result};
+
+/// Everything the daemon reads at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// This node's identity (MQTT client id and topic segment).
+    pub node_id: String,
+    /// The room the node is in; selects the timetable entries.
+    pub room_id: String,
+    /// Where the database and cached content live.
+    pub data_dir: PathBuf,
+    /// The LAN server.
+    pub http: HttpConfig,
+    /// The card reader.
+    pub reader: ReaderConfig,
+    /// Session rules.
+    pub attendance: AttendanceConfig,
+    /// The cloud endpoint (used by sync).
+    pub cloud: CloudConfig,
+    /// Log filter (`info`, `nimbus_edge=debug`, …); `RUST_LOG` wins when set.
+    pub log: String,
+}
+
+/// The LAN server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on; `0.0.0.0:8480` to serve the classroom LAN.
+    pub bind: SocketAddr,
+}
+
+/// Which reader the node drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReaderKind {
+    /// Taps from a local socket (and optionally a script): development and tests.
+    Simulated,
+    /// NXP MFRC522 on the Pi's SPI bus (feature `rpi`).
+    Mfrc522,
+    /// Wiegand 26-bit reader on two GPIO pins (feature `rpi`).
+    Wiegand26,
+    /// Wiegand 34-bit reader on two GPIO pins (feature `rpi`).
+    Wiegand34,
+}
+
+/// The card reader.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReaderConfig {
+    /// Which reader.
+    pub kind: ReaderKind,
+    /// The simulated reader's socket (one card UID per line; replies with the feedback).
+    pub simulated_bind: SocketAddr,
+    /// A script of `<delay_ms> <uid>` lines the simulated reader plays at start.
+    pub script: Option<PathBuf>,
+    /// Wiring of a hardware reader (`[reader.rpi]`: SPI bus, pins, debounce), read by builds with
+    /// feature `rpi`; kept as raw TOML here so one config file serves every build.
+    pub rpi: Option<toml::Table>,
+}
+
+/// Session rules, in minutes and hours as operators think of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttendanceConfig {
+    /// Minutes after the slot's start after which a student is late.
+    pub late_after_minutes: u64,
+    /// Minutes before the slot's start the faculty may open it.
+    pub early_open_minutes: u64,
+    /// Minutes before a session opens within which students' taps are attached to it.
+    pub grace_minutes: u64,
+    /// Hours after closing during which corrections are accepted.
+    pub correction_window_hours: u64,
+}
+
+/// The cloud endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CloudConfig {
+    /// MQTT broker URL.
+    pub mqtt_url: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_id: "node-1".into(),
+            room_id: "room-1".into(),
+            data_dir: PathBuf::from("/var/lib/nimbus-edge"),
+            http: HttpConfig::default(),
+            reader: ReaderConfig::default(),
+            attendance: AttendanceConfig::default(),
+            cloud: CloudConfig::default(),
+            log: "info".into(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { bind: SocketAddr::from(([127, 0, 0, 1], 8480)) }
+    }
+}
+
+impl Default for ReaderConfig {
+    fn default() -> Self {
+        ReaderConfig {
+            kind: ReaderKind::Simulated,
+            simulated_bind: SocketAddr::from(([127, 0, 0, 1], 8481)),
+            script: None,
+            rpi: None,
+        }
+    }
+}
+
+impl Default for AttendanceConfig {
+    fn default() -> Self {
+        AttendanceConfig {
+            late_after_minutes: 10,
+            early_open_minutes: 10,
+            grace_minutes: 15,
+            correction_window_hours: 72,
+        }
+    }
+}
+
+impl Default for CloudConfig {
+    fn default() -> Self {
+        CloudConfig { mqtt_url: "mqtt://127.0.0.1:1883".into() }
+    }
+}
+
+/// Environment variables that override the file, and the setting each one sets.
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("NIMBUS_NODE_ID", "node_id"),
+    ("NIMBUS_ROOM_ID", "room_id"),
+    ("NIMBUS_DATA_DIR", "data_dir"),
+    ("NIMBUS_HTTP_BIND", "http.bind"),
+    ("NIMBUS_READER_KIND", "reader.kind"),
+    ("NIMBUS_SIMULATED_BIND", "reader.simulated_bind"),
+    ("MQTT_URL", "cloud.mqtt_url"),
+];
+
+impl Config {
+    /// Defaults, then `file` (if given), then the environment, then validation.
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+                Self::from_toml(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|k| std::env::var(k).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses a TOML document; unknown keys are errors (a typo must not be silently ignored).
+    pub fn from_toml(text: &str) -> std::result::Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<()> {
+        let bad = |name: &str, v: &str, e: &dyn std::fmt::Display| Error::Config(format!("{name}={v:?}: {e}"));
+        for (name, _) in ENV_OVERRIDES {
+            let Some(v) = var(name) else { continue };
+            match *name {
+                "NIMBUS_NODE_ID" => self.node_id = v,
+                "NIMBUS_ROOM_ID" => self.room_id = v,
+                "NIMBUS_DATA_DIR" => self.data_dir = v.into(),
+                "NIMBUS_HTTP_BIND" => self.http.bind = v.parse().map_err(|e| bad(name, &v, &e))?,
+                "NIMBUS_SIMULATED_BIND" => self.reader.simulated_bind = v.parse().map_err(|e| bad(name, &v, &e))?,
+                "NIMBUS_READER_KIND" => {
+                    self.reader.kind =
+                        serde_json::from_value(serde_json::Value::String(v.clone())).map_err(|e| bad(name, &v, &e))?;
+                }
+                "MQTT_URL" => self.cloud.mqtt_url = v,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks what types cannot.
+    pub fn validate(&self) -> Result<()> {
+        NodeId::new(self.node_id.clone()).map_err(|e| Error::Config(format!("node_id: {e}")))?;
+        if self.room_id.trim().is_empty() {
+            return Err(Error::Config("room_id: must not be empty".into()));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(Error::Config("data_dir: must not be empty".into()));
+        }
+        let a = &self.attendance;
+        if a.late_after_minutes > 24 * 60 || a.early_open_minutes > 24 * 60 || a.grace_minutes > 24 * 60 {
+            return Err(Error::Config("attendance: minute settings must be under a day".into()));
+        }
+        if self.reader.kind != ReaderKind::Simulated && !cfg!(feature = "rpi") {
+            return Err(Error::Config(format!(
+                "reader.kind = {:?} needs a build with feature `rpi`",
+                self.reader.kind
+            )));
+        }
+        #[cfg(feature = "rpi")]
+        self.rpi_reader()?;
+        Ok(())
+    }
+
+    /// The hardware reader's wiring, with `reader.kind` deciding which reader it is.
+    #[cfg(feature = "rpi")]
+    pub fn rpi_reader(&self) -> Result<crate::reader::rpi::RpiReaderConfig> {
+        use crate::reader::rpi::{RpiReaderConfig, RpiReaderKind};
+        let mut rpi: RpiReaderConfig = match &self.reader.rpi {
+            Some(table) => table.clone().try_into().map_err(|e| Error::Config(format!("reader.rpi: {e}")))?,
+            None => RpiReaderConfig::default(),
+        };
+        rpi.kind = match self.reader.kind {
+            ReaderKind::Wiegand26 => RpiReaderKind::Wiegand26,
+            ReaderKind::Wiegand34 => RpiReaderKind::Wiegand34,
+            ReaderKind::Mfrc522 | ReaderKind::Simulated => RpiReaderKind::Mfrc522,
+        };
+        Ok(rpi)
+    }
+
+    /// The validated node id.
+    pub fn node_id(&self) -> NodeId {
+        NodeId::new(self.node_id.clone()).unwrap_or_else(|_| NodeId::new("node-1").expect("valid literal"))
+    }
+
+    /// The session rules.
+    pub fn rules(&self) -> Rules {
+        let min = |m: u64| Duration::from_secs(m * 60);
+        Rules {
+            room_id: self.room_id.clone(),
+            late_after: min(self.attendance.late_after_minutes),
+            early_open: min(self.attendance.early_open_minutes),
+            grace: min(self.attendance.grace_minutes),
+            correction_window: Duration::from_secs(self.attendance.correction_window_hours * 3600),
+        }
+    }
+
+    /// The database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("node.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_file_keeps_defaults_for_the_rest() {
+        let c = Config::from_toml("node_id = \"room-7\"\n[attendance]\nlate_after_minutes = 5\n").unwrap();
+        assert_eq!(c.node_id, "room-7");
+        assert_eq!(c.attendance.late_after_minutes, 5);
+        assert_eq!(c.attendance.grace_minutes, 15);
+        assert_eq!(c.http.bind.port(), 8480);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors_that_name_them() {
+        let e = Config::from_toml("node_idd = \"x\"").unwrap_err();
+        assert!(e.contains("node_idd"), "{e}");
+        let e = Config::from_toml("[http]\nbind = \"nowhere\"").unwrap_err();
+        assert!(e.contains("bind"), "{e}");
+        let e = Config::from_toml("[reader]\nkind = \"laser\"").unwrap_err();
+        assert!(e.contains("laser"), "{e}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_is_validated() {
+        let mut c = Config::default();
+        let env = |k: &str| match k {
+            "NIMBUS_NODE_ID" => Some("lab-2".to_owned()),
+            "NIMBUS_HTTP_BIND" => Some("0.0.0.0:9000".to_owned()),
+            _ => None,
+        };
+        c.apply_env(env).unwrap();
+        assert_eq!(c.node_id, "lab-2");
+        assert_eq!(c.http.bind.port(), 9000);
+        let mut c = Config::default();
+        let err = c.apply_env(|k| (k == "NIMBUS_HTTP_BIND").then(|| "x".to_owned())).unwrap_err();
+        assert!(err.to_string().contains("NIMBUS_HTTP_BIND"));
+    }
+
+    #[test]
+    fn validation_rejects_unsafe_node_ids_and_hardware_readers_without_the_feature() {
+        let c = Config { node_id: "a/b".into(), ..Config::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("node_id"));
+        let c =
+            Config { reader: ReaderConfig { kind: ReaderKind::Mfrc522, ..Default::default() }, ..Config::default() };
+        assert_eq!(c.validate().is_ok(), cfg!(feature = "rpi"));
+    }
+}

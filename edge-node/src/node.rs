@@ -1,0 +1,200 @@
+//! Wires the node together: store, attendance, the reader, the tap loop, the auto-close job and
+//! the LAN server, all stopped by one cancellation token.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{NaiveTime, TimeDelta, Timelike};
+use nimbus_core::reader::Feedback;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_util::sync::CancellationToken;
+
+use crate::attendance::Attendance;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, ReaderKind};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::reader::simulated::SimulatedReader;
+use crate::reader::{CardReader, TapRequest};
+use crate::store::Store;
+use crate::{http, timetable};
+
+/// How often the auto-close job looks for sessions whose slot has ended.
+const CLOSE_DUE_CRON: &str = "*/15 * * * * *";
+
+/// Where a running node listens (printed on its `ready` line for operators and tests).
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoints {
+    /// The LAN server.
+    pub http: SocketAddr,
+    /// The simulated reader's socket, when the reader is simulated.
+    pub reader: Option<SocketAddr>,
+}
+
+/// Runs the node until `shutdown` is cancelled. With `simulate`, the demo timetable and rosters
+/// are loaded (plus a class running right now, so a faculty tap has something to open).
+pub async fn run(config: Config, simulate: bool, shutdown: CancellationToken) -> Result<()> {
+    let store = Store::open(&config.database_path())?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    if simulate {
+        load_demo(&store, &config.room_id, clock.as_ref())?;
+    }
+    let attendance = Attendance::new(store.clone(), clock.clone(), config.rules());
+    let leftovers = {
+        let a = attendance.clone();
+        tokio::task::spawn_blocking(move || a.interpret_leftovers()).await.map_err(join_error)??
+    };
+    if leftovers > 0 {
+        tracing::warn!(leftovers, "interpreted taps stored before the last crash");
+    }
+    let metrics = Arc::new(Metrics::default());
+    let (taps_tx, taps_rx) = mpsc::channel::<TapRequest>(64);
+
+    let http_listener = TcpListener::bind(config.http.bind).await?;
+    let mut endpoints = Endpoints { http: http_listener.local_addr()?, reader: None };
+    let reader: Box<dyn CardReader> = match config.reader.kind {
+        ReaderKind::Simulated => {
+            let listener = TcpListener::bind(config.reader.simulated_bind).await?;
+            endpoints.reader = Some(listener.local_addr()?);
+            Box::new(SimulatedReader::listen(listener))
+        }
+        other => hardware_reader(other, &config)?,
+    };
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(tap_loop(attendance.clone(), metrics.clone(), taps_rx));
+    let reader_shutdown = shutdown.clone();
+    let reader_taps = taps_tx.clone();
+    tasks.spawn(async move {
+        if let Err(e) = reader.run(reader_taps, reader_shutdown).await {
+            tracing::error!(error = %e, "card reader stopped");
+        }
+    });
+    if let Some(script) = config.reader.script.clone() {
+        let (t, s) = (taps_tx.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            if let Err(e) = Box::new(SimulatedReader::script(script)).run(t, s).await {
+                tracing::error!(error = %e, "tap script stopped");
+            }
+        });
+    }
+    let scheduler = start_auto_close(attendance.clone(), metrics.clone()).await?;
+    let state = http::AppState::new(attendance, metrics, simulate.then(|| taps_tx.clone()));
+    drop(taps_tx);
+    let http_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        if let Err(e) = http::run(http_listener, state, http_shutdown).await {
+            tracing::error!(error = %e, "LAN server stopped");
+        }
+    });
+
+    tracing::info!(node = %config.node_id, room = %config.room_id, http = %endpoints.http, "node running");
+    println!(
+        "nimbus-edge ready http={} reader={}",
+        endpoints.http,
+        endpoints.reader.map_or("hardware".to_owned(), |a| a.to_string())
+    );
+
+    shutdown.cancelled().await;
+    tracing::info!("shutting down");
+    let mut scheduler = scheduler;
+    if let Err(e) = scheduler.shutdown().await {
+        tracing::warn!(error = %e, "auto-close scheduler did not stop cleanly");
+    }
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
+        tracing::warn!("tasks did not finish within 10 s; exiting anyway");
+    }
+    Ok(())
+}
+
+/// Records taps one at a time, in arrival order, and answers each reader.
+async fn tap_loop(attendance: Attendance, metrics: Arc<Metrics>, mut taps: mpsc::Receiver<TapRequest>) {
+    while let Some(TapRequest { read, reply }) = taps.recv().await {
+        let a = attendance.clone();
+        let feedback = match tokio::task::spawn_blocking(move || a.record_tap(read)).await {
+            Ok(Ok(tap)) => {
+                metrics.tap(&tap.outcome);
+                tracing::info!(card = %read.uid, tap = tap.id, outcome = ?tap.outcome, "tap");
+                tap.outcome.feedback()
+            }
+            Ok(Err(e)) => {
+                metrics.tap_error();
+                tracing::error!(card = %read.uid, error = %e, "tap not recorded");
+                Feedback::Error
+            }
+            Err(e) => {
+                metrics.tap_error();
+                tracing::error!(card = %read.uid, error = %e, "tap task failed");
+                Feedback::Error
+            }
+        };
+        // The reader may have gone away (client disconnected); the tap is stored either way.
+        let _ = reply.send(feedback);
+    }
+}
+
+async fn start_auto_close(attendance: Attendance, metrics: Arc<Metrics>) -> Result<JobScheduler> {
+    let sched_err = |e: tokio_cron_scheduler::JobSchedulerError| Error::Io(std::io::Error::other(e.to_string()));
+    let scheduler = JobScheduler::new().await.map_err(sched_err)?;
+    let job = Job::new_async(CLOSE_DUE_CRON, move |_, _| {
+        let a = attendance.clone();
+        let m = metrics.clone();
+        Box::pin(async move {
+            match tokio::task::spawn_blocking(move || a.close_due()).await {
+                Ok(Ok(closed)) if !closed.is_empty() => m.sessions_closed(closed.len() as u64),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "auto-close failed; will retry"),
+                Err(e) => tracing::error!(error = %e, "auto-close task failed"),
+            }
+        })
+    })
+    .map_err(sched_err)?;
+    scheduler.add(job).await.map_err(sched_err)?;
+    scheduler.start().await.map_err(sched_err)?;
+    Ok(scheduler)
+}
+
+/// Loads the demo snapshots, adding a class that runs from a few minutes ago for an hour.
+fn load_demo(store: &Store, room_id: &str, clock: &dyn Clock) -> Result<()> {
+    let now = clock.now();
+    let (mut tt, roster) = timetable::demo(room_id);
+    let start = now.local.time().with_second(0).unwrap_or(NaiveTime::MIN) - TimeDelta::minutes(5);
+    let end = start + TimeDelta::minutes(60);
+    if end > start {
+        let mut live = tt.entries[0].clone();
+        live.entry_id = format!("demo-live-{}", now.local.format("%Y%m%d%H%M"));
+        live.day_of_week = chrono::Datelike::weekday(&now.local.date()).number_from_monday() as u8;
+        live.start_time = start;
+        live.end_time = end;
+        live.effective_from = Some(now.local.date());
+        live.effective_until = Some(now.local.date());
+        // Fixed demo slots that overlap the live one would shadow it.
+        tt.entries.retain(|e| e.day_of_week != live.day_of_week || e.end_time <= start || e.start_time >= end);
+        tt.entries.push(live);
+    }
+    // Newer than any earlier demo run, so the live slot is current.
+    tt.version = now.utc.timestamp() as u64;
+    store.with(|c| {
+        timetable::apply_timetable(c, &tt, now.wall_ms())?;
+        timetable::apply_roster(c, &roster, now.wall_ms())?;
+        Ok(())
+    })
+}
+
+#[cfg(not(feature = "rpi"))]
+fn hardware_reader(kind: ReaderKind, _config: &Config) -> Result<Box<dyn CardReader>> {
+    Err(Error::Config(format!("reader.kind = {kind:?} needs a build with feature `rpi`")))
+}
+
+#[cfg(feature = "rpi")]
+fn hardware_reader(_kind: ReaderKind, config: &Config) -> Result<Box<dyn CardReader>> {
+    Ok(config.rpi_reader()?.into_reader())
+}
+
+fn join_error(e: tokio::task::JoinError) -> Error {
+    Error::Io(std::io::Error::other(format!("task failed: {e}")))
+}
