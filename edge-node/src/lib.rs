@@ -20,8 +20,8 @@
 
 pub mod attendance;
 pub mod auth;
-pub mod config;
 pub mod clock;
+pub mod config;
 pub mod error;
 pub mod http;
 pub mod metrics;

@@ -1,0 +1,506 @@
+//! Faculty login for the page and the API.
+//!
+//! A faculty member signs in with their staff id and PIN (verified with argon2 against
+//! `faculty.pin_hash`) and gets a random 256-bit token: as the `nimbus_session` cookie
+//! (`HttpOnly; SameSite=Strict`) for the page, or in JSON for tooling, which sends it back as
+//! `Authorization: Bearer <token>`. Tokens live only in memory and die with the process (a
+//! restart signs everyone out; nothing secret is ever written to disk). They expire after 8 hours.
+//!
+//! Brute force is throttled per staff id: after 5 failed attempts within 10 minutes, further
+//! attempts for that id are refused for 5 minutes (429 with `Retry-After`), whatever the PIN. An
+//! attempt counts as failed from the moment it starts until its PIN verifies, so parallel guesses
+//! cannot slip past the limit. Unknown ids are verified against a dummy hash and throttled the
+//! same way, so neither the answer nor its timing tells whether an id exists.
+
+use std::collections::HashMap;
+use std::io::Read as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, TimeDelta, Utc};
+use rusqlite::OptionalExtension;
+use serde::{Deserialize, Serialize};
+
+use super::error::{ApiForm, ApiJson, AppError};
+use super::page::{escape, page_shell};
+use super::{AppState, blocking};
+
+/// The page's session cookie.
+pub const COOKIE: &str = "nimbus_session";
+/// How long a login lasts.
+pub const LOGIN_TTL: Duration = Duration::from_secs(8 * 3600);
+/// Failed attempts for one id that trigger a lockout ...
+pub const MAX_FAILURES: usize = 5;
+/// ... when they fall within this window ...
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(10 * 60);
+/// ... and how long the lockout lasts.
+pub const LOCKOUT: Duration = Duration::from_secs(5 * 60);
+
+/// Longest staff id or PIN considered (longer ones simply fail).
+const MAX_CREDENTIAL_LEN: usize = 128;
+/// Above this many throttle entries, stale ones are swept out.
+const THROTTLE_SWEEP_AT: usize = 1024;
+/// PIN checks running at once: each argon2 verification takes ~19 MiB, and a flood of logins must
+/// not exhaust a Pi's memory through the blocking pool. Others wait their turn.
+const CONCURRENT_VERIFICATIONS: usize = 2;
+/// Longest login lifetime accepted by [`Logins::new`].
+const MAX_TTL: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// A flash message shown once on the next page render.
+#[derive(Debug, Clone)]
+pub(crate) struct Flash {
+    pub ok: bool,
+    pub text: String,
+}
+
+struct LoginSession {
+    user_id: String,
+    name: String,
+    expires: Instant,
+    flash: Option<Flash>,
+}
+
+#[derive(Default)]
+struct Attempts {
+    failures: Vec<Instant>,
+    locked_until: Option<Instant>,
+}
+
+/// The in-memory logins and the brute-force throttle.
+pub(crate) struct Logins {
+    ttl: Duration,
+    sessions: Mutex<HashMap<String, LoginSession>>,
+    throttle: Mutex<HashMap<String, Attempts>>,
+    verifications: Arc<tokio::sync::Semaphore>,
+}
+
+fn secs_ceil(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+impl Logins {
+    pub(crate) fn new(ttl: Duration) -> Self {
+        Logins {
+            ttl: ttl.min(MAX_TTL),
+            sessions: Mutex::default(),
+            throttle: Mutex::default(),
+            verifications: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_VERIFICATIONS)),
+        }
+    }
+
+    /// Starts an attempt for `id` at `now`: refused with the seconds to wait while the id is
+    /// locked out; otherwise counted as a failure until [`Logins::succeeded`] says otherwise.
+    fn begin_attempt(&self, id: &str, now: Instant) -> Result<(), u64> {
+        let mut map = self.throttle.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= THROTTLE_SWEEP_AT {
+            map.retain(|_, a| {
+                a.locked_until.is_some_and(|u| u > now)
+                    || a.failures.iter().any(|t| now.saturating_duration_since(*t) < FAILURE_WINDOW)
+            });
+        }
+        let a = map.entry(id.to_owned()).or_default();
+        if let Some(until) = a.locked_until {
+            if until > now {
+                return Err(secs_ceil(until - now).max(1));
+            }
+            a.locked_until = None;
+            a.failures.clear();
+        }
+        a.failures.retain(|t| now.saturating_duration_since(*t) < FAILURE_WINDOW);
+        if a.failures.len() >= MAX_FAILURES {
+            a.failures.clear();
+            a.locked_until = Some(now + LOCKOUT);
+            tracing::warn!(user_id = id, "too many failed logins; locked out");
+            return Err(secs_ceil(LOCKOUT));
+        }
+        a.failures.push(now);
+        Ok(())
+    }
+
+    fn succeeded(&self, id: &str) {
+        self.throttle.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+
+    fn create(&self, user_id: String, name: String, now: Instant) -> String {
+        let token = random_token();
+        let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, s| s.expires > now);
+        map.insert(token.clone(), LoginSession { user_id, name, expires: now + self.ttl, flash: None });
+        token
+    }
+
+    fn lookup(&self, token: &str, now: Instant) -> Option<Faculty> {
+        let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(token) {
+            Some(s) if s.expires > now => {
+                Some(Faculty { user_id: s.user_id.clone(), name: s.name.clone(), token: token.to_owned() })
+            }
+            Some(_) => {
+                map.remove(token);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn remove(&self, token: &str) {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(token);
+    }
+
+    /// Leaves a message for the next page render of this login.
+    pub(crate) fn set_flash(&self, token: &str, flash: Flash) {
+        if let Some(s) = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).get_mut(token) {
+            s.flash = Some(flash);
+        }
+    }
+
+    /// Takes the pending message of this login.
+    pub(crate) fn take_flash(&self, token: &str) -> Option<Flash> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).get_mut(token).and_then(|s| s.flash.take())
+    }
+}
+
+/// 256 bits from the OS's random source, as 64 hex digits.
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    let from_os = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if let Err(e) = from_os {
+        // Not Linux? uuid v4 draws from the same OS source (getrandom): 2 x 122 random bits.
+        tracing::warn!(error = %e, "no /dev/urandom; building the token from uuid v4");
+        bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A signed-in faculty member.
+#[derive(Debug, Clone)]
+pub struct Faculty {
+    /// Staff id.
+    pub user_id: String,
+    /// Display name.
+    pub name: String,
+    /// Their token.
+    pub(crate) token: String,
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.trim())
+}
+
+/// The API's caller, from `Authorization: Bearer <token>`; 401 otherwise.
+#[derive(Debug, Clone)]
+pub struct ApiFaculty(pub Faculty);
+
+#[axum::async_trait]
+impl FromRequestParts<AppState> for ApiFaculty {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let Some(token) = bearer(&parts.headers) else {
+            return Err(AppError::unauthorized("Authentication required"));
+        };
+        state
+            .logins
+            .lookup(token, Instant::now())
+            .map(ApiFaculty)
+            .ok_or_else(|| AppError::unauthorized("Invalid or expired token"))
+    }
+}
+
+/// The page's viewer, from the session cookie; a redirect to `/login` otherwise.
+#[derive(Debug, Clone)]
+pub struct PageFaculty(pub Faculty);
+
+#[axum::async_trait]
+impl FromRequestParts<AppState> for PageFaculty {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        cookie(&parts.headers)
+            .and_then(|token| state.logins.lookup(token, Instant::now()))
+            .map(PageFaculty)
+            .ok_or_else(|| Redirect::to("/login").into_response())
+    }
+}
+
+/// Whether a state-changing browser request comes from our own page (defence in depth beside
+/// `SameSite=Strict`): a present `Origin` must name the `Host` the request was sent to.
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
+    if headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site") {
+        return false;
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let origin = origin.to_str().unwrap_or("");
+    let origin_host = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+    origin_host.is_some_and(|o| o.eq_ignore_ascii_case(host))
+}
+
+enum Verdict {
+    Ok { token: String, name: String, expires_at: DateTime<Utc> },
+    Wrong,
+    Throttled(u64),
+}
+
+/// An argon2 hash (same parameters as [`crate::auth::hash_pin`]) of a PIN nobody has: unknown
+/// ids are verified against it so they cost as much time as known ones.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$Q+sjUUuRQteYPNKTSCHvUg$+69U49CsQMObb+DCpYv7RRT8Jx8R/m0YWx48bBh2Nf8";
+
+async fn check_credentials(state: &AppState, user_id: &str, pin: &str) -> Result<Verdict, AppError> {
+    if user_id.is_empty() || user_id.len() > MAX_CREDENTIAL_LEN || pin.is_empty() || pin.len() > MAX_CREDENTIAL_LEN {
+        return Ok(Verdict::Wrong);
+    }
+    if let Err(secs) = state.logins.begin_attempt(user_id, Instant::now()) {
+        return Ok(Verdict::Throttled(secs));
+    }
+    // The permit moves into the blocking task: it is held until the hash is checked even if the
+    // client goes away meanwhile.
+    let slot = state.logins.verifications.clone().acquire_owned().await.map_err(AppError::internal)?;
+    let store = state.attendance.store().clone();
+    let (id, pin_owned) = (user_id.to_owned(), pin.to_owned());
+    let found = blocking(move || {
+        let _slot = slot;
+        let row: Option<(String, Option<String>)> = store.with(|c| {
+            Ok(c.query_row("SELECT name, pin_hash FROM faculty WHERE user_id = ?1", [&id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?)
+        })?;
+        Ok(match row {
+            Some((name, Some(hash))) => crate::auth::verify_pin(&pin_owned, &hash).then_some(name),
+            _ => {
+                // Same work as a real check, so timing does not tell whether the id exists.
+                let _ = crate::auth::verify_pin(&pin_owned, DUMMY_HASH);
+                None
+            }
+        })
+    })
+    .await?;
+    let Some(name) = found else {
+        tracing::info!(user_id, "failed faculty login");
+        return Ok(Verdict::Wrong);
+    };
+    state.logins.succeeded(user_id);
+    let token = state.logins.create(user_id.to_owned(), name.clone(), Instant::now());
+    let ttl = TimeDelta::from_std(state.logins.ttl).unwrap_or(TimeDelta::MAX);
+    let expires_at = state.attendance.now().utc.checked_add_signed(ttl).unwrap_or(DateTime::<Utc>::MAX_UTC);
+    tracing::info!(user_id, "faculty signed in");
+    Ok(Verdict::Ok { token, name, expires_at })
+}
+
+/// The login form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoginForm {
+    #[serde(default)]
+    user_id: String,
+    #[serde(default)]
+    pin: String,
+}
+
+fn login_page(message: Option<&str>, user_id: &str) -> String {
+    let mut body = String::from("<h1>Faculty sign-in</h1>");
+    if let Some(m) = message {
+        body.push_str(&format!("<p class=\"flash err\" role=\"alert\">{}</p>", escape(m)));
+    }
+    body.push_str(&format!(
+        "<form method=\"post\" action=\"/login\" class=\"login\">\
+         <label>Staff ID <input name=\"user_id\" value=\"{}\" autocomplete=\"username\" required \
+         maxlength=\"{MAX_CREDENTIAL_LEN}\" autofocus></label>\
+         <label>PIN <input name=\"pin\" type=\"password\" inputmode=\"numeric\" autocomplete=\"current-password\" \
+         required maxlength=\"{MAX_CREDENTIAL_LEN}\"></label>\
+         <button type=\"submit\">Sign in</button></form>",
+        escape(user_id)
+    ));
+    page_shell("Sign in", &body, None)
+}
+
+/// `GET /login`.
+pub(crate) async fn login_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if cookie(&headers).and_then(|t| state.logins.lookup(t, Instant::now())).is_some() {
+        return Redirect::to("/").into_response();
+    }
+    super::page::html(StatusCode::OK, login_page(None, ""))
+}
+
+/// `POST /login`.
+pub(crate) async fn login_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiForm(form): ApiForm<LoginForm>,
+) -> Result<Response, AppError> {
+    if !same_origin(&headers) {
+        return Err(AppError::forbidden("Cross-origin form submission refused"));
+    }
+    let user_id = form.user_id.trim();
+    Ok(match check_credentials(&state, user_id, &form.pin).await? {
+        Verdict::Ok { token, .. } => {
+            let cookie =
+                format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}", state.logins.ttl.as_secs());
+            let mut res = Redirect::to("/").into_response();
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                res.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            res
+        }
+        Verdict::Wrong => {
+            super::page::html(StatusCode::UNAUTHORIZED, login_page(Some("Staff ID or PIN is incorrect."), user_id))
+        }
+        Verdict::Throttled(secs) => {
+            let minutes = secs.div_ceil(60);
+            let msg = format!("Too many failed attempts. Try again in {minutes} minute(s).");
+            let mut res = super::page::html(StatusCode::TOO_MANY_REQUESTS, login_page(Some(&msg), user_id));
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            res
+        }
+    })
+}
+
+/// `POST /logout`.
+pub(crate) async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = cookie(&headers) {
+        state.logins.remove(token);
+    }
+    let mut res = Redirect::to("/login").into_response();
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("nimbus_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    res
+}
+
+/// `POST /api/login` body.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ApiLogin {
+    user_id: String,
+    pin: String,
+}
+
+/// `POST /api/login` answer.
+#[derive(Debug, Serialize)]
+pub(crate) struct ApiToken {
+    token: String,
+    expires_at: DateTime<Utc>,
+    user_id: String,
+    name: String,
+}
+
+/// `POST /api/login`.
+pub(crate) async fn api_login(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ApiLogin>,
+) -> Result<axum::Json<ApiToken>, AppError> {
+    let user_id = body.user_id.trim();
+    match check_credentials(&state, user_id, &body.pin).await? {
+        Verdict::Ok { token, name, expires_at } => {
+            Ok(axum::Json(ApiToken { token, expires_at, user_id: user_id.to_owned(), name }))
+        }
+        Verdict::Wrong => Err(AppError::unauthorized("Invalid staff id or PIN")),
+        Verdict::Throttled(secs) => Err(AppError::too_many_requests(secs)),
+    }
+}
+
+/// `POST /api/logout`: the token stops working.
+pub(crate) async fn api_logout(State(state): State<AppState>, ApiFaculty(who): ApiFaculty) -> StatusCode {
+    state.logins.remove(&who.token);
+    StatusCode::NO_CONTENT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn five_failures_in_the_window_lock_an_id_out_for_five_minutes() {
+        let l = Logins::new(LOGIN_TTL);
+        let t0 = Instant::now();
+        for i in 0..5 {
+            assert_eq!(l.begin_attempt("f", t0 + Duration::from_secs(i)), Ok(()));
+        }
+        assert_eq!(l.begin_attempt("f", t0 + Duration::from_secs(10)), Err(300));
+        assert_eq!(l.begin_attempt("other", t0 + Duration::from_secs(10)), Ok(()), "per id");
+        assert_eq!(l.begin_attempt("f", t0 + Duration::from_secs(70)), Err(240));
+        assert_eq!(l.begin_attempt("f", t0 + Duration::from_secs(311)), Ok(()), "lockout over");
+    }
+
+    #[test]
+    fn failures_older_than_the_window_do_not_count_and_success_resets() {
+        let l = Logins::new(LOGIN_TTL);
+        let t0 = Instant::now();
+        for i in 0..4 {
+            l.begin_attempt("f", t0 + Duration::from_secs(i)).unwrap();
+        }
+        // 11 minutes later the first four have aged out.
+        for i in 0..5 {
+            assert_eq!(l.begin_attempt("f", t0 + Duration::from_secs(660 + i)), Ok(()));
+        }
+        l.succeeded("f");
+        assert_eq!(l.begin_attempt("f", t0 + Duration::from_secs(700)), Ok(()));
+    }
+
+    #[test]
+    fn tokens_are_256_random_bits_in_hex_and_expire() {
+        let a = random_token();
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(a, random_token());
+        let l = Logins::new(Duration::from_secs(60));
+        let t0 = Instant::now();
+        let tok = l.create("f".into(), "F".into(), t0);
+        assert_eq!(l.lookup(&tok, t0 + Duration::from_secs(59)).map(|f| f.user_id), Some("f".into()));
+        assert!(l.lookup(&tok, t0 + Duration::from_secs(60)).is_none());
+        assert!(l.lookup("garbage", t0).is_none());
+    }
+
+    #[test]
+    fn the_dummy_hash_costs_what_a_real_one_does() {
+        let real = crate::auth::hash_pin("1234").unwrap();
+        let params = |h: &str| h.rsplitn(3, '$').nth(2).map(str::to_owned);
+        assert_eq!(params(DUMMY_HASH), params(&real), "same algorithm, version and cost");
+        assert!(!crate::auth::verify_pin("1234", DUMMY_HASH));
+    }
+
+    #[test]
+    fn cookies_and_bearer_tokens_are_parsed() {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("a=b; nimbus_session=abc ; c=d"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer xyz"));
+        assert_eq!(cookie(&h), Some("abc"));
+        assert_eq!(bearer(&h), Some("xyz"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic xyz"));
+        assert_eq!(bearer(&h), None);
+    }
+
+    #[test]
+    fn a_foreign_origin_is_refused() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("10.0.0.5:8080"));
+        assert!(same_origin(&h));
+        h.insert(header::ORIGIN, HeaderValue::from_static("http://10.0.0.5:8080"));
+        assert!(same_origin(&h));
+        h.insert(header::ORIGIN, HeaderValue::from_static("http://evil.example"));
+        assert!(!same_origin(&h));
+    }
+}
