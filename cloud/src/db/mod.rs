@@ -1,0 +1,98 @@
+//! PostgreSQL access: one pool per service database and the migrations under
+//! `migrations/<database>/`, applied in order and recorded in `schema_migrations`.
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+use crate::error::{Error, Result};
+
+/// The migrations of one database, embedded in the binary so `nimbus-cloud migrate` needs no
+/// files on disk.
+pub struct Migrations {
+    /// The database they belong to.
+    pub database: &'static str,
+    /// `(version, sql)` in order.
+    pub steps: &'static [(i32, &'static str)],
+}
+
+/// Every database the cloud owns, with its migrations.
+pub const ALL: &[Migrations] = &[Migrations {
+    database: "edge_registry_db",
+    steps: &[(1, include_str!("../../../migrations/edge_registry_db/0001_init.sql"))],
+}];
+
+/// Looks up a database's migrations.
+pub fn migrations_for(database: &str) -> Option<&'static Migrations> {
+    ALL.iter().find(|m| m.database == database)
+}
+
+/// A connection pool to `url` (a `postgres://` URL naming the database).
+pub fn pool(url: &str, max_size: usize) -> Result<Pool> {
+    let config: tokio_postgres::Config = url.parse().map_err(|e| Error::Config(format!("database url: {e}")))?;
+    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    Pool::builder(manager).max_size(max_size).build().map_err(|e| Error::Config(format!("database pool: {e}")))
+}
+
+/// The URL of `database` on the server of `base` (a URL with or without a database name).
+pub fn database_url(base: &str, database: &str) -> String {
+    let (head, tail) = match base.split_once('?') {
+        Some((h, t)) => (h, Some(t)),
+        None => (base, None),
+    };
+    // postgres://user@host:port[/db]
+    let server = match head.find("://").map(|i| i + 3) {
+        Some(start) => match head[start..].find('/') {
+            Some(slash) => &head[..start + slash],
+            None => head,
+        },
+        None => head,
+    };
+    match tail {
+        Some(q) => format!("{server}/{database}?{q}"),
+        None => format!("{server}/{database}"),
+    }
+}
+
+/// Applies the pending migrations of `m` on `pool`'s database. Safe to run from several
+/// processes at once: an advisory lock serialises them.
+pub async fn migrate(pool: &Pool, m: &Migrations) -> Result<usize> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock(7395104)", &[]).await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .await?;
+    let applied: Vec<i32> =
+        tx.query("SELECT version FROM schema_migrations", &[]).await?.iter().map(|r| r.get(0)).collect();
+    let mut n = 0;
+    for (version, sql) in m.steps {
+        if applied.contains(version) {
+            continue;
+        }
+        tx.batch_execute(sql).await?;
+        tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version]).await?;
+        tracing::info!(database = m.database, version, "applied migration");
+        n += 1;
+    }
+    tx.commit().await?;
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_swaps_or_adds_the_database_name() {
+        assert_eq!(
+            database_url("postgres://postgres@127.0.0.1:5432", "x_db"),
+            "postgres://postgres@127.0.0.1:5432/x_db"
+        );
+        assert_eq!(database_url("postgres://u:p@h/other", "x_db"), "postgres://u:p@h/x_db");
+        assert_eq!(
+            database_url("postgres://u@h:1/other?sslmode=disable", "x_db"),
+            "postgres://u@h:1/x_db?sslmode=disable"
+        );
+    }
+}
