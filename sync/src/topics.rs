@@ -3,13 +3,17 @@
 //! node publish only as itself.
 
 use nimbus_core::ids::NodeId;
+use serde::{Deserialize, Serialize};
 
 /// Protocol generation in every topic; a breaking change gets a new prefix, so old and new
 /// nodes can share a broker during a rollout.
 pub const PREFIX: &str = "nimbus/v1/nodes";
 
 /// Kinds of retained downlink snapshot a node caches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Also part of the frame wire format (`frame::Snapshot`), where postcard writes a kind as its
+/// variant index: append new kinds at the end, never reorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SnapshotKind {
     /// The room's timetable entries.
     Timetable,
