@@ -90,7 +90,7 @@ fn end_to_end(dir: &std::path::Path) {
         &config,
         format!(
             "node_id = \"bench\"\nroom_id = \"demo-101\"\ndata_dir = \"{}\"\n[http]\nbind = \"127.0.0.1:0\"\n\
-             [reader]\nsimulated_bind = \"127.0.0.1:0\"\n",
+             [reader]\nsimulated_bind = \"127.0.0.1:0\"\n[cloud]\nenabled = false\n",
             dir.join("e2e").display()
         ),
     )

@@ -84,12 +84,47 @@ pub struct AttendanceConfig {
     pub correction_window_hours: u64,
 }
 
-/// The cloud endpoint.
+/// The cloud endpoint and the sync protocol's limits.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CloudConfig {
-    /// MQTT broker URL.
+    /// Ship the outbox to the cloud (off for a stand-alone demo).
+    pub enabled: bool,
+    /// MQTT broker URL (`mqtt://` or, with feature `tls` of nimbus-sync, `mqtts://`).
     pub mqtt_url: String,
+    /// This node's broker password (its username is the node id). Prefer `NIMBUS_MQTT_PASSWORD`.
+    pub mqtt_password: Option<Secret>,
+    /// How long to wait for the cloud's ack before resending a batch, milliseconds.
+    pub ack_timeout_ms: u64,
+    /// Most events in one batch.
+    pub max_batch_events: usize,
+    /// Outbox payload megabytes above which telemetry (never attendance) is dropped oldest-first.
+    pub outbox_budget_mb: u64,
+    /// Warn (log and metric) when the data filesystem has less free space than this, megabytes.
+    pub disk_warn_free_mb: u64,
+}
+
+/// A secret setting: never printed, not even by `{:?}`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
 }
 
 impl Default for Config {
@@ -137,7 +172,15 @@ impl Default for AttendanceConfig {
 
 impl Default for CloudConfig {
     fn default() -> Self {
-        CloudConfig { mqtt_url: "mqtt://127.0.0.1:1883".into() }
+        CloudConfig {
+            enabled: true,
+            mqtt_url: "mqtt://127.0.0.1:1883".into(),
+            mqtt_password: None,
+            ack_timeout_ms: 2_000,
+            max_batch_events: 500,
+            outbox_budget_mb: 64,
+            disk_warn_free_mb: 200,
+        }
     }
 }
 
@@ -150,6 +193,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("NIMBUS_READER_KIND", "reader.kind"),
     ("NIMBUS_SIMULATED_BIND", "reader.simulated_bind"),
     ("MQTT_URL", "cloud.mqtt_url"),
+    ("NIMBUS_MQTT_PASSWORD", "cloud.mqtt_password"),
 ];
 
 impl Config {
@@ -188,6 +232,7 @@ impl Config {
                         serde_json::from_value(serde_json::Value::String(v.clone())).map_err(|e| bad(name, &v, &e))?;
                 }
                 "MQTT_URL" => self.cloud.mqtt_url = v,
+                "NIMBUS_MQTT_PASSWORD" => self.cloud.mqtt_password = Some(Secret(v)),
                 _ => {}
             }
         }
@@ -212,6 +257,17 @@ impl Config {
                 "reader.kind = {:?} needs a build with feature `rpi`",
                 self.reader.kind
             )));
+        }
+        if self.cloud.enabled {
+            nimbus_sync::transport::parse_url(&self.cloud.mqtt_url)
+                .map_err(|e| Error::Config(format!("cloud.mqtt_url: {e}")))?;
+            let max = nimbus_sync::frame::FrameLimits::default().max_events;
+            if self.cloud.max_batch_events == 0 || self.cloud.max_batch_events > max {
+                return Err(Error::Config(format!("cloud.max_batch_events: must be 1 to {max}")));
+            }
+            if self.cloud.ack_timeout_ms < 100 {
+                return Err(Error::Config("cloud.ack_timeout_ms: must be at least 100".into()));
+            }
         }
         #[cfg(feature = "rpi")]
         self.rpi_reader()?;
@@ -248,6 +304,25 @@ impl Config {
             early_open: min(self.attendance.early_open_minutes),
             grace: min(self.attendance.grace_minutes),
             correction_window: Duration::from_secs(self.attendance.correction_window_hours * 3600),
+        }
+    }
+
+    /// How the sync task reaches the cloud.
+    pub fn sync_settings(&self) -> crate::sync::SyncSettings {
+        let node = self.node_id();
+        let mut mqtt = nimbus_sync::transport::MqttConfig::new(self.cloud.mqtt_url.clone(), node.as_str());
+        if let Some(p) = &self.cloud.mqtt_password {
+            mqtt = mqtt.with_credentials(node.as_str(), p.expose());
+        }
+        let limits = nimbus_sync::frame::FrameLimits { max_events: self.cloud.max_batch_events, ..Default::default() };
+        crate::sync::SyncSettings {
+            node_id: node,
+            mqtt,
+            sender: nimbus_sync::sender::SenderConfig {
+                limits,
+                ack_timeout_ms: self.cloud.ack_timeout_ms,
+                ..Default::default()
+            },
         }
     }
 
@@ -294,6 +369,13 @@ mod tests {
         let mut c = Config::default();
         let err = c.apply_env(|k| (k == "NIMBUS_HTTP_BIND").then(|| "x".to_owned())).unwrap_err();
         assert!(err.to_string().contains("NIMBUS_HTTP_BIND"));
+    }
+
+    #[test]
+    fn the_mqtt_password_never_shows_in_debug_output() {
+        let c = Config::from_toml("[cloud]\nmqtt_password = \"hunter2\"").unwrap();
+        assert_eq!(c.cloud.mqtt_password.as_ref().map(Secret::expose), Some("hunter2"));
+        assert!(!format!("{c:?}").contains("hunter2"));
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! - [`clock`]: wall, monotonic and boot clocks, and whether the wall clock can be trusted.
 //! - [`timetable`]: the offline cache of this room's timetable and the course rosters.
 //! - [`attendance`]: taps, sessions, marks, closing and corrections.
-//! - [`outbox`]: events waiting for the cloud, in sequence order.
+//! - [`outbox`]: events waiting for the cloud, in sequence order; disk budget for telemetry.
+//! - [`sync`]: ships the outbox over MQTT and applies the cloud's snapshots.
 //! - [`http`]: the LAN server: faculty page, JSON API, health and metrics.
 //! - [`metrics`]: counters and gauges for `/metrics`.
 //! - [`auth`]: faculty PIN hashing for the local page.
@@ -29,6 +30,7 @@ pub mod node;
 pub mod outbox;
 pub mod reader;
 pub mod store;
+pub mod sync;
 pub mod timetable;
 
 pub use error::{Error, Result};

@@ -26,6 +26,8 @@ fn main() -> anyhow::Result<()> {
     if cli.simulate && cli.config.is_none() && std::env::var_os("NIMBUS_DATA_DIR").is_none() {
         config.data_dir = PathBuf::from("nimbus-edge-data");
         config.room_id = "demo-101".into();
+        // A stand-alone demo: the outbox fills up and waits for a configured cloud.
+        config.cloud.enabled = false;
     }
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| config.log.clone());
     tracing_subscriber::fmt()

@@ -22,6 +22,8 @@ const OUTCOMES: [&str; 9] = [
 /// The node's counters.
 #[derive(Debug)]
 pub struct Metrics {
+    /// The link to the cloud, updated by the sync task.
+    pub sync: std::sync::Arc<crate::sync::SyncStatus>,
     started: Instant,
     taps: [AtomicU64; OUTCOMES.len()],
     tap_errors: AtomicU64,
@@ -31,6 +33,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
+            sync: Default::default(),
             started: Instant::now(),
             taps: Default::default(),
             tap_errors: AtomicU64::new(0),
@@ -50,6 +53,10 @@ pub struct Gauges {
     pub unknown_cards: u64,
     /// 1 when a session is open.
     pub session_open: bool,
+    /// Telemetry rows dropped under disk pressure, ever.
+    pub outbox_evicted_total: u64,
+    /// Free bytes on the data directory's filesystem, when known.
+    pub disk_free_bytes: Option<u64>,
 }
 
 impl Metrics {
@@ -151,11 +158,27 @@ pub fn gauges(conn: &rusqlite::Connection, now_ms: i64) -> crate::Result<Gauges>
     let unknown: i64 = conn.query_row("SELECT count(*) FROM unknown_cards", [], |r| r.get(0))?;
     let open: i64 = conn.query_row("SELECT count(*) FROM sessions WHERE closed_ms IS NULL", [], |r| r.get(0))?;
     Ok(Gauges {
+        outbox_evicted_total: crate::outbox::evicted_total(conn)?,
+        disk_free_bytes: disk_free_bytes(conn),
         outbox_backlog: backlog as u64,
         outbox_oldest_age_seconds: oldest.map_or(0.0, |o| (now_ms - o).max(0) as f64 / 1000.0),
         unknown_cards: unknown as u64,
         session_open: open > 0,
     })
+}
+
+/// Free bytes on the filesystem holding the database (None for in-memory databases).
+pub fn disk_free_bytes(conn: &rusqlite::Connection) -> Option<u64> {
+    let file: String =
+        conn.query_row("SELECT file FROM pragma_database_list WHERE name = 'main'", [], |r| r.get(0)).ok()?;
+    let dir = std::path::Path::new(&file).parent()?;
+    let c_dir = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: statvfs writes only into the struct we pass; the path is a valid C string.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c_dir.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 #[cfg(test)]

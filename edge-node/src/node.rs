@@ -82,6 +82,21 @@ pub async fn run(config: Config, simulate: bool, shutdown: CancellationToken) ->
         });
     }
     let scheduler = start_auto_close(attendance.clone(), metrics.clone()).await?;
+    if config.cloud.enabled {
+        let (s, c, st, sd) = (store.clone(), clock.clone(), metrics.sync.clone(), shutdown.clone());
+        let settings = config.sync_settings();
+        tasks.spawn(async move {
+            if let Err(e) = crate::sync::run(s, c, settings, st, sd).await {
+                tracing::error!(error = %e, "cloud sync stopped");
+            }
+        });
+    }
+    tasks.spawn(housekeeping(
+        store.clone(),
+        config.cloud.outbox_budget_mb * 1024 * 1024,
+        config.cloud.disk_warn_free_mb * 1024 * 1024,
+        shutdown.clone(),
+    ));
     let state = http::AppState::new(attendance, metrics, simulate.then(|| taps_tx.clone()));
     drop(taps_tx);
     let http_shutdown = shutdown.clone();
@@ -134,6 +149,31 @@ async fn tap_loop(attendance: Attendance, metrics: Arc<Metrics>, mut taps: mpsc:
         };
         // The reader may have gone away (client disconnected); the tap is stored either way.
         let _ = reply.send(feedback);
+    }
+}
+
+/// Every minute: keeps the outbox under its budget (dropping telemetry, never attendance) and
+/// warns while the data filesystem is short of space, before SQLite runs out of it.
+async fn housekeeping(store: Store, budget_bytes: u64, warn_free_bytes: u64, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let result = store
+            .run(move |c| {
+                let evicted = crate::outbox::enforce_budget(c, budget_bytes)?;
+                Ok((evicted, crate::metrics::disk_free_bytes(c)))
+            })
+            .await;
+        match result {
+            Ok((_, Some(free))) if free < warn_free_bytes => {
+                tracing::warn!(free_mb = free / 1024 / 1024, "the data disk is nearly full; attendance keeps priority")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "housekeeping failed"),
+        }
     }
 }
 

@@ -213,6 +213,29 @@ pub fn apply_roster(conn: &mut Connection, snap: &RosterSnapshot, now_ms: i64) -
     Ok(true)
 }
 
+/// Stores a snapshot kept verbatim (signing keys, content manifest) if it is newer.
+pub fn apply_raw(conn: &mut Connection, kind: &str, version: u64, body: &[u8], now_ms: i64) -> Result<bool> {
+    let tx = conn.transaction()?;
+    if !newer(&tx, kind, version)? {
+        return Ok(false);
+    }
+    tx.execute(
+        "INSERT INTO sync_state (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![format!("snapshot:{kind}"), String::from_utf8_lossy(body)],
+    )?;
+    record_version(&tx, kind, version, now_ms)?;
+    tx.commit()?;
+    Ok(true)
+}
+
+/// A snapshot kept verbatim, if one was received.
+pub fn raw_snapshot(conn: &Connection, kind: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT value FROM sync_state WHERE key = ?1", [format!("snapshot:{kind}")], |r| r.get(0))
+        .optional()?)
+}
+
 fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TimetableEntry> {
     let time = |i: usize| -> rusqlite::Result<NaiveTime> {
         let s: String = r.get(i)?;

@@ -48,7 +48,7 @@ fn write_config(dir: &Path) -> std::path::PathBuf {
         &path,
         format!(
             "node_id = \"crash-test\"\nroom_id = \"demo-101\"\ndata_dir = \"{}\"\n\
-             [http]\nbind = \"127.0.0.1:0\"\n[reader]\nsimulated_bind = \"127.0.0.1:0\"\n",
+             [http]\nbind = \"127.0.0.1:0\"\n[reader]\nsimulated_bind = \"127.0.0.1:0\"\n[cloud]\nenabled = false\n",
             dir.join("data").display()
         ),
     )

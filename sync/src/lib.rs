@@ -20,10 +20,16 @@
 //! - [`identity`]: deterministic event ids.
 //! - [`sender`]: the node's state machine (batching, acks, resend, backoff, restart).
 //! - [`receiver`]: the cloud's per-node decision (accept, duplicate, gap) and its counters.
+//! - `transport` (feature `mqtt`, default): rumqttc settings both ends share (persistent
+//!   sessions, credentials, packet limits, optional TLS with feature `tls`) and reconnect backoff.
 #![warn(missing_docs)]
 
 pub mod frame;
 pub mod identity;
 pub mod receiver;
 pub mod sender;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod topics;
+#[cfg(feature = "mqtt")]
+pub mod transport;

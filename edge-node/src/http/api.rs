@@ -49,6 +49,19 @@ pub struct Status {
     pub outbox_backlog: u64,
     /// The node's clocks.
     pub clock: ClockView,
+    /// The link to the cloud.
+    pub cloud: CloudView,
+}
+
+/// The link to the cloud, for the status page.
+#[derive(Debug, Serialize)]
+pub struct CloudView {
+    /// MQTT session up.
+    pub connected: bool,
+    /// Highest sequence the cloud acknowledged.
+    pub acked_upto: u64,
+    /// When the last ack arrived (none since start: null).
+    pub last_ack_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// An open session without its roster (counts only).
@@ -86,6 +99,7 @@ impl From<SessionView> for SessionSummary {
 
 pub(crate) async fn status(State(state): State<AppState>) -> Result<Json<Status>, AppError> {
     let att = state.attendance.clone();
+    let sync = state.metrics.sync.clone();
     blocking(move || {
         let now = att.now();
         let current_entry = att.current_entry()?;
@@ -97,6 +111,13 @@ pub(crate) async fn status(State(state): State<AppState>) -> Result<Json<Status>
             open_session,
             outbox_backlog,
             clock: ClockView { utc: now.utc, local: now.local, synced: now.synced },
+            cloud: CloudView {
+                connected: sync.connected(),
+                acked_upto: sync.acked_upto(),
+                last_ack_at: Some(sync.last_ack_ms())
+                    .filter(|ms| *ms > 0)
+                    .and_then(chrono::DateTime::from_timestamp_millis),
+            },
         }))
     })
     .await
