@@ -3,8 +3,7 @@
 //! acks empty the outbox, a broker restart mid-stream loses nothing, snapshots are applied only
 //! when newer and whole, and a node cannot publish as another.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{FixedOffset, NaiveDate};
@@ -16,72 +15,15 @@ use nimbus_edge::store::Store;
 use nimbus_edge::sync::{SyncSettings, SyncStatus};
 use nimbus_edge::timetable;
 use nimbus_sync::frame::{self, FrameLimits, Message, Snapshot};
-use nimbus_sync::receiver::{self, Decision, ReceiverStats};
 use nimbus_sync::sender::SenderConfig;
-use nimbus_sync::testing::{CLOUD_USER, Mosquitto};
+use nimbus_sync::testing::{CLOUD_USER, FakeCloud, Mosquitto};
 use nimbus_sync::topics::{NodeTopic, SnapshotKind};
 use nimbus_sync::transport::MqttConfig;
-use rumqttc::{AsyncClient, Event, Packet, QoS};
+use rumqttc::{AsyncClient, QoS};
 use tokio_util::sync::CancellationToken;
 
 const NODE: &str = "room-101";
 const PASSWORD: &str = "node-secret";
-
-/// What the fake cloud has "stored in Kafka", per node.
-#[derive(Default)]
-struct Cloud {
-    stored: BTreeMap<String, Vec<u64>>,
-    frames: u64,
-}
-
-/// A fake cloud: receives batches, keeps the hwm, acks after "storing".
-async fn fake_cloud(url: String, shutdown: CancellationToken) -> Arc<Mutex<Cloud>> {
-    let cloud = Arc::new(Mutex::new(Cloud::default()));
-    let state = cloud.clone();
-    let cfg = MqttConfig::new(url, "fake-cloud").with_credentials(CLOUD_USER.0, CLOUD_USER.1);
-    let (client, mut eventloop) = AsyncClient::new(cfg.options().unwrap(), 64);
-    tokio::spawn(async move {
-        let mut stats = ReceiverStats::default();
-        loop {
-            let event = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                e = eventloop.poll() => e,
-            };
-            match event {
-                // A broker killed with SIGKILL may come back without our session: subscribe on
-                // every connect, as the real ingest does.
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    let _ = client.try_subscribe("nimbus/v1/nodes/+/up", QoS::AtLeastOnce);
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let Some(NodeTopic::Up(node)) = NodeTopic::parse(&p.topic) else { continue };
-                    let Ok(batch) = receiver::decode_uplink(&p.payload, &node, FrameLimits::default(), &mut stats)
-                    else {
-                        continue;
-                    };
-                    let reply = {
-                        let mut c = state.lock().unwrap();
-                        c.frames += 1;
-                        let seqs = c.stored.entry(node.to_string()).or_default();
-                        let hwm = seqs.last().copied().unwrap_or(0);
-                        match receiver::classify(hwm, &batch) {
-                            Decision::Accept { events, upto_seq } => {
-                                seqs.extend(events.iter().map(|e| e.seq));
-                                receiver::ack_after_confirm(upto_seq)
-                            }
-                            other => other.immediate_reply().unwrap(),
-                        }
-                    };
-                    let ack = NodeTopic::Ack(node).name();
-                    let _ = client.publish(ack, QoS::AtLeastOnce, false, reply).await;
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
-    });
-    cloud
-}
 
 fn clock() -> ManualClock {
     let t = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap().and_hms_opt(9, 0, 0).unwrap();
@@ -132,7 +74,7 @@ async fn until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 async fn the_outbox_arrives_exactly_once_in_order_even_across_a_broker_restart() {
     let mut broker = Mosquitto::start(&[(NODE, PASSWORD)]);
     let shutdown = CancellationToken::new();
-    let cloud = fake_cloud(broker.url.clone(), shutdown.clone()).await;
+    let cloud = FakeCloud::start(&broker.url);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("node.db")).unwrap();
     let clock = clock();
@@ -151,7 +93,7 @@ async fn the_outbox_arrives_exactly_once_in_order_even_across_a_broker_restart()
     broker.restart();
     fill_outbox(&store, &clock, 1000);
     let done = until(Duration::from_secs(60), || status.acked_upto() >= 4000).await;
-    let stored = cloud.lock().unwrap().stored.get(NODE).cloned().unwrap_or_default();
+    let stored = cloud.stored(NODE);
     assert!(done, "acked {} of 4000; cloud stored {}", status.acked_upto(), stored.len());
     assert_eq!(stored, (1..=4000).collect::<Vec<u64>>(), "exactly 1..=4000, in order, no duplicates");
     assert_eq!(store.with(|c| outbox::backlog(c)).unwrap(), 0, "acked events are deleted");
@@ -250,7 +192,7 @@ async fn snapshots_apply_only_when_newer_and_whole_and_survive_being_retained() 
 async fn a_node_cannot_publish_as_another_node() {
     let broker = Mosquitto::start(&[(NODE, PASSWORD), ("room-102", "other")]);
     let shutdown = CancellationToken::new();
-    let cloud = fake_cloud(broker.url.clone(), shutdown.clone()).await;
+    let cloud = FakeCloud::start(&broker.url);
 
     // room-101 logs in as itself and publishes a well-formed batch on room-102's topic.
     let cfg = MqttConfig::new(&broker.url, NODE).with_credentials(NODE, PASSWORD);
@@ -284,9 +226,9 @@ async fn a_node_cannot_publish_as_another_node() {
         frame::encode(&Message::Batch(b.finish().unwrap()))
     };
     impostor.publish(NodeTopic::Up(NodeId::new(NODE).unwrap()).name(), QoS::AtLeastOnce, false, own).await.unwrap();
-    assert!(until(Duration::from_secs(10), || cloud.lock().unwrap().stored.contains_key(NODE)).await);
+    assert!(until(Duration::from_secs(10), || !cloud.stored(NODE).is_empty()).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let c = cloud.lock().unwrap();
+    let c = cloud.state.lock().unwrap();
     assert!(!c.stored.contains_key("room-102"), "the broker dropped the impostor's publish");
     assert_eq!(c.frames, 1);
     shutdown.cancel();

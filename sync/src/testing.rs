@@ -113,3 +113,133 @@ impl Drop for Mosquitto {
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
+
+/// What a [`FakeCloud`] has "stored in Kafka" and seen.
+#[derive(Debug, Default)]
+pub struct CloudState {
+    /// Stored sequence numbers per node, in arrival order.
+    pub stored: std::collections::BTreeMap<String, Vec<u64>>,
+    /// Frames received on uplink topics (including ones refused).
+    pub frames: u64,
+    /// Frames refused (corrupt, wrong node, not a batch).
+    pub rejected: u64,
+    /// Batches that were entirely duplicates.
+    pub duplicates: u64,
+    /// Payload bytes received.
+    pub bytes: u64,
+}
+
+/// A stand-in for the cloud ingest that follows the protocol's receiver rules exactly (decode,
+/// classify against the per-node high-water mark, "store", ack after storing), so node-side
+/// tests and benchmarks can run without Kafka. Its state survives [`FakeCloud::restart`], as a
+/// real ingest's state survives in PostgreSQL.
+pub struct FakeCloud {
+    /// Shared state, for assertions.
+    pub state: std::sync::Arc<std::sync::Mutex<CloudState>>,
+    url: String,
+    ack_delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl FakeCloud {
+    /// Connects to `url` as [`CLOUD_USER`] and starts receiving.
+    pub fn start(url: &str) -> FakeCloud {
+        let mut cloud =
+            FakeCloud { state: Default::default(), url: url.to_owned(), ack_delay_ms: Default::default(), task: None };
+        cloud.spawn();
+        cloud
+    }
+
+    /// Delays every ack by `ms` (to catch a node between publish and ack).
+    pub fn set_ack_delay_ms(&self, ms: u64) {
+        self.ack_delay_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The seqs stored for `node`.
+    pub fn stored(&self, node: &str) -> Vec<u64> {
+        self.state.lock().map(|s| s.stored.get(node).cloned().unwrap_or_default()).unwrap_or_default()
+    }
+
+    /// Stops receiving (the process "crashes"); state is kept.
+    pub fn stop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+
+    /// Starts again with the kept state, like an ingest restarted on its database.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    fn spawn(&mut self) {
+        use crate::frame::FrameLimits;
+        use crate::receiver::{self, Decision, ReceiverStats};
+        use crate::topics::NodeTopic;
+        use rumqttc::{AsyncClient, Event, Packet, QoS};
+
+        let cfg = crate::transport::MqttConfig::new(&self.url, format!("fake-cloud-{}", uuid::Uuid::new_v4().simple()))
+            .with_credentials(CLOUD_USER.0, CLOUD_USER.1);
+        let Ok(options) = cfg.options() else { return };
+        let (client, mut eventloop) = AsyncClient::new(options, 256);
+        let state = self.state.clone();
+        let delay = self.ack_delay_ms.clone();
+        self.task = Some(tokio::spawn(async move {
+            let mut stats = ReceiverStats::default();
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        let _ = client.try_subscribe("nimbus/v1/nodes/+/up", QoS::AtLeastOnce);
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let Some(NodeTopic::Up(node)) = NodeTopic::parse(&p.topic) else { continue };
+                        let decoded = receiver::decode_uplink(&p.payload, &node, FrameLimits::default(), &mut stats);
+                        let reply = {
+                            let Ok(mut s) = state.lock() else { return };
+                            s.frames += 1;
+                            s.bytes += p.payload.len() as u64;
+                            let Ok(batch) = decoded else {
+                                s.rejected += 1;
+                                continue;
+                            };
+                            let seqs = s.stored.entry(node.to_string()).or_default();
+                            let hwm = seqs.last().copied().unwrap_or(0);
+                            match receiver::classify(hwm, &batch) {
+                                Decision::Accept { events, upto_seq } => {
+                                    seqs.extend(events.iter().map(|e| e.seq));
+                                    receiver::ack_after_confirm(upto_seq)
+                                }
+                                other => {
+                                    if matches!(other, Decision::Duplicate { .. }) {
+                                        s.duplicates += 1;
+                                    }
+                                    match other.immediate_reply() {
+                                        Some(r) => r,
+                                        None => continue,
+                                    }
+                                }
+                            }
+                        };
+                        let wait = delay.load(std::sync::atomic::Ordering::Relaxed);
+                        let (client, ack) = (client.clone(), NodeTopic::Ack(node).name());
+                        tokio::spawn(async move {
+                            if wait > 0 {
+                                tokio::time::sleep(Duration::from_millis(wait)).await;
+                            }
+                            let _ = client.publish(ack, QoS::AtLeastOnce, false, reply).await;
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        }));
+    }
+}
+
+impl Drop for FakeCloud {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
