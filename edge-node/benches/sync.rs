@@ -71,7 +71,7 @@ fn wire_sizes() {
     let (batch_len, batch_n) = {
         let mut b = BatchBuilder::new(node.clone(), FrameLimits::default());
         let mut n = 0;
-        while b.push(&event(n + 1)).is_ok() && n < 50 {
+        while n < 50 && b.push(&event(n + 1)).is_ok() {
             n += 1;
         }
         (frame::encode(&Message::Batch(b.finish().unwrap())).len(), n)

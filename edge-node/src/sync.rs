@@ -136,6 +136,10 @@ pub async fn run(
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     handle_incoming(&store, clock.as_ref(), &mut sender, &status, &p.topic, &p.payload).await;
+                    // An ack frees the window: send the next batch now, not at the next tick.
+                    if connected {
+                        pump(&mut sender, &store, &client, &up, &status, started, &node);
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -153,20 +157,7 @@ pub async fn run(
                 }
             },
             _ = tick.tick(), if connected => {
-                let now_ms = started.elapsed().as_millis() as u64;
-                match sender.poll(now_ms, &StoreOutbox(&store)) {
-                    Ok(Action::Publish(bytes)) => {
-                        if client.try_publish(&up, QoS::AtLeastOnce, false, bytes).is_ok() {
-                            status.batches_sent.fetch_add(1, Ordering::Relaxed);
-                        } else {
-                            // The request queue is full; the in-flight batch goes again next time.
-                            sender.on_disconnect();
-                        }
-                    }
-                    Ok(Action::Idle) => {}
-                    Ok(Action::Stalled(stall)) => tracing::error!(node = %node, ?stall, "outbox cannot be sent as is"),
-                    Err(e) => tracing::error!(node = %node, error = %e, "reading the outbox failed"),
-                }
+                pump(&mut sender, &store, &client, &up, &status, started, &node);
             }
         }
     }
@@ -180,6 +171,32 @@ pub async fn run(
     }
     status.connected.store(false, Ordering::Relaxed);
     Ok(())
+}
+
+/// Publishes whatever the sender decides is due (the next batch, or a resend).
+fn pump(
+    sender: &mut Sender,
+    store: &Store,
+    client: &AsyncClient,
+    up: &str,
+    status: &SyncStatus,
+    started: Instant,
+    node: &NodeId,
+) {
+    let now_ms = started.elapsed().as_millis() as u64;
+    match sender.poll(now_ms, &StoreOutbox(store)) {
+        Ok(Action::Publish(bytes)) => {
+            if client.try_publish(up, QoS::AtLeastOnce, false, bytes).is_ok() {
+                status.batches_sent.fetch_add(1, Ordering::Relaxed);
+            } else {
+                // The request queue is full; the in-flight batch goes again next time.
+                sender.on_disconnect();
+            }
+        }
+        Ok(Action::Idle) => {}
+        Ok(Action::Stalled(stall)) => tracing::error!(node = %node, ?stall, "outbox cannot be sent as is"),
+        Err(e) => tracing::error!(node = %node, error = %e, "reading the outbox failed"),
+    }
 }
 
 async fn handle_incoming(

@@ -165,6 +165,8 @@ async fn the_page_renders_the_roster_with_every_value_escaped() {
     let page = &a.body;
     assert!(page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;Bobby&quot;"), "{page}");
     assert!(!page.contains("<script>alert"), "{page}");
+    assert!(page.contains("<h2>Cloud link</h2>") && page.contains("event(s) waiting"), "{page}");
+    assert!(page.contains("nothing acknowledged since start"), "{page}");
     for i in 1..=5 {
         assert!(page.contains(&format!("student {i}")), "{page}");
     }

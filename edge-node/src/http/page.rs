@@ -110,6 +110,11 @@ struct PageData {
     open: Option<SessionView>,
     last_closed: Option<SessionView>,
     corrections_until: Option<DateTime<Utc>>,
+    /// Outbox gauges (backlog, oldest unacked age).
+    gauges: crate::metrics::Gauges,
+    /// The link to the cloud.
+    cloud_connected: bool,
+    last_ack: Option<DateTime<Utc>>,
 }
 
 /// Formats UTC instants in campus local time, using the clock's current offset.
@@ -319,12 +324,36 @@ fn render(who: &PageFaculty, d: &PageData, flash: Option<Flash>) -> String {
         }
         b.push_str("</section>");
     }
+    render_cloud(&mut b, d, &local);
     b
+}
+
+/// The link to the cloud: whether it is up and how much is waiting, so faculty can see that
+/// attendance taken offline is still on its way.
+fn render_cloud(b: &mut String, d: &PageData, local: &Local) {
+    let g = &d.gauges;
+    let _ = write!(
+        b,
+        "<section><h2>Cloud link</h2><p>{} · {} event(s) waiting",
+        if d.cloud_connected { "connected" } else { "<span class=\"warn\">offline</span>" },
+        g.outbox_backlog
+    );
+    if g.outbox_backlog > 0 {
+        let _ = write!(b, ", oldest {:.0} min old", g.outbox_oldest_age_seconds / 60.0);
+    }
+    match d.last_ack {
+        Some(t) => {
+            let _ = write!(b, " · last acknowledged {}", escape(&local.full(t)));
+        }
+        None => b.push_str(" · nothing acknowledged since start"),
+    }
+    b.push_str("</p></section>");
 }
 
 /// `GET /`.
 pub(crate) async fn index(State(state): State<AppState>, who: PageFaculty) -> Result<Response, AppError> {
     let att = state.attendance.clone();
+    let sync = state.metrics.sync.clone();
     let user_id = who.0.user_id.clone();
     let data = blocking(move || {
         let now = att.now();
@@ -355,7 +384,11 @@ pub(crate) async fn index(State(state): State<AppState>, who: PageFaculty) -> Re
         let window = TimeDelta::from_std(att.rules().correction_window).unwrap_or(TimeDelta::MAX);
         let corrections_until =
             last_closed.as_ref().and_then(|s| s.closed_at).and_then(|c| c.checked_add_signed(window));
+        let gauges = att.store().with(|c| crate::metrics::gauges(c, now.wall_ms()))?;
         Ok(PageData {
+            gauges,
+            cloud_connected: sync.connected(),
+            last_ack: Some(sync.last_ack_ms()).filter(|ms| *ms > 0).and_then(DateTime::from_timestamp_millis),
             now,
             room_id: att.rules().room_id.clone(),
             entry,
