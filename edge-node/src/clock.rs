@@ -74,7 +74,8 @@ fn kernel_says_synced() -> bool {
     // SAFETY: adjtimex with modes = 0 only reads the kernel's time state into `tx`.
     let mut tx: libc::timex = unsafe { std::mem::zeroed() };
     let state = unsafe { libc::adjtimex(&mut tx) };
-    state != libc::TIME_ERROR
+    // -1: the call itself was refused (seccomp, ProtectClock): the state is unknown, not good.
+    state >= 0 && state != libc::TIME_ERROR
 }
 
 impl Clock for SystemClock {

@@ -17,6 +17,7 @@
 //! - [`auth`]: faculty PIN hashing for the local page.
 //! - [`config`]: the TOML + environment configuration.
 //! - [`node`]: wires everything together and runs until shutdown.
+//! - [`notify`]: systemd readiness and watchdog notifications.
 //! - [`error`]: the crate's error type.
 
 pub mod attendance;
@@ -27,6 +28,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod node;
+pub mod notify;
 pub mod outbox;
 pub mod reader;
 pub mod store;

@@ -113,7 +113,30 @@ pub async fn run(config: Config, simulate: bool, shutdown: CancellationToken) ->
         endpoints.reader.map_or("hardware".to_owned(), |a| a.to_string())
     );
 
+    crate::notify::notify("READY=1");
+    if let Some(every) = crate::notify::watchdog_interval() {
+        let (store, sd) = (store.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = sd.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                // Ping only while the runtime and the store answer; a wedged SQLite gets a restart.
+                let probe = store.run(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?));
+                match tokio::time::timeout(every, probe).await {
+                    Ok(Ok(_)) => {
+                        crate::notify::notify("WATCHDOG=1");
+                    }
+                    _ => tracing::warn!("store did not answer; withholding the watchdog ping"),
+                }
+            }
+        });
+    }
+
     shutdown.cancelled().await;
+    crate::notify::notify("STOPPING=1");
     tracing::info!("shutting down");
     let mut scheduler = scheduler;
     if let Err(e) = scheduler.shutdown().await {
