@@ -1,3 +1,6 @@
+//! The cloud's error type: one enum for every role, so a role's `run` can fail with whatever
+//! went wrong (configuration, PostgreSQL, Kafka, MQTT, I/O) and the binary reports it.
+
 /// Everything that can go wrong in the cloud roles.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

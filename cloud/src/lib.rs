@@ -1,22 +1,36 @@
 //! # nimbus-cloud
 //!
-//! The cloud tier of NimbusU Edge. It will run as one binary with a subcommand per role (MQTT
-//! ingest, per-service Kafka workers, the admin API, the downlink publisher); today it carries the
-//! operators' tools for the event contract.
+//! The cloud tier of NimbusU Edge: one binary with a subcommand per role. Today it runs the MQTT
+//! ingest (classroom nodes' outbox batches into the seed's Kafka topics) and carries the
+//! operators' tools (event contract, migrations, node registry). Per-service Kafka workers, the
+//! admin API and the downlink publisher come later.
 //!
 //! ## Layout
+//! - [`config`]: the typed configuration every role loads once (defaults, TOML, environment,
+//!   validation; secrets redacted in `Debug`).
 //! - [`db`]: PostgreSQL pools and the per-database migrations.
-//! - [`registry`]: the edge registry: nodes, credentials, high-water marks, last seen.
+//! - [`registry`]: the edge registry: nodes, credentials, high-water marks (and the per-node row
+//!   lock the ingest stores a batch under), last seen, refused frames.
 //! - [`kafka`]: topic creation from the seed's registry and the idempotent producer.
+//! - [`ingest`]: the ingest role (`nimbus-cloud ingest`):
+//!   - [`ingest::mapping`]: edge event → seed envelope or dead letter;
+//!   - [`ingest::sink`]: producing a batch and awaiting every delivery report;
+//!   - [`ingest::pipeline`]: one frame from decode to ack;
+//!   - [`ingest::mqtt`]: the persistent session, shared subscription, per-node workers;
+//!   - [`ingest::metrics`]: the ingest's counters.
 //! - [`error`]: the crate's error type.
 //! - [`cli`]: command-line entry points that are not long-running roles.
 //!   - [`cli::events`]: `nimbus-cloud events validate|topics|groups`, checking messages against
 //!     the seed contract in `nimbus-core` and printing the topic and consumer-group registries.
+//!   - [`cli::nodes`]: `nimbus-cloud nodes register|list`, the registry for operators.
 
 pub mod cli;
+pub mod config;
 pub mod db;
 pub mod error;
+pub mod ingest;
 pub mod kafka;
 pub mod registry;
+pub mod worker;
 
 pub use error::{Error, Result};

@@ -1,17 +1,22 @@
 //! `nimbus-cloud`: the cloud tier's single binary.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use nimbus_cloud::cli::events;
+use nimbus_cloud::cli::{events, nodes};
+use nimbus_cloud::config::CloudConfig;
 use nimbus_core::topics::{Environment, Topic};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(name = "nimbus-cloud", version, about = "NimbusU Edge cloud tier")]
 struct Cli {
+    /// TOML configuration file (settings not in it come from the environment or defaults).
+    #[arg(long, global = true, env = "NIMBUS_CLOUD_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -22,6 +27,41 @@ enum Command {
     Events {
         #[command(subcommand)]
         command: EventsCommand,
+    },
+    /// Run the MQTT ingest: classroom nodes' batches into Kafka, acked once Kafka confirmed them.
+    /// Creates missing Kafka topics and migrates the registry first; stops on SIGTERM or Ctrl-C.
+    Ingest,
+    /// Create (if missing) and migrate the cloud's databases.
+    Migrate {
+        /// Only these databases (e.g. edge_registry_db); all of them when none is given.
+        databases: Vec<String>,
+    },
+    /// The registry of classroom nodes.
+    Nodes {
+        #[command(subcommand)]
+        command: NodesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum NodesCommand {
+    /// Register a node (or update its room); the ingest refuses batches of unregistered nodes.
+    Register {
+        /// The node id (its MQTT username): a-z, 0-9 and '-'.
+        node_id: String,
+        /// The room it serves.
+        #[arg(long)]
+        room: String,
+        /// Hash of the node's MQTT password to keep on record ($argon2id$… or mosquitto's $7$…);
+        /// this binary does not hash passwords itself.
+        #[arg(long)]
+        credential_hash: Option<String>,
+    },
+    /// List the nodes with their high-water marks and status.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -62,6 +102,22 @@ fn parse_topic(s: &str) -> Result<Topic, String> {
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Ingest => {
+            let config = load_config(cli.config.as_deref())?;
+            runtime()?.block_on(ingest(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate { databases } => {
+            let config = load_config(cli.config.as_deref())?;
+            for (database, n) in runtime()?.block_on(nodes::migrate_all(&config, &databases))? {
+                println!("{database}: {n} migration(s) applied");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Nodes { command } => {
+            let config = load_config(cli.config.as_deref())?;
+            runtime()?.block_on(nodes_command(config, command))
+        }
         Command::Events { command } => match command {
             EventsCommand::Validate { file, topic } => {
                 let text = match read_input(file) {
@@ -93,6 +149,89 @@ fn main() -> anyhow::Result<ExitCode> {
             }
         },
     }
+}
+
+fn load_config(path: Option<&Path>) -> anyhow::Result<CloudConfig> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rdkafka=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = CloudConfig::load(path)?;
+    tracing::debug!(?config, "configuration");
+    Ok(config)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+async fn ingest(config: CloudConfig) -> anyhow::Result<()> {
+    tracing::info!(environment = ?config.environment, brokers = %config.kafka.brokers, mqtt = %config.mqtt.url,
+                   client_id = %config.ingest_client_id(), group = %config.ingest.group, "starting the ingest");
+    nimbus_cloud::kafka::ensure_topics(&config.kafka.brokers, config.environment)
+        .await
+        .context("cannot create the Kafka topics (kafka.brokers / KAFKA_BROKERS)")?;
+    let registry = nimbus_cloud::db::migrations_for("edge_registry_db").context("registry migrations")?;
+    nodes::migrate_database(&config, registry).await.context("cannot migrate the registry (DATABASE_URL)")?;
+    let shutdown = CancellationToken::new();
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_stop_signal().await;
+        tracing::info!("stop requested; finishing batches in flight");
+        signals.cancel();
+    });
+    nimbus_cloud::ingest::run(config, shutdown).await?;
+    Ok(())
+}
+
+async fn wait_for_stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn nodes_command(config: CloudConfig, command: NodesCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        NodesCommand::Register { node_id, room, credential_hash } => {
+            let node = match nodes::check_registration(&node_id, &room, credential_hash.as_deref()) {
+                Ok(node) => node,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let registry = nodes::registry(&config).await?;
+            registry.register(&node, room.trim(), credential_hash.as_deref()).await?;
+            println!("registered {node} in room {}", room.trim());
+        }
+        NodesCommand::List { json } => {
+            let list = nodes::registry(&config).await?.list().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&nodes::render_json(&list))?);
+            } else {
+                print!("{}", nodes::render_table(&list));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn read_input(file: Option<PathBuf>) -> anyhow::Result<String> {

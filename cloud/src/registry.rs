@@ -1,8 +1,12 @@
 //! The edge registry (`edge_registry_db`): which nodes exist, where each one's stream stands in
 //! Kafka (its high-water mark), and when it was last heard from.
 
-use deadpool_postgres::Pool;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Object, Pool};
 use nimbus_core::ids::NodeId;
+use tokio_postgres::Row;
 
 use crate::error::Result;
 
@@ -17,6 +21,30 @@ pub struct NodeRecord {
     pub high_water_mark: u64,
     /// Whether its last status message said online.
     pub online: bool,
+    /// When the cloud last heard from it (status or stored batch).
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// Its boot at the last birth message, to spot restarts.
+    pub boot_id: Option<String>,
+    /// Its software version at the last birth message, to follow rollouts.
+    pub software_version: Option<String>,
+    /// Whether a credential hash is on record.
+    pub has_credential: bool,
+}
+
+const NODE_COLUMNS: &str = "node_id, room_id, high_water_mark, online, last_seen_at, boot_id, software_version, \
+                            credential_hash IS NOT NULL";
+
+fn node_record(r: &Row) -> NodeRecord {
+    NodeRecord {
+        node_id: r.get(0),
+        room_id: r.get(1),
+        high_water_mark: r.get::<_, i64>(2) as u64,
+        online: r.get(3),
+        last_seen_at: r.get(4),
+        boot_id: r.get(5),
+        software_version: r.get(6),
+        has_credential: r.get(7),
+    }
 }
 
 /// Handle to the registry database.
@@ -47,18 +75,43 @@ impl Registry {
     /// The node, if registered.
     pub async fn node(&self, node: &NodeId) -> Result<Option<NodeRecord>> {
         let c = self.pool.get().await?;
-        let row = c
-            .query_opt(
-                "SELECT node_id, room_id, high_water_mark, online FROM nodes WHERE node_id = $1",
-                &[&node.as_str()],
-            )
-            .await?;
-        Ok(row.map(|r| NodeRecord {
-            node_id: r.get(0),
-            room_id: r.get(1),
-            high_water_mark: r.get::<_, i64>(2) as u64,
-            online: r.get(3),
-        }))
+        let row =
+            c.query_opt(&format!("SELECT {NODE_COLUMNS} FROM nodes WHERE node_id = $1"), &[&node.as_str()]).await?;
+        Ok(row.as_ref().map(node_record))
+    }
+
+    /// Every node, by id.
+    pub async fn list(&self) -> Result<Vec<NodeRecord>> {
+        let c = self.pool.get().await?;
+        let rows = c.query(&format!("SELECT {NODE_COLUMNS} FROM nodes ORDER BY node_id"), &[]).await?;
+        Ok(rows.iter().map(node_record).collect())
+    }
+
+    /// Locks the node's row for one batch and reads its mark; `None` if the node is not
+    /// registered.
+    ///
+    /// Two ingest instances can receive copies of the same node's frame at once (the shared
+    /// subscription redelivers after a reconnect), and both classifying against the same old
+    /// mark would store the events twice. The row lock (`SELECT … FOR UPDATE` in a transaction
+    /// held until [`NodeLock::advance`] commits) makes the second wait and then see the new mark,
+    /// so it re-acks instead. `wait` bounds that wait (`lock_timeout`); the holder releases within
+    /// its Kafka delivery timeout, or PostgreSQL releases it when the holder's connection dies.
+    pub async fn lock(&self, node: &NodeId, wait: Duration) -> Result<Option<NodeLock>> {
+        let mut lock = NodeLock { client: Some(self.pool.get().await?), node: node.clone(), high_water_mark: 0 };
+        let c = lock.client();
+        c.batch_execute(&format!("BEGIN; SET LOCAL lock_timeout = {}", wait.as_millis().max(1))).await?;
+        let row =
+            c.query_opt("SELECT high_water_mark FROM nodes WHERE node_id = $1 FOR UPDATE", &[&node.as_str()]).await?;
+        match row {
+            Some(r) => {
+                lock.high_water_mark = r.get::<_, i64>(0) as u64;
+                Ok(Some(lock))
+            }
+            None => {
+                lock.finish("ROLLBACK").await?;
+                Ok(None)
+            }
+        }
     }
 
     /// Records that every event up to `upto` is safely in Kafka. Never moves backwards, so a late
@@ -103,5 +156,65 @@ impl Registry {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// A node's registry row, locked for the batch being stored (see [`Registry::lock`]).
+///
+/// Dropping it without [`NodeLock::advance`] or [`NodeLock::release`] (a failed delivery, an
+/// error, a cancelled task) discards its connection instead of returning it to the pool: closing
+/// the connection rolls the transaction back and frees the lock, and no pooled connection is ever
+/// left inside a transaction.
+pub struct NodeLock {
+    client: Option<Object>,
+    node: NodeId,
+    high_water_mark: u64,
+}
+
+impl NodeLock {
+    /// The node's mark when the lock was taken; nobody else can move it while the lock is held.
+    pub fn high_water_mark(&self) -> u64 {
+        self.high_water_mark
+    }
+
+    fn client(&self) -> &Object {
+        // Only `finish` takes the client, and it consumes the lock's last use.
+        self.client.as_ref().expect("NodeLock used after finishing")
+    }
+
+    /// Records that every event up to `upto` is safely in Kafka (never moving backwards, as
+    /// [`Registry::advance`]), commits and releases the lock. Returns the mark now stored.
+    pub async fn advance(mut self, upto: u64) -> Result<u64> {
+        let row = self
+            .client()
+            .query_one(
+                "UPDATE nodes SET high_water_mark = GREATEST(high_water_mark, $2), last_seen_at = now()
+                 WHERE node_id = $1 RETURNING high_water_mark",
+                &[&self.node.as_str(), &(upto as i64)],
+            )
+            .await?;
+        let stored = row.get::<_, i64>(0) as u64;
+        self.finish("COMMIT").await?;
+        Ok(stored)
+    }
+
+    /// Releases the lock without changing anything (duplicates, gaps).
+    pub async fn release(mut self) -> Result<()> {
+        self.finish("ROLLBACK").await
+    }
+
+    async fn finish(&mut self, statement: &str) -> Result<()> {
+        self.client().batch_execute(statement).await?;
+        // The transaction is over: the connection may go back to the pool.
+        drop(self.client.take());
+        Ok(())
+    }
+}
+
+impl Drop for NodeLock {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            drop(Object::take(client));
+        }
     }
 }

@@ -1,3 +1,4 @@
 //! Operator commands.
 
 pub mod events;
+pub mod nodes;

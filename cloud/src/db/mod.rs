@@ -16,10 +16,16 @@ pub struct Migrations {
 }
 
 /// Every database the cloud owns, with its migrations.
-pub const ALL: &[Migrations] = &[Migrations {
-    database: "edge_registry_db",
-    steps: &[(1, include_str!("../../../migrations/edge_registry_db/0001_init.sql"))],
-}];
+pub const ALL: &[Migrations] = &[
+    Migrations {
+        database: "edge_registry_db",
+        steps: &[(1, include_str!("../../../migrations/edge_registry_db/0001_init.sql"))],
+    },
+    Migrations {
+        database: "attendance_service_db",
+        steps: &[(1, include_str!("../../../migrations/attendance_service_db/0001_init.sql"))],
+    },
+];
 
 /// Looks up a database's migrations.
 pub fn migrations_for(database: &str) -> Option<&'static Migrations> {

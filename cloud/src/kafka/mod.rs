@@ -49,12 +49,20 @@ pub async fn ensure_topics(brokers: &str, env: Environment) -> Result<Vec<&'stat
 
 /// The idempotent producer: `acks=all`, retries without duplicates, ordered per partition.
 pub fn producer(brokers: &str) -> Result<FutureProducer> {
+    producer_with_timeout(brokers, Duration::from_secs(30))
+}
+
+/// The idempotent producer of [`producer`] with its own delivery timeout: the longest a message
+/// waits for the broker's confirmation before its delivery report says it failed. The ingest
+/// holds a node's batch (and its row lock) that long, so it sets this from its configuration.
+pub fn producer_with_timeout(brokers: &str, delivery_timeout: Duration) -> Result<FutureProducer> {
     ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("max.in.flight.requests.per.connection", "5")
-        .set("message.timeout.ms", "30000")
+        .set("message.timeout.ms", delivery_timeout.as_millis().to_string())
+        .set("request.timeout.ms", delivery_timeout.min(Duration::from_secs(30)).as_millis().to_string())
         .set("linger.ms", "5")
         .create()
         .map_err(|e| Error::Kafka(format!("producer: {e}")))

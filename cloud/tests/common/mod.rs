@@ -41,3 +41,5 @@ impl TestDb {
         c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await.unwrap();
     }
 }
+
+pub mod ingest;

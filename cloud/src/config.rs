@@ -1,0 +1,514 @@
+//! The cloud roles' configuration, loaded once at start: built-in defaults for a single-machine
+//! campus (everything on loopback), then an optional TOML file, then environment variables, then
+//! validation. Every validation error names the setting (TOML key and environment variable), so
+//! an operator knows what to fix without reading code.
+//!
+//! | TOML key | environment | default |
+//! | --- | --- | --- |
+//! | `environment` | `NIMBUS_ENV` | `development` |
+//! | `database.url` | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432` (server; the database name is replaced) |
+//! | `database.registry_database` | `NIMBUS_REGISTRY_DB` | `edge_registry_db` |
+//! | `kafka.brokers` | `KAFKA_BROKERS` | `127.0.0.1:9092` |
+//! | `kafka.delivery_timeout_ms` | | `30000` |
+//! | `mqtt.url` | `MQTT_URL` | `mqtt://127.0.0.1:1883` |
+//! | `mqtt.username` / `mqtt.password` | `MQTT_USERNAME` / `MQTT_PASSWORD` | `nimbus-cloud` / none |
+//! | `ingest.group` | `INGEST_GROUP` | `nimbus-ingest` |
+//! | `ingest.instance` | `INGEST_INSTANCE` | the host name |
+//!
+//! Secrets (the MQTT password, a password inside the database URL) never reach logs: the
+//! `Debug` impls redact them.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use nimbus_core::topics::Environment;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// Everything the cloud roles read at start.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CloudConfig {
+    /// Decides Kafka replication and how strict validation is (production requires broker
+    /// credentials).
+    pub environment: Environment,
+    /// PostgreSQL.
+    pub database: DatabaseConfig,
+    /// Kafka.
+    pub kafka: KafkaConfig,
+    /// The campus MQTT broker.
+    pub mqtt: MqttSettings,
+    /// The ingest role.
+    pub ingest: IngestConfig,
+}
+
+/// PostgreSQL settings.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// The server, as a `postgres://` URL; any database name in it is replaced by the database
+    /// each role needs, so one setting serves every role.
+    pub url: String,
+    /// Name of the edge registry database; overridable so tests and staging can share a server.
+    pub registry_database: String,
+    /// Connections per pool; must cover `ingest.max_in_flight`, since every batch in flight holds
+    /// one connection (its node's row lock) until Kafka answers.
+    pub max_connections: usize,
+}
+
+/// Kafka settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port…]`.
+    pub brokers: String,
+    /// How long a produced event may wait for the broker's confirmation before the batch counts
+    /// as failed (not acked; the node resends). Also bounds how long a node's row stays locked.
+    pub delivery_timeout_ms: u64,
+}
+
+/// MQTT broker settings.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttSettings {
+    /// `mqtt://host:port` (or `mqtts://` in a build with TLS).
+    pub url: String,
+    /// The cloud's broker account; the ACL lets it read every node's uplink.
+    pub username: Option<String>,
+    /// Its password.
+    pub password: Option<String>,
+    /// Keep-alive in seconds; a dead connection is noticed within about 1.5 times this.
+    pub keep_alive_secs: u64,
+    /// Largest MQTT packet the ingest reads. Deliberately far above the protocol's frame limit:
+    /// rumqttc treats a larger packet as a broken connection, and the broker redelivers the
+    /// unacked message to the persistent session on every reconnect, so one oversized frame
+    /// would stall every node. Up to this size an oversized frame is read, refused as
+    /// `too_large` and counted instead. The broker's `max_packet_size` must not exceed it.
+    pub max_incoming_bytes: usize,
+}
+
+/// Settings of the ingest role.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// The shared-subscription group: instances in one group split the nodes' uplink between
+    /// them, so adding an instance adds capacity without double processing.
+    pub group: String,
+    /// This instance's stable name; the MQTT client id is `nimbus-ingest-<instance>`. It must be
+    /// the same across restarts (the broker keeps the persistent session, with the messages
+    /// queued while the instance was down, under it) and different between instances (the
+    /// broker disconnects an older client when a newer one takes its id).
+    pub instance: String,
+    /// Batches processed at once across all nodes (each node is always one at a time). Bounds
+    /// database connections and events waiting in the Kafka producer.
+    pub max_in_flight: usize,
+    /// Most nodes tracked at once (one small task each). Frames of further nodes are dropped
+    /// (the node resends), so a misbehaving broker account cannot exhaust memory.
+    pub max_nodes: usize,
+    /// Longest wait for a node's row lock, held by another instance working on the same node.
+    pub lock_timeout_ms: u64,
+    /// Interval of the metrics log line; 0 turns it off.
+    pub metrics_interval_secs: u64,
+}
+
+impl Default for CloudConfig {
+    fn default() -> Self {
+        CloudConfig {
+            environment: Environment::Development,
+            database: DatabaseConfig::default(),
+            kafka: KafkaConfig::default(),
+            mqtt: MqttSettings::default(),
+            ingest: IngestConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "postgres://postgres@127.0.0.1:5432".into(),
+            registry_database: "edge_registry_db".into(),
+            max_connections: 16,
+        }
+    }
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig { brokers: "127.0.0.1:9092".into(), delivery_timeout_ms: 30_000 }
+    }
+}
+
+impl Default for MqttSettings {
+    fn default() -> Self {
+        MqttSettings {
+            url: "mqtt://127.0.0.1:1883".into(),
+            username: Some("nimbus-cloud".into()),
+            password: None,
+            keep_alive_secs: 15,
+            max_incoming_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            group: "nimbus-ingest".into(),
+            instance: default_instance(),
+            max_in_flight: 8,
+            max_nodes: 10_000,
+            lock_timeout_ms: 60_000,
+            metrics_interval_secs: 60,
+        }
+    }
+}
+
+/// The host name, reduced to `[a-z0-9-]`: stable across restarts of one machine, distinct
+/// between machines.
+fn default_instance() -> String {
+    let host =
+        std::env::var("HOSTNAME").ok().or_else(|| std::fs::read_to_string("/etc/hostname").ok()).unwrap_or_default();
+    let name: String = host
+        .trim()
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .collect();
+    let name = name.trim_matches('-');
+    if name.is_empty() { "local".into() } else { name.chars().take(64).collect() }
+}
+
+impl CloudConfig {
+    /// Defaults, then the TOML file at `path` (if any), then the process environment, validated.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let text = match path {
+            Some(p) => Some(
+                std::fs::read_to_string(p).map_err(|e| Error::Config(format!("config file {}: {e}", p.display())))?,
+            ),
+            None => None,
+        };
+        Self::from_sources(text.as_deref(), |name| std::env::var(name).ok())
+    }
+
+    /// Defaults, then `toml` (if any), then the variables `env` returns, validated. Separate from
+    /// [`CloudConfig::load`] so tests need not touch the process environment.
+    pub fn from_sources(toml: Option<&str>, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let mut config: CloudConfig = match toml {
+            Some(text) => toml::from_str(text).map_err(|e| Error::Config(format!("config file: {e}")))?,
+            None => CloudConfig::default(),
+        };
+        config.apply_env(env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<()> {
+        let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        if let Some(v) = get("NIMBUS_ENV") {
+            self.environment = match v.trim() {
+                "development" => Environment::Development,
+                "production" => Environment::Production,
+                other => {
+                    return Err(Error::Config(format!(
+                        "environment (NIMBUS_ENV): {other:?} is not development or production"
+                    )));
+                }
+            };
+        }
+        if let Some(v) = get("DATABASE_URL") {
+            self.database.url = v;
+        }
+        if let Some(v) = get("NIMBUS_REGISTRY_DB") {
+            self.database.registry_database = v;
+        }
+        if let Some(v) = get("KAFKA_BROKERS") {
+            self.kafka.brokers = v;
+        }
+        if let Some(v) = get("MQTT_URL") {
+            self.mqtt.url = v;
+        }
+        if let Some(v) = get("MQTT_USERNAME") {
+            self.mqtt.username = Some(v);
+        }
+        if let Some(v) = get("MQTT_PASSWORD") {
+            self.mqtt.password = Some(v);
+        }
+        if let Some(v) = get("INGEST_GROUP") {
+            self.ingest.group = v;
+        }
+        if let Some(v) = get("INGEST_INSTANCE") {
+            self.ingest.instance = v;
+        }
+        Ok(())
+    }
+
+    /// Checks every setting; the error names the first one that is wrong.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |setting: &str, problem: String| Err(Error::Config(format!("{setting}: {problem}")));
+
+        if !(self.database.url.starts_with("postgres://") || self.database.url.starts_with("postgresql://")) {
+            return bad("database.url (DATABASE_URL)", "must be a postgres:// URL".into());
+        }
+        let url = crate::db::database_url(&self.database.url, &self.database.registry_database);
+        if let Err(e) = url.parse::<tokio_postgres::Config>() {
+            return bad("database.url (DATABASE_URL)", format!("not a valid PostgreSQL URL: {e}"));
+        }
+        let db = &self.database.registry_database;
+        if db.is_empty()
+            || db.len() > 63
+            || !db.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return bad(
+                "database.registry_database (NIMBUS_REGISTRY_DB)",
+                format!("{db:?} must be 1 to 63 characters of a-z, 0-9 and _"),
+            );
+        }
+        if self.database.max_connections < 2 {
+            return bad("database.max_connections", "must be at least 2".into());
+        }
+
+        if self.kafka.brokers.split(',').any(|b| b.trim().is_empty() || !b.contains(':')) {
+            return bad(
+                "kafka.brokers (KAFKA_BROKERS)",
+                format!("{:?} must be host:port[,host:port…]", self.kafka.brokers),
+            );
+        }
+        if !(1_000..=600_000).contains(&self.kafka.delivery_timeout_ms) {
+            return bad("kafka.delivery_timeout_ms", "must be between 1000 and 600000".into());
+        }
+
+        if let Err(e) = nimbus_sync::transport::parse_url(&self.mqtt.url) {
+            return bad("mqtt.url (MQTT_URL)", e.to_string());
+        }
+        match (&self.mqtt.username, &self.mqtt.password) {
+            (Some(u), _) if u.is_empty() => return bad("mqtt.username (MQTT_USERNAME)", "must not be empty".into()),
+            (None, Some(_)) => return bad("mqtt.username (MQTT_USERNAME)", "is required with a password".into()),
+            (_, None) if self.environment == Environment::Production => {
+                return bad("mqtt.password (MQTT_PASSWORD)", "is required in production".into());
+            }
+            _ => {}
+        }
+        if self.mqtt.keep_alive_secs < 5 {
+            return bad("mqtt.keep_alive_secs", "must be at least 5".into());
+        }
+        let min_packet = nimbus_sync::frame::FrameLimits::DEFAULT_MAX_FRAME_BYTES + 1024;
+        if !(min_packet..=256 * 1024 * 1024).contains(&self.mqtt.max_incoming_bytes) {
+            return bad("mqtt.max_incoming_bytes", format!("must be between {min_packet} and 268435456"));
+        }
+
+        let group = &self.ingest.group;
+        if group.is_empty()
+            || group.len() > 64
+            || !group.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return bad(
+                "ingest.group (INGEST_GROUP)",
+                format!("{group:?} must be 1 to 64 characters of a-z, A-Z, 0-9, - and _"),
+            );
+        }
+        let instance = &self.ingest.instance;
+        if instance.is_empty()
+            || instance.len() > 64
+            || !instance.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        {
+            return bad(
+                "ingest.instance (INGEST_INSTANCE)",
+                format!("{instance:?} must be 1 to 64 characters of a-z, A-Z, 0-9, -, _ and ."),
+            );
+        }
+        if self.ingest.max_in_flight == 0 || self.ingest.max_in_flight >= self.database.max_connections {
+            return bad(
+                "ingest.max_in_flight",
+                format!("must be at least 1 and below database.max_connections ({})", self.database.max_connections),
+            );
+        }
+        if self.ingest.max_nodes == 0 {
+            return bad("ingest.max_nodes", "must be at least 1".into());
+        }
+        if self.ingest.lock_timeout_ms < 1_000 {
+            return bad("ingest.lock_timeout_ms", "must be at least 1000".into());
+        }
+        Ok(())
+    }
+
+    /// The URL of the edge registry database.
+    pub fn registry_url(&self) -> String {
+        crate::db::database_url(&self.database.url, &self.database.registry_database)
+    }
+
+    /// The actual name of a database the cloud owns, by its name in [`crate::db::ALL`]: the
+    /// registry's follows `database.registry_database`, the others are fixed.
+    pub fn database_name<'a>(&'a self, database: &'a str) -> &'a str {
+        if database == "edge_registry_db" { &self.database.registry_database } else { database }
+    }
+
+    /// The URL of a database the cloud owns, by its name in [`crate::db::ALL`].
+    pub fn database_url_for(&self, database: &str) -> String {
+        crate::db::database_url(&self.database.url, self.database_name(database))
+    }
+
+    /// The ingest instance's MQTT client id.
+    pub fn ingest_client_id(&self) -> String {
+        format!("nimbus-ingest-{}", self.ingest.instance)
+    }
+
+    /// The ingest's MQTT connection settings.
+    pub fn ingest_mqtt(&self) -> nimbus_sync::transport::MqttConfig {
+        let mut m = nimbus_sync::transport::MqttConfig::new(&self.mqtt.url, self.ingest_client_id());
+        m.keep_alive = Duration::from_secs(self.mqtt.keep_alive_secs);
+        if let Some(u) = &self.mqtt.username {
+            m.username = Some(u.clone());
+            m.password = Some(self.mqtt.password.clone().unwrap_or_default());
+        }
+        m
+    }
+
+    /// How long Kafka may take to confirm an event.
+    pub fn delivery_timeout(&self) -> Duration {
+        Duration::from_millis(self.kafka.delivery_timeout_ms)
+    }
+}
+
+const REDACTED: &str = "<redacted>";
+
+/// The URL with any password replaced, for logs.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[scheme_end..].find(['/', '?']).map_or(url.len(), |i| scheme_end + i);
+    let authority = &url[scheme_end..authority_end];
+    match authority.rfind('@') {
+        Some(at) => match authority[..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:{REDACTED}{}", &url[..scheme_end], &url[scheme_end + at..]),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for CloudConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CloudConfig")
+            .field("environment", &self.environment)
+            .field("database", &self.database)
+            .field("kafka", &self.kafka)
+            .field("mqtt", &self.mqtt)
+            .field("ingest", &self.ingest)
+            .finish()
+    }
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &redact_url(&self.url))
+            .field("registry_database", &self.registry_database)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+impl fmt::Debug for MqttSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MqttSettings")
+            .field("url", &redact_url(&self.url))
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| REDACTED))
+            .field("keep_alive_secs", &self.keep_alive_secs)
+            .field("max_incoming_bytes", &self.max_incoming_bytes)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    fn error(toml: Option<&str>, vars: &[(&str, &str)]) -> String {
+        CloudConfig::from_sources(toml, env(vars)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_suit_a_single_machine_campus() {
+        let c = CloudConfig::from_sources(None, env(&[])).unwrap();
+        assert_eq!(c.environment, Environment::Development);
+        assert_eq!(c.registry_url(), "postgres://postgres@127.0.0.1:5432/edge_registry_db");
+        assert_eq!(c.kafka.brokers, "127.0.0.1:9092");
+        assert_eq!(c.mqtt.url, "mqtt://127.0.0.1:1883");
+        assert_eq!(c.ingest.group, "nimbus-ingest");
+        assert!(c.ingest_client_id().starts_with("nimbus-ingest-"));
+        assert_eq!(c.delivery_timeout(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn toml_then_environment_override_defaults() {
+        let toml = r#"
+            environment = "production"
+            [database]
+            url = "postgres://cloud:pw@db.campus:5432/whatever"
+            [kafka]
+            brokers = "k1:9092,k2:9092"
+            delivery_timeout_ms = 5000
+            [mqtt]
+            url = "mqtt://broker.campus:1883"
+            password = "from-file"
+            [ingest]
+            instance = "ingest-a"
+            max_in_flight = 4
+        "#;
+        let c = CloudConfig::from_sources(
+            Some(toml),
+            env(&[("MQTT_PASSWORD", "from-env"), ("INGEST_GROUP", "blue"), ("KAFKA_BROKERS", "k9:9092")]),
+        )
+        .unwrap();
+        assert_eq!(c.environment, Environment::Production);
+        assert_eq!(c.registry_url(), "postgres://cloud:pw@db.campus:5432/edge_registry_db");
+        assert_eq!(c.kafka.brokers, "k9:9092");
+        assert_eq!(c.kafka.delivery_timeout_ms, 5000);
+        assert_eq!(c.mqtt.password.as_deref(), Some("from-env"));
+        assert_eq!(c.ingest.group, "blue");
+        assert_eq!(c.ingest_client_id(), "nimbus-ingest-ingest-a");
+        let m = c.ingest_mqtt();
+        assert_eq!((m.username.as_deref(), m.password.as_deref()), (Some("nimbus-cloud"), Some("from-env")));
+    }
+
+    #[test]
+    fn validation_errors_name_the_setting() {
+        assert!(error(None, &[("NIMBUS_ENV", "staging")]).contains("NIMBUS_ENV"));
+        assert!(error(None, &[("DATABASE_URL", "mysql://x")]).contains("database.url (DATABASE_URL)"));
+        assert!(error(None, &[("KAFKA_BROKERS", "localhost")]).contains("kafka.brokers (KAFKA_BROKERS)"));
+        assert!(error(None, &[("MQTT_URL", "http://broker")]).contains("mqtt.url (MQTT_URL)"));
+        assert!(error(None, &[("INGEST_GROUP", "a/b")]).contains("ingest.group (INGEST_GROUP)"));
+        assert!(error(None, &[("INGEST_INSTANCE", "a b")]).contains("ingest.instance (INGEST_INSTANCE)"));
+        assert!(error(None, &[("NIMBUS_ENV", "production")]).contains("mqtt.password (MQTT_PASSWORD)"));
+        assert!(error(Some("[ingest]\nmax_in_flight = 0"), &[]).contains("ingest.max_in_flight"));
+        assert!(error(Some("[kafka]\ndelivery_timeout_ms = 10"), &[]).contains("kafka.delivery_timeout_ms"));
+        assert!(error(Some("[kafka]\nbrokerz = \"x:1\""), &[]).contains("brokerz"));
+        assert!(error(Some("[mqtt]\nmax_incoming_bytes = 1000"), &[]).contains("mqtt.max_incoming_bytes"));
+    }
+
+    #[test]
+    fn debug_output_redacts_passwords() {
+        let c = CloudConfig::from_sources(
+            None,
+            env(&[("DATABASE_URL", "postgres://cloud:db-secret@h:5432/x"), ("MQTT_PASSWORD", "mqtt-secret")]),
+        )
+        .unwrap();
+        let text = format!("{c:?}");
+        assert!(!text.contains("db-secret") && !text.contains("mqtt-secret"), "{text}");
+        assert!(text.contains("postgres://cloud:<redacted>@h:5432/x"), "{text}");
+        assert_eq!(redact_url("postgres://u@h/x"), "postgres://u@h/x");
+        assert_eq!(redact_url("mqtt://u:p@h:1883"), "mqtt://u:<redacted>@h:1883");
+    }
+}

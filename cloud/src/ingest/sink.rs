@@ -1,0 +1,104 @@
+//! Delivery to Kafka: hands a batch's messages to the idempotent producer at once and waits for
+//! every delivery report, so the pipeline knows exactly which prefix of the batch is safely in
+//! Kafka before it moves a node's mark.
+
+use std::sync::RwLock;
+use std::time::Duration;
+
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+use super::mapping::Outgoing;
+use crate::error::Result;
+use crate::kafka;
+
+/// The outcome of delivering a batch's messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// How many messages, from the first, Kafka confirmed without a failure before them.
+    pub confirmed: usize,
+    /// The first failure, if any message was not confirmed.
+    pub failure: Option<String>,
+}
+
+impl Delivery {
+    /// Whether every message was confirmed.
+    pub fn is_complete(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// The ingest's producer, rebuilt when librdkafka reports a fatal error (an idempotent producer
+/// whose sequence state the broker rejected cannot produce again; a fresh one can).
+pub struct KafkaSink {
+    brokers: String,
+    timeout: Duration,
+    producer: RwLock<FutureProducer>,
+}
+
+impl KafkaSink {
+    /// A sink for `brokers`; connects lazily, so it can be built while Kafka is down.
+    pub fn new(brokers: &str, delivery_timeout: Duration) -> Result<Self> {
+        Ok(KafkaSink {
+            brokers: brokers.to_owned(),
+            timeout: delivery_timeout,
+            producer: RwLock::new(kafka::producer_with_timeout(brokers, delivery_timeout)?),
+        })
+    }
+
+    fn current(&self) -> FutureProducer {
+        self.producer.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Produces every message, in order, then awaits every delivery report (they all resolve
+    /// within the delivery timeout; a safety margin guards against a report that never comes).
+    /// Waiting for all, not just up to the first failure, means nothing of this batch is still
+    /// in flight when the caller releases the node.
+    pub async fn deliver(&self, messages: &[&Outgoing]) -> Delivery {
+        let producer = self.current();
+        let mut pending = Vec::with_capacity(messages.len());
+        for m in messages {
+            let record = FutureRecord::to(m.topic.name()).key(m.key.as_bytes()).payload(m.payload.as_bytes());
+            pending.push(producer.send_result(record).map_err(|(e, _)| format!("enqueue: {e}")));
+        }
+        let deadline = tokio::time::Instant::now() + self.timeout + Duration::from_secs(5);
+        let mut confirmed = 0;
+        let mut failure = None;
+        for (i, p) in pending.into_iter().enumerate() {
+            let result = match p {
+                Err(e) => Err(e),
+                Ok(fut) => match tokio::time::timeout_at(deadline, fut).await {
+                    Ok(Ok(Ok((partition, offset)))) => {
+                        tracing::trace!(topic = %messages[i].topic, partition, offset, seq = messages[i].seq, "confirmed");
+                        Ok(())
+                    }
+                    Ok(Ok(Err((e, _)))) => Err(e.to_string()),
+                    Ok(Err(_)) => Err("producer dropped the delivery report".into()),
+                    Err(_) => Err("no delivery report within the delivery timeout".into()),
+                },
+            };
+            match result {
+                Ok(()) if failure.is_none() => confirmed = i + 1,
+                Ok(()) => {}
+                Err(e) if failure.is_none() => {
+                    failure = Some(format!("{} (seq {}): {e}", messages[i].topic, messages[i].seq));
+                }
+                Err(_) => {}
+            }
+        }
+        if failure.is_some() {
+            self.renew_if_fatal(&producer);
+        }
+        Delivery { confirmed, failure }
+    }
+
+    fn renew_if_fatal(&self, used: &FutureProducer) {
+        let Some((code, reason)) = used.client().fatal_error() else {
+            return;
+        };
+        tracing::error!(%code, %reason, "Kafka producer hit a fatal error; creating a new one");
+        match kafka::producer_with_timeout(&self.brokers, self.timeout) {
+            Ok(fresh) => *self.producer.write().unwrap_or_else(|e| e.into_inner()) = fresh,
+            Err(e) => tracing::error!(error = %e, "cannot create a new Kafka producer"),
+        }
+    }
+}

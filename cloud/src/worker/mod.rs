@@ -1,0 +1,373 @@
+//! # Kafka consumer workers
+//!
+//! One long-running role per service (`nimbus-cloud worker --service attendance`): it reads the
+//! service's topics as the service's consumer group and applies every event to the service's
+//! PostgreSQL database **effectively once**, even though Kafka delivers at least once.
+//!
+//! ## How one message is handled
+//!
+//! 1. Parse it with the seed contract (`Message::from_json(text, Some(topic))`). A message that
+//!    does not parse (not UTF-8, not JSON, not a valid event of its topic) is poison: no retry can
+//!    fix it, so it goes straight to `dlq.events`.
+//! 2. Begin a transaction and `INSERT INTO processed_events (event_id) ... ON CONFLICT DO
+//!    NOTHING`. No row inserted means the event was already applied (Kafka redelivered it after
+//!    a crash or a rebalance): roll back and skip it.
+//! 3. Run the service's [`Handler`] in that transaction, then commit it.
+//! 4. Only then commit the Kafka offset (synchronously). A crash between 3 and 4 redelivers the
+//!    message, and step 2 turns it into a no-op; a crash before 3 leaves nothing behind.
+//!
+//! Messages are handled one at a time in the order the consumer receives them, so each
+//! partition's messages are applied (and their offsets committed) in order.
+//!
+//! ## Failures
+//!
+//! - A handler error, or a statement PostgreSQL refuses, is retried per the seed's
+//!   [`RetryPolicy::SEED`] (3 retries after 100, 200, 400 ms; every attempt a fresh transaction).
+//!   After the last one the message becomes a seed [`DeadLetterEvent`] on `dlq.events`; once the
+//!   broker confirms it, the offset is committed and the worker moves on.
+//! - When the database or the broker is unreachable (no connection, a connection that dropped, a
+//!   dead letter the broker does not confirm), the event is not at fault: the worker waits
+//!   (doubling up to the policy's maximum) and tries again for as long as it takes, without
+//!   spending the retry budget and without dead-lettering anything. An outage therefore stalls the
+//!   worker instead of emptying its topics into the DLQ.
+//! - A failed offset commit (typically a rebalance took the partition away) is logged and
+//!   counted; the message is redelivered to whoever owns the partition and skipped there.
+//!
+//! ## Subscriptions
+//!
+//! A worker uses its service's seed group id ([`group_for_service`]) and subscribes to the seed's
+//! topics for that group ([`subscriptions`]). One decision of ours extends the seed: the
+//! **attendance service also subscribes to `attendance.events`**. The seed lists only
+//! `timetable.events`, `course.events` and `enrollment.events` for `attendance-service-group`
+//! because, in the seed, the attendance service itself writes attendance to its database and then
+//! publishes. In NimbusU Edge, classroom nodes mark attendance and the edge ingest publishes
+//! `ATTENDANCE_MARKED` / `ATTENDANCE_UPDATED` to `attendance.events` on the attendance service's
+//! behalf, so the service's database is filled by consuming that topic. The alerts the service
+//! publishes there itself come back to it and are ignored.
+//!
+//! The offsets start at the earliest message for a new group (`auto.offset.reset=earliest`) and
+//! are only committed by the worker (`enable.auto.commit=false`).
+//!
+//! ## Requirements on a service database
+//!
+//! Every service database a worker writes to has a `processed_events (event_id UUID PRIMARY KEY,
+//! topic TEXT, event_type TEXT, processed_at TIMESTAMPTZ DEFAULT now())` table in its migrations;
+//! the worker applies the migrations of the service's database at start.
+//!
+//! ## Layout
+//!
+//! - `mod.rs` (this file): [`WorkerSettings`], [`run`] / [`Worker`], the [`Handler`] trait and
+//!   [`HandlerError`], [`subscriptions`].
+//! - `consumer.rs`: the consume → transaction → offset-commit loop, retries and the wait on
+//!   outages.
+//! - `dlq.rs`: the seed's dead letter built from a Kafka message, and its delivery.
+//! - `metrics.rs`: [`WorkerMetrics`] counters and their [`MetricsSnapshot`].
+//! - [`attendance`]: the attendance service: its [`Handler`], the low-attendance alert job and
+//!   its settings.
+//!
+//! ## Test hooks
+//!
+//! Two settings exist for tests and are documented as such: [`WorkerSettings::group_id`] replaces
+//! the seed group id (tests share the broker's topics, and each needs its own committed offsets),
+//! and [`WorkerSettings::fail_after_db_commit_once`] ([`CrashHook`]) stops the worker right after
+//! the database commit of a chosen event and before its offset commit, as a crash would.
+
+pub mod attendance;
+mod consumer;
+mod dlq;
+mod metrics;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nimbus_core::event::AnyEvent;
+use nimbus_core::groups::{ConsumerGroup, group_for_service};
+use nimbus_core::retry::RetryPolicy;
+use nimbus_core::topics::Topic;
+use tokio_util::sync::CancellationToken;
+
+pub use metrics::{MetricsSnapshot, WorkerMetrics};
+
+#[cfg(doc)]
+use nimbus_core::event::DeadLetterEvent;
+
+use crate::error::{Error, Result};
+
+/// What a worker needs to run. Built from the configuration by the `worker` subcommand; tests
+/// build it directly.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+    /// The service's database (`postgres://…/attendance_service_db`), migrated at start.
+    pub database_url: String,
+    /// Connections the worker may hold (the consumer uses one at a time; the alert job another).
+    pub pool_size: usize,
+    /// **Test hook.** Replaces the seed's group id. Production leaves it `None`: offsets are the
+    /// service's, and two deployments with different ids would both apply every event.
+    pub group_id: Option<String>,
+    /// How often and how patiently a failing event is retried before the DLQ.
+    pub retry: RetryPolicy,
+    /// The attendance service's low-attendance job (ignored by other services).
+    pub alerts: attendance::AlertSettings,
+    /// **Test hook.** Stop the worker right after the database commit of the first event the hook
+    /// selects and before its offset commit, as if the process had been killed there.
+    pub fail_after_db_commit_once: Option<CrashHook>,
+}
+
+impl WorkerSettings {
+    /// Production defaults for a worker on `brokers` and the service database at `database_url`.
+    pub fn new(brokers: impl Into<String>, database_url: impl Into<String>) -> Self {
+        WorkerSettings {
+            brokers: brokers.into(),
+            database_url: database_url.into(),
+            pool_size: 4,
+            group_id: None,
+            retry: RetryPolicy::SEED,
+            alerts: attendance::AlertSettings::default(),
+            fail_after_db_commit_once: None,
+        }
+    }
+}
+
+/// **Test hook** ([`WorkerSettings::fail_after_db_commit_once`]): which applied event the worker
+/// "dies" after. Tests share the broker's topics, so they pick their own event rather than
+/// whatever arrives first.
+#[derive(Clone)]
+pub struct CrashHook(Arc<dyn Fn(&AnyEvent) -> bool + Send + Sync>);
+
+impl CrashHook {
+    /// After the first event applied.
+    pub fn any() -> Self {
+        CrashHook(Arc::new(|_| true))
+    }
+
+    /// After the first applied event for which `select` is true.
+    pub fn when(select: impl Fn(&AnyEvent) -> bool + Send + Sync + 'static) -> Self {
+        CrashHook(Arc::new(select))
+    }
+
+    pub(crate) fn fires_for(&self, event: &AnyEvent) -> bool {
+        (self.0)(event)
+    }
+}
+
+impl std::fmt::Debug for CrashHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CrashHook")
+    }
+}
+
+/// Where a message was read from, for handlers that need more than the event itself (logging,
+/// provenance columns).
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// The topic it was read from.
+    pub topic: Topic,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset in the partition.
+    pub offset: i64,
+    /// Its key, when it had a UTF-8 one.
+    pub key: Option<&'a str>,
+}
+
+/// Why a handler could not apply an event. Either kind is retried per the retry policy and then
+/// dead-lettered, except database errors that mean the server is unreachable (see the module
+/// docs), which are waited out.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// A statement failed.
+    #[error("database: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    /// The event cannot be applied to the current state (a correction of a record that does not
+    /// exist, a status the database does not know, …).
+    #[error("{0}")]
+    Rejected(String),
+}
+
+/// A service's reaction to its events. The worker owns everything around it (deduplication,
+/// transactions, retries, the DLQ, offsets); a handler only writes the event's effects.
+pub trait Handler: Send + Sync + 'static {
+    /// Applies one event inside `tx`, which the worker commits afterwards together with the
+    /// event's `processed_events` row. Everything written must go through `tx`, or a redelivery
+    /// would apply it twice. Events the service does not care about are simply `Ok(())`.
+    fn handle(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        event: &AnyEvent,
+        origin: &Origin<'_>,
+    ) -> impl Future<Output = std::result::Result<(), HandlerError>> + Send;
+}
+
+/// The topics `group` reads: the seed's table, plus `attendance.events` for the attendance
+/// service (see "Subscriptions" in the module docs).
+pub fn subscriptions(group: &ConsumerGroup) -> Vec<Topic> {
+    let mut topics = group.topics.to_vec();
+    if group.service == attendance::SERVICE && !topics.contains(&Topic::AttendanceEvents) {
+        topics.push(Topic::AttendanceEvents);
+    }
+    topics
+}
+
+/// One service's worker, built before it runs so the caller can hold its [`WorkerMetrics`].
+pub struct Worker {
+    group: &'static ConsumerGroup,
+    settings: WorkerSettings,
+    metrics: Arc<WorkerMetrics>,
+}
+
+impl Worker {
+    /// A worker for `service` (`attendance` or `attendance-service`). Fails for a service that
+    /// has no worker yet, so a typo in the deployment is loud.
+    pub fn new(service: &str, settings: WorkerSettings) -> Result<Self> {
+        let group = group_for_service(service)
+            .ok_or_else(|| Error::Config(format!("worker: {service:?} is not a service of the seed")))?;
+        if group.service != attendance::SERVICE {
+            return Err(Error::Config(format!(
+                "worker: {} has no worker yet (only {})",
+                group.service,
+                attendance::SERVICE
+            )));
+        }
+        Ok(Worker { group, settings, metrics: Arc::new(WorkerMetrics::default()) })
+    }
+
+    /// The worker's counters, shared with the running loop.
+    pub fn metrics(&self) -> Arc<WorkerMetrics> {
+        self.metrics.clone()
+    }
+
+    /// The group id the worker consumes as: the seed's, unless a test overrides it.
+    pub fn group_id(&self) -> &str {
+        self.settings.group_id.as_deref().unwrap_or(self.group.group_id)
+    }
+
+    /// Migrates the service database, then consumes until `shutdown` is cancelled (or the crash
+    /// test hook fires). Returns an error only if the worker cannot start (bad settings, the
+    /// database unreachable at start, the consumer cannot be created).
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        let pool = crate::db::pool(&self.settings.database_url, self.settings.pool_size.max(2))?;
+        let migrations = crate::db::migrations_for(attendance::DATABASE)
+            .ok_or_else(|| Error::Config(format!("no migrations for {}", attendance::DATABASE)))?;
+        crate::db::migrate(&pool, migrations).await?;
+        let producer = crate::kafka::producer(&self.settings.brokers)?;
+        let topics = subscriptions(self.group);
+        let group_id = self.group_id().to_owned();
+        tracing::info!(
+            service = self.group.service,
+            group_id = %group_id,
+            topics = ?topics.iter().map(|t| t.name()).collect::<Vec<_>>(),
+            "worker starting"
+        );
+
+        let jobs = shutdown.child_token();
+        let alert_job = self.settings.alerts.interval.map(|every| {
+            let (pool, producer, thresholds, metrics) =
+                (pool.clone(), producer.clone(), self.settings.alerts.thresholds, self.metrics.clone());
+            let stop = jobs.clone();
+            tokio::spawn(async move {
+                attendance::alert_loop(&pool, &producer, &thresholds, every, &metrics, stop).await;
+            })
+        });
+
+        let consumer = consumer::Consumer {
+            group_id,
+            service: self.group.service,
+            pool,
+            producer,
+            handler: attendance::AttendanceHandler,
+            metrics: self.metrics.clone(),
+            retry: self.settings.retry,
+            crash_after_db_commit: self.settings.fail_after_db_commit_once.clone(),
+        };
+        let result = consumer.run(&self.settings.brokers, &topics, shutdown).await;
+
+        jobs.cancel();
+        if let Some(job) = alert_job {
+            let _ = job.await;
+        }
+        tracing::info!(service = self.group.service, metrics = ?self.metrics.snapshot(), "worker stopped");
+        result
+    }
+}
+
+/// Runs `service`'s worker until `shutdown` is cancelled: the entry point of `nimbus-cloud worker
+/// --service <name>`.
+pub async fn run(service: &str, settings: WorkerSettings, shutdown: CancellationToken) -> Result<()> {
+    Worker::new(service, settings)?.run(shutdown).await
+}
+
+/// The error's message followed by its chain of causes, one per line: the dead letter's
+/// `stack_trace` (Rust has no stack trace worth shipping).
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        out.push_str("\ncaused by: ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+/// The error and its causes on one line (`database: db error: ERROR: …`): the dead letter's
+/// `failure_reason` and what the logs show. Some errors (PostgreSQL's) only say what they are
+/// in their cause, so the message alone is not enough.
+pub(crate) fn error_summary(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
+/// Sleeps `wait` unless `shutdown` comes first; `false` means stop.
+pub(crate) async fn pause(wait: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep(wait) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attendance_reads_the_seed_topics_plus_attendance_events() {
+        let group = group_for_service("attendance").unwrap();
+        assert_eq!(
+            subscriptions(group),
+            [Topic::TimetableEvents, Topic::CourseEvents, Topic::EnrollmentEvents, Topic::AttendanceEvents]
+        );
+        let notification = group_for_service("notification").unwrap();
+        assert_eq!(subscriptions(notification), notification.topics);
+    }
+
+    #[test]
+    fn only_services_with_a_worker_are_accepted() {
+        let s = WorkerSettings::new("b", "postgres://x/y");
+        assert!(Worker::new("attendance", s.clone()).is_ok());
+        assert_eq!(Worker::new("attendance-service", s.clone()).unwrap().group_id(), "attendance-service-group");
+        assert!(Worker::new("billing", s.clone()).is_err());
+        assert!(Worker::new("user", s).is_err());
+    }
+
+    #[test]
+    fn the_error_chain_lists_every_cause() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] std::io::Error);
+        let e = Outer(std::io::Error::other("inner"));
+        assert_eq!(error_chain(&e), "outer\ncaused by: inner");
+        assert_eq!(error_summary(&e), "outer: inner");
+    }
+}
