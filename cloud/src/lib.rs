@@ -1,9 +1,10 @@
 //! # nimbus-cloud
 //!
 //! The cloud tier of NimbusU Edge: one binary with a subcommand per role. Today it runs the MQTT
-//! ingest (classroom nodes' outbox batches into the seed's Kafka topics) and carries the
-//! operators' tools (event contract, migrations, node registry). Per-service Kafka workers, the
-//! admin API and the downlink publisher come later.
+//! ingest (classroom nodes' outbox batches into the seed's Kafka topics) and the attendance
+//! service's worker (Kafka into `attendance_service_db`), and carries the operators' tools (event
+//! contract, migrations, node registry). The other services' workers, the admin API and the
+//! downlink publisher come later.
 //!
 //! ## Layout
 //! - [`config`]: the typed configuration every role loads once (defaults, TOML, environment,
@@ -18,6 +19,10 @@
 //!   - [`ingest::pipeline`]: one frame from decode to ack;
 //!   - [`ingest::mqtt`]: the persistent session, shared subscription, per-node workers;
 //!   - [`ingest::metrics`]: the ingest's counters.
+//! - [`worker`]: per-service consumer groups (`nimbus-cloud worker --service attendance`): one
+//!   transaction per event, idempotent on `event_id`, offsets committed after it, the seed's
+//!   retries then `dlq.events`; [`worker::attendance`] writes records, corrections, summaries
+//!   and sends low-attendance alerts.
 //! - [`error`]: the crate's error type.
 //! - [`cli`]: command-line entry points that are not long-running roles.
 //!   - [`cli::events`]: `nimbus-cloud events validate|topics|groups`, checking messages against

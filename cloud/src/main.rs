@@ -31,6 +31,14 @@ enum Command {
     /// Run the MQTT ingest: classroom nodes' batches into Kafka, acked once Kafka confirmed them.
     /// Creates missing Kafka topics and migrates the registry first; stops on SIGTERM or Ctrl-C.
     Ingest,
+    /// Run one service's Kafka consumer group into its own database (effectively once: offsets are
+    /// committed after the database transaction; failures go to dlq.events after the seed's
+    /// retries). Creates and migrates the service database first; stops on SIGTERM or Ctrl-C.
+    Worker {
+        /// The service: attendance.
+        #[arg(long)]
+        service: String,
+    },
     /// Create (if missing) and migrate the cloud's databases.
     Migrate {
         /// Only these databases (e.g. edge_registry_db); all of them when none is given.
@@ -105,6 +113,11 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Ingest => {
             let config = load_config(cli.config.as_deref())?;
             runtime()?.block_on(ingest(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker { service } => {
+            let config = load_config(cli.config.as_deref())?;
+            runtime()?.block_on(worker(config, service))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate { databases } => {
@@ -183,6 +196,36 @@ async fn ingest(config: CloudConfig) -> anyhow::Result<()> {
         signals.cancel();
     });
     nimbus_cloud::ingest::run(config, shutdown).await?;
+    Ok(())
+}
+
+async fn worker(config: CloudConfig, service: String) -> anyhow::Result<()> {
+    let database = format!("{}_service_db", service.trim_end_matches("-service"));
+    let migrations = nimbus_cloud::db::migrations_for(&database)
+        .with_context(|| format!("no worker for service {service:?} (known: attendance)"))?;
+    nimbus_cloud::kafka::ensure_topics(&config.kafka.brokers, config.environment)
+        .await
+        .context("cannot create the Kafka topics (kafka.brokers / KAFKA_BROKERS)")?;
+    // Staging and tests may point a worker at another (existing) database and consumer group, as
+    // NIMBUS_REGISTRY_DB does for the registry; production uses the seed's names.
+    let url = match std::env::var("NIMBUS_SERVICE_DB") {
+        Ok(name) => nimbus_cloud::db::database_url(&config.database.url, &name),
+        Err(_) => {
+            nodes::migrate_database(&config, migrations).await.with_context(|| format!("cannot migrate {database}"))?;
+            config.database_url_for(&database)
+        }
+    };
+    let mut settings = nimbus_cloud::worker::WorkerSettings::new(&config.kafka.brokers, url);
+    settings.group_id = std::env::var("NIMBUS_WORKER_GROUP").ok();
+    tracing::info!(%service, %database, brokers = %config.kafka.brokers, "starting the worker");
+    let shutdown = CancellationToken::new();
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_stop_signal().await;
+        tracing::info!("stop requested; finishing the event in hand");
+        signals.cancel();
+    });
+    nimbus_cloud::worker::run(&service, settings, shutdown).await?;
     Ok(())
 }
 

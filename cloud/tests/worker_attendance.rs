@@ -22,7 +22,7 @@ use nimbus_core::event::notification::{Channel, Priority};
 use nimbus_core::event::{AttendanceEvent, DeadLetterEvent, Envelope, NotificationCommand};
 use nimbus_core::groups::group_for_service;
 use nimbus_core::topics::{Environment, Topic};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
@@ -53,40 +53,6 @@ fn attendance_topics() -> Vec<Topic> {
 
 /// Joins `group`, commits the end of every partition of `topics` and leaves, so a worker in the
 /// group starts after everything already in the topics.
-async fn prime_group(brokers: &str, group: &str, topics: &[Topic]) {
-    let (brokers, group) = (brokers.to_owned(), group.to_owned());
-    let topics = topics.to_vec();
-    tokio::task::spawn_blocking(move || {
-        let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .set("group.id", &group)
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "latest")
-            .create()
-            .unwrap();
-        let names: Vec<&str> = topics.iter().map(|t| t.name()).collect();
-        c.subscribe(&names).unwrap();
-        let expected: usize = topics.iter().map(|t| t.spec().partitions as usize).sum();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let _ = c.poll(Duration::from_millis(100));
-            if c.assignment().unwrap().count() == expected {
-                break;
-            }
-            assert!(Instant::now() < deadline, "group {group} never got its {expected} partitions");
-        }
-        let mut tpl = TopicPartitionList::new();
-        for e in c.assignment().unwrap().elements() {
-            let (_, high) = c.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10)).unwrap();
-            tpl.add_partition_offset(e.topic(), e.partition(), Offset::Offset(high)).unwrap();
-        }
-        c.commit(&tpl, CommitMode::Sync).unwrap();
-        c.unsubscribe();
-    })
-    .await
-    .unwrap();
-}
-
 /// The high watermark of every partition of `topic`.
 async fn ends(brokers: &str, topic: Topic) -> HashMap<i32, i64> {
     let brokers = brokers.to_owned();
@@ -228,7 +194,7 @@ async fn setup() -> (String, common::TestDb, WorkerSettings) {
     let brokers = ensure_topics().await;
     let db = common::TestDb::create().await;
     let group = format!("attendance-service-group-test-{}", Uuid::new_v4().simple());
-    prime_group(&brokers, &group, &attendance_topics()).await;
+    common::prime_group(&brokers, &group, &attendance_topics()).await;
     let s = settings(&brokers, &db, &group);
     (brokers, db, s)
 }

@@ -32,6 +32,10 @@
 //!   worker instead of emptying its topics into the DLQ.
 //! - A failed offset commit (typically a rebalance took the partition away) is logged and
 //!   counted; the message is redelivered to whoever owns the partition and skipped there.
+//! - A dead-lettered event is *not* recorded in `processed_events`, so replaying it from the DLQ
+//!   (after fixing what made it fail) applies it. Dead letters themselves are at least once: a
+//!   crash between the DLQ's confirmation and the offset commit dead-letters the message again,
+//!   and the replay of the second copy is then skipped by its event id.
 //!
 //! ## Subscriptions
 //!

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use deadpool_postgres::Pool;
+use rdkafka::consumer::Consumer;
 
 /// `KAFKA_BROKERS` or the local broker.
 pub fn kafka_brokers() -> String {
@@ -43,3 +44,39 @@ impl TestDb {
 }
 
 pub mod ingest;
+
+/// Commits `group`'s offsets at the current end of every partition of `topics`, so a consumer
+/// started in that group reads only what is produced from now on (topics are shared by tests).
+pub async fn prime_group(brokers: &str, group: &str, topics: &[nimbus_core::topics::Topic]) {
+    let (brokers, group) = (brokers.to_owned(), group.to_owned());
+    let topics = topics.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let c: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "latest")
+            .create()
+            .unwrap();
+        let names: Vec<&str> = topics.iter().map(|t| t.name()).collect();
+        c.subscribe(&names).unwrap();
+        let expected: usize = topics.iter().map(|t| t.spec().partitions as usize).sum();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let _ = c.poll(std::time::Duration::from_millis(100));
+            if c.assignment().unwrap().count() == expected {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "group {group} never got its {expected} partitions");
+        }
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for e in c.assignment().unwrap().elements() {
+            let (_, high) = c.fetch_watermarks(e.topic(), e.partition(), std::time::Duration::from_secs(10)).unwrap();
+            tpl.add_partition_offset(e.topic(), e.partition(), rdkafka::Offset::Offset(high)).unwrap();
+        }
+        c.commit(&tpl, rdkafka::consumer::CommitMode::Sync).unwrap();
+        c.unsubscribe();
+    })
+    .await
+    .unwrap();
+}

@@ -1,0 +1,245 @@
+//! The vertical slice, every part a separate process on real services: a classroom node
+//! (`nimbus-edge`, simulated reader) taps cards and closes its session; a private Mosquitto
+//! (password file + ACL) carries the batch; `nimbus-cloud ingest` puts it in Kafka (tansu) and
+//! acks it; `nimbus-cloud worker --service attendance` writes `attendance_service_db`
+//! (PostgreSQL). The taps end as exactly the expected rows, and the node's outbox drains.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nimbus_core::topics::{Environment, Topic};
+use nimbus_sync::testing::{CLOUD_USER, Mosquitto};
+use serde_json::{Value, json};
+
+/// A child process killed (SIGKILL) when the test ends, whatever happens.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    fn stop(mut self) -> bool {
+        unsafe { libc_kill(self.0.id() as i32, 15) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+/// The node binary, built by `cargo test --workspace` next to this test's binary.
+fn edge_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(Path::parent).unwrap().join("nimbus-edge");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p nimbus-edge` (CI's cargo test --workspace builds it)",
+        bin.display()
+    );
+    bin
+}
+
+fn cloud(args: &[&str], env: &[(&str, String)]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nimbus-cloud"));
+    c.args(args).env("RUST_LOG", "warn");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+/// One HTTP/1.1 request over a raw socket; returns (status, JSON body).
+fn http(addr: &str, method: &str, path: &str, body: Option<Value>, token: Option<&str>) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n{auth}\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let json = out.split_once("\r\n\r\n").and_then(|(_, b)| serde_json::from_str(b.trim()).ok()).unwrap_or(Value::Null);
+    (status, json)
+}
+
+fn tap(reader: &str, uids: &[&str]) -> Vec<String> {
+    let s = TcpStream::connect(reader).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut lines = BufReader::new(s).lines();
+    uids.iter()
+        .map(|u| {
+            writeln!(w, "{u}").unwrap();
+            lines.next().unwrap().unwrap()
+        })
+        .collect()
+}
+
+async fn until<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taps_on_a_node_become_exactly_the_expected_rows_in_attendance_service_db() {
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let node = format!("e2e-{suffix}");
+    let node_password = format!("pw-{suffix}");
+    let broker = Mosquitto::start(&[(&node, &node_password)]);
+    let brokers = common::kafka_brokers();
+    nimbus_cloud::kafka::ensure_topics(&brokers, Environment::Development).await.expect("Kafka (KAFKA_BROKERS)");
+    let registry_db = common::TestDb::create().await;
+    let attendance_db = common::TestDb::create().await;
+    let group = format!("e2e-attendance-{suffix}");
+    common::prime_group(
+        &brokers,
+        &group,
+        &[Topic::TimetableEvents, Topic::CourseEvents, Topic::EnrollmentEvents, Topic::AttendanceEvents],
+    )
+    .await;
+
+    let env = vec![
+        ("DATABASE_URL", common::database_server()),
+        ("NIMBUS_REGISTRY_DB", registry_db.name.clone()),
+        ("KAFKA_BROKERS", brokers.clone()),
+        ("MQTT_URL", broker.url.clone()),
+        ("MQTT_USERNAME", CLOUD_USER.0.to_owned()),
+        ("MQTT_PASSWORD", CLOUD_USER.1.to_owned()),
+        ("NIMBUS_ENV", "development".to_owned()),
+        ("INGEST_GROUP", format!("e2e-{suffix}")),
+        ("INGEST_INSTANCE", format!("e2e-{suffix}")),
+        ("NIMBUS_SERVICE_DB", attendance_db.name.clone()),
+        ("NIMBUS_WORKER_GROUP", group.clone()),
+    ];
+    // The operator registers the node; then the roles start.
+    assert!(cloud(&["migrate", "edge_registry_db"], &env).status().unwrap().success());
+    assert!(cloud(&["nodes", "register", &node, "--room", "demo-101"], &env).status().unwrap().success());
+    let ingest = Proc(cloud(&["ingest"], &env).spawn().unwrap());
+    let worker = Proc(cloud(&["worker", "--service", "attendance"], &env).spawn().unwrap());
+
+    // The classroom node, with the demo timetable (a class running now) and the cloud configured.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "node_id = \"{node}\"\nroom_id = \"demo-101\"\ndata_dir = \"{}\"\n[http]\nbind = \"127.0.0.1:0\"\n\
+             [reader]\nsimulated_bind = \"127.0.0.1:0\"\n[cloud]\nmqtt_url = \"{}\"\nmqtt_password = \"{node_password}\"\n\
+             ack_timeout_ms = 1000\n",
+            dir.path().join("data").display(),
+            broker.url
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(edge_binary())
+        .args(["--simulate", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.find_map(|l| l.ok().filter(|l| l.starts_with("nimbus-edge ready"))).expect("node ready line");
+    std::thread::spawn(move || for _ in lines {});
+    let edge = Proc(child);
+    let field = |k: &str| ready.split_whitespace().find_map(|w| w.strip_prefix(k)).unwrap().to_owned();
+    let (http_addr, reader) = (field("http="), field("reader="));
+
+    // Faculty opens the class by card; two students tap, one twice; an unknown card.
+    let replies = tap(&reader, &["FACA0001", "5A000001", "5A000002", "5A000002", "DEADBEEF"]);
+    assert_eq!(replies, ["accepted", "accepted", "accepted", "duplicate", "unknown_card"]);
+    // The faculty closes the session from the API.
+    let (status, login) =
+        http(&http_addr, "POST", "/api/login", Some(json!({"user_id": "faculty-demo", "pin": "1234"})), None);
+    assert_eq!(status, 200, "{login}");
+    let token = login["token"].as_str().unwrap().to_owned();
+    let (_, st) = http(&http_addr, "GET", "/api/status", None, None);
+    let session = st["open_session"]["id"].as_str().expect("an open session").to_owned();
+    let (status, closed) = http(&http_addr, "POST", &format!("/api/sessions/{session}/close"), None, Some(&token));
+    assert_eq!(status, 200, "{closed}");
+    assert_eq!((closed["present_count"].as_u64(), closed["absent_count"].as_u64()), (Some(2), Some(3)));
+
+    // The rows arrive in the attendance service's database.
+    let pool = attendance_db.pool.clone();
+    let sid = session.clone();
+    until(Duration::from_secs(90), "five attendance records", || {
+        let (pool, sid) = (pool.clone(), sid.clone());
+        async move {
+            let Ok(c) = pool.get().await else { return false };
+            c.query_one("SELECT count(*) FROM attendance_records WHERE attendance_id = $1", &[&sid])
+                .await
+                .is_ok_and(|r| r.get::<_, i64>(0) == 5)
+        }
+    })
+    .await;
+    let c = attendance_db.pool.get().await.unwrap();
+    let rows = c
+        .query(
+            "SELECT student_id, status FROM attendance_records WHERE attendance_id = $1 ORDER BY student_id",
+            &[&session],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let want: Vec<(String, String)> = [
+        ("student-1", "present"),
+        ("student-2", "present"),
+        ("student-3", "absent"),
+        ("student-4", "absent"),
+        ("student-5", "absent"),
+    ]
+    .iter()
+    .map(|(s, st)| (s.to_string(), st.to_string()))
+    .collect();
+    assert_eq!(got, want);
+    let processed: i64 = c.query_one("SELECT count(*) FROM processed_events", &[]).await.unwrap().get(0);
+    assert_eq!(processed, 1, "one ATTENDANCE_MARKED event, applied once");
+    drop(c);
+
+    // The node's outbox drains once the cloud acks, and the registry's mark moved.
+    until(Duration::from_secs(30), "the node's outbox to drain", || {
+        let addr = http_addr.clone();
+        async move { http(&addr, "GET", "/api/status", None, None).1["outbox_backlog"] == 0 }
+    })
+    .await;
+    let r = registry_db.pool.get().await.unwrap();
+    let hwm: i64 = r.query_one("SELECT high_water_mark FROM nodes WHERE node_id = $1", &[&node]).await.unwrap().get(0);
+    assert!(hwm >= 1);
+    drop(r);
+
+    assert!(edge.stop(), "the node stops cleanly");
+    assert!(ingest.stop(), "the ingest stops cleanly");
+    assert!(worker.stop(), "the worker stops cleanly");
+    registry_db.drop_now().await;
+    attendance_db.drop_now().await;
+}
