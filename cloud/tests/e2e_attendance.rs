@@ -6,97 +6,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::e2e::{Proc, cloud, edge_binary, http, tap};
 use nimbus_core::topics::{Environment, Topic};
 use nimbus_sync::testing::{CLOUD_USER, Mosquitto};
-use serde_json::{Value, json};
-
-/// A child process killed (SIGKILL) when the test ends, whatever happens.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Proc {
-    fn stop(mut self) -> bool {
-        unsafe { libc_kill(self.0.id() as i32, 15) };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.0.try_wait() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    }
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
-}
-
-/// The node binary, built by `cargo test --workspace` next to this test's binary.
-fn edge_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().and_then(Path::parent).unwrap().join("nimbus-edge");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p nimbus-edge` (CI's cargo test --workspace builds it)",
-        bin.display()
-    );
-    bin
-}
-
-fn cloud(args: &[&str], env: &[(&str, String)]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_nimbus-cloud"));
-    c.args(args).env("RUST_LOG", "warn");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c
-}
-
-/// One HTTP/1.1 request over a raw socket; returns (status, JSON body).
-fn http(addr: &str, method: &str, path: &str, body: Option<Value>, token: Option<&str>) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n{auth}\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let json = out.split_once("\r\n\r\n").and_then(|(_, b)| serde_json::from_str(b.trim()).ok()).unwrap_or(Value::Null);
-    (status, json)
-}
-
-fn tap(reader: &str, uids: &[&str]) -> Vec<String> {
-    let s = TcpStream::connect(reader).unwrap();
-    let mut w = s.try_clone().unwrap();
-    let mut lines = BufReader::new(s).lines();
-    uids.iter()
-        .map(|u| {
-            writeln!(w, "{u}").unwrap();
-            lines.next().unwrap().unwrap()
-        })
-        .collect()
-}
+use serde_json::json;
 
 async fn until<F, Fut>(within: Duration, what: &str, mut check: F)
 where
@@ -190,18 +107,37 @@ async fn taps_on_a_node_become_exactly_the_expected_rows_in_attendance_service_d
     assert_eq!((closed["present_count"].as_u64(), closed["absent_count"].as_u64()), (Some(2), Some(3)));
 
     // The rows arrive in the attendance service's database.
-    let pool = attendance_db.pool.clone();
-    let sid = session.clone();
-    until(Duration::from_secs(90), "five attendance records", || {
-        let (pool, sid) = (pool.clone(), sid.clone());
-        async move {
-            let Ok(c) = pool.get().await else { return false };
-            c.query_one("SELECT count(*) FROM attendance_records WHERE attendance_id = $1", &[&sid])
-                .await
-                .is_ok_and(|r| r.get::<_, i64>(0) == 5)
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let c = attendance_db.pool.get().await.unwrap();
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM attendance_records WHERE attendance_id = $1", &[&session])
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        if n == 5 {
+            break;
         }
-    })
-    .await;
+        if Instant::now() > deadline {
+            // Say where the pipeline stopped: node link, outbox, registry mark, worker progress.
+            let (_, st) = http(&http_addr, "GET", "/api/status", None, None);
+            let r = registry_db.pool.get().await.unwrap();
+            let hwm: Option<i64> = r
+                .query_opt("SELECT high_water_mark FROM nodes WHERE node_id = $1", &[&node])
+                .await
+                .ok()
+                .flatten()
+                .map(|row| row.get(0));
+            let applied: i64 =
+                c.query_one("SELECT count(*) FROM processed_events", &[]).await.map(|r| r.get(0)).unwrap_or(-1);
+            panic!(
+                "{n} of 5 records after 90 s; node cloud link {} backlog {}; registry mark {hwm:?}; worker applied {applied}",
+                st["cloud"], st["outbox_backlog"]
+            );
+        }
+        drop(c);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let c = attendance_db.pool.get().await.unwrap();
     let rows = c
         .query(

@@ -27,8 +27,10 @@ impl Delivery {
     }
 }
 
-/// The ingest's producer, rebuilt when librdkafka reports a fatal error (an idempotent producer
-/// whose sequence state the broker rejected cannot produce again; a fresh one can).
+/// The ingest's producer, rebuilt after any batch that failed: an idempotent producer whose
+/// sequence state the broker lost (a broker restarted without it) keeps failing with errors
+/// librdkafka does not flag as fatal, while a fresh producer (new producer id) works. Rebuilding
+/// is safe because a failed batch leaves nothing in flight: every delivery report was awaited.
 pub struct KafkaSink {
     brokers: String,
     timeout: Duration,
@@ -86,16 +88,18 @@ impl KafkaSink {
             }
         }
         if failure.is_some() {
-            self.renew_if_fatal(&producer);
+            self.renew(&producer);
         }
         Delivery { confirmed, failure }
     }
 
-    fn renew_if_fatal(&self, used: &FutureProducer) {
-        let Some((code, reason)) = used.client().fatal_error() else {
-            return;
-        };
-        tracing::error!(%code, %reason, "Kafka producer hit a fatal error; creating a new one");
+    fn renew(&self, used: &FutureProducer) {
+        match used.client().fatal_error() {
+            Some((code, reason)) => {
+                tracing::error!(%code, %reason, "Kafka producer hit a fatal error; creating a new one")
+            }
+            None => tracing::warn!("a batch failed; replacing the Kafka producer in case the broker lost its state"),
+        }
         match kafka::producer_with_timeout(&self.brokers, self.timeout) {
             Ok(fresh) => *self.producer.write().unwrap_or_else(|e| e.into_inner()) = fresh,
             Err(e) => tracing::error!(error = %e, "cannot create a new Kafka producer"),

@@ -2,6 +2,8 @@
 //! (loopback defaults), and a fresh PostgreSQL database per test.
 #![allow(dead_code)]
 
+pub mod e2e;
+
 use deadpool_postgres::Pool;
 use rdkafka::consumer::Consumer;
 

@@ -1,0 +1,99 @@
+//! Helpers for tests that run the real binaries as separate processes.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A child process killed (SIGKILL) when the test ends, whatever happens.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    /// SIGTERM, then waits up to 15 s; true on a clean exit.
+    pub fn stop(mut self) -> bool {
+        unsafe { libc_kill(self.0.id() as i32, 15) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+/// The node binary, built by `cargo test --workspace` next to this test's binary.
+pub fn edge_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(Path::parent).unwrap().join("nimbus-edge");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p nimbus-edge` (CI's cargo test --workspace builds it)",
+        bin.display()
+    );
+    bin
+}
+
+pub fn cloud(args: &[&str], env: &[(&str, String)]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nimbus-cloud"));
+    c.args(args).env("RUST_LOG", "warn");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+/// One HTTP/1.1 request over a raw socket; returns (status, JSON body).
+pub fn http(addr: &str, method: &str, path: &str, body: Option<Value>, token: Option<&str>) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n{auth}\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let json = out.split_once("\r\n\r\n").and_then(|(_, b)| serde_json::from_str(b.trim()).ok()).unwrap_or(Value::Null);
+    (status, json)
+}
+
+pub fn tap(reader: &str, uids: &[&str]) -> Vec<String> {
+    let s = TcpStream::connect(reader).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut lines = BufReader::new(s).lines();
+    uids.iter()
+        .map(|u| {
+            writeln!(w, "{u}").unwrap();
+            lines.next().unwrap().unwrap()
+        })
+        .collect()
+}
+
+/// SIGKILL, as a crash.
+pub fn sigkill(p: &mut Proc) {
+    let _ = p.0.kill();
+    let _ = p.0.wait();
+}

@@ -1,0 +1,272 @@
+//! Cloud fault tests with every part a separate process: a node whose outbox holds many
+//! sessions syncs through Mosquitto, `nimbus-cloud ingest` and `nimbus-cloud worker` while the
+//! ingest is SIGKILLed mid-stream, or the Kafka broker itself (a private tansu) is stopped for a
+//! while. Afterwards every session is in `attendance_service_db` exactly once.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::e2e::{Proc, cloud, edge_binary, sigkill};
+use nimbus_core::event::attendance::{AttendanceMarkedPayload, AttendanceStatus, StudentAttendance};
+use nimbus_core::topics::{Environment, Topic};
+use nimbus_edge::clock::{Clock, SystemClock};
+use nimbus_edge::outbox::{self, Priority};
+use nimbus_edge::store::Store;
+use nimbus_sync::testing::{CLOUD_USER, Mosquitto, free_port};
+
+const SESSIONS: usize = 300;
+
+struct Stack {
+    env: Vec<(&'static str, String)>,
+    node_dir: tempfile::TempDir,
+    attendance_db: common::TestDb,
+    registry_db: common::TestDb,
+    _broker: Mosquitto,
+}
+
+/// Registers a node, writes `SESSIONS` closed sessions (3 students each) into its outbox, and
+/// returns everything needed to start the roles and the node.
+async fn stack(brokers: &str) -> Stack {
+    let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let node = format!("fault-{suffix}");
+    let password = format!("pw-{suffix}");
+    let broker = Mosquitto::start(&[(&node, &password)]);
+    nimbus_cloud::kafka::ensure_topics(brokers, Environment::Development).await.expect("Kafka reachable");
+    let registry_db = common::TestDb::create().await;
+    let attendance_db = common::TestDb::create().await;
+    let group = format!("fault-attendance-{suffix}");
+    common::prime_group(
+        brokers,
+        &group,
+        &[Topic::TimetableEvents, Topic::CourseEvents, Topic::EnrollmentEvents, Topic::AttendanceEvents],
+    )
+    .await;
+    let env = vec![
+        ("DATABASE_URL", common::database_server()),
+        ("NIMBUS_REGISTRY_DB", registry_db.name.clone()),
+        ("KAFKA_BROKERS", brokers.to_owned()),
+        ("MQTT_URL", broker.url.clone()),
+        ("MQTT_USERNAME", CLOUD_USER.0.to_owned()),
+        ("MQTT_PASSWORD", CLOUD_USER.1.to_owned()),
+        ("NIMBUS_ENV", "development".to_owned()),
+        ("INGEST_GROUP", format!("fault-{suffix}")),
+        ("INGEST_INSTANCE", format!("fault-{suffix}")),
+        ("NIMBUS_SERVICE_DB", attendance_db.name.clone()),
+        ("NIMBUS_WORKER_GROUP", group),
+    ];
+    assert!(cloud(&["migrate", "edge_registry_db"], &env).status().unwrap().success());
+    assert!(cloud(&["nodes", "register", &node, "--room", "r1"], &env).status().unwrap().success());
+
+    let node_dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&node_dir.path().join("data/node.db")).unwrap();
+    let now = SystemClock::new().now();
+    store
+        .with(|c| {
+            let tx = c.transaction()?;
+            for i in 0..SESSIONS {
+                let mut p = AttendanceMarkedPayload {
+                    attendance_id: format!("{suffix}-session-{i}"),
+                    entry_id: format!("entry-{i}"),
+                    course_id: format!("course-{suffix}-{}", i % 7),
+                    course_name: "Fault Tolerance".into(),
+                    class_date: now.local.date(),
+                    marked_by: "faculty-x".into(),
+                    marked_at: now.utc,
+                    student_records: (0..3)
+                        .map(|s| StudentAttendance {
+                            student_id: format!("student-{suffix}-{s}"),
+                            status: if s == 2 { AttendanceStatus::Absent } else { AttendanceStatus::Present },
+                            remarks: None,
+                        })
+                        .collect(),
+                    ..Default::default()
+                };
+                p.recount();
+                outbox::append(&tx, "ATTENDANCE_MARKED", Topic::AttendanceEvents, Priority::Critical, &p, &now)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .unwrap();
+    drop(store);
+    std::fs::write(
+        node_dir.path().join("node.toml"),
+        format!(
+            "node_id = \"{node}\"\nroom_id = \"r1\"\ndata_dir = \"{}\"\n[http]\nbind = \"127.0.0.1:0\"\n\
+             [reader]\nsimulated_bind = \"127.0.0.1:0\"\n[cloud]\nmqtt_url = \"{}\"\nmqtt_password = \"{password}\"\n\
+             ack_timeout_ms = 1000\nmax_batch_events = 10\n",
+            node_dir.path().join("data").display(),
+            broker.url
+        ),
+    )
+    .unwrap();
+    Stack { env, node_dir, attendance_db, registry_db, _broker: broker }
+}
+
+fn start_node(dir: &Path) -> Proc {
+    let child = Command::new(edge_binary())
+        .arg("--config")
+        .arg(dir.join("node.toml"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
+async fn processed(db: &common::TestDb) -> i64 {
+    match db.pool.get().await {
+        Ok(c) => match c.query_one("SELECT count(*) FROM processed_events", &[]).await {
+            Ok(r) => r.get(0),
+            Err(_) => 0,
+        },
+        Err(_) => 0,
+    }
+}
+
+async fn wait_processed(db: &common::TestDb, at_least: i64, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let n = processed(db).await;
+        if n >= at_least {
+            return;
+        }
+        assert!(Instant::now() < deadline, "only {n} of {at_least} events applied");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every session exactly once: SESSIONS events applied, 3 records each, no duplicates.
+async fn assert_exactly_once(stack: &Stack) {
+    let c = stack.attendance_db.pool.get().await.unwrap();
+    let row = c
+        .query_one("SELECT count(*), count(DISTINCT attendance_id), count(DISTINCT (attendance_id, student_id)) FROM attendance_records", &[])
+        .await
+        .unwrap();
+    let (records, sessions, distinct): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!((records, sessions, distinct), (3 * SESSIONS as i64, SESSIONS as i64, 3 * SESSIONS as i64));
+    let summary: i64 = c
+        .query_one("SELECT coalesce(sum(present + late + absent), 0)::BIGINT FROM attendance_summary", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(summary, 3 * SESSIONS as i64, "the summary counted every record once");
+    assert_eq!(processed(&stack.attendance_db).await, SESSIONS as i64);
+}
+
+fn outbox_backlog(dir: &Path) -> u64 {
+    Store::open(&dir.join("data/node.db")).unwrap().with(|c| outbox::backlog(c)).unwrap()
+}
+
+async fn wait_drained(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while outbox_backlog(dir) > 0 {
+        assert!(Instant::now() < deadline, "the node's outbox never drained");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ingest_killed_mid_stream_and_restarted_loses_and_doubles_nothing() {
+    let s = stack(&common::kafka_brokers()).await;
+    let worker = Proc(cloud(&["worker", "--service", "attendance"], &s.env).spawn().unwrap());
+    let mut ingest = Proc(cloud(&["ingest"], &s.env).spawn().unwrap());
+    let node = start_node(s.node_dir.path());
+    wait_processed(&s.attendance_db, 40, Duration::from_secs(60)).await;
+    sigkill(&mut ingest);
+    let at_kill = processed(&s.attendance_db).await;
+    assert!(at_kill < SESSIONS as i64, "the kill came mid-stream ({at_kill} applied)");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ingest = Proc(cloud(&["ingest"], &s.env).spawn().unwrap());
+    wait_processed(&s.attendance_db, SESSIONS as i64, Duration::from_secs(120)).await;
+    wait_drained(s.node_dir.path()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_exactly_once(&s).await;
+    assert!(node.stop() && ingest.stop() && worker.stop(), "clean shutdowns");
+    s.attendance_db.drop_now().await;
+    s.registry_db.drop_now().await;
+}
+
+/// A private Kafka-protocol broker (tansu on SQLite) that can be stopped and started again.
+struct PrivateKafka {
+    dir: tempfile::TempDir,
+    port: u16,
+    proc: Option<Proc>,
+}
+
+impl PrivateKafka {
+    fn tansu() -> PathBuf {
+        let home = std::env::var("HOME").unwrap_or_default();
+        let cached = Path::new(&home).join(".cargo/bin/tansu");
+        if cached.exists() { cached } else { PathBuf::from("tansu") }
+    }
+
+    fn start() -> PrivateKafka {
+        let mut k = PrivateKafka { dir: tempfile::tempdir().unwrap(), port: free_port(), proc: None };
+        k.spawn();
+        k
+    }
+
+    fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(Self::tansu())
+            .current_dir(self.dir.path())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "sqlite://tansu.db",
+            ])
+            .env_remove("STORAGE_ENGINE")
+            .env_remove("CLUSTER_ID")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu must be installed (scripts/services.sh up)");
+        self.proc = Some(Proc(child));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "private tansu did not listen");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(p) = self.proc.take() {
+            p.stop();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_stopped_for_a_while_and_restarted_loses_and_doubles_nothing() {
+    let mut kafka = PrivateKafka::start();
+    let s = stack(&kafka.brokers()).await;
+    let worker = Proc(cloud(&["worker", "--service", "attendance"], &s.env).spawn().unwrap());
+    let ingest = Proc(cloud(&["ingest"], &s.env).spawn().unwrap());
+    let node = start_node(s.node_dir.path());
+    wait_processed(&s.attendance_db, 40, Duration::from_secs(60)).await;
+    kafka.stop();
+    let at_stop = processed(&s.attendance_db).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(outbox_backlog(s.node_dir.path()) > 0, "with Kafka down the node keeps its events");
+    kafka.spawn();
+    wait_processed(&s.attendance_db, SESSIONS as i64, Duration::from_secs(180)).await;
+    wait_drained(s.node_dir.path()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(at_stop < SESSIONS as i64, "Kafka stopped mid-stream ({at_stop} applied)");
+    assert_exactly_once(&s).await;
+    assert!(node.stop() && ingest.stop() && worker.stop(), "clean shutdowns");
+    s.attendance_db.drop_now().await;
+    s.registry_db.drop_now().await;
+}
