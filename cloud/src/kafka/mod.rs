@@ -67,3 +67,16 @@ pub fn producer_with_timeout(brokers: &str, delivery_timeout: Duration) -> Resul
         .create()
         .map_err(|e| Error::Kafka(format!("producer: {e}")))
 }
+
+/// A producer without idempotence (`acks=all`, retries on): for messages that are at-least-once
+/// by design and carry deterministic ids (dead letters, alerts). Unlike the idempotent producer
+/// it has no sequence state a restarted broker can lose, so it cannot get stuck after a restart.
+pub fn at_least_once_producer(brokers: &str) -> Result<FutureProducer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "false")
+        .set("acks", "all")
+        .set("message.timeout.ms", "30000")
+        .create()
+        .map_err(|e| Error::Kafka(format!("producer: {e}")))
+}

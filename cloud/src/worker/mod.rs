@@ -256,7 +256,9 @@ impl Worker {
         let migrations = crate::db::migrations_for(attendance::DATABASE)
             .ok_or_else(|| Error::Config(format!("no migrations for {}", attendance::DATABASE)))?;
         crate::db::migrate(&pool, migrations).await?;
-        let producer = crate::kafka::producer(&self.settings.brokers)?;
+        // Dead letters and alerts are at-least-once with deterministic ids: no idempotent state
+        // for a restarted broker to lose (see kafka::at_least_once_producer).
+        let producer = crate::kafka::at_least_once_producer(&self.settings.brokers)?;
         let topics = subscriptions(self.group);
         let group_id = self.group_id().to_owned();
         tracing::info!(
