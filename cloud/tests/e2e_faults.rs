@@ -107,7 +107,13 @@ async fn stack(brokers: &str) -> Stack {
 }
 
 fn start_node(dir: &Path) -> Proc {
-    let child = Command::new(edge_binary())
+    let mut command = Command::new(edge_binary());
+    // The test's config file must win: clear the environment overrides CI exports (MQTT_URL, ...).
+    for (var, _) in nimbus_edge::config::ENV_OVERRIDES {
+        command.env_remove(var);
+    }
+    command.env_remove("NIMBUS_EDGE_CONFIG");
+    let child = command
         .arg("--config")
         .arg(dir.join("node.toml"))
         .env("RUST_LOG", "warn")

@@ -95,7 +95,13 @@ fn end_to_end(dir: &std::path::Path) {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nimbus-edge"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nimbus-edge"));
+    // The test's config file must win: clear the environment overrides CI exports (MQTT_URL, ...).
+    for (var, _) in nimbus_edge::config::ENV_OVERRIDES {
+        command.env_remove(var);
+    }
+    command.env_remove("NIMBUS_EDGE_CONFIG");
+    let mut child = command
         .args(["--simulate", "--config"])
         .arg(&config)
         .env("RUST_LOG", "warn")
