@@ -439,6 +439,28 @@ pub(crate) struct CloseForm {
     session_id: String,
 }
 
+/// The shape every form action of the page shares: refuse cross-origin posts, turn a malformed
+/// form into a flash message, run `action` on the blocking pool as the signed-in faculty, and
+/// redirect back to the page with its outcome.
+async fn form_action<T: Send + 'static>(
+    state: AppState,
+    who: PageFaculty,
+    headers: &HeaderMap,
+    form: Result<ApiForm<T>, AppError>,
+    action: impl FnOnce(&AppState, &str, T) -> Result<String, AppError> + Send + 'static,
+) -> Response {
+    if let Some(r) = cross_origin_refusal(headers) {
+        return r;
+    }
+    let ApiForm(form) = match form {
+        Ok(f) => f,
+        Err(e) => return back(&state, &who, Err(e)),
+    };
+    let (st, user_id) = (state.clone(), who.0.user_id.clone());
+    let outcome = blocking(move || action(&st, &user_id, form)).await;
+    back(&state, &who, outcome)
+}
+
 /// `POST /page/close`.
 pub(crate) async fn close(
     State(state): State<AppState>,
@@ -446,28 +468,16 @@ pub(crate) async fn close(
     headers: HeaderMap,
     form: Result<ApiForm<CloseForm>, AppError>,
 ) -> Response {
-    if let Some(r) = cross_origin_refusal(&headers) {
-        return r;
-    }
-    let ApiForm(form) = match form {
-        Ok(f) => f,
-        Err(e) => return back(&state, &who, Err(e)),
-    };
-    let att = state.attendance.clone();
-    let user_id = who.0.user_id.clone();
-    let outcome = blocking(move || {
-        owned_session(&att, &form.session_id, &user_id)?;
-        Ok(att.close_session(&form.session_id, "manual")?)
-    })
-    .await
-    .map(|p| {
-        state.metrics.sessions_closed(1);
-        format!(
+    form_action(state, who, &headers, form, |st, user_id, form| {
+        owned_session(&st.attendance, &form.session_id, user_id)?;
+        let p = st.attendance.close_session(&form.session_id, "manual")?;
+        st.metrics.sessions_closed(1);
+        Ok(format!(
             "Session closed: {} of {} present, {} absent. Attendance will be sent to the cloud.",
             p.present_count, p.total_students, p.absent_count
-        )
-    });
-    back(&state, &who, outcome)
+        ))
+    })
+    .await
 }
 
 /// `POST /page/mark` and `/page/correct` form.
@@ -493,24 +503,14 @@ pub(crate) async fn mark(
     headers: HeaderMap,
     form: Result<ApiForm<MarkForm>, AppError>,
 ) -> Response {
-    if let Some(r) = cross_origin_refusal(&headers) {
-        return r;
-    }
-    let ApiForm(form) = match form {
-        Ok(f) => f,
-        Err(e) => return back(&state, &who, Err(e)),
-    };
-    let att = state.attendance.clone();
-    let user_id = who.0.user_id.clone();
-    let outcome = blocking(move || {
+    form_action(state, who, &headers, form, |st, user_id, form| {
         let status = status_field(&form.status)?;
         let remarks = note("remarks", form.remarks.as_deref())?;
-        owned_session(&att, &form.session_id, &user_id)?;
-        att.mark(&form.session_id, &form.student_id, status, remarks, &user_id)?;
+        owned_session(&st.attendance, &form.session_id, user_id)?;
+        st.attendance.mark(&form.session_id, &form.student_id, status, remarks, user_id)?;
         Ok(format!("{} marked {}.", form.student_id, status.as_str()))
     })
-    .await;
-    back(&state, &who, outcome)
+    .await
 }
 
 /// `POST /page/correct`.
@@ -520,20 +520,11 @@ pub(crate) async fn correct(
     headers: HeaderMap,
     form: Result<ApiForm<MarkForm>, AppError>,
 ) -> Response {
-    if let Some(r) = cross_origin_refusal(&headers) {
-        return r;
-    }
-    let ApiForm(form) = match form {
-        Ok(f) => f,
-        Err(e) => return back(&state, &who, Err(e)),
-    };
-    let att = state.attendance.clone();
-    let user_id = who.0.user_id.clone();
-    let outcome = blocking(move || {
+    form_action(state, who, &headers, form, |st, user_id, form| {
         let status = status_field(&form.status)?;
         let reason = note("reason", form.reason.as_deref())?;
-        owned_session(&att, &form.session_id, &user_id)?;
-        let p = att.correct(&form.session_id, &form.student_id, status, reason, &user_id)?;
+        owned_session(&st.attendance, &form.session_id, user_id)?;
+        let p = st.attendance.correct(&form.session_id, &form.student_id, status, reason, user_id)?;
         Ok(format!(
             "Corrected {}: {} → {}. The correction will be sent to the cloud.",
             p.student_id,
@@ -541,8 +532,7 @@ pub(crate) async fn correct(
             p.new_status.as_str()
         ))
     })
-    .await;
-    back(&state, &who, outcome)
+    .await
 }
 
 #[cfg(test)]
