@@ -11,8 +11,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::e2e::{Proc, cloud, edge_binary, http, tap};
-use nimbus_core::topics::{Environment, Topic};
-use nimbus_sync::testing::{CLOUD_USER, Mosquitto};
+use nimbus_core::topics::Environment;
+use nimbus_sync::testing::Mosquitto;
 use serde_json::json;
 
 async fn until<F, Fut>(within: Duration, what: &str, mut check: F)
@@ -37,27 +37,8 @@ async fn taps_on_a_node_become_exactly_the_expected_rows_in_attendance_service_d
     nimbus_cloud::kafka::ensure_topics(&brokers, Environment::Development).await.expect("Kafka (KAFKA_BROKERS)");
     let registry_db = common::TestDb::create().await;
     let attendance_db = common::TestDb::create().await;
-    let group = format!("e2e-attendance-{suffix}");
-    common::prime_group(
-        &brokers,
-        &group,
-        &[Topic::TimetableEvents, Topic::CourseEvents, Topic::EnrollmentEvents, Topic::AttendanceEvents],
-    )
-    .await;
-
-    let env = vec![
-        ("DATABASE_URL", common::database_server()),
-        ("NIMBUS_REGISTRY_DB", registry_db.name.clone()),
-        ("KAFKA_BROKERS", brokers.clone()),
-        ("MQTT_URL", broker.url.clone()),
-        ("MQTT_USERNAME", CLOUD_USER.0.to_owned()),
-        ("MQTT_PASSWORD", CLOUD_USER.1.to_owned()),
-        ("NIMBUS_ENV", "development".to_owned()),
-        ("INGEST_GROUP", format!("e2e-{suffix}")),
-        ("INGEST_INSTANCE", format!("e2e-{suffix}")),
-        ("NIMBUS_SERVICE_DB", attendance_db.name.clone()),
-        ("NIMBUS_WORKER_GROUP", group.clone()),
-    ];
+    let env =
+        common::e2e::role_env(&format!("e2e-{suffix}"), &broker.url, &brokers, &registry_db, &attendance_db).await;
     // The operator registers the node; then the roles start.
     assert!(cloud(&["migrate", "edge_registry_db"], &env).status().unwrap().success());
     assert!(cloud(&["nodes", "register", &node, "--room", "demo-101"], &env).status().unwrap().success());

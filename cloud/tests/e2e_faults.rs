@@ -15,7 +15,7 @@ use nimbus_core::topics::{Environment, Topic};
 use nimbus_edge::clock::{Clock, SystemClock};
 use nimbus_edge::outbox::{self, Priority};
 use nimbus_edge::store::Store;
-use nimbus_sync::testing::{CLOUD_USER, Mosquitto, free_port};
+use nimbus_sync::testing::{Mosquitto, free_port};
 
 const SESSIONS: usize = 300;
 
@@ -37,26 +37,8 @@ async fn stack(brokers: &str) -> Stack {
     nimbus_cloud::kafka::ensure_topics(brokers, Environment::Development).await.expect("Kafka reachable");
     let registry_db = common::TestDb::create().await;
     let attendance_db = common::TestDb::create().await;
-    let group = format!("fault-attendance-{suffix}");
-    common::prime_group(
-        brokers,
-        &group,
-        &[Topic::TimetableEvents, Topic::CourseEvents, Topic::EnrollmentEvents, Topic::AttendanceEvents],
-    )
-    .await;
-    let env = vec![
-        ("DATABASE_URL", common::database_server()),
-        ("NIMBUS_REGISTRY_DB", registry_db.name.clone()),
-        ("KAFKA_BROKERS", brokers.to_owned()),
-        ("MQTT_URL", broker.url.clone()),
-        ("MQTT_USERNAME", CLOUD_USER.0.to_owned()),
-        ("MQTT_PASSWORD", CLOUD_USER.1.to_owned()),
-        ("NIMBUS_ENV", "development".to_owned()),
-        ("INGEST_GROUP", format!("fault-{suffix}")),
-        ("INGEST_INSTANCE", format!("fault-{suffix}")),
-        ("NIMBUS_SERVICE_DB", attendance_db.name.clone()),
-        ("NIMBUS_WORKER_GROUP", group),
-    ];
+    let env =
+        common::e2e::role_env(&format!("fault-{suffix}"), &broker.url, brokers, &registry_db, &attendance_db).await;
     assert!(cloud(&["migrate", "edge_registry_db"], &env).status().unwrap().success());
     assert!(cloud(&["nodes", "register", &node, "--room", "r1"], &env).status().unwrap().success());
 

@@ -97,3 +97,37 @@ pub fn sigkill(p: &mut Proc) {
     let _ = p.0.kill();
     let _ = p.0.wait();
 }
+
+/// The environment of `nimbus-cloud` roles in an end-to-end test: the test's own registry and
+/// attendance databases, a private broker, and a consumer group primed at the end of the shared
+/// topics (so only this test's events are read). `tag` keeps parallel tests apart.
+pub async fn role_env(
+    tag: &str,
+    broker_url: &str,
+    brokers: &str,
+    registry_db: &super::TestDb,
+    attendance_db: &super::TestDb,
+) -> Vec<(&'static str, String)> {
+    use nimbus_core::topics::Topic;
+    let group = format!("{tag}-attendance");
+    super::prime_group(
+        brokers,
+        &group,
+        &[Topic::TimetableEvents, Topic::CourseEvents, Topic::EnrollmentEvents, Topic::AttendanceEvents],
+    )
+    .await;
+    let (user, password) = nimbus_sync::testing::CLOUD_USER;
+    vec![
+        ("DATABASE_URL", super::database_server()),
+        ("NIMBUS_REGISTRY_DB", registry_db.name.clone()),
+        ("KAFKA_BROKERS", brokers.to_owned()),
+        ("MQTT_URL", broker_url.to_owned()),
+        ("MQTT_USERNAME", user.to_owned()),
+        ("MQTT_PASSWORD", password.to_owned()),
+        ("NIMBUS_ENV", "development".to_owned()),
+        ("INGEST_GROUP", tag.to_owned()),
+        ("INGEST_INSTANCE", tag.to_owned()),
+        ("NIMBUS_SERVICE_DB", attendance_db.name.clone()),
+        ("NIMBUS_WORKER_GROUP", group),
+    ]
+}
