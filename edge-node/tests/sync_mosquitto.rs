@@ -193,6 +193,7 @@ async fn a_node_cannot_publish_as_another_node() {
     let broker = Mosquitto::start(&[(NODE, PASSWORD), ("room-102", "other")]);
     let shutdown = CancellationToken::new();
     let cloud = FakeCloud::start(&broker.url);
+    cloud.subscribed().await;
 
     // room-101 logs in as itself and publishes a well-formed batch on room-102's topic.
     let cfg = MqttConfig::new(&broker.url, NODE).with_credentials(NODE, PASSWORD);

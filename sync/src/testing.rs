@@ -138,16 +138,32 @@ pub struct FakeCloud {
     pub state: std::sync::Arc<std::sync::Mutex<CloudState>>,
     url: String,
     ack_delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    subscribed: std::sync::Arc<std::sync::atomic::AtomicBool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl FakeCloud {
     /// Connects to `url` as [`CLOUD_USER`] and starts receiving.
     pub fn start(url: &str) -> FakeCloud {
-        let mut cloud =
-            FakeCloud { state: Default::default(), url: url.to_owned(), ack_delay_ms: Default::default(), task: None };
+        let mut cloud = FakeCloud {
+            state: Default::default(),
+            url: url.to_owned(),
+            ack_delay_ms: Default::default(),
+            subscribed: Default::default(),
+            task: None,
+        };
         cloud.spawn();
         cloud
+    }
+
+    /// Waits (up to 10 s) until the uplink subscription is in place: a test that publishes a single
+    /// frame must not race the subscription (nodes resend, so the sync tests need not wait).
+    pub async fn subscribed(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !self.subscribed.load(std::sync::atomic::Ordering::Acquire) {
+            assert!(tokio::time::Instant::now() < deadline, "the fake cloud never subscribed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Delays every ack by `ms` (to catch a node between publish and ack).
@@ -185,12 +201,17 @@ impl FakeCloud {
         let (client, mut eventloop) = AsyncClient::new(options, 256);
         let state = self.state.clone();
         let delay = self.ack_delay_ms.clone();
+        let subscribed = self.subscribed.clone();
+        subscribed.store(false, std::sync::atomic::Ordering::Release);
         self.task = Some(tokio::spawn(async move {
             let mut stats = ReceiverStats::default();
             loop {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         let _ = client.try_subscribe("nimbus/v1/nodes/+/up", QoS::AtLeastOnce);
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        subscribed.store(true, std::sync::atomic::Ordering::Release);
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         let Some(NodeTopic::Up(node)) = NodeTopic::parse(&p.topic) else { continue };
