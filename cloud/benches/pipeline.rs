@@ -13,11 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::e2e::{Proc, cloud, edge_binary};
-use nimbus_core::event::attendance::{AttendanceMarkedPayload, AttendanceStatus, StudentAttendance};
-use nimbus_core::topics::{Environment, Topic};
-use nimbus_edge::clock::{Clock, SystemClock};
-use nimbus_edge::outbox::{self, Priority};
-use nimbus_edge::store::Store;
+use nimbus_core::topics::Environment;
 use nimbus_sync::testing::Mosquitto;
 
 const SESSIONS: usize = 3000;
@@ -50,37 +46,7 @@ async fn run() {
 
     // A node that was offline for a while: SESSIONS closed classes of STUDENTS each.
     let dir = tempfile::Builder::new().prefix("nimbus-bench-").tempdir_in(".").unwrap();
-    let store = Store::open(&dir.path().join("data/node.db")).unwrap();
-    let now = SystemClock::new().now();
-    store
-        .with(|c| {
-            let tx = c.transaction()?;
-            for i in 0..SESSIONS {
-                let mut p = AttendanceMarkedPayload {
-                    attendance_id: format!("{suffix}-{i}"),
-                    entry_id: format!("entry-{i}"),
-                    course_id: format!("course-{suffix}-{}", i % 12),
-                    course_name: "Benchmarks".into(),
-                    class_date: now.local.date(),
-                    marked_by: "faculty-x".into(),
-                    marked_at: now.utc,
-                    student_records: (0..STUDENTS)
-                        .map(|s| StudentAttendance {
-                            student_id: format!("student-{suffix}-{s}"),
-                            status: if s % 9 == 0 { AttendanceStatus::Absent } else { AttendanceStatus::Present },
-                            remarks: None,
-                        })
-                        .collect(),
-                    ..Default::default()
-                };
-                p.recount();
-                outbox::append(&tx, "ATTENDANCE_MARKED", Topic::AttendanceEvents, Priority::Critical, &p, &now)?;
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .unwrap();
-    drop(store);
+    common::e2e::prefill_sessions(&dir.path().join("data/node.db"), &suffix, SESSIONS, STUDENTS);
     std::fs::write(
         dir.path().join("node.toml"),
         format!(

@@ -10,10 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::e2e::{Proc, cloud, edge_binary, sigkill};
-use nimbus_core::event::attendance::{AttendanceMarkedPayload, AttendanceStatus, StudentAttendance};
-use nimbus_core::topics::{Environment, Topic};
-use nimbus_edge::clock::{Clock, SystemClock};
-use nimbus_edge::outbox::{self, Priority};
+use nimbus_core::topics::Environment;
+use nimbus_edge::outbox;
 use nimbus_edge::store::Store;
 use nimbus_sync::testing::{Mosquitto, free_port};
 
@@ -43,37 +41,7 @@ async fn stack(brokers: &str) -> Stack {
     assert!(cloud(&["nodes", "register", &node, "--room", "r1"], &env).status().unwrap().success());
 
     let node_dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&node_dir.path().join("data/node.db")).unwrap();
-    let now = SystemClock::new().now();
-    store
-        .with(|c| {
-            let tx = c.transaction()?;
-            for i in 0..SESSIONS {
-                let mut p = AttendanceMarkedPayload {
-                    attendance_id: format!("{suffix}-session-{i}"),
-                    entry_id: format!("entry-{i}"),
-                    course_id: format!("course-{suffix}-{}", i % 7),
-                    course_name: "Fault Tolerance".into(),
-                    class_date: now.local.date(),
-                    marked_by: "faculty-x".into(),
-                    marked_at: now.utc,
-                    student_records: (0..3)
-                        .map(|s| StudentAttendance {
-                            student_id: format!("student-{suffix}-{s}"),
-                            status: if s == 2 { AttendanceStatus::Absent } else { AttendanceStatus::Present },
-                            remarks: None,
-                        })
-                        .collect(),
-                    ..Default::default()
-                };
-                p.recount();
-                outbox::append(&tx, "ATTENDANCE_MARKED", Topic::AttendanceEvents, Priority::Critical, &p, &now)?;
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .unwrap();
-    drop(store);
+    common::e2e::prefill_sessions(&node_dir.path().join("data/node.db"), &suffix, SESSIONS, 3);
     std::fs::write(
         node_dir.path().join("node.toml"),
         format!(

@@ -225,8 +225,7 @@ async fn start_auto_close(attendance: Attendance, metrics: Arc<Metrics>) -> Resu
 fn load_demo(store: &Store, room_id: &str, clock: &dyn Clock) -> Result<()> {
     let now = clock.now();
     let (mut tt, roster) = timetable::demo(room_id);
-    let start = now.local.time().with_second(0).unwrap_or(NaiveTime::MIN) - TimeDelta::minutes(5);
-    let end = start + TimeDelta::minutes(60);
+    let (start, end) = live_slot(now.local.time());
     if end > start {
         let mut live = tt.entries[0].clone();
         live.entry_id = format!("demo-live-{}", now.local.format("%Y%m%d%H%M"));
@@ -248,6 +247,17 @@ fn load_demo(store: &Store, room_id: &str, clock: &dyn Clock) -> Result<()> {
     })
 }
 
+/// The demo's "class running now": from 5 minutes ago for an hour, kept within today (a slot
+/// that wrapped past midnight would end before it starts and never be running).
+fn live_slot(now: NaiveTime) -> (NaiveTime, NaiveTime) {
+    let now = now.with_second(0).and_then(|t| t.with_nanosecond(0)).unwrap_or(now);
+    let start =
+        if now >= NaiveTime::MIN + TimeDelta::minutes(5) { now - TimeDelta::minutes(5) } else { NaiveTime::MIN };
+    let last = NaiveTime::from_hms_opt(23, 59, 59).unwrap_or(NaiveTime::MIN);
+    let end = if now + TimeDelta::minutes(55) > now { now + TimeDelta::minutes(55) } else { last };
+    (start, end.min(last))
+}
+
 #[cfg(not(feature = "rpi"))]
 fn hardware_reader(kind: ReaderKind, _config: &Config) -> Result<Box<dyn CardReader>> {
     Err(Error::Config(format!("reader.kind = {kind:?} needs a build with feature `rpi`")))
@@ -260,4 +270,29 @@ fn hardware_reader(_kind: ReaderKind, config: &Config) -> Result<Box<dyn CardRea
 
 fn join_error(e: tokio::task::JoinError) -> Error {
     Error::Io(std::io::Error::other(format!("task failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(h: u32, m: u32) -> NaiveTime {
+        NaiveTime::from_hms_opt(h, m, 0).unwrap()
+    }
+
+    #[test]
+    fn the_demo_class_runs_now_at_any_time_of_day_including_around_midnight() {
+        for now in
+            [t(0, 0), t(0, 2), t(9, 30), t(22, 59), t(23, 5), t(23, 59), NaiveTime::from_hms_opt(23, 59, 59).unwrap()]
+        {
+            let (start, end) = live_slot(now);
+            assert!(
+                start <= now && now < end || (now >= end && end == t(23, 59) + TimeDelta::seconds(59)),
+                "{now}: {start}-{end}"
+            );
+            assert!(end > start, "{now}: {start}-{end}");
+        }
+        assert_eq!(live_slot(t(9, 30)), (t(9, 25), t(10, 25)));
+        assert_eq!(live_slot(t(23, 5)), (t(23, 0), NaiveTime::from_hms_opt(23, 59, 59).unwrap()));
+    }
 }

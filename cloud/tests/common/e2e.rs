@@ -131,3 +131,43 @@ pub async fn role_env(
         ("NIMBUS_WORKER_GROUP", group),
     ]
 }
+
+/// Writes `sessions` closed classes of `students` each into a node's outbox at `db` (the node's
+/// `node.db`), as if it had been offline while teaching; every id carries `tag`.
+pub fn prefill_sessions(db: &Path, tag: &str, sessions: usize, students: usize) {
+    use nimbus_core::event::attendance::{AttendanceMarkedPayload, AttendanceStatus, StudentAttendance};
+    use nimbus_core::topics::Topic;
+    use nimbus_edge::clock::{Clock, SystemClock};
+    use nimbus_edge::outbox::{self, Priority};
+
+    let store = nimbus_edge::store::Store::open(db).unwrap();
+    let now = SystemClock::new().now();
+    store
+        .with(|c| {
+            let tx = c.transaction()?;
+            for i in 0..sessions {
+                let mut p = AttendanceMarkedPayload {
+                    attendance_id: format!("{tag}-session-{i}"),
+                    entry_id: format!("entry-{i}"),
+                    course_id: format!("course-{tag}-{}", i % 12),
+                    course_name: "Offline week".into(),
+                    class_date: now.local.date(),
+                    marked_by: "faculty-x".into(),
+                    marked_at: now.utc,
+                    student_records: (0..students)
+                        .map(|s| StudentAttendance {
+                            student_id: format!("student-{tag}-{s}"),
+                            status: if s % 3 == 2 { AttendanceStatus::Absent } else { AttendanceStatus::Present },
+                            remarks: None,
+                        })
+                        .collect(),
+                    ..Default::default()
+                };
+                p.recount();
+                outbox::append(&tx, "ATTENDANCE_MARKED", Topic::AttendanceEvents, Priority::Critical, &p, &now)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .unwrap();
+}
