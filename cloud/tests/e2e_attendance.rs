@@ -60,11 +60,8 @@ async fn taps_on_a_node_become_exactly_the_expected_rows_in_attendance_service_d
     )
     .unwrap();
     let mut command = Command::new(edge_binary());
-    // The test's config file must win: clear the environment overrides CI exports (MQTT_URL, ...).
-    for (var, _) in nimbus_edge::config::ENV_OVERRIDES {
-        command.env_remove(var);
-    }
-    command.env_remove("NIMBUS_EDGE_CONFIG");
+    // The given config file must win over overrides in this environment (CI exports MQTT_URL).
+    nimbus_edge::config::without_env_overrides(&mut command);
     let mut child = command
         .args(["--simulate", "--config"])
         .arg(&config)

@@ -196,6 +196,16 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("NIMBUS_MQTT_PASSWORD", "cloud.mqtt_password"),
 ];
 
+/// Removes every environment override (and `NIMBUS_EDGE_CONFIG`) from a command that starts
+/// `nimbus-edge`, so the config file it is given is what it runs with: supervisors and tests
+/// whose own environment carries `MQTT_URL` or `NIMBUS_*` would otherwise leak them in.
+pub fn without_env_overrides(command: &mut std::process::Command) -> &mut std::process::Command {
+    for (var, _) in ENV_OVERRIDES {
+        command.env_remove(var);
+    }
+    command.env_remove("NIMBUS_EDGE_CONFIG")
+}
+
 impl Config {
     /// Defaults, then `file` (if given), then the environment, then validation.
     pub fn load(file: Option<&Path>) -> Result<Config> {

@@ -20,11 +20,8 @@ struct Node {
 
 fn start_node(config: &Path) -> Node {
     let mut command = Command::new(env!("CARGO_BIN_EXE_nimbus-edge"));
-    // The test's config file must win: clear the environment overrides CI exports (MQTT_URL, ...).
-    for (var, _) in nimbus_edge::config::ENV_OVERRIDES {
-        command.env_remove(var);
-    }
-    command.env_remove("NIMBUS_EDGE_CONFIG");
+    // The given config file must win over overrides in this environment (CI exports MQTT_URL).
+    nimbus_edge::config::without_env_overrides(&mut command);
     let mut child = command
         .args(["--simulate", "--config"])
         .arg(config)
