@@ -29,3 +29,7 @@ pub mod topics;
 
 #[cfg(feature = "std")]
 pub mod event;
+#[cfg(feature = "std")]
+pub mod snapshot;
+#[cfg(feature = "std")]
+pub mod token;

@@ -3,124 +3,12 @@
 //! cached one atomically and only if its version is newer, so a node can run for days on the
 //! last one it received.
 
-use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta};
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeDelta};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// One weekly class slot in this room.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TimetableEntry {
-    /// The timetable service's entry id.
-    pub entry_id: String,
-    /// The course taught.
-    pub course_id: String,
-    /// Its name (carried into `ATTENDANCE_MARKED`).
-    pub course_name: String,
-    /// Who teaches it; only they may open its session.
-    pub faculty_id: String,
-    /// The room.
-    pub room_id: String,
-    /// ISO weekday, 1 = Monday.
-    pub day_of_week: u8,
-    /// Start, campus local time.
-    pub start_time: NaiveTime,
-    /// End, campus local time; the session closes itself then.
-    pub end_time: NaiveTime,
-    /// First date the entry applies (inclusive).
-    #[serde(default)]
-    pub effective_from: Option<NaiveDate>,
-    /// Last date the entry applies (inclusive).
-    #[serde(default)]
-    pub effective_until: Option<NaiveDate>,
-}
-
-impl TimetableEntry {
-    /// Whether the entry applies on `date`.
-    pub fn applies_on(&self, date: NaiveDate) -> bool {
-        date.weekday().number_from_monday() as u8 == self.day_of_week
-            && self.effective_from.is_none_or(|f| date >= f)
-            && self.effective_until.is_none_or(|u| date <= u)
-    }
-}
-
-/// A versioned timetable for one room.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TimetableSnapshot {
-    /// Monotonic version; older or equal versions are ignored.
-    pub version: u64,
-    /// Entries (all for this node's room).
-    pub entries: Vec<TimetableEntry>,
-}
-
-/// Whether a card belongs to a student or to faculty.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Taps are marked as attendance.
-    Student,
-    /// Taps open sessions.
-    Faculty,
-}
-
-impl Role {
-    fn as_str(self) -> &'static str {
-        match self {
-            Role::Student => "student",
-            Role::Faculty => "faculty",
-        }
-    }
-}
-
-/// A card and its holder.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Card {
-    /// The card UID, upper-case hex.
-    pub card_uid: String,
-    /// The holder's user id.
-    pub user_id: String,
-    /// Student or faculty.
-    pub role: Role,
-    /// Display name.
-    pub name: String,
-}
-
-/// A faculty member who may use the local page.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Faculty {
-    /// User id.
-    pub user_id: String,
-    /// Display name.
-    pub name: String,
-    /// argon2 hash of the page PIN; no PIN, no page login.
-    #[serde(default)]
-    pub pin_hash: Option<String>,
-}
-
-/// A student enrolled in a course.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Enrollment {
-    /// The course.
-    pub course_id: String,
-    /// The student.
-    pub student_id: String,
-    /// Display name.
-    pub name: String,
-}
-
-/// Versioned rosters: cards, faculty and enrollments of the courses taught in this room.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RosterSnapshot {
-    /// Monotonic version; older or equal versions are ignored.
-    pub version: u64,
-    /// Every card the node should recognise.
-    pub cards: Vec<Card>,
-    /// Faculty of the room's courses.
-    pub faculty: Vec<Faculty>,
-    /// Enrollments of the room's courses.
-    pub enrollments: Vec<Enrollment>,
-}
+pub use nimbus_core::snapshot::{Card, Enrollment, Faculty, Role, RosterSnapshot, TimetableEntry, TimetableSnapshot};
 
 /// The cached version of snapshot `kind`, if any.
 pub fn snapshot_version(conn: &Connection, kind: &str) -> Result<Option<u64>> {

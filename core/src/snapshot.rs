@@ -1,0 +1,179 @@
+//! The downlink snapshots the cloud sends a classroom node (retained on
+//! `nimbus/v1/nodes/{node}/down/{kind}`): the room's timetable, the rosters of its courses, the
+//! public keys that verify user tokens offline, and the content manifest. Both ends build and read
+//! them from these types, so the JSON bodies cannot drift apart.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use chrono::{Datelike, NaiveDate, NaiveTime};
+use serde::{Deserialize, Serialize};
+
+/// One weekly class slot in this room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimetableEntry {
+    /// The timetable service's entry id.
+    pub entry_id: String,
+    /// The course taught.
+    pub course_id: String,
+    /// Its name (carried into `ATTENDANCE_MARKED`).
+    pub course_name: String,
+    /// Who teaches it; only they may open its session.
+    pub faculty_id: String,
+    /// The room.
+    pub room_id: String,
+    /// ISO weekday, 1 = Monday.
+    pub day_of_week: u8,
+    /// Start, campus local time.
+    pub start_time: NaiveTime,
+    /// End, campus local time; the session closes itself then.
+    pub end_time: NaiveTime,
+    /// First date the entry applies (inclusive).
+    #[serde(default)]
+    pub effective_from: Option<NaiveDate>,
+    /// Last date the entry applies (inclusive).
+    #[serde(default)]
+    pub effective_until: Option<NaiveDate>,
+}
+
+impl TimetableEntry {
+    /// Whether the entry applies on `date`.
+    pub fn applies_on(&self, date: NaiveDate) -> bool {
+        date.weekday().number_from_monday() as u8 == self.day_of_week
+            && self.effective_from.is_none_or(|f| date >= f)
+            && self.effective_until.is_none_or(|u| date <= u)
+    }
+}
+
+/// A versioned timetable for one room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimetableSnapshot {
+    /// Monotonic version; older or equal versions are ignored.
+    pub version: u64,
+    /// Entries (all for this node's room).
+    pub entries: Vec<TimetableEntry>,
+}
+
+/// Whether a card belongs to a student or to faculty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Taps are marked as attendance.
+    Student,
+    /// Taps open sessions.
+    Faculty,
+}
+
+impl Role {
+    /// The name used in storage and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Student => "student",
+            Role::Faculty => "faculty",
+        }
+    }
+}
+
+/// A card and its holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Card {
+    /// The card UID, upper-case hex.
+    pub card_uid: String,
+    /// The holder's user id.
+    pub user_id: String,
+    /// Student or faculty.
+    pub role: Role,
+    /// Display name.
+    pub name: String,
+}
+
+/// A faculty member who may use the local page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Faculty {
+    /// User id.
+    pub user_id: String,
+    /// Display name.
+    pub name: String,
+    /// argon2 hash of the page PIN; no PIN, no page login.
+    #[serde(default)]
+    pub pin_hash: Option<String>,
+}
+
+/// A student enrolled in a course.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrollment {
+    /// The course.
+    pub course_id: String,
+    /// The student.
+    pub student_id: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// Versioned rosters: cards, faculty and enrollments of the courses taught in this room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RosterSnapshot {
+    /// Monotonic version; older or equal versions are ignored.
+    pub version: u64,
+    /// Every card the node should recognise.
+    pub cards: Vec<Card>,
+    /// Faculty of the room's courses.
+    pub faculty: Vec<Faculty>,
+    /// Enrollments of the room's courses.
+    pub enrollments: Vec<Enrollment>,
+}
+
+/// One public key of the cloud's token signing key set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicKey {
+    /// The key id tokens name in their header (`kid`).
+    pub kid: String,
+    /// The JWS algorithm; always `EdDSA` (Ed25519) today.
+    pub alg: String,
+    /// The raw 32-byte Ed25519 public key, base64url without padding (the JWK `x`).
+    pub x: String,
+}
+
+/// The keys a node verifies user tokens with. Carries the active key and the recently retired
+/// ones, so tokens signed before a rotation stay valid until they expire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeysSnapshot {
+    /// Monotonic version; older or equal versions are ignored.
+    pub version: u64,
+    /// The token issuer (`iss`) the keys sign for.
+    pub issuer: String,
+    /// Every key a valid token may be signed with.
+    pub keys: Vec<PublicKey>,
+}
+
+/// One published content item a node should cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestItem {
+    /// The content service's id (a UUID).
+    pub content_id: String,
+    /// The content version the node must hold; a newer one replaces the cached file.
+    pub version: u32,
+    /// Title shown to students.
+    pub title: String,
+    /// File name for `Content-Disposition`.
+    pub file_name: String,
+    /// MIME type for `Content-Type`.
+    pub mime_type: String,
+    /// Size in bytes.
+    pub size_bytes: u64,
+    /// Lower-case hex SHA-256 of the bytes; a file is only served once it matches.
+    pub sha256: String,
+    /// The courses whose students may download it.
+    pub course_ids: Vec<String>,
+    /// Where the node downloads the bytes from (the cloud's node download route).
+    pub url: String,
+}
+
+/// The content a node's room needs: the published content of the courses on its timetable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestSnapshot {
+    /// Monotonic version; older or equal versions are ignored.
+    pub version: u64,
+    /// The items.
+    pub items: Vec<ManifestItem>,
+}
