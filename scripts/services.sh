@@ -50,6 +50,17 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
 }
 
+# --- Build prerequisites -----------------------------------------------------------------------
+# librdkafka (built from source by rdkafka's cmake-build) finds libcurl's CMake package on some
+# images without its headers and then fails on curl/curl.h; its headers make the build
+# deterministic. cmake itself builds librdkafka and tansu.
+build_deps_up() {
+  local missing=()
+  dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || missing+=(libcurl4-openssl-dev)
+  command -v cmake >/dev/null || missing+=(cmake)
+  if [ "${#missing[@]}" -gt 0 ]; then log "installing build prerequisites: ${missing[*]}"; apt_install "${missing[@]}"; fi
+}
+
 # --- PostgreSQL -------------------------------------------------------------------------------
 pg_tcp_ok() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAc 'select 1' 2>/dev/null | grep -q 1; }
 
@@ -178,6 +189,7 @@ check_all() {
 mkdir -p "$STATE_DIR"
 case "${1:-up}" in
   up)
+    build_deps_up
     postgres_up
     redis_up
     mosquitto_up

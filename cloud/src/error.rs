@@ -22,6 +22,52 @@ pub enum Error {
     /// I/O failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// A command's input is invalid, field by field (HTTP 400 `VALIDATION_ERROR`).
+    #[error("invalid input: {}", FieldError::summary(.0))]
+    Validation(Vec<FieldError>),
+    /// What a command refers to does not exist (HTTP 404).
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// The kind of thing (`course`, `room`, …).
+        what: &'static str,
+        /// Its id as given.
+        id: String,
+    },
+    /// The command contradicts the current state (HTTP 409), e.g. a room already booked; the
+    /// details say with what.
+    #[error("{message}")]
+    Conflict {
+        /// One sentence for a person.
+        message: String,
+        /// Machine-readable specifics (the conflicting entries, …).
+        details: serde_json::Value,
+    },
+    /// No valid credentials (HTTP 401).
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// Valid credentials without the right (HTTP 403).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+}
+
+/// One invalid field of a command's input.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    /// The field's path (`email`, `entries[2].start_time`).
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError { field: field.into(), message: message.into() }
+    }
+
+    fn summary(errors: &[FieldError]) -> String {
+        errors.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; ")
+    }
 }
 
 /// Result with the cloud's [`Error`].

@@ -31,11 +31,14 @@
 
 pub mod cli;
 pub mod config;
+pub mod course;
 pub mod db;
 pub mod error;
 pub mod ingest;
 pub mod kafka;
+pub mod outbox;
 pub mod registry;
+pub mod timetable;
 pub mod worker;
 
 pub use error::{Error, Result};

@@ -35,7 +35,7 @@ enum Command {
     /// committed after the database transaction; failures go to dlq.events after the seed's
     /// retries). Creates and migrates the service database first; stops on SIGTERM or Ctrl-C.
     Worker {
-        /// The service: attendance.
+        /// The service: attendance, timetable or course.
         #[arg(long)]
         service: String,
     },
@@ -202,7 +202,7 @@ async fn ingest(config: CloudConfig) -> anyhow::Result<()> {
 async fn worker(config: CloudConfig, service: String) -> anyhow::Result<()> {
     let database = format!("{}_service_db", service.trim_end_matches("-service"));
     let migrations = nimbus_cloud::db::migrations_for(&database)
-        .with_context(|| format!("no worker for service {service:?} (known: attendance)"))?;
+        .with_context(|| format!("no worker for service {service:?} (known: attendance, timetable, course)"))?;
     nimbus_cloud::kafka::ensure_topics(&config.kafka.brokers, config.environment)
         .await
         .context("cannot create the Kafka topics (kafka.brokers / KAFKA_BROKERS)")?;

@@ -25,6 +25,14 @@ pub const ALL: &[Migrations] = &[
         database: "attendance_service_db",
         steps: &[(1, include_str!("../../../migrations/attendance_service_db/0001_init.sql"))],
     },
+    Migrations {
+        database: "timetable_service_db",
+        steps: &[(1, include_str!("../../../migrations/timetable_service_db/0001_init.sql"))],
+    },
+    Migrations {
+        database: "course_service_db",
+        steps: &[(1, include_str!("../../../migrations/course_service_db/0001_init.sql"))],
+    },
 ];
 
 /// Looks up a database's migrations.

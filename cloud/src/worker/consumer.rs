@@ -34,6 +34,22 @@ pub(crate) struct Consumer<H> {
     pub crash_after_db_commit: Option<CrashHook>,
 }
 
+impl Consumer<()> {
+    /// The same loop with the service's handler.
+    pub fn with<H: Handler>(self, handler: H) -> Consumer<H> {
+        Consumer {
+            group_id: self.group_id,
+            service: self.service,
+            pool: self.pool,
+            producer: self.producer,
+            handler,
+            metrics: self.metrics,
+            retry: self.retry,
+            crash_after_db_commit: self.crash_after_db_commit,
+        }
+    }
+}
+
 /// What became of one message.
 enum Outcome {
     /// Applied, skipped as a duplicate or dead-lettered: commit its offset.

@@ -118,6 +118,8 @@ pub struct WorkerSettings {
     /// **Test hook.** Stop the worker right after the database commit of the first event the hook
     /// selects and before its offset commit, as if the process had been killed there.
     pub fail_after_db_commit_once: Option<CrashHook>,
+    /// How often the outbox relay looks for events to publish when it found none.
+    pub outbox_interval: Duration,
 }
 
 impl WorkerSettings {
@@ -131,6 +133,7 @@ impl WorkerSettings {
             retry: RetryPolicy::SEED,
             alerts: attendance::AlertSettings::default(),
             fail_after_db_commit_once: None,
+            outbox_interval: Duration::from_millis(200),
         }
     }
 }
@@ -223,18 +226,12 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker for `service` (`attendance` or `attendance-service`). Fails for a service that
-    /// has no worker yet, so a typo in the deployment is loud.
+    /// A worker for `service` (`attendance` or `attendance-service`, `timetable`, `course`).
+    /// Fails for a service that has no worker yet, so a typo in the deployment is loud.
     pub fn new(service: &str, settings: WorkerSettings) -> Result<Self> {
         let group = group_for_service(service)
             .ok_or_else(|| Error::Config(format!("worker: {service:?} is not a service of the seed")))?;
-        if group.service != attendance::SERVICE {
-            return Err(Error::Config(format!(
-                "worker: {} has no worker yet (only {})",
-                group.service,
-                attendance::SERVICE
-            )));
-        }
+        Service::of(group.service)?;
         Ok(Worker { group, settings, metrics: Arc::new(WorkerMetrics::default()) })
     }
 
@@ -252,9 +249,10 @@ impl Worker {
     /// test hook fires). Returns an error only if the worker cannot start (bad settings, the
     /// database unreachable at start, the consumer cannot be created).
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        let service = Service::of(self.group.service)?;
         let pool = crate::db::pool(&self.settings.database_url, self.settings.pool_size.max(2))?;
-        let migrations = crate::db::migrations_for(attendance::DATABASE)
-            .ok_or_else(|| Error::Config(format!("no migrations for {}", attendance::DATABASE)))?;
+        let migrations = crate::db::migrations_for(service.database())
+            .ok_or_else(|| Error::Config(format!("no migrations for {}", service.database())))?;
         crate::db::migrate(&pool, migrations).await?;
         // Dead letters and alerts are at-least-once with deterministic ids: no idempotent state
         // for a restarted broker to lose (see kafka::at_least_once_producer).
@@ -269,33 +267,86 @@ impl Worker {
         );
 
         let jobs = shutdown.child_token();
-        let alert_job = self.settings.alerts.interval.map(|every| {
+        let mut background = Vec::new();
+        if service == Service::Attendance
+            && let Some(every) = self.settings.alerts.interval
+        {
             let (pool, producer, thresholds, metrics) =
                 (pool.clone(), producer.clone(), self.settings.alerts.thresholds, self.metrics.clone());
             let stop = jobs.clone();
-            tokio::spawn(async move {
+            background.push(tokio::spawn(async move {
                 attendance::alert_loop(&pool, &producer, &thresholds, every, &metrics, stop).await;
-            })
-        });
+            }));
+        }
+        if service.publishes() {
+            // The service's own events, written by its commands (the admin API) into its outbox.
+            let relay =
+                crate::outbox::relay(pool.clone(), producer.clone(), self.settings.outbox_interval, jobs.clone());
+            background.push(tokio::spawn(relay));
+        }
 
         let consumer = consumer::Consumer {
             group_id,
             service: self.group.service,
             pool,
             producer,
-            handler: attendance::AttendanceHandler,
+            handler: (),
             metrics: self.metrics.clone(),
             retry: self.settings.retry,
             crash_after_db_commit: self.settings.fail_after_db_commit_once.clone(),
         };
-        let result = consumer.run(&self.settings.brokers, &topics, shutdown).await;
+        let brokers = &self.settings.brokers;
+        let result = match service {
+            Service::Attendance => consumer.with(attendance::AttendanceHandler).run(brokers, &topics, shutdown).await,
+            Service::Timetable => {
+                consumer.with(crate::timetable::TimetableHandler).run(brokers, &topics, shutdown).await
+            }
+            Service::Course => consumer.with(crate::course::CourseHandler).run(brokers, &topics, shutdown).await,
+        };
 
         jobs.cancel();
-        if let Some(job) = alert_job {
+        for job in background {
             let _ = job.await;
         }
         tracing::info!(service = self.group.service, metrics = ?self.metrics.snapshot(), "worker stopped");
         result
+    }
+}
+
+/// The services that have a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Service {
+    Attendance,
+    Timetable,
+    Course,
+}
+
+impl Service {
+    fn of(seed_service: &str) -> Result<Self> {
+        match seed_service {
+            attendance::SERVICE => Ok(Service::Attendance),
+            crate::timetable::SERVICE => Ok(Service::Timetable),
+            crate::course::SERVICE => Ok(Service::Course),
+            other => Err(Error::Config(format!(
+                "worker: {other} has no worker yet (only {}, {} and {})",
+                attendance::SERVICE,
+                crate::timetable::SERVICE,
+                crate::course::SERVICE
+            ))),
+        }
+    }
+
+    fn database(self) -> &'static str {
+        match self {
+            Service::Attendance => attendance::DATABASE,
+            Service::Timetable => crate::timetable::DATABASE,
+            Service::Course => crate::course::DATABASE,
+        }
+    }
+
+    /// Whether the service's commands publish through a transactional outbox.
+    fn publishes(self) -> bool {
+        matches!(self, Service::Timetable | Service::Course)
     }
 }
 
@@ -363,6 +414,8 @@ mod tests {
         let s = WorkerSettings::new("b", "postgres://x/y");
         assert!(Worker::new("attendance", s.clone()).is_ok());
         assert_eq!(Worker::new("attendance-service", s.clone()).unwrap().group_id(), "attendance-service-group");
+        assert!(Worker::new("timetable", s.clone()).is_ok());
+        assert!(Worker::new("course-service", s.clone()).is_ok());
         assert!(Worker::new("billing", s.clone()).is_err());
         assert!(Worker::new("user", s).is_err());
     }

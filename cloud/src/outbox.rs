@@ -1,0 +1,147 @@
+//! # Transactional outbox
+//!
+//! A service that changes its database *and* announces the change on Kafka must not do one
+//! without the other: the broker has no transactions, and a crash between the database commit
+//! and the produce would lose the event (or, the other way round, announce a change that was
+//! rolled back). So a service writes the event into its own database's `event_outbox` table in
+//! the **same transaction** as the change ([`enqueue`]), and a relay ([`relay`], run by the
+//! service's worker role) produces the pending rows in order and deletes them once the broker
+//! confirmed them.
+//!
+//! Delivery is at least once: a crash between the broker's confirmation and the delete produces
+//! the rows again with the same `event_id`, which every consumer deduplicates on.
+//!
+//! Every service database that publishes has this table in its migrations:
+//!
+//! ```sql
+//! CREATE TABLE event_outbox (
+//!     id         BIGSERIAL PRIMARY KEY,
+//!     event_id   UUID NOT NULL UNIQUE,
+//!     topic      TEXT NOT NULL,
+//!     key        TEXT NOT NULL,
+//!     payload    TEXT NOT NULL,
+//!     created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+//! );
+//! ```
+
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use nimbus_core::event::{Envelope, TopicEvent};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+
+/// The migration SQL of the outbox table, for a service's `0001_init.sql` to copy verbatim.
+pub const TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS event_outbox (
+    id BIGSERIAL PRIMARY KEY,
+    event_id UUID NOT NULL UNIQUE,
+    topic TEXT NOT NULL,
+    key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)";
+
+/// Rows produced per round.
+const BATCH: i64 = 500;
+
+/// Records `event` for publication when `tx` commits. Enqueueing the same event id twice is a
+/// no-op, so a retried command cannot announce itself twice.
+pub async fn enqueue<E: TopicEvent>(tx: &tokio_postgres::Transaction<'_>, event: &Envelope<E>) -> Result<()> {
+    tx.execute(
+        "INSERT INTO event_outbox (event_id, topic, key, payload) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (event_id) DO NOTHING",
+        &[&event.event_id, &E::TOPIC.name(), &event.partition_key(), &event.to_json()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Events still waiting for the broker.
+pub async fn pending(pool: &Pool) -> Result<i64> {
+    let client = pool.get().await?;
+    Ok(client.query_one("SELECT count(*) FROM event_outbox", &[]).await?.get(0))
+}
+
+/// Produces every pending row in order, waits for all confirmations and deletes the confirmed
+/// rows; returns how many were published. A row the broker refuses stays for the next round
+/// (and so do the rows after it, keeping each key's order).
+pub async fn publish_pending(pool: &Pool, producer: &FutureProducer, timeout: Duration) -> Result<usize> {
+    let client = pool.get().await?;
+    let rows = client.query("SELECT id, topic, key, payload FROM event_outbox ORDER BY id LIMIT $1", &[&BATCH]).await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    // Enqueue everything first (librdkafka batches it), then wait for the confirmations in order.
+    let mut deliveries = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let (topic, key, payload): (&str, &str, &str) = (r.get(1), r.get(2), r.get(3));
+        match producer.send_result(FutureRecord::to(topic).key(key).payload(payload)) {
+            Ok(delivery) => deliveries.push(delivery),
+            Err((e, _)) => {
+                tracing::debug!(error = %e, "producer queue refused an outbox row; the rest waits");
+                break;
+            }
+        }
+    }
+    let enqueued = deliveries.len();
+    let mut confirmed = 0;
+    let mut failure = None;
+    for delivery in deliveries {
+        match tokio::time::timeout(timeout, delivery).await {
+            Ok(Ok(Ok(_))) => confirmed += 1,
+            Ok(Ok(Err((e, _)))) => {
+                failure = Some(e.to_string());
+                break;
+            }
+            Ok(Err(_)) => {
+                failure = Some("producer dropped the message".into());
+                break;
+            }
+            Err(_) => {
+                failure = Some(format!("no confirmation within {timeout:?}"));
+                break;
+            }
+        }
+    }
+    // Delete the confirmed prefix only: a later row confirmed after an earlier failure is
+    // produced again next round (at least once) rather than reordered.
+    if confirmed > 0 {
+        let last: i64 = rows[confirmed - 1].get(0);
+        client.execute("DELETE FROM event_outbox WHERE id <= $1", &[&last]).await?;
+    }
+    if let Some(e) = failure {
+        return Err(Error::Kafka(format!("outbox: {e} ({confirmed} of {} published)", rows.len())));
+    }
+    if enqueued < rows.len() && confirmed == 0 {
+        return Err(Error::Kafka("outbox: the producer queue is full".into()));
+    }
+    Ok(confirmed)
+}
+
+/// Publishes the outbox until `shutdown`: polls every `interval` (immediately again while rows
+/// keep coming), and backs off while the broker or the database is unreachable.
+pub async fn relay(pool: Pool, producer: FutureProducer, interval: Duration, shutdown: CancellationToken) {
+    let mut backoff = interval;
+    loop {
+        let wait = match publish_pending(&pool, &producer, Duration::from_secs(10)).await {
+            Ok(n) if n as i64 == BATCH => Duration::ZERO,
+            Ok(n) => {
+                if n > 0 {
+                    tracing::debug!(published = n, "outbox relayed");
+                }
+                backoff = interval;
+                interval
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox relay failed; retrying");
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff
+            }
+        };
+        if !crate::worker::pause(wait, &shutdown).await {
+            return;
+        }
+    }
+}
