@@ -29,6 +29,8 @@
 //!     the seed contract in `nimbus-core` and printing the topic and consumer-group registries.
 //!   - [`cli::nodes`]: `nimbus-cloud nodes register|list`, the registry for operators.
 
+pub mod actor;
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod course;

@@ -29,6 +29,8 @@ pub mod topics;
 
 #[cfg(feature = "std")]
 pub mod event;
+#[cfg(feature = "axum")]
+pub mod http;
 #[cfg(feature = "std")]
 pub mod snapshot;
 #[cfg(feature = "std")]
