@@ -42,6 +42,27 @@ pub struct CloudConfig {
     pub mqtt: MqttSettings,
     /// The ingest role.
     pub ingest: IngestConfig,
+    /// The downlink role.
+    pub downlink: DownlinkConfig,
+}
+
+/// Settings of the downlink role.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DownlinkConfig {
+    /// The cloud API's address as nodes reach it, for the content manifest's download URLs
+    /// (`NIMBUS_PUBLIC_URL`).
+    pub public_url: String,
+    /// Full reconciliation period in seconds (changes that are events are picked up sooner).
+    pub interval_secs: u64,
+    /// Wait after a change event before reconciling, in milliseconds.
+    pub debounce_ms: u64,
+}
+
+impl Default for DownlinkConfig {
+    fn default() -> Self {
+        DownlinkConfig { public_url: "http://127.0.0.1:8080".into(), interval_secs: 30, debounce_ms: 500 }
+    }
 }
 
 /// PostgreSQL settings.
@@ -121,6 +142,7 @@ impl Default for CloudConfig {
             kafka: KafkaConfig::default(),
             mqtt: MqttSettings::default(),
             ingest: IngestConfig::default(),
+            downlink: DownlinkConfig::default(),
         }
     }
 }
@@ -241,6 +263,14 @@ impl CloudConfig {
         }
         if let Some(v) = get("INGEST_INSTANCE") {
             self.ingest.instance = v;
+        }
+        if let Some(v) = get("NIMBUS_PUBLIC_URL") {
+            self.downlink.public_url = v;
+        }
+        if let Some(v) = get("DOWNLINK_INTERVAL_SECS") {
+            self.downlink.interval_secs = v.trim().parse().map_err(|_| {
+                Error::Config(format!("downlink.interval_secs (DOWNLINK_INTERVAL_SECS): {v:?} is not a number"))
+            })?;
         }
         Ok(())
     }
@@ -364,6 +394,27 @@ impl CloudConfig {
             m.password = Some(self.mqtt.password.clone().unwrap_or_default());
         }
         m
+    }
+
+    /// The downlink's settings: the cloud's broker account under its own client id.
+    pub fn downlink_settings(&self) -> crate::downlink::DownlinkSettings {
+        let mut mqtt = self.ingest_mqtt();
+        mqtt.client_id = format!("nimbus-downlink-{}", self.ingest.instance);
+        crate::downlink::DownlinkSettings {
+            mqtt,
+            brokers: Some(self.kafka.brokers.clone()),
+            databases: crate::downlink::compose::DatabaseUrls {
+                registry: self.registry_url(),
+                timetable: self.database_url_for("timetable_service_db"),
+                course: self.database_url_for("course_service_db"),
+                user: self.database_url_for("user_service_db"),
+                content: self.database_url_for("content_service_db"),
+            },
+            content_base_url: self.downlink.public_url.clone(),
+            interval: Duration::from_secs(self.downlink.interval_secs.max(1)),
+            debounce: Duration::from_millis(self.downlink.debounce_ms),
+            publish_timeout: Duration::from_secs(10),
+        }
     }
 
     /// How long Kafka may take to confirm an event.

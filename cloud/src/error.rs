@@ -22,6 +22,9 @@ pub enum Error {
     /// I/O failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// A document could not be (de)serialised.
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
     /// A command's input is invalid, field by field (HTTP 400 `VALIDATION_ERROR`).
     #[error("invalid input: {}", FieldError::summary(.0))]
     Validation(Vec<FieldError>),

@@ -33,14 +33,17 @@ pub mod actor;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod content;
 pub mod course;
 pub mod db;
+pub mod downlink;
 pub mod error;
 pub mod ingest;
 pub mod kafka;
 pub mod outbox;
 pub mod registry;
 pub mod timetable;
+pub mod user;
 pub mod worker;
 
 pub use error::{Error, Result};

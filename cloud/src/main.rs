@@ -39,6 +39,12 @@ enum Command {
         #[arg(long)]
         service: String,
     },
+    /// Keep every node's retained downlink snapshots (timetable, roster, keys, manifest) in step
+    /// with the services; publishes only what changed. Stops on SIGTERM or Ctrl-C.
+    Downlink,
+    /// Every role in one process, for a small campus: ingest, the attendance, timetable and
+    /// course workers, and the downlink. Stops on SIGTERM or Ctrl-C.
+    All,
     /// Create (if missing) and migrate the cloud's databases.
     Migrate {
         /// Only these databases (e.g. edge_registry_db); all of them when none is given.
@@ -118,6 +124,16 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Worker { service } => {
             let config = load_config(cli.config.as_deref())?;
             runtime()?.block_on(worker(config, service))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Downlink => {
+            let config = load_config(cli.config.as_deref())?;
+            runtime()?.block_on(downlink(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::All => {
+            let config = load_config(cli.config.as_deref())?;
+            runtime()?.block_on(all(config))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate { databases } => {
@@ -200,33 +216,96 @@ async fn ingest(config: CloudConfig) -> anyhow::Result<()> {
 }
 
 async fn worker(config: CloudConfig, service: String) -> anyhow::Result<()> {
-    let database = format!("{}_service_db", service.trim_end_matches("-service"));
-    let migrations = nimbus_cloud::db::migrations_for(&database)
-        .with_context(|| format!("no worker for service {service:?} (known: attendance, timetable, course)"))?;
     nimbus_cloud::kafka::ensure_topics(&config.kafka.brokers, config.environment)
         .await
         .context("cannot create the Kafka topics (kafka.brokers / KAFKA_BROKERS)")?;
-    // Staging and tests may point a worker at another (existing) database and consumer group, as
-    // NIMBUS_REGISTRY_DB does for the registry; production uses the seed's names.
+    let settings = worker_settings(&config, &service).await?;
+    let shutdown = stop_on_signal("finishing the event in hand");
+    nimbus_cloud::worker::run(&service, settings, shutdown).await?;
+    Ok(())
+}
+
+/// A worker's settings, its database created and migrated. Staging and tests may point a worker
+/// at another (existing) database and consumer group (NIMBUS_SERVICE_DB, NIMBUS_WORKER_GROUP),
+/// as NIMBUS_REGISTRY_DB does for the registry; production uses the seed's names.
+async fn worker_settings(config: &CloudConfig, service: &str) -> anyhow::Result<nimbus_cloud::worker::WorkerSettings> {
+    let database = format!("{}_service_db", service.trim_end_matches("-service"));
+    let migrations = nimbus_cloud::db::migrations_for(&database)
+        .with_context(|| format!("no worker for service {service:?} (known: attendance, timetable, course)"))?;
     let url = match std::env::var("NIMBUS_SERVICE_DB") {
         Ok(name) => nimbus_cloud::db::database_url(&config.database.url, &name),
         Err(_) => {
-            nodes::migrate_database(&config, migrations).await.with_context(|| format!("cannot migrate {database}"))?;
+            nodes::migrate_database(config, migrations).await.with_context(|| format!("cannot migrate {database}"))?;
             config.database_url_for(&database)
         }
     };
     let mut settings = nimbus_cloud::worker::WorkerSettings::new(&config.kafka.brokers, url);
     settings.group_id = std::env::var("NIMBUS_WORKER_GROUP").ok();
     tracing::info!(%service, %database, brokers = %config.kafka.brokers, "starting the worker");
+    Ok(settings)
+}
+
+async fn downlink(config: CloudConfig) -> anyhow::Result<()> {
+    let registry = nimbus_cloud::db::migrations_for("edge_registry_db").context("registry migrations")?;
+    nodes::migrate_database(&config, registry).await.context("cannot migrate the registry (DATABASE_URL)")?;
+    let shutdown = stop_on_signal("stopping the downlink");
+    let metrics = std::sync::Arc::new(nimbus_cloud::downlink::DownlinkMetrics::default());
+    nimbus_cloud::downlink::run(config.downlink_settings(), metrics, shutdown).await?;
+    Ok(())
+}
+
+/// Every role in one process; the first role to fail stops the others.
+async fn all(config: CloudConfig) -> anyhow::Result<()> {
+    nimbus_cloud::kafka::ensure_topics(&config.kafka.brokers, config.environment)
+        .await
+        .context("cannot create the Kafka topics (kafka.brokers / KAFKA_BROKERS)")?;
+    for (database, n) in nodes::migrate_all(&config, &[]).await? {
+        tracing::info!(database, migrations = n, "database ready");
+    }
+    let shutdown = stop_on_signal("stopping every role");
+    let mut roles = tokio::task::JoinSet::new();
+    {
+        let (config, stop) = (config.clone(), shutdown.clone());
+        roles.spawn(
+            async move { ("ingest", nimbus_cloud::ingest::run(config, stop).await.map_err(anyhow::Error::from)) },
+        );
+    }
+    for service in ["attendance", "timetable", "course"] {
+        let settings = worker_settings(&config, service).await?;
+        let stop = shutdown.clone();
+        roles.spawn(async move {
+            (service, nimbus_cloud::worker::run(service, settings, stop).await.map_err(anyhow::Error::from))
+        });
+    }
+    {
+        let (settings, stop) = (config.downlink_settings(), shutdown.clone());
+        let metrics = std::sync::Arc::new(nimbus_cloud::downlink::DownlinkMetrics::default());
+        roles.spawn(async move {
+            ("downlink", nimbus_cloud::downlink::run(settings, metrics, stop).await.map_err(anyhow::Error::from))
+        });
+    }
+    let mut failure = None;
+    while let Some(done) = roles.join_next().await {
+        let (role, result) = done.context("a role panicked")?;
+        if let Err(e) = result {
+            tracing::error!(role, error = %format!("{e:#}"), "role failed; stopping the others");
+            failure.get_or_insert(e.context(format!("{role} failed")));
+        }
+        shutdown.cancel();
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+/// A token cancelled by SIGTERM or Ctrl-C.
+fn stop_on_signal(what: &'static str) -> CancellationToken {
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
     tokio::spawn(async move {
         wait_for_stop_signal().await;
-        tracing::info!("stop requested; finishing the event in hand");
+        tracing::info!("stop requested; {what}");
         signals.cancel();
     });
-    nimbus_cloud::worker::run(&service, settings, shutdown).await?;
-    Ok(())
+    shutdown
 }
 
 async fn wait_for_stop_signal() {

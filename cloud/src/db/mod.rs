@@ -19,7 +19,10 @@ pub struct Migrations {
 pub const ALL: &[Migrations] = &[
     Migrations {
         database: "edge_registry_db",
-        steps: &[(1, include_str!("../../../migrations/edge_registry_db/0001_init.sql"))],
+        steps: &[
+            (1, include_str!("../../../migrations/edge_registry_db/0001_init.sql")),
+            (2, include_str!("../../../migrations/edge_registry_db/0002_downlink.sql")),
+        ],
     },
     Migrations {
         database: "attendance_service_db",

@@ -22,3 +22,10 @@ impl Handler for TimetableHandler {
         Ok(())
     }
 }
+/// Placeholder until the service lands.
+pub async fn room_schedule(
+    _c: &impl deadpool_postgres::GenericClient,
+    _room: &str,
+) -> crate::error::Result<Vec<nimbus_core::snapshot::TimetableEntry>> {
+    Ok(vec![])
+}
