@@ -198,6 +198,23 @@ impl NodeLock {
         Ok(stored)
     }
 
+    /// Records a tap of a card the node did not know, in the same transaction as the mark, so a
+    /// resent batch never counts it twice. Admins map quarantined cards to users.
+    pub async fn record_unknown_card(&self, card_uid: &str, seen_at: chrono::DateTime<chrono::Utc>) -> Result<()> {
+        self.client()
+            .execute(
+                "INSERT INTO unknown_cards (card_uid, node_id, first_seen, last_seen, tap_count)
+                 VALUES ($1, $2, $3, $3, 1)
+                 ON CONFLICT (card_uid, node_id) DO UPDATE
+                 SET first_seen = LEAST(unknown_cards.first_seen, excluded.first_seen),
+                     last_seen = GREATEST(unknown_cards.last_seen, excluded.last_seen),
+                     tap_count = unknown_cards.tap_count + 1",
+                &[&card_uid, &self.node.as_str(), &seen_at],
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Releases the lock without changing anything (duplicates, gaps).
     pub async fn release(mut self) -> Result<()> {
         self.finish("ROLLBACK").await

@@ -27,6 +27,10 @@ use crate::outbox::{self, Priority};
 use crate::store::Store;
 use crate::timetable::{self, TimetableEntry};
 
+/// The `action` of the analytics event sent for a tap of an unknown card (the cloud quarantines
+/// the card for an admin to map).
+pub const UNKNOWN_CARD_ACTION: &str = "UNKNOWN_CARD";
+
 /// The rules of a session, from the config.
 #[derive(Debug, Clone)]
 pub struct Rules {
@@ -375,6 +379,17 @@ impl Attendance {
                  ON CONFLICT (card_uid) DO UPDATE SET last_seen_ms = excluded.last_seen_ms, tap_count = tap_count + 1",
                 params![uid, wall_ms],
             )?;
+            // Tell the cloud, where an admin maps the card to its holder (it arrives back in the
+            // roster). Telemetry: under disk pressure the local quarantine table still has it.
+            let payload = nimbus_core::event::analytics::AnalyticsPayload {
+                event_name: "unknown_card_tapped".into(),
+                category: "edge_reader".into(),
+                action: UNKNOWN_CARD_ACTION.into(),
+                label: Some(uid.to_owned()),
+                device_type: Some("edge_node".into()),
+                ..Default::default()
+            };
+            outbox::append(c, "USER_ACTION", Topic::AnalyticsEvents, Priority::Telemetry, &payload, now)?;
             return Ok(TapOutcome::UnknownCard);
         };
         if role == "faculty" {

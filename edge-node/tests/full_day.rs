@@ -149,8 +149,19 @@ fn a_full_day_produces_exactly_the_expected_seed_events() {
         Err(Error::CorrectionWindowClosed(_))
     ));
 
-    // --- The outbox: exactly four events, in order, each valid against the seed's schema.
-    let events = day.att.store().with(|c| outbox::pending(c, 100)).unwrap();
+    // --- The outbox: exactly four attendance events, in order, each valid against the seed's
+    // schema, and one report of the unknown card for the cloud's quarantine.
+    let all = day.att.store().with(|c| outbox::pending(c, 100)).unwrap();
+    let (events, reports): (Vec<_>, Vec<_>) = all.into_iter().partition(|e| e.topic == "attendance.events");
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let report = &reports[0];
+    assert_eq!((report.event_type.as_str(), report.topic.as_str()), ("USER_ACTION", "analytics.events"));
+    assert_eq!(
+        (report.payload["action"].as_str(), report.payload["label"].as_str()),
+        (Some("UNKNOWN_CARD"), Some("DEADBEEF"))
+    );
+    assert!(report.priority > 0, "an unknown-card report is telemetry, droppable under disk pressure");
+    nimbus_core::event::AnalyticsEvent::from_payload(&report.event_type, report.payload.clone()).unwrap();
     let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(kinds, ["ATTENDANCE_MARKED", "ATTENDANCE_MARKED", "ATTENDANCE_UPDATED", "ATTENDANCE_MARKED"]);
     assert!(events.windows(2).all(|w| w[1].seq > w[0].seq));

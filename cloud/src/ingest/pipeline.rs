@@ -31,6 +31,25 @@ use super::sink::KafkaSink;
 use crate::registry::Registry;
 
 /// Why a frame was refused, as counted in `ingest_rejections.reason`.
+/// The card of an edge `USER_ACTION` event with action `UNKNOWN_CARD` (a tap of a card the node
+/// could not place), and when it was seen.
+fn unknown_card(ev: &nimbus_sync::frame::EdgeEvent) -> Option<(String, chrono::DateTime<Utc>)> {
+    if ev.event_type != "USER_ACTION" {
+        return None;
+    }
+    let payload: serde_json::Value = serde_json::from_str(&ev.payload_json).ok()?;
+    if payload.get("action")?.as_str()? != UNKNOWN_CARD_ACTION {
+        return None;
+    }
+    let uid = payload.get("label")?.as_str()?.to_owned();
+    let valid = (8..=20).contains(&uid.len()) && uid.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b));
+    let seen = chrono::DateTime::from_timestamp_millis(ev.wall_ms)?;
+    valid.then_some((uid, seen))
+}
+
+/// The `action` of the analytics event a node sends for an unknown card.
+pub const UNKNOWN_CARD_ACTION: &str = "UNKNOWN_CARD";
+
 fn rejection_reason(e: &UplinkError) -> &'static str {
     match e {
         UplinkError::Frame(f) => f.reason(),
@@ -234,6 +253,11 @@ impl Pipeline {
             drop(lock);
             return Outcome::Failed { error: delivery.failure.unwrap_or_else(|| "nothing confirmed".into()) };
         };
+        for (uid, seen_at) in events.iter().filter(|e| e.seq <= confirmed_upto).filter_map(unknown_card) {
+            if let Err(e) = lock.record_unknown_card(&uid, seen_at).await {
+                return self.store_failed(format!("record unknown card: {e}"));
+            }
+        }
         match lock.advance(confirmed_upto).await {
             Ok(upto) => match delivery.failure {
                 None => Outcome::Stored { upto, produced, dead_lettered, skipped },
