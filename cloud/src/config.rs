@@ -77,7 +77,24 @@ pub struct DatabaseConfig {
     /// Connections per pool; must cover `ingest.max_in_flight`, since every batch in flight holds
     /// one connection (its node's row lock) until Kafka answers.
     pub max_connections: usize,
+    /// Full URLs of individual service databases that live elsewhere (or under another name),
+    /// by their seed name: `[database.urls] timetable_service_db = "postgres://…"`. From the
+    /// environment as `<SERVICE>_DATABASE_URL` (`TIMETABLE_DATABASE_URL`, `USER_DATABASE_URL`, …).
+    pub urls: std::collections::BTreeMap<String, String>,
 }
+
+/// The seed's service databases that may be overridden one by one (`<SERVICE>_DATABASE_URL`).
+pub const SERVICE_DATABASES: [&str; 9] = [
+    "user_service_db",
+    "content_service_db",
+    "notification_service_db",
+    "course_service_db",
+    "timetable_service_db",
+    "attendance_service_db",
+    "announcement_service_db",
+    "communication_service_db",
+    "analytics_service_db",
+];
 
 /// Kafka settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -153,6 +170,7 @@ impl Default for DatabaseConfig {
             url: "postgres://postgres@127.0.0.1:5432".into(),
             registry_database: "edge_registry_db".into(),
             max_connections: 16,
+            urls: Default::default(),
         }
     }
 }
@@ -263,6 +281,12 @@ impl CloudConfig {
         }
         if let Some(v) = get("INGEST_INSTANCE") {
             self.ingest.instance = v;
+        }
+        for database in SERVICE_DATABASES {
+            let var = format!("{}_DATABASE_URL", database.trim_end_matches("_service_db").to_uppercase());
+            if let Some(v) = get(&var) {
+                self.database.urls.insert(database.to_owned(), v);
+            }
         }
         if let Some(v) = get("NIMBUS_PUBLIC_URL") {
             self.downlink.public_url = v;
@@ -375,9 +399,13 @@ impl CloudConfig {
         if database == "edge_registry_db" { &self.database.registry_database } else { database }
     }
 
-    /// The URL of a database the cloud owns, by its name in [`crate::db::ALL`].
+    /// The URL of a database the cloud owns, by its name in [`crate::db::ALL`]: its own URL
+    /// from `database.urls` if it has one, else the server's with the database's name.
     pub fn database_url_for(&self, database: &str) -> String {
-        crate::db::database_url(&self.database.url, self.database_name(database))
+        match self.database.urls.get(database) {
+            Some(url) => url.clone(),
+            None => crate::db::database_url(&self.database.url, self.database_name(database)),
+        }
     }
 
     /// The ingest instance's MQTT client id.
@@ -500,6 +528,25 @@ mod tests {
         assert_eq!(c.ingest.group, "nimbus-ingest");
         assert!(c.ingest_client_id().starts_with("nimbus-ingest-"));
         assert_eq!(c.delivery_timeout(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_service_database_can_live_elsewhere() {
+        let toml = "[database.urls]\ncourse_service_db = \"postgres://c@elsewhere:5432/courses\"\n";
+        let c = CloudConfig::from_sources(
+            Some(toml),
+            env(&[
+                ("TIMETABLE_DATABASE_URL", "postgres://t@tt:5432/tt_test"),
+                ("NIMBUS_PUBLIC_URL", "https://cloud.campus"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.database_url_for("timetable_service_db"), "postgres://t@tt:5432/tt_test");
+        assert_eq!(c.database_url_for("course_service_db"), "postgres://c@elsewhere:5432/courses");
+        assert_eq!(c.database_url_for("user_service_db"), "postgres://postgres@127.0.0.1:5432/user_service_db");
+        let d = c.downlink_settings();
+        assert_eq!(d.databases.timetable, "postgres://t@tt:5432/tt_test");
+        assert_eq!(d.content_base_url, "https://cloud.campus");
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub struct Status {
     pub clock: ClockView,
     /// The link to the cloud.
     pub cloud: CloudView,
+    /// The version of each cached downlink snapshot (`timetable`, `roster`, `keys`, `manifest`):
+    /// what the cloud last sent that the node holds.
+    pub snapshots: std::collections::BTreeMap<String, u64>,
 }
 
 /// The link to the cloud, for the status page.
@@ -105,6 +108,15 @@ pub(crate) async fn status(State(state): State<AppState>) -> Result<Json<Status>
         let current_entry = att.current_entry()?;
         let open_session = att.open()?.map(SessionSummary::from);
         let outbox_backlog = att.store().with(|c| crate::outbox::backlog(c))?;
+        let snapshots = att.store().with(|c| {
+            let mut versions = std::collections::BTreeMap::new();
+            for kind in nimbus_sync::topics::SnapshotKind::ALL {
+                if let Some(v) = crate::timetable::snapshot_version(c, kind.as_str())? {
+                    versions.insert(kind.as_str().to_owned(), v);
+                }
+            }
+            Ok(versions)
+        })?;
         Ok(Json(Status {
             room_id: att.rules().room_id.clone(),
             current_entry,
@@ -118,6 +130,7 @@ pub(crate) async fn status(State(state): State<AppState>) -> Result<Json<Status>
                     .filter(|ms| *ms > 0)
                     .and_then(chrono::DateTime::from_timestamp_millis),
             },
+            snapshots,
         }))
     })
     .await
