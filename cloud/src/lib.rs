@@ -38,6 +38,7 @@ pub mod db;
 pub mod error;
 pub mod ingest;
 pub mod kafka;
+pub mod listing;
 pub mod outbox;
 pub mod registry;
 pub mod timetable;
