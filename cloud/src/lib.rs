@@ -40,6 +40,7 @@ pub mod downlink;
 pub mod error;
 pub mod ingest;
 pub mod kafka;
+pub mod listing;
 pub mod outbox;
 pub mod registry;
 pub mod timetable;

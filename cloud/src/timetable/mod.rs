@@ -1,26 +1,47 @@
-//! The timetable service (skeleton: filled in by the timetable service work).
+//! # The timetable service
+//!
+//! Rooms, weekly time slots, timetables and their entries in `timetable_service_db`, with
+//! conflict detection on every booking, schedule change requests, and `timetable.events`
+//! published through the service's transactional outbox ([`crate::outbox`]).
+//!
+//! Commands are plain async functions the admin API calls with a pool, an [`Actor`] and a
+//! validated input; they return [`crate::error::Result`] (validation → 400, missing → 404,
+//! conflicts → 409).
+//!
+//! ## Layout
+//! - [`rooms`]: rooms (unique `room_number`).
+//! - [`slots`]: named weekly time slots.
+//! - [`timetables`]: timetables and their lifecycle (draft → published → archived).
+//! - [`entries`]: class entries: add, modify, delete, list.
+//! - [`conflicts`]: the room/faculty double-booking check and the conflict log.
+//! - [`changes`]: schedule change requests (create, approve → applied with the check, reject).
+//! - [`schedule`]: [`room_schedule`], a room's published entries for the downlink.
+//! - [`handler`]: [`TimetableHandler`], reacting to `course.events`.
+//!
+//! [`Actor`]: crate::actor::Actor
 
-use nimbus_core::event::AnyEvent;
+pub mod changes;
+pub mod conflicts;
+pub mod entries;
+pub mod handler;
+pub mod rooms;
+pub mod schedule;
+pub mod slots;
+pub mod timetables;
 
-use crate::worker::{Handler, HandlerError, Origin};
+pub use handler::TimetableHandler;
+pub use schedule::room_schedule;
+
+use crate::actor::Actor;
 
 /// The seed's service name.
 pub const SERVICE: &str = "timetable-service";
 /// The service's own database.
 pub const DATABASE: &str = "timetable_service_db";
 
-/// The timetable service's reaction to the events its consumer group reads.
-pub struct TimetableHandler;
-
-impl Handler for TimetableHandler {
-    async fn handle(
-        &self,
-        _tx: &tokio_postgres::Transaction<'_>,
-        _event: &AnyEvent,
-        _origin: &Origin<'_>,
-    ) -> Result<(), HandlerError> {
-        Ok(())
-    }
+/// Who to name in an event's `changed_by`: the acting user, or `system`.
+pub(crate) fn actor_id(actor: &Actor) -> String {
+    actor.user_id.clone().unwrap_or_else(|| "system".to_owned())
 }
 /// Placeholder until the service lands.
 pub async fn room_schedule(
