@@ -43,10 +43,3 @@ pub const DATABASE: &str = "timetable_service_db";
 pub(crate) fn actor_id(actor: &Actor) -> String {
     actor.user_id.clone().unwrap_or_else(|| "system".to_owned())
 }
-/// Placeholder until the service lands.
-pub async fn room_schedule(
-    _c: &impl deadpool_postgres::GenericClient,
-    _room: &str,
-) -> crate::error::Result<Vec<nimbus_core::snapshot::TimetableEntry>> {
-    Ok(vec![])
-}
