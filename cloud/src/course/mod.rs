@@ -1,25 +1,64 @@
-//! The course service (skeleton: filled in by the course service work).
+//! # The course service
+//!
+//! Departments, programs, subjects, semesters and the academic calendar, courses (unique code,
+//! capacity), faculty assignments, enrollments with a waitlist, and the student and faculty
+//! profiles kept from `user.events`, in `course_service_db`. Changes are announced on
+//! `course.events` and `enrollment.events` through the service's transactional outbox
+//! ([`crate::outbox`]).
+//!
+//! ## Layout
+//! - [`departments`], [`programs`], [`subjects`], [`semesters`] (with the academic calendar):
+//!   reference data.
+//! - [`courses`]: courses, activation, prerequisites and corequisites.
+//! - [`faculty`]: who teaches a course.
+//! - [`enrollments`]: enroll (or waitlist), drop (promoting the next waiting student), list.
+//! - [`profiles`]: the students and faculties profiles.
+//! - [`roster`]: [`rosters`] and [`courses_of_student`] for the downlink.
+//! - [`handler`]: [`CourseHandler`], keeping profiles from `user.events`.
 
-use nimbus_core::event::AnyEvent;
+pub mod courses;
+pub mod departments;
+pub mod enrollments;
+pub mod faculty;
+pub mod handler;
+pub mod profiles;
+pub mod programs;
+pub mod roster;
+pub mod semesters;
+pub mod subjects;
 
-use crate::worker::{Handler, HandlerError, Origin};
+pub use handler::CourseHandler;
+pub use roster::{courses_of_student, rosters};
+
+use nimbus_core::event::{Envelope, TopicEvent};
+
+use crate::actor::Actor;
+use crate::error::{Error, Result};
 
 /// The seed's service name.
 pub const SERVICE: &str = "course-service";
 /// The service's own database.
 pub const DATABASE: &str = "course_service_db";
 
-/// The course service's reaction to the events its consumer group reads.
-pub struct CourseHandler;
+/// Who to name in an event's `created_by` / `changed_by`: the acting user, or `system`.
+pub(crate) fn actor_id(actor: &Actor) -> String {
+    actor.user_id.clone().unwrap_or_else(|| "system".to_owned())
+}
 
-impl Handler for CourseHandler {
-    async fn handle(
-        &self,
-        _tx: &tokio_postgres::Transaction<'_>,
-        _event: &AnyEvent,
-        _origin: &Origin<'_>,
-    ) -> Result<(), HandlerError> {
-        Ok(())
+/// Enqueues one of the service's events in `tx`.
+pub(crate) async fn publish<E: TopicEvent>(
+    tx: &tokio_postgres::Transaction<'_>,
+    actor: &Actor,
+    event: E,
+) -> Result<()> {
+    crate::outbox::enqueue(tx, &actor.stamp(Envelope::new(SERVICE, event))).await
+}
+
+/// The conflict answered for a duplicate unique value.
+pub(crate) fn duplicate(what: &str, field: &str, value: &str) -> Error {
+    Error::Conflict {
+        message: format!("{what} with {field} {value} already exists"),
+        details: serde_json::json!({ "field": field, "value": value }),
     }
 }
 /// Placeholder until the service lands.

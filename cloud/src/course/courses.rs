@@ -1,0 +1,399 @@
+//! Courses: a subject offered to a program in a semester, with a unique `course_code` and a
+//! capacity (`max_students`). Announced on `course.events`.
+
+use chrono::Utc;
+use deadpool_postgres::Pool;
+use nimbus_core::event::course::{CourseCreatedPayload, CourseEvent, CourseRefPayload, CourseUpdatedPayload};
+use nimbus_core::event::{ChangeValue, Changes};
+use serde_json::json;
+use tokio_postgres::{Row, Transaction};
+use uuid::Uuid;
+
+use super::{actor_id, duplicate, enrollments, publish};
+use crate::actor::Actor;
+use crate::error::{Error, FieldError, Result};
+use crate::listing::{self, Filter, ListQuery, Page, require_text};
+
+/// A course.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Course {
+    pub id: Uuid,
+    pub course_code: String,
+    pub course_name: String,
+    pub subject_id: Uuid,
+    pub department_id: Uuid,
+    pub program_id: Uuid,
+    pub semester_id: Option<Uuid>,
+    pub semester: i32,
+    pub academic_year: i32,
+    pub max_students: i32,
+    pub is_active: bool,
+    pub created_by: String,
+    pub created_at: chrono::DateTime<Utc>,
+    pub updated_at: chrono::DateTime<Utc>,
+}
+
+/// A new course.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCourse {
+    pub course_code: String,
+    pub course_name: String,
+    pub subject_id: Uuid,
+    pub department_id: Uuid,
+    pub program_id: Uuid,
+    pub semester_id: Option<Uuid>,
+    /// The program's semester number (1, 2, …).
+    pub semester: i32,
+    pub academic_year: i32,
+    pub max_students: i32,
+}
+
+/// Changes to a course; absent fields stay.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CourseUpdate {
+    pub course_code: Option<String>,
+    pub course_name: Option<String>,
+    pub max_students: Option<i32>,
+    pub semester_id: Option<Uuid>,
+}
+
+/// Filters of [`list_courses`].
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CourseFilter {
+    pub department_id: Option<Uuid>,
+    pub program_id: Option<Uuid>,
+    pub semester_id: Option<Uuid>,
+    pub academic_year: Option<i32>,
+    pub is_active: Option<bool>,
+}
+
+fn check_capacity(e: &mut Vec<FieldError>, n: i32) {
+    if !(1..=10_000).contains(&n) {
+        e.push(FieldError::new("max_students", "must be between 1 and 10000"));
+    }
+}
+
+impl NewCourse {
+    /// Field-by-field validation.
+    pub fn validate(&self) -> Result<()> {
+        let mut e = Vec::new();
+        require_text(&mut e, "course_code", &self.course_code, 20);
+        require_text(&mut e, "course_name", &self.course_name, 200);
+        if !(1..=20).contains(&self.semester) {
+            e.push(FieldError::new("semester", "must be between 1 and 20"));
+        }
+        if !(2000..=2200).contains(&self.academic_year) {
+            e.push(FieldError::new("academic_year", "must be between 2000 and 2200"));
+        }
+        check_capacity(&mut e, self.max_students);
+        listing::finish(e)
+    }
+}
+
+impl CourseUpdate {
+    /// Field-by-field validation.
+    pub fn validate(&self) -> Result<()> {
+        let mut e = Vec::new();
+        if let Some(v) = &self.course_code {
+            require_text(&mut e, "course_code", v, 20);
+        }
+        if let Some(v) = &self.course_name {
+            require_text(&mut e, "course_name", v, 200);
+        }
+        if let Some(v) = self.max_students {
+            check_capacity(&mut e, v);
+        }
+        listing::finish(e)
+    }
+}
+
+pub(crate) const COLUMNS: &str = "id, course_code, course_name, subject_id, department_id, program_id, semester_id, \
+    semester, academic_year, max_students, is_active, created_by, created_at, updated_at";
+const SORTABLE: &[(&str, &str)] = &[
+    ("course_code", "course_code"),
+    ("course_name", "course_name"),
+    ("created_at", "created_at"),
+    ("max_students", "max_students"),
+];
+
+pub(crate) fn from_row(r: &Row) -> Course {
+    Course {
+        id: r.get("id"),
+        course_code: r.get("course_code"),
+        course_name: r.get("course_name"),
+        subject_id: r.get("subject_id"),
+        department_id: r.get("department_id"),
+        program_id: r.get("program_id"),
+        semester_id: r.get("semester_id"),
+        semester: r.get("semester"),
+        academic_year: r.get("academic_year"),
+        max_students: r.get("max_students"),
+        is_active: r.get("is_active"),
+        created_by: r.get("created_by"),
+        created_at: r.get("created_at"),
+        updated_at: r.get("updated_at"),
+    }
+}
+
+/// The course, locked for the rest of `tx`: enrollments and capacity changes serialise on it.
+pub(crate) async fn lock(tx: &Transaction<'_>, id: Uuid) -> Result<Course> {
+    tx.query_opt(&format!("SELECT {COLUMNS} FROM courses WHERE id = $1 FOR UPDATE"), &[&id])
+        .await?
+        .map(|r| from_row(&r))
+        .ok_or_else(|| Error::NotFound { what: "course", id: id.to_string() })
+}
+
+fn reference_error(e: tokio_postgres::Error, code: &str) -> Error {
+    if listing::unique_violation(&e).is_some() {
+        duplicate("course", "course_code", code)
+    } else if listing::foreign_key_violation(&e) {
+        let field = match e.as_db_error().and_then(|d| d.constraint()) {
+            Some(c) if c.contains("subject") => "subject_id",
+            Some(c) if c.contains("program") => "program_id",
+            Some(c) if c.contains("semester") => "semester_id",
+            _ => "department_id",
+        };
+        Error::Validation(vec![FieldError::new(field, "does not exist")])
+    } else {
+        e.into()
+    }
+}
+
+/// Creates a course and announces `COURSE_CREATED`.
+pub async fn create_course(pool: &Pool, actor: &Actor, input: NewCourse) -> Result<Course> {
+    input.validate()?;
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let code = input.course_code.trim().to_owned();
+    let row = tx
+        .query_one(
+            &format!(
+                "INSERT INTO courses (course_code, course_name, subject_id, department_id, program_id, semester_id, \
+                   semester, academic_year, max_students, created_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
+            ),
+            &[
+                &code,
+                &input.course_name.trim(),
+                &input.subject_id,
+                &input.department_id,
+                &input.program_id,
+                &input.semester_id,
+                &input.semester,
+                &input.academic_year,
+                &input.max_students,
+                &actor_id(actor),
+            ],
+        )
+        .await
+        .map_err(|e| reference_error(e, &code))?;
+    let c = from_row(&row);
+    let event = CourseEvent::CourseCreated(CourseCreatedPayload {
+        course_id: c.id.to_string(),
+        course_code: c.course_code.clone(),
+        course_name: c.course_name.clone(),
+        subject_id: c.subject_id.to_string(),
+        department_id: c.department_id.to_string(),
+        program_id: c.program_id.to_string(),
+        semester: c.semester,
+        academic_year: c.academic_year,
+        max_students: c.max_students,
+        created_by: c.created_by.clone(),
+    });
+    publish(&tx, actor, event).await?;
+    tx.commit().await?;
+    Ok(c)
+}
+
+/// One course.
+pub async fn get_course(pool: &Pool, id: Uuid) -> Result<Course> {
+    let client = pool.get().await?;
+    client
+        .query_opt(&format!("SELECT {COLUMNS} FROM courses WHERE id = $1"), &[&id])
+        .await?
+        .map(|r| from_row(&r))
+        .ok_or_else(|| Error::NotFound { what: "course", id: id.to_string() })
+}
+
+/// Updates a course and announces `COURSE_UPDATED` with the changed fields. Capacity cannot
+/// drop below the students already enrolled; raising it promotes waiting students.
+pub async fn update_course(pool: &Pool, actor: &Actor, id: Uuid, input: CourseUpdate) -> Result<Course> {
+    input.validate()?;
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let old = lock(&tx, id).await?;
+    let enrolled = enrollments::enrolled_count(&tx, id).await?;
+    if let Some(max) = input.max_students
+        && i64::from(max) < enrolled
+    {
+        return Err(Error::Validation(vec![FieldError::new(
+            "max_students",
+            format!("{enrolled} students are already enrolled"),
+        )]));
+    }
+    let code = input.course_code.as_deref().map(|s| s.trim().to_owned());
+    let row = tx
+        .query_one(
+            &format!(
+                "UPDATE courses SET course_code = COALESCE($2, course_code), course_name = COALESCE($3, course_name), \
+                   max_students = COALESCE($4, max_students), semester_id = COALESCE($5, semester_id), updated_at = now() \
+                 WHERE id = $1 RETURNING {COLUMNS}"
+            ),
+            &[&id, &code, &input.course_name.as_deref().map(str::trim), &input.max_students, &input.semester_id],
+        )
+        .await
+        .map_err(|e| reference_error(e, code.as_deref().unwrap_or_default()))?;
+    let new = from_row(&row);
+    let mut changes = Changes::new();
+    let mut change = |name: &str, o: serde_json::Value, n: serde_json::Value| {
+        if o != n {
+            changes.insert(name.to_owned(), ChangeValue { old_value: o, new_value: n });
+        }
+    };
+    change("course_code", json!(old.course_code), json!(new.course_code));
+    change("course_name", json!(old.course_name), json!(new.course_name));
+    change("max_students", json!(old.max_students), json!(new.max_students));
+    change("semester_id", json!(old.semester_id), json!(new.semester_id));
+    if !changes.is_empty() {
+        let event = CourseEvent::CourseUpdated(CourseUpdatedPayload {
+            course_id: id.to_string(),
+            changes,
+            updated_by: actor_id(actor),
+            updated_at: new.updated_at,
+        });
+        publish(&tx, actor, event).await?;
+    }
+    if new.max_students > old.max_students {
+        enrollments::fill_from_waitlist(&tx, actor, &new).await?;
+    }
+    tx.commit().await?;
+    Ok(new)
+}
+
+fn reference(c: &Course, actor: &Actor) -> CourseRefPayload {
+    CourseRefPayload {
+        course_id: c.id.to_string(),
+        course_code: c.course_code.clone(),
+        changed_by: actor_id(actor),
+        changed_at: Utc::now(),
+    }
+}
+
+/// Activates or deactivates a course (`COURSE_ACTIVATED` / `COURSE_DEACTIVATED`). An inactive
+/// course takes no enrollments, and the timetable service removes its entries.
+pub async fn set_course_active(pool: &Pool, actor: &Actor, id: Uuid, active: bool) -> Result<Course> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let old = lock(&tx, id).await?;
+    if old.is_active == active {
+        return Ok(old);
+    }
+    let row = tx
+        .query_one(
+            &format!("UPDATE courses SET is_active = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"),
+            &[&id, &active],
+        )
+        .await?;
+    let c = from_row(&row);
+    let payload = reference(&c, actor);
+    let event = if active { CourseEvent::CourseActivated(payload) } else { CourseEvent::CourseDeactivated(payload) };
+    publish(&tx, actor, event).await?;
+    tx.commit().await?;
+    Ok(c)
+}
+
+/// Deletes a course that has no enrolled or waiting students (`COURSE_DELETED`).
+pub async fn delete_course(pool: &Pool, actor: &Actor, id: Uuid) -> Result<()> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let c = lock(&tx, id).await?;
+    let active: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM course_enrollments WHERE course_id = $1 AND status IN ('enrolled', 'waitlisted')",
+            &[&id],
+        )
+        .await?
+        .get(0);
+    if active > 0 {
+        return Err(Error::Conflict {
+            message: format!("{active} students are enrolled or waiting; deactivate the course instead"),
+            details: json!({ "course_id": id, "students": active }),
+        });
+    }
+    tx.execute("DELETE FROM courses WHERE id = $1", &[&id]).await?;
+    publish(&tx, actor, CourseEvent::CourseDeleted(reference(&c, actor))).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Courses, a page at a time.
+pub async fn list_courses(pool: &Pool, filter: CourseFilter, query: ListQuery) -> Result<Page<Course>> {
+    let client = pool.get().await?;
+    let mut f = Filter::new();
+    f.and("department_id = $?", filter.department_id)
+        .and("program_id = $?", filter.program_id)
+        .and("semester_id = $?", filter.semester_id)
+        .and("academic_year = $?", filter.academic_year)
+        .and("is_active = $?", filter.is_active);
+    listing::page(&client, COLUMNS, "courses", &f, &query, SORTABLE, from_row).await
+}
+
+/// Records that `prerequisite` must be passed before `course` (no self-reference, no cycles of
+/// two).
+pub async fn add_prerequisite(pool: &Pool, _actor: &Actor, course: Uuid, prerequisite: Uuid) -> Result<()> {
+    let client = pool.get().await?;
+    if course == prerequisite {
+        return Err(Error::Validation(vec![FieldError::new("prerequisite_id", "a course cannot require itself")]));
+    }
+    let reverse = client
+        .query_opt(
+            "SELECT 1 FROM course_prerequisites WHERE course_id = $1 AND prerequisite_id = $2",
+            &[&prerequisite, &course],
+        )
+        .await?;
+    if reverse.is_some() {
+        return Err(Error::Conflict {
+            message: "the prerequisite already requires this course".into(),
+            details: json!({ "course_id": course, "prerequisite_id": prerequisite }),
+        });
+    }
+    client
+        .execute(
+            "INSERT INTO course_prerequisites (course_id, prerequisite_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&course, &prerequisite],
+        )
+        .await
+        .map_err(|e| {
+            if listing::foreign_key_violation(&e) {
+                Error::Validation(vec![FieldError::new("prerequisite_id", "no such course")])
+            } else {
+                e.into()
+            }
+        })?;
+    Ok(())
+}
+
+/// Records that `corequisite` must be taken together with `course`.
+pub async fn add_corequisite(pool: &Pool, _actor: &Actor, course: Uuid, corequisite: Uuid) -> Result<()> {
+    if course == corequisite {
+        return Err(Error::Validation(vec![FieldError::new("corequisite_id", "a course cannot require itself")]));
+    }
+    let client = pool.get().await?;
+    client
+        .execute(
+            "INSERT INTO course_corequisites (course_id, corequisite_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&course, &corequisite],
+        )
+        .await
+        .map_err(|e| {
+            if listing::foreign_key_violation(&e) {
+                Error::Validation(vec![FieldError::new("corequisite_id", "no such course")])
+            } else {
+                e.into()
+            }
+        })?;
+    Ok(())
+}
