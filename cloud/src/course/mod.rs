@@ -61,10 +61,3 @@ pub(crate) fn duplicate(what: &str, field: &str, value: &str) -> Error {
         details: serde_json::json!({ "field": field, "value": value }),
     }
 }
-/// Placeholder until the service lands.
-pub async fn rosters(
-    _c: &impl deadpool_postgres::GenericClient,
-    _ids: &[String],
-) -> crate::error::Result<(Vec<nimbus_core::snapshot::Faculty>, Vec<nimbus_core::snapshot::Enrollment>)> {
-    Ok((vec![], vec![]))
-}
