@@ -31,6 +31,41 @@ pub struct Config {
     pub cloud: CloudConfig,
     /// Log filter (`info`, `nimbus_edge=debug`, …); `RUST_LOG` wins when set.
     pub log: String,
+    /// The course content cache served on the LAN.
+    pub content: ContentConfig,
+    /// mDNS/DNS-SD advertisement of the LAN server.
+    pub discovery: DiscoveryConfig,
+}
+
+/// The content cache: what the node downloads from the cloud and serves to students.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContentConfig {
+    /// Download the manifest's items and serve them (`/api/content`).
+    pub enabled: bool,
+    /// Where cached files live; default `<data_dir>/content`.
+    pub dir: Option<PathBuf>,
+    /// Most bytes the cache (complete and partial files) may hold.
+    pub max_bytes: u64,
+    /// Free space the data filesystem must keep after a download (the database and the outbox
+    /// need room too); downloads wait rather than eat into it.
+    pub min_free_bytes: u64,
+    /// Downloads running at once.
+    pub concurrency: usize,
+    /// First retry delay after a failed download, milliseconds; doubles per failure up to an hour.
+    pub retry_base_ms: u64,
+    /// Re-hash every cached file at start, not only those modified since they were verified.
+    pub scrub_full: bool,
+}
+
+/// mDNS/DNS-SD: students' devices find the node as `<node_id>._nimbus._tcp.local.`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiscoveryConfig {
+    /// Advertise the LAN server.
+    pub enabled: bool,
+    /// Also advertise as a plain web server (`_http._tcp.local.`), for generic browsers.
+    pub advertise_http: bool,
 }
 
 /// The LAN server.
@@ -138,7 +173,30 @@ impl Default for Config {
             attendance: AttendanceConfig::default(),
             cloud: CloudConfig::default(),
             log: "info".into(),
+            content: ContentConfig::default(),
+            discovery: DiscoveryConfig::default(),
         }
+    }
+}
+
+impl Default for ContentConfig {
+    fn default() -> Self {
+        // A Pi with a 32 GB SD card: 8 GiB of content, and always 1 GiB left for the rest.
+        ContentConfig {
+            enabled: true,
+            dir: None,
+            max_bytes: 8 * 1024 * 1024 * 1024,
+            min_free_bytes: 1024 * 1024 * 1024,
+            concurrency: 2,
+            retry_base_ms: 5_000,
+            scrub_full: false,
+        }
+    }
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig { enabled: true, advertise_http: true }
     }
 }
 
@@ -194,6 +252,11 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("NIMBUS_SIMULATED_BIND", "reader.simulated_bind"),
     ("MQTT_URL", "cloud.mqtt_url"),
     ("NIMBUS_MQTT_PASSWORD", "cloud.mqtt_password"),
+    ("NIMBUS_CONTENT_ENABLED", "content.enabled"),
+    ("NIMBUS_CONTENT_DIR", "content.dir"),
+    ("NIMBUS_CONTENT_MAX_BYTES", "content.max_bytes"),
+    ("NIMBUS_CONTENT_MIN_FREE_BYTES", "content.min_free_bytes"),
+    ("NIMBUS_DISCOVERY_ENABLED", "discovery.enabled"),
 ];
 
 /// Removes every environment override (and `NIMBUS_EDGE_CONFIG`) from a command that starts
@@ -243,6 +306,13 @@ impl Config {
                 }
                 "MQTT_URL" => self.cloud.mqtt_url = v,
                 "NIMBUS_MQTT_PASSWORD" => self.cloud.mqtt_password = Some(Secret(v)),
+                "NIMBUS_CONTENT_ENABLED" => self.content.enabled = v.parse().map_err(|e| bad(name, &v, &e))?,
+                "NIMBUS_CONTENT_DIR" => self.content.dir = Some(v.into()),
+                "NIMBUS_CONTENT_MAX_BYTES" => self.content.max_bytes = v.parse().map_err(|e| bad(name, &v, &e))?,
+                "NIMBUS_CONTENT_MIN_FREE_BYTES" => {
+                    self.content.min_free_bytes = v.parse().map_err(|e| bad(name, &v, &e))?
+                }
+                "NIMBUS_DISCOVERY_ENABLED" => self.discovery.enabled = v.parse().map_err(|e| bad(name, &v, &e))?,
                 _ => {}
             }
         }
@@ -278,6 +348,9 @@ impl Config {
             if self.cloud.ack_timeout_ms < 100 {
                 return Err(Error::Config("cloud.ack_timeout_ms: must be at least 100".into()));
             }
+        }
+        if self.content.enabled && !(1..=16).contains(&self.content.concurrency) {
+            return Err(Error::Config("content.concurrency: must be 1 to 16".into()));
         }
         #[cfg(feature = "rpi")]
         self.rpi_reader()?;
@@ -340,6 +413,22 @@ impl Config {
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("node.db")
     }
+
+    /// How the content cache runs.
+    pub fn content_settings(&self) -> crate::content::CacheSettings {
+        let node = self.node_id();
+        crate::content::CacheSettings {
+            dir: self.content.dir.clone().unwrap_or_else(|| self.data_dir.join("content")),
+            max_bytes: self.content.max_bytes,
+            min_free_bytes: self.content.min_free_bytes,
+            concurrency: self.content.concurrency.max(1),
+            retry_base: Duration::from_millis(self.content.retry_base_ms),
+            scrub_full: self.content.scrub_full,
+            node_id: node.as_str().to_owned(),
+            password: self.cloud.mqtt_password.clone(),
+            room_id: self.room_id.clone(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -379,6 +468,27 @@ mod tests {
         let mut c = Config::default();
         let err = c.apply_env(|k| (k == "NIMBUS_HTTP_BIND").then(|| "x".to_owned())).unwrap_err();
         assert!(err.to_string().contains("NIMBUS_HTTP_BIND"));
+    }
+
+    #[test]
+    fn content_and_discovery_have_pi_defaults_and_env_overrides() {
+        let c = Config::from_toml("[content]\nmax_bytes = 1000\n[discovery]\nenabled = false\n").unwrap();
+        assert_eq!(c.content.max_bytes, 1000);
+        assert_eq!(c.content.min_free_bytes, 1024 * 1024 * 1024);
+        assert!(!c.discovery.enabled);
+        assert!(Config::default().discovery.enabled);
+        let mut c = Config::default();
+        c.apply_env(|k| match k {
+            "NIMBUS_CONTENT_MAX_BYTES" => Some("42".into()),
+            "NIMBUS_DISCOVERY_ENABLED" => Some("false".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.content.max_bytes, 42);
+        assert!(!c.discovery.enabled);
+        assert_eq!(c.content_settings().dir, c.data_dir.join("content"));
+        let e = c.apply_env(|k| (k == "NIMBUS_CONTENT_ENABLED").then(|| "maybe".to_owned())).unwrap_err();
+        assert!(e.to_string().contains("NIMBUS_CONTENT_ENABLED"));
     }
 
     #[test]

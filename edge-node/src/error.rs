@@ -66,6 +66,12 @@ pub enum Error {
     /// A snapshot is malformed.
     #[error("snapshot: {0}")]
     Snapshot(String),
+    /// A bearer token is missing, malformed, expired, or not signed by a cached cloud key.
+    #[error("token rejected: {0}")]
+    Unauthenticated(String),
+    /// A content download from the cloud failed (status, transport, size or sha256 mismatch).
+    #[error("content download: {0}")]
+    Download(String),
 }
 
 /// Result with the node's [`Error`].

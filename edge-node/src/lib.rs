@@ -15,6 +15,11 @@
 //! - [`http`]: the LAN server: faculty page, JSON API, health and metrics.
 //! - [`metrics`]: counters and gauges for `/metrics`.
 //! - [`auth`]: faculty PIN hashing for the local page.
+//! - [`token`]: offline verification of the cloud's user tokens (EdDSA JWTs) with the keys
+//!   snapshot; authorises content downloads.
+//! - [`content`]: the course content cache: manifest, resumable verified downloads, disk budget,
+//!   scrub, and the HTTP details of serving files (routes in [`http::content`]).
+//! - [`discovery`]: mDNS/DNS-SD advertisement of the LAN server.
 //! - [`config`]: the TOML + environment configuration.
 //! - [`node`]: wires everything together and runs until shutdown.
 //! - [`notify`]: systemd readiness and watchdog notifications.
@@ -24,6 +29,8 @@ pub mod attendance;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod content;
+pub mod discovery;
 pub mod error;
 pub mod http;
 pub mod metrics;
@@ -34,5 +41,6 @@ pub mod reader;
 pub mod store;
 pub mod sync;
 pub mod timetable;
+pub mod token;
 
 pub use error::{Error, Result};

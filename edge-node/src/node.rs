@@ -97,8 +97,31 @@ pub async fn run(config: Config, simulate: bool, shutdown: CancellationToken) ->
         config.cloud.disk_warn_free_mb * 1024 * 1024,
         shutdown.clone(),
     ));
-    let state = http::AppState::new(attendance, metrics, simulate.then(|| taps_tx.clone()));
+    let mut state = http::AppState::new(attendance, metrics, simulate.then(|| taps_tx.clone()));
     drop(taps_tx);
+    if config.content.enabled {
+        let cache = crate::content::ContentCache::new(store.clone(), clock.clone(), config.content_settings())?;
+        let (routes, writer) = http::content::ContentRoutes::new(store.clone(), clock.clone(), cache.paths().clone());
+        state = state.with_content(routes);
+        // The access-event writer ends once the server (holding the routes) has stopped.
+        tasks.spawn(async move {
+            let _ = writer.await;
+        });
+        tasks.spawn(cache.run(shutdown.clone()));
+    }
+    let advertiser = if config.discovery.enabled {
+        let (node, room, port) = (config.node_id.clone(), config.room_id.clone(), endpoints.http.port());
+        let also_http = config.discovery.advertise_http;
+        match crate::discovery::Advertiser::start(&node, &room, port, also_http) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::warn!(error = %e, "mDNS advertisement failed; the node is reachable by address only");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let http_shutdown = shutdown.clone();
     tasks.spawn(async move {
         if let Err(e) = http::run(http_listener, state, http_shutdown).await {
@@ -138,6 +161,9 @@ pub async fn run(config: Config, simulate: bool, shutdown: CancellationToken) ->
     shutdown.cancelled().await;
     crate::notify::notify("STOPPING=1");
     tracing::info!("shutting down");
+    if let Some(a) = advertiser {
+        let _ = tokio::task::spawn_blocking(move || a.stop()).await;
+    }
     let mut scheduler = scheduler;
     if let Err(e) = scheduler.shutdown().await {
         tracing::warn!(error = %e, "auto-close scheduler did not stop cleanly");

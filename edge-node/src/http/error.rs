@@ -54,7 +54,9 @@ impl From<Error> for AppError {
                 AppError::new(S::CONFLICT, "NO_CHANGE", format!("The student is already {}", status.as_str()))
                     .with_details(json!({ "student_id": student_id, "status": status }))
             }
+            Error::Unauthenticated(_) => AppError::unauthorized("Invalid or expired token"),
             other @ (Error::Sqlite(_)
+            | Error::Download(_)
             | Error::Io(_)
             | Error::Json(_)
             | Error::Config(_)

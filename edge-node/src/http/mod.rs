@@ -18,6 +18,8 @@
 //! | `PUT /api/sessions/{id}/marks/{student_id}` | bearer, session's faculty | 204 |
 //! | `POST /api/sessions/{id}/corrections` | bearer, session's faculty | 201 + `ATTENDANCE_UPDATED` payload |
 //! | `POST /api/taps` | – (simulate mode only; 404 otherwise) | `{"feedback":"accepted"}` |
+//! | `GET /api/content` | cloud access token | cached content of the caller's courses (see [`content`]) |
+//! | `GET /api/content/{content_id}` | cloud access token, caller's course | the file; Range, ETag, 304, 403, 404, 416 |
 //!
 //! Every error and rejection is the seed's `AppError` JSON (see [`error`]): unknown routes (404),
 //! wrong methods (405), malformed bodies (400 `VALIDATION_ERROR` naming the field), wrong content
@@ -26,6 +28,7 @@
 //! Logins live in memory only (see [`login`]): a restart signs everyone out.
 
 pub mod api;
+pub mod content;
 pub mod error;
 pub mod login;
 pub mod page;
@@ -63,13 +66,26 @@ pub struct AppState {
     metrics: Arc<Metrics>,
     sim_taps: Option<mpsc::Sender<TapRequest>>,
     logins: Arc<login::Logins>,
+    content: Option<content::ContentRoutes>,
 }
 
 impl AppState {
     /// The state over the node's attendance service and counters; `sim_taps` (simulate mode
     /// only) enables `POST /api/taps`.
     pub fn new(attendance: Attendance, metrics: Arc<Metrics>, sim_taps: Option<mpsc::Sender<TapRequest>>) -> Self {
-        AppState { attendance, metrics, sim_taps, logins: Arc::new(login::Logins::new(login::LOGIN_TTL)) }
+        AppState {
+            attendance,
+            metrics,
+            sim_taps,
+            logins: Arc::new(login::Logins::new(login::LOGIN_TTL)),
+            content: None,
+        }
+    }
+
+    /// Serves the content cache (`/api/content`, see [`content`]).
+    pub fn with_content(mut self, routes: content::ContentRoutes) -> Self {
+        self.content = Some(routes);
+        self
     }
 
     /// Changes how long logins last (default [`login::LOGIN_TTL`]); forgets existing logins.
@@ -108,7 +124,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api/sessions/:id", get(api::get_session))
         .route("/api/sessions/:id/close", post(api::close_session))
         .route("/api/sessions/:id/marks/:student_id", put(api::mark))
-        .route("/api/sessions/:id/corrections", post(api::correct));
+        .route("/api/sessions/:id/corrections", post(api::correct))
+        .route("/api/content", get(content::list))
+        .route("/api/content/:content_id", get(content::download));
     if state.sim_taps.is_some() {
         router = router.route("/api/taps", post(api::tap));
     }
