@@ -105,17 +105,22 @@ async fn outbox_events(db: &common::TestDb) -> Vec<TimetableEvent> {
 
 fn conflict_ids(err: &Error) -> Vec<String> {
     let Error::Conflict { details, .. } = err else { panic!("expected a conflict, got {err:?}") };
-    details["conflicts"].as_array().unwrap().iter().map(|c| c["conflicting_entry_id"].as_str().unwrap().to_owned()).collect()
+    details["conflicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["conflicting_entry_id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test]
 async fn a_room_double_booking_is_rejected_and_recorded_with_its_event() {
     let db = service_db().await;
     let (r, tt) = (room(&db, "LH-101").await, timetable(&db).await);
-    let first = entries::add_entry(&db.pool, &admin(), entry(tt, r, "c1", "fac-1", 1, t(9, 0), t(10, 0))).await.unwrap();
-    let err = entries::add_entry(&db.pool, &admin(), entry(tt, r, "c2", "fac-2", 1, t(9, 30), t(10, 30)))
-        .await
-        .unwrap_err();
+    let first =
+        entries::add_entry(&db.pool, &admin(), entry(tt, r, "c1", "fac-1", 1, t(9, 0), t(10, 0))).await.unwrap();
+    let err =
+        entries::add_entry(&db.pool, &admin(), entry(tt, r, "c2", "fac-2", 1, t(9, 30), t(10, 30))).await.unwrap_err();
     assert_eq!(conflict_ids(&err), [first.id.to_string()]);
     let Error::Conflict { details, .. } = &err else { unreachable!() };
     assert_eq!(details["conflicts"][0]["kind"], "room");
@@ -154,10 +159,10 @@ async fn a_room_double_booking_is_rejected_and_recorded_with_its_event() {
 async fn a_faculty_double_booking_in_another_room_is_rejected() {
     let db = service_db().await;
     let (r1, r2, tt) = (room(&db, "A").await, room(&db, "B").await, timetable(&db).await);
-    let first = entries::add_entry(&db.pool, &admin(), entry(tt, r1, "c1", "fac-1", 2, t(11, 0), t(12, 0))).await.unwrap();
-    let err = entries::add_entry(&db.pool, &admin(), entry(tt, r2, "c2", "fac-1", 2, t(11, 59), t(13, 0)))
-        .await
-        .unwrap_err();
+    let first =
+        entries::add_entry(&db.pool, &admin(), entry(tt, r1, "c1", "fac-1", 2, t(11, 0), t(12, 0))).await.unwrap();
+    let err =
+        entries::add_entry(&db.pool, &admin(), entry(tt, r2, "c2", "fac-1", 2, t(11, 59), t(13, 0))).await.unwrap_err();
     assert_eq!(conflict_ids(&err), [first.id.to_string()]);
     let Error::Conflict { details, .. } = &err else { unreachable!() };
     assert_eq!(details["conflicts"][0]["kind"], "faculty");
@@ -187,9 +192,13 @@ async fn non_overlapping_entries_are_accepted() {
     entries::delete_entry(&db.pool, &a, gone.id).await.unwrap();
     entries::add_entry(&db.pool, &a, entry(tt, r, "c7", "f5", 4, t(9, 0), t(10, 0))).await.unwrap();
 
-    let listed = entries::list_entries(&db.pool, EntryFilter { is_active: Some(true), ..Default::default() }, ListQuery::default())
-        .await
-        .unwrap();
+    let listed = entries::list_entries(
+        &db.pool,
+        EntryFilter { is_active: Some(true), ..Default::default() },
+        ListQuery::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(listed.total, 6);
     let events = outbox_events(&db).await;
     assert_eq!(events.iter().filter(|e| matches!(e, TimetableEvent::EntryAdded(_))).count(), 7);
@@ -280,8 +289,16 @@ async fn publishing_emits_timetable_published_and_the_room_schedule_shows_only_p
 #[tokio::test]
 async fn validation_errors_name_the_fields() {
     let db = service_db().await;
-    let bad = NewRoom { room_number: " ".into(), building: "".into(), capacity: 0, room_type: "cave".into(), is_active: true };
-    let Err(Error::Validation(errors)) = rooms::create_room(&db.pool, &admin(), bad).await else { panic!("expected validation") };
+    let bad = NewRoom {
+        room_number: " ".into(),
+        building: "".into(),
+        capacity: 0,
+        room_type: "cave".into(),
+        is_active: true,
+    };
+    let Err(Error::Validation(errors)) = rooms::create_room(&db.pool, &admin(), bad).await else {
+        panic!("expected validation")
+    };
     let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
     assert_eq!(fields, ["room_number", "building", "capacity", "room_type"]);
 
@@ -289,7 +306,9 @@ async fn validation_errors_name_the_fields() {
     let r = room(&db, "V-1").await;
     let mut e = entry(tt, r, "", "f", 8, t(10, 0), t(9, 0));
     e.start_time = Some(t(10, 0));
-    let Err(Error::Validation(errors)) = entries::add_entry(&db.pool, &admin(), e).await else { panic!("expected validation") };
+    let Err(Error::Validation(errors)) = entries::add_entry(&db.pool, &admin(), e).await else {
+        panic!("expected validation")
+    };
     let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
     assert_eq!(fields, ["course_id", "day_of_week", "end_time"]);
 
@@ -308,7 +327,13 @@ async fn sql_injection_text_is_stored_verbatim_and_never_executed() {
     let r = rooms::create_room(
         &db.pool,
         &admin(),
-        NewRoom { room_number: evil.into(), building: "' OR '1'='1".into(), capacity: 5, room_type: "lab".into(), is_active: true },
+        NewRoom {
+            room_number: evil.into(),
+            building: "' OR '1'='1".into(),
+            capacity: 5,
+            room_type: "lab".into(),
+            is_active: true,
+        },
     )
     .await
     .unwrap();
