@@ -6,11 +6,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::e2e::{Proc, cloud, edge_binary, http, tap};
+use common::e2e::{Proc, cloud, http, tap};
 use nimbus_core::topics::Environment;
 use nimbus_sync::testing::Mosquitto;
 use serde_json::json;
@@ -59,22 +57,8 @@ async fn taps_on_a_node_become_exactly_the_expected_rows_in_attendance_service_d
         ),
     )
     .unwrap();
-    let mut command = Command::new(edge_binary());
-    // The given config file must win over overrides in this environment (CI exports MQTT_URL).
-    nimbus_edge::config::without_env_overrides(&mut command);
-    let mut child = command
-        .args(["--simulate", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ready = lines.find_map(|l| l.ok().filter(|l| l.starts_with("nimbus-edge ready"))).expect("node ready line");
-    std::thread::spawn(move || for _ in lines {});
-    let edge = Proc(child);
-    let field = |k: &str| ready.split_whitespace().find_map(|w| w.strip_prefix(k)).unwrap().to_owned();
-    let (http_addr, reader) = (field("http="), field("reader="));
+    let node_proc = common::e2e::start_simulated_node(&config);
+    let (edge, http_addr, reader) = (node_proc.proc, node_proc.http, node_proc.reader);
 
     // Faculty opens the class by card; two students tap, one twice; an unknown card.
     let replies = tap(&reader, &["FACA0001", "5A000001", "5A000002", "5A000002", "DEADBEEF"]);

@@ -6,12 +6,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{Datelike, NaiveTime, Timelike};
-use common::e2e::{Proc, cloud, edge_binary, http};
+use common::e2e::{Proc, cloud, http};
 use nimbus_cloud::actor::Actor;
 use nimbus_cloud::timetable::{entries, rooms, timetables};
 use nimbus_sync::testing::Mosquitto;
@@ -99,20 +97,8 @@ async fn a_timetable_published_in_the_cloud_reaches_the_node_and_is_in_force_the
         ),
     )
     .unwrap();
-    let mut command = Command::new(edge_binary());
-    nimbus_edge::config::without_env_overrides(&mut command);
-    let mut child = command
-        .args(["--simulate", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ready = lines.find_map(|l| l.ok().filter(|l| l.starts_with("nimbus-edge ready"))).expect("node ready line");
-    std::thread::spawn(move || for _ in lines {});
-    let edge = Proc(child);
-    let addr = ready.split_whitespace().find_map(|w| w.strip_prefix("http=")).unwrap().to_owned();
+    let node_proc = common::e2e::start_simulated_node(&config);
+    let (edge, addr) = (node_proc.proc, node_proc.http);
 
     // An admin builds and publishes the room's timetable: a class running now (in the node's
     // local time, kept within today), taught by fac-1.

@@ -171,3 +171,34 @@ pub fn prefill_sessions(db: &Path, tag: &str, sessions: usize, students: usize) 
         })
         .unwrap();
 }
+
+/// A simulated classroom node (`nimbus-edge --simulate`) started from its config file, once it
+/// printed its ready line.
+pub struct Node {
+    /// The process (killed when dropped).
+    pub proc: Proc,
+    /// Its LAN server's address.
+    pub http: String,
+    /// Its simulated reader's address.
+    pub reader: String,
+}
+
+/// Starts `nimbus-edge --simulate --config <config>` and waits for its ready line. The config file
+/// wins over the environment's overrides (CI exports MQTT_URL).
+pub fn start_simulated_node(config: &Path) -> Node {
+    use std::process::Stdio;
+    let mut command = Command::new(edge_binary());
+    nimbus_edge::config::without_env_overrides(&mut command);
+    let mut child = command
+        .args(["--simulate", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.find_map(|l| l.ok().filter(|l| l.starts_with("nimbus-edge ready"))).expect("node ready line");
+    std::thread::spawn(move || for _ in lines {});
+    let field = |k: &str| ready.split_whitespace().find_map(|w| w.strip_prefix(k)).unwrap().to_owned();
+    Node { proc: Proc(child), http: field("http="), reader: field("reader=") }
+}
