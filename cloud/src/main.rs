@@ -204,13 +204,7 @@ async fn ingest(config: CloudConfig) -> anyhow::Result<()> {
         .context("cannot create the Kafka topics (kafka.brokers / KAFKA_BROKERS)")?;
     let registry = nimbus_cloud::db::migrations_for("edge_registry_db").context("registry migrations")?;
     nodes::migrate_database(&config, registry).await.context("cannot migrate the registry (DATABASE_URL)")?;
-    let shutdown = CancellationToken::new();
-    let signals = shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_stop_signal().await;
-        tracing::info!("stop requested; finishing batches in flight");
-        signals.cancel();
-    });
+    let shutdown = stop_on_signal("finishing batches in flight");
     nimbus_cloud::ingest::run(config, shutdown).await?;
     Ok(())
 }

@@ -33,16 +33,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 
-/// The migration SQL of the outbox table, for a service's `0001_init.sql` to copy verbatim.
-pub const TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS event_outbox (
-    id BIGSERIAL PRIMARY KEY,
-    event_id UUID NOT NULL UNIQUE,
-    topic TEXT NOT NULL,
-    key TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
-)";
-
 /// Rows produced per round.
 const BATCH: i64 = 500;
 
@@ -56,12 +46,6 @@ pub async fn enqueue<E: TopicEvent>(tx: &tokio_postgres::Transaction<'_>, event:
     )
     .await?;
     Ok(())
-}
-
-/// Events still waiting for the broker.
-pub async fn pending(pool: &Pool) -> Result<i64> {
-    let client = pool.get().await?;
-    Ok(client.query_one("SELECT count(*) FROM event_outbox", &[]).await?.get(0))
 }
 
 /// Produces every pending row in order, waits for all confirmations and deletes the confirmed
