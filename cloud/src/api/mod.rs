@@ -8,11 +8,16 @@
 
 use std::collections::BTreeSet;
 
+pub mod routes;
+pub mod services;
+
 use axum::http::StatusCode;
 pub use nimbus_core::http::{ApiForm, ApiJson, ApiPath, AppError};
 use serde_json::json;
 
+use crate::actor::Actor;
 use crate::error::Error;
+pub use routes::{Access, ApiRoutes, AuthFailure, RouteSpec};
 
 /// Who is calling: set by the authentication middleware from a valid access token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +42,15 @@ impl Caller {
         } else {
             Err(AppError::forbidden("You do not have permission for this action")
                 .with_details(json!({ "required_permission": permission })))
+        }
+    }
+
+    /// The caller acting within `ctx`, for the commands' events (`correlation_id`, actor).
+    pub fn actor(&self, ctx: &RequestContext) -> Actor {
+        Actor {
+            user_id: Some(self.user_id.clone()),
+            correlation_id: Some(ctx.correlation_id.clone()),
+            client_ip: ctx.client_ip.clone(),
         }
     }
 

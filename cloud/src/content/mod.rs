@@ -7,3 +7,13 @@ pub async fn manifest(
 ) -> crate::error::Result<Vec<nimbus_core::snapshot::ManifestItem>> {
     Err(crate::error::Error::Config("the content service is not part of this build yet".into()))
 }
+
+/// The content routes (admin API and the nodes' download route). None yet.
+pub async fn routes(_config: &crate::config::CloudConfig) -> crate::error::Result<crate::api::ApiRoutes> {
+    Ok(crate::api::ApiRoutes::new())
+}
+
+/// The content routes' part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    utoipa::openapi::OpenApiBuilder::new().build()
+}
