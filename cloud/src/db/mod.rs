@@ -22,6 +22,7 @@ pub const ALL: &[Migrations] = &[
         steps: &[
             (1, include_str!("../../../migrations/edge_registry_db/0001_init.sql")),
             (2, include_str!("../../../migrations/edge_registry_db/0002_downlink.sql")),
+            (3, include_str!("../../../migrations/edge_registry_db/0003_dlq_replays.sql")),
         ],
     },
     Migrations {

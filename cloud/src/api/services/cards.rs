@@ -1,0 +1,277 @@
+//! Cards: which RFID card belongs to whom (the downlink sends each node the cards of its rosters),
+//! and the quarantine of cards the nodes saw but could not place, which an admin maps to a user.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{Method, StatusCode};
+use axum::routing::{delete, get, post};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{Acting, Listing, ServicesState, app};
+use crate::api::{Access, ApiJson, ApiPath, ApiRoutes, AppError};
+use crate::error::{Error, FieldError, Result};
+use crate::listing::{Filter, ListQuery, Page};
+
+const READ: Access = Access::Permission("node:read");
+const WRITE: Access = Access::Permission("card:write");
+
+/// A card and its holder.
+#[derive(Debug, Clone, Serialize)]
+pub struct Card {
+    /// The card's UID, upper-case hex.
+    pub card_uid: String,
+    /// The holder.
+    pub user_id: String,
+    /// `student` or `faculty`.
+    pub role: String,
+    /// Shown on the classroom device.
+    pub display_name: String,
+    /// Who mapped it.
+    pub assigned_by: Option<String>,
+    /// When.
+    pub assigned_at: DateTime<Utc>,
+}
+
+/// An unknown card as the nodes reported it.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnknownCard {
+    /// The card's UID.
+    pub card_uid: String,
+    /// Where it was tapped.
+    pub node_id: String,
+    /// First tap.
+    pub first_seen: DateTime<Utc>,
+    /// Latest tap.
+    pub last_seen: DateTime<Utc>,
+    /// Taps so far.
+    pub tap_count: i64,
+}
+
+/// Who a card belongs to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardHolder {
+    /// The holder's user id.
+    pub user_id: String,
+    /// `student` or `faculty`.
+    pub role: String,
+    /// Shown on the classroom device (default: none; the node shows the user id).
+    #[serde(default)]
+    pub display_name: String,
+}
+
+/// A new card mapping.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCard {
+    /// The card's UID (hex, any case).
+    pub card_uid: String,
+    /// The holder.
+    #[serde(flatten)]
+    pub holder: CardHolder,
+}
+
+/// Filters of the card list.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardFilter {
+    /// One holder's cards.
+    pub user_id: Option<String>,
+    /// Only `student` or `faculty` cards.
+    pub role: Option<String>,
+}
+
+/// Filters of the unknown-card list.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnknownFilter {
+    /// Cards tapped at one node.
+    pub node_id: Option<String>,
+}
+
+/// The card routes.
+pub fn routes() -> ApiRoutes<ServicesState> {
+    ApiRoutes::new()
+        .route(Method::GET, "/api/v1/cards", READ, get(list_cards))
+        .route(Method::POST, "/api/v1/cards", WRITE, post(assign_card))
+        .route(Method::DELETE, "/api/v1/cards/:card_uid", WRITE, delete(remove_card))
+        .route(Method::GET, "/api/v1/cards/unknown", READ, get(list_unknown))
+        .route(Method::POST, "/api/v1/cards/unknown/:card_uid/map", WRITE, post(map_unknown))
+}
+
+/// The card routes' OpenAPI paths.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_cards, assign_card, remove_card, list_unknown, map_unknown))]
+pub struct Doc;
+
+/// The UID in the registry's form (upper-case hex, 8 to 20 digits), or a field error.
+pub fn normalise_uid(uid: &str) -> Result<String> {
+    let up = uid.trim().to_ascii_uppercase();
+    if (8..=20).contains(&up.len()) && up.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(up)
+    } else {
+        Err(Error::Validation(vec![FieldError::new("card_uid", "must be 8 to 20 hexadecimal digits")]))
+    }
+}
+
+fn check_holder(h: &CardHolder) -> Result<()> {
+    let mut errors = Vec::new();
+    crate::listing::require_text(&mut errors, "user_id", &h.user_id, 128);
+    if !matches!(h.role.as_str(), "student" | "faculty") {
+        errors.push(FieldError::new("role", "must be student or faculty"));
+    }
+    if h.display_name.chars().count() > 128 {
+        errors.push(FieldError::new("display_name", "must be at most 128 characters"));
+    }
+    crate::listing::finish(errors)
+}
+
+/// Maps `uid` to `holder` and lifts its quarantine, in one transaction. A card already mapped
+/// to someone else is a 409: re-mapping a card is removing it first, deliberately.
+pub async fn map(s: &ServicesState, uid: &str, holder: &CardHolder, by: &str) -> Result<Card> {
+    let uid = normalise_uid(uid)?;
+    check_holder(holder)?;
+    let mut c = s.registry.get().await?;
+    let tx = c.transaction().await?;
+    let row = tx
+        .query_opt(
+            "INSERT INTO cards (card_uid, user_id, role, display_name, assigned_by) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (card_uid) DO NOTHING
+             RETURNING card_uid, user_id, role, display_name, assigned_by, assigned_at",
+            &[&uid, &holder.user_id, &holder.role, &holder.display_name, &by],
+        )
+        .await?;
+    let Some(row) = row else {
+        let owner: String = tx.query_one("SELECT user_id FROM cards WHERE card_uid = $1", &[&uid]).await?.get(0);
+        return Err(Error::Conflict {
+            message: "the card is already mapped".into(),
+            details: json!({ "card_uid": uid, "user_id": owner }),
+        });
+    };
+    tx.execute("DELETE FROM unknown_cards WHERE card_uid = $1", &[&uid]).await?;
+    tx.commit().await?;
+    tracing::info!(card = %uid, user = %holder.user_id, "card mapped");
+    Ok(card(&row))
+}
+
+fn card(r: &tokio_postgres::Row) -> Card {
+    Card {
+        card_uid: r.get(0),
+        user_id: r.get(1),
+        role: r.get(2),
+        display_name: r.get(3),
+        assigned_by: r.get(4),
+        assigned_at: r.get(5),
+    }
+}
+
+async fn page_of<T>(
+    s: &ServicesState,
+    table_cols: (&str, &str),
+    f: Filter,
+    query: ListQuery,
+    sortable: &[(&str, &'static str)],
+    key: &str,
+    map: fn(&tokio_postgres::Row) -> T,
+) -> Result<Page<T>> {
+    let (table, cols) = table_cols;
+    let (limit, offset, order) = query.resolve(sortable)?;
+    let order = order.replace(", id", &format!(", {key}"));
+    let c = s.registry.get().await?;
+    let total: i64 =
+        c.query_one(&format!("SELECT count(*) FROM {table} {}", f.where_sql()), &f.params(&[])).await?.get(0);
+    let n = f.len();
+    let sql = format!("SELECT {cols} FROM {table} {} {order} LIMIT ${} OFFSET ${}", f.where_sql(), n + 1, n + 2);
+    let rows = c.query(&sql, &f.params(&[&limit, &offset])).await?;
+    Ok(Page { items: rows.iter().map(map).collect(), total, limit, offset })
+}
+
+#[utoipa::path(get, path = "/api/v1/cards", tag = "cards", params(("user_id" = Option<String>, Query), ("role" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of cards")))]
+async fn list_cards(State(s): State<ServicesState>, l: Listing<CardFilter>) -> Result<Json<Page<Card>>, AppError> {
+    let mut f = Filter::new();
+    f.and("user_id = $?", l.filter.user_id).and("role = $?", l.filter.role);
+    let sortable = [("card_uid", "card_uid"), ("user_id", "user_id"), ("assigned_at", "assigned_at")];
+    let cols = "card_uid, user_id, role, display_name, assigned_by, assigned_at";
+    Ok(Json(page_of(&s, ("cards", cols), f, l.query, &sortable, "card_uid", card).await.map_err(app)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/cards", tag = "cards", responses((status = 201, description = "Mapped"), (status = 409, description = "The card belongs to someone")))]
+async fn assign_card(
+    State(s): State<ServicesState>,
+    Acting(a): Acting,
+    ApiJson(input): ApiJson<NewCard>,
+) -> Result<(StatusCode, Json<Card>), AppError> {
+    let by = a.user_id.unwrap_or_default();
+    Ok((StatusCode::CREATED, Json(map(&s, &input.card_uid, &input.holder, &by).await.map_err(app)?)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/cards/{card_uid}", tag = "cards", params(("card_uid" = String, Path)), responses((status = 204, description = "Removed; nodes stop accepting it with their next roster")))]
+async fn remove_card(State(s): State<ServicesState>, ApiPath(uid): ApiPath<String>) -> Result<StatusCode, AppError> {
+    let uid = normalise_uid(&uid).map_err(app)?;
+    let c = s.registry.get().await.map_err(|e| app(e.into()))?;
+    let n = c.execute("DELETE FROM cards WHERE card_uid = $1", &[&uid]).await.map_err(|e| app(e.into()))?;
+    if n == 0 {
+        return Err(app(Error::NotFound { what: "card", id: uid }));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/cards/unknown", tag = "cards", params(("node_id" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query, description = "last_seen, first_seen, tap_count, card_uid")), responses((status = 200, description = "A page of quarantined cards")))]
+async fn list_unknown(
+    State(s): State<ServicesState>,
+    l: Listing<UnknownFilter>,
+) -> Result<Json<Page<UnknownCard>>, AppError> {
+    let mut f = Filter::new();
+    f.and("node_id = $?", l.filter.node_id);
+    let sortable = [
+        ("last_seen", "last_seen"),
+        ("first_seen", "first_seen"),
+        ("tap_count", "tap_count"),
+        ("card_uid", "card_uid"),
+    ];
+    let cols = "card_uid, node_id, first_seen, last_seen, tap_count";
+    let map = |r: &tokio_postgres::Row| UnknownCard {
+        card_uid: r.get(0),
+        node_id: r.get(1),
+        first_seen: r.get(2),
+        last_seen: r.get(3),
+        tap_count: r.get(4),
+    };
+    Ok(Json(page_of(&s, ("unknown_cards", cols), f, l.query, &sortable, "card_uid, node_id", map).await.map_err(app)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/cards/unknown/{card_uid}/map", tag = "cards", params(("card_uid" = String, Path)), responses((status = 201, description = "Mapped and removed from quarantine"), (status = 404, description = "Not in quarantine")))]
+async fn map_unknown(
+    State(s): State<ServicesState>,
+    Acting(a): Acting,
+    ApiPath(uid): ApiPath<String>,
+    ApiJson(holder): ApiJson<CardHolder>,
+) -> Result<(StatusCode, Json<Card>), AppError> {
+    let uid = normalise_uid(&uid).map_err(app)?;
+    let c = s.registry.get().await.map_err(|e| app(e.into()))?;
+    let quarantined = c
+        .query_opt("SELECT 1 FROM unknown_cards WHERE card_uid = $1 LIMIT 1", &[&uid])
+        .await
+        .map_err(|e| app(e.into()))?;
+    if quarantined.is_none() {
+        return Err(app(Error::NotFound { what: "unknown card", id: uid }));
+    }
+    drop(c);
+    let by = a.user_id.unwrap_or_default();
+    Ok((StatusCode::CREATED, Json(map(&s, &uid, &holder, &by).await.map_err(app)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn card_uids_are_normalised_or_refused() {
+        assert_eq!(normalise_uid(" 04a1b2c3 ").unwrap(), "04A1B2C3");
+        for bad in ["", "04A1B2", "ZZZZZZZZ", "04A1B2C3'; DROP TABLE cards;--", "../../etc/passwd"] {
+            assert!(matches!(normalise_uid(bad), Err(Error::Validation(_))), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Edge node routes: the registry as admins see it (room, last seen, online, software version,
+//! the highest sequence safely in Kafka, what the downlink last sent, refused frames), and
+//! registration with credentials the cloud generates and shows exactly once.
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{PasswordHasher, SaltString};
+use axum::Json;
+use axum::extract::State;
+use axum::http::{Method, StatusCode};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use nimbus_core::ids::NodeId;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Listing, ServicesState, app};
+use crate::api::{Access, ApiJson, ApiPath, ApiRoutes, AppError};
+use crate::error::{Error, FieldError};
+use crate::listing::{ListQuery, Page};
+
+const READ: Access = Access::Permission("node:read");
+const WRITE: Access = Access::Permission("node:write");
+
+/// A node as the admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeView {
+    /// The node id (also its MQTT user name).
+    pub node_id: String,
+    /// Its classroom.
+    pub room_id: String,
+    /// Whether its last status message said online.
+    pub online: bool,
+    /// When the cloud last heard from it.
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// Its software version at the last connect.
+    pub software_version: Option<String>,
+    /// Its boot at the last connect.
+    pub boot_id: Option<String>,
+    /// Highest outbox sequence number safely in Kafka (everything after it is the node's backlog).
+    pub acknowledged_seq: i64,
+    /// Events the node reported still waiting in its outbox, if it reported any.
+    pub backlog: Option<i64>,
+    /// Whether credentials were issued.
+    pub has_credential: bool,
+    /// Downlink snapshots last sent: kind → `{version, confirmed, at}`.
+    pub snapshots: Value,
+    /// Frames the ingest refused, by reason.
+    pub rejected_frames: Value,
+    /// Distinct unknown cards tapped at this node and not yet mapped.
+    pub unknown_cards: i64,
+}
+
+/// Filters of the node list.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeFilter {
+    /// Only this room's nodes.
+    pub room_id: Option<String>,
+    /// Only nodes (not) online.
+    pub online: Option<bool>,
+}
+
+/// A registration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewNode {
+    /// The node id (`[a-z0-9-]`, as the sync protocol requires).
+    pub node_id: String,
+    /// The room it serves (the timetable's room number).
+    pub room_id: String,
+}
+
+/// Credentials, shown once.
+#[derive(Debug, Serialize)]
+pub struct Credentials {
+    /// The node.
+    pub node_id: String,
+    /// Its user name for MQTT and for the content download route.
+    pub username: String,
+    /// The generated password; only its argon2 hash is kept.
+    pub password: String,
+}
+
+/// The node routes.
+pub fn routes() -> ApiRoutes<ServicesState> {
+    ApiRoutes::new()
+        .route(Method::GET, "/api/v1/nodes", READ, get(list_nodes))
+        .route(Method::POST, "/api/v1/nodes", WRITE, post(register_node))
+        .route(Method::GET, "/api/v1/nodes/:node_id", READ, get(get_node))
+        .route(Method::POST, "/api/v1/nodes/:node_id/credentials", WRITE, post(issue_credentials))
+}
+
+/// The node routes' OpenAPI paths.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_nodes, register_node, get_node, issue_credentials))]
+pub struct Doc;
+
+const VIEW_SQL: &str = "
+    SELECT n.node_id, n.room_id, n.online, n.last_seen_at, n.software_version, n.boot_id,
+           n.high_water_mark, n.backlog, n.credential_hash IS NOT NULL,
+           COALESCE((SELECT jsonb_object_agg(kind, jsonb_build_object('version', version,
+                       'confirmed', published, 'at', updated_at))
+                     FROM node_snapshots s WHERE s.node_id = n.node_id), '{}'::jsonb),
+           COALESCE((SELECT jsonb_object_agg(reason, count) FROM ingest_rejections r
+                     WHERE r.node_id = n.node_id), '{}'::jsonb),
+           (SELECT count(*) FROM unknown_cards u WHERE u.node_id = n.node_id)
+    FROM nodes n";
+
+fn view(r: &tokio_postgres::Row) -> NodeView {
+    NodeView {
+        node_id: r.get(0),
+        room_id: r.get(1),
+        online: r.get(2),
+        last_seen_at: r.get(3),
+        software_version: r.get(4),
+        boot_id: r.get(5),
+        acknowledged_seq: r.get(6),
+        backlog: r.get(7),
+        has_credential: r.get(8),
+        snapshots: r.get(9),
+        rejected_frames: r.get(10),
+        unknown_cards: r.get(11),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/nodes", tag = "nodes", params(("room_id" = Option<String>, Query), ("online" = Option<bool>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query, description = "node_id, room_id, last_seen_at; - for descending")), responses((status = 200, description = "A page of nodes")))]
+async fn list_nodes(State(s): State<ServicesState>, l: Listing<NodeFilter>) -> Result<Json<Page<NodeView>>, AppError> {
+    list(&s, l.filter, l.query).await.map(Json).map_err(app)
+}
+
+async fn list(s: &ServicesState, filter: NodeFilter, query: ListQuery) -> crate::Result<Page<NodeView>> {
+    let (limit, offset, order) =
+        query.resolve(&[("node_id", "n.node_id"), ("room_id", "n.room_id"), ("last_seen_at", "n.last_seen_at")])?;
+    // `ORDER BY … , id`: the registry's key is node_id.
+    let order = order.replace(", id", ", n.node_id");
+    let c = s.registry.get().await?;
+    let mut f = crate::listing::Filter::new();
+    f.and("n.room_id = $?", filter.room_id).and("n.online = $?", filter.online);
+    let total: i64 =
+        c.query_one(&format!("SELECT count(*) FROM nodes n {}", f.where_sql()), &f.params(&[])).await?.get(0);
+    let n = f.len();
+    let sql = format!("{VIEW_SQL} {} {order} LIMIT ${} OFFSET ${}", f.where_sql(), n + 1, n + 2);
+    let rows = c.query(&sql, &f.params(&[&limit, &offset])).await?;
+    Ok(Page { items: rows.iter().map(view).collect(), total, limit, offset })
+}
+
+#[utoipa::path(get, path = "/api/v1/nodes/{node_id}", tag = "nodes", params(("node_id" = String, Path)), responses((status = 200, description = "The node"), (status = 404, description = "Not registered")))]
+async fn get_node(
+    State(s): State<ServicesState>,
+    ApiPath(node_id): ApiPath<String>,
+) -> Result<Json<NodeView>, AppError> {
+    let c = s.registry.get().await.map_err(|e| app(e.into()))?;
+    let row = c
+        .query_opt(&format!("{VIEW_SQL} WHERE n.node_id = $1"), &[&node_id])
+        .await
+        .map_err(|e| app(e.into()))?
+        .ok_or_else(|| app(Error::NotFound { what: "node", id: node_id.clone() }))?;
+    Ok(Json(view(&row)))
+}
+
+/// Registers a node and issues its credentials (a node id already registered is a 409: moving a
+/// node to another room is a deliberate re-registration by the operators' CLI).
+#[utoipa::path(post, path = "/api/v1/nodes", tag = "nodes", responses((status = 201, description = "Registered; the password is shown only now"), (status = 409, description = "Already registered")))]
+async fn register_node(
+    State(s): State<ServicesState>,
+    ApiJson(input): ApiJson<NewNode>,
+) -> Result<(StatusCode, Json<Credentials>), AppError> {
+    let mut errors = Vec::new();
+    let node = NodeId::new(&input.node_id).map_err(|e| errors.push(FieldError::new("node_id", e.to_string()))).ok();
+    crate::listing::require_text(&mut errors, "room_id", &input.room_id, 64);
+    crate::listing::finish(errors).map_err(app)?;
+    let Some(node) = node else { return Err(AppError::internal("node id checked above")) };
+    let (password, hash) = new_credential()?;
+    let c = s.registry.get().await.map_err(|e| app(e.into()))?;
+    let inserted = c
+        .execute(
+            "INSERT INTO nodes (node_id, room_id, credential_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[&node.as_str(), &input.room_id, &hash],
+        )
+        .await
+        .map_err(|e| app(e.into()))?;
+    if inserted == 0 {
+        return Err(app(Error::Conflict {
+            message: format!("node {} is already registered", node.as_str()),
+            details: json!({ "node_id": node.as_str() }),
+        }));
+    }
+    tracing::info!(node = node.as_str(), room = %input.room_id, "node registered");
+    let id = node.as_str().to_owned();
+    Ok((StatusCode::CREATED, Json(Credentials { node_id: id.clone(), username: id, password })))
+}
+
+/// Issues new credentials; the old password stops working at once.
+#[utoipa::path(post, path = "/api/v1/nodes/{node_id}/credentials", tag = "nodes", params(("node_id" = String, Path)), responses((status = 200, description = "New credentials, shown only now")))]
+async fn issue_credentials(
+    State(s): State<ServicesState>,
+    ApiPath(node_id): ApiPath<String>,
+) -> Result<Json<Credentials>, AppError> {
+    let (password, hash) = new_credential()?;
+    let c = s.registry.get().await.map_err(|e| app(e.into()))?;
+    let n = c
+        .execute("UPDATE nodes SET credential_hash = $2 WHERE node_id = $1", &[&node_id, &hash])
+        .await
+        .map_err(|e| app(e.into()))?;
+    if n == 0 {
+        return Err(app(Error::NotFound { what: "node", id: node_id }));
+    }
+    tracing::info!(node = %node_id, "node credentials reissued");
+    Ok(Json(Credentials { node_id: node_id.clone(), username: node_id, password }))
+}
+
+/// A random password (192 bits, URL-safe hex) and its argon2id PHC hash.
+fn new_credential() -> Result<(String, String), AppError> {
+    let mut bytes = [0u8; 24];
+    OsRng.fill_bytes(&mut bytes);
+    let password = hex::encode(bytes);
+    let salt = SaltString::generate(&mut OsRng);
+    let hash = argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| AppError::internal(format!("hashing: {e}")))?
+        .to_string();
+    Ok((password, hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+
+    use super::*;
+
+    #[test]
+    fn a_new_credential_verifies_against_its_hash_and_is_never_the_same_twice() {
+        let (p1, h1) = new_credential().unwrap();
+        let (p2, _) = new_credential().unwrap();
+        assert_ne!(p1, p2);
+        assert_eq!(p1.len(), 48);
+        let parsed = PasswordHash::new(&h1).unwrap();
+        assert!(argon2::Argon2::default().verify_password(p1.as_bytes(), &parsed).is_ok());
+        assert!(argon2::Argon2::default().verify_password(p2.as_bytes(), &parsed).is_err());
+    }
+}
