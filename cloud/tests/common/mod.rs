@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod e2e;
+pub mod services_api;
 
 use deadpool_postgres::Pool;
 use rdkafka::consumer::Consumer;

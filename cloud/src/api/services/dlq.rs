@@ -73,6 +73,8 @@ pub struct LetterFilter {
     pub original_topic: Option<String>,
     /// Only letters of this service.
     pub service: Option<String>,
+    /// Only letters with this original key (one node's, one student's, …).
+    pub original_key: Option<String>,
     /// Only (not) yet replayed letters.
     pub replayed: Option<bool>,
 }
@@ -85,6 +87,8 @@ pub struct ReplayAll {
     pub original_topic: Option<String>,
     /// Only letters of this service.
     pub service: Option<String>,
+    /// Only letters with this original key.
+    pub original_key: Option<String>,
     /// Also replay letters already replayed.
     pub force: Option<bool>,
 }
@@ -205,11 +209,12 @@ impl Letter {
     fn matches(&self, f: &LetterFilter) -> bool {
         f.original_topic.as_deref().is_none_or(|t| t == self.original_topic)
             && f.service.as_deref().is_none_or(|s| s == self.service_name)
+            && f.original_key.as_deref().is_none_or(|k| k == self.original_key)
             && f.replayed.is_none_or(|r| r == self.replayed_at.is_some())
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/dlq", tag = "dlq", params(("original_topic" = Option<String>, Query), ("service" = Option<String>, Query), ("replayed" = Option<bool>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query, description = "id or last_attempt_at; - for descending")), responses((status = 200, description = "A page of dead letters")))]
+#[utoipa::path(get, path = "/api/v1/dlq", tag = "dlq", params(("original_topic" = Option<String>, Query), ("service" = Option<String>, Query), ("original_key" = Option<String>, Query), ("replayed" = Option<bool>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query, description = "id or last_attempt_at; - for descending")), responses((status = 200, description = "A page of dead letters")))]
 async fn list_letters(
     State(s): State<ServicesState>,
     l: Listing<LetterFilter>,
@@ -298,13 +303,18 @@ async fn replay_one(
     Ok(Json(ReplayOutcome { replayed: 1, skipped: 0, failed: Vec::new() }))
 }
 
-#[utoipa::path(post, path = "/api/v1/dlq/replay", tag = "dlq", params(("original_topic" = Option<String>, Query), ("service" = Option<String>, Query), ("force" = Option<bool>, Query, description = "also replay letters replayed before")), responses((status = 200, description = "How many were replayed, skipped, failed")))]
+#[utoipa::path(post, path = "/api/v1/dlq/replay", tag = "dlq", params(("original_topic" = Option<String>, Query), ("service" = Option<String>, Query), ("original_key" = Option<String>, Query), ("force" = Option<bool>, Query, description = "also replay letters replayed before")), responses((status = 200, description = "How many were replayed, skipped, failed")))]
 async fn replay_all(
     State(s): State<ServicesState>,
     Acting(a): Acting,
     Params(q): Params<ReplayAll>,
 ) -> Result<Json<ReplayOutcome>, AppError> {
-    let filter = LetterFilter { original_topic: q.original_topic, service: q.service, replayed: None };
+    let filter = LetterFilter {
+        original_topic: q.original_topic,
+        service: q.service,
+        original_key: q.original_key,
+        replayed: None,
+    };
     let by = a.user_id.unwrap_or_default();
     let mut outcome = ReplayOutcome { replayed: 0, skipped: 0, failed: Vec::new() };
     for l in letters(&s).await.map_err(app)?.iter().filter(|l| l.matches(&filter)) {

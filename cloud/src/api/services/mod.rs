@@ -58,6 +58,8 @@ impl ServicesState {
                 db::migrations_for(database).ok_or_else(|| Error::Config(format!("no migrations for {database}")))?;
             migrate_database(config, m).await?;
         }
+        // A replay needs its target topic; the ingest usually created them already.
+        crate::kafka::ensure_topics(&config.kafka.brokers, config.environment).await?;
         Ok(ServicesState {
             timetable: pool("timetable_service_db")?,
             course: pool("course_service_db")?,
