@@ -318,7 +318,7 @@ async fn a_dead_letter_is_listed_inspected_and_replayed_to_its_original_topic_on
     assert_eq!((replayed.status, replayed.json["replayed"].as_u64()), (200, Some(1)), "{}", replayed.text);
     let arrived: Vec<Value> =
         target.read().await.into_iter().filter(|r| r.key.as_deref() == Some(key.as_str())).map(|r| r.json).collect();
-    assert_eq!(arrived, [original.clone()], "the original event, with its key, on its original topic");
+    assert_eq!(arrived, vec![original], "the original event, with its key, on its original topic");
 
     let again = admin.call(Method::POST, &format!("/api/v1/dlq/replay?original_key={key}"), None).await;
     assert_eq!((again.json["replayed"].as_u64(), again.json["skipped"].as_u64()), (Some(0), Some(1)), "{}", again.text);
