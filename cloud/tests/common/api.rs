@@ -96,7 +96,7 @@ impl TestApi {
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
-        if body.is_some() {
+        if body.is_some() && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
             req = req.header("content-type", "application/json");
         }
         for (k, v) in headers {
@@ -147,8 +147,7 @@ impl TestApi {
         (id, t)
     }
 
-    /// The payloads (`data` with the envelope's `correlation_id` beside them) of the outbox
-    /// events of `event_type`, oldest first.
+    /// The envelopes in the outbox of `event_type`, oldest first.
     pub async fn events(&self, event_type: &str) -> Vec<Value> {
         let c = self.user_db().get().await.unwrap();
         let rows = c.query("SELECT payload FROM event_outbox ORDER BY id", &[]).await.unwrap();
