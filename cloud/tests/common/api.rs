@@ -44,31 +44,9 @@ impl TestApi {
 
     /// An API whose configuration `adjust` may change (limits, lockout) before it starts.
     pub async fn start_with(adjust: impl FnOnce(&mut CloudConfig)) -> TestApi {
-        let mut config = CloudConfig::default();
-        config.kafka.brokers = super::kafka_brokers();
-        config.database.url = super::database_server();
-        config.database.max_connections = 8;
-        let mut dbs = Vec::new();
-        for m in nimbus_cloud::db::ALL {
-            let db = TestDb::create().await;
-            nimbus_cloud::db::migrate(&db.pool, m).await.unwrap();
-            if m.database == "edge_registry_db" {
-                config.database.registry_database = db.name.clone();
-            }
-            config.database.urls.insert(m.database.to_owned(), db.url.clone());
-            dbs.push(db);
-        }
-        config.api.redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-        config.api.redis_prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
-        config.api.admin_email = Some(ADMIN_EMAIL.into());
-        config.api.admin_password = Some(ADMIN_PASSWORD.into());
-        config.api.rate_limit_ip = 100_000;
-        config.api.rate_limit_user = 100_000;
-        config.api.rate_limit_login = 100_000;
-        config.api.trust_forwarded_for = true;
+        let (mut config, dbs) = test_config().await;
         adjust(&mut config);
-        let state =
-            ApiState::connect(&config).await.expect("PostgreSQL and Redis must be reachable (scripts/services.sh)");
+        let state = ApiState::connect(&config).await.expect("PostgreSQL and Redis must be reachable (scripts/services.sh)");
         let (router, specs) = nimbus_cloud::api::app(&config, &state).await.unwrap();
         TestApi { dbs, config, state, router, specs }
     }
@@ -163,6 +141,35 @@ impl TestApi {
             db.drop_now().await;
         }
     }
+}
+
+/// A configuration for a test API: fresh migrated databases (returned, to drop at the end), a
+/// Redis prefix of its own, the bootstrap administrator, generous rate limits and client
+/// addresses from `X-Forwarded-For`.
+pub async fn test_config() -> (CloudConfig, Vec<TestDb>) {
+    let mut config = CloudConfig::default();
+    config.kafka.brokers = super::kafka_brokers();
+    config.database.url = super::database_server();
+    config.database.max_connections = 8;
+    let mut dbs = Vec::new();
+    for m in nimbus_cloud::db::ALL {
+        let db = TestDb::create().await;
+        nimbus_cloud::db::migrate(&db.pool, m).await.unwrap();
+        if m.database == "edge_registry_db" {
+            config.database.registry_database = db.name.clone();
+        }
+        config.database.urls.insert(m.database.to_owned(), db.url.clone());
+        dbs.push(db);
+    }
+    config.api.redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    config.api.redis_prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    config.api.admin_email = Some(ADMIN_EMAIL.into());
+    config.api.admin_password = Some(ADMIN_PASSWORD.into());
+    config.api.rate_limit_ip = 100_000;
+    config.api.rate_limit_user = 100_000;
+    config.api.rate_limit_login = 100_000;
+    config.api.trust_forwarded_for = true;
+    (config, dbs)
 }
 
 /// Every path parameter of `path` replaced by a random UUID.
