@@ -48,7 +48,7 @@ async fn login_issues_eddsa_tokens_and_publishes_login_success_with_the_request_
     let refresh = claims_of(&token(&a.body, "refresh_token"));
     assert_eq!((refresh.typ, refresh.sid.as_str()), (TokenType::Refresh, access.sid.as_str()));
     assert_eq!(
-        jsonwebtoken::decode_header(&token(&a.body, "access_token")).unwrap().alg,
+        jsonwebtoken::decode_header(token(&a.body, "access_token")).unwrap().alg,
         jsonwebtoken::Algorithm::EdDSA
     );
 
