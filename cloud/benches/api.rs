@@ -71,7 +71,11 @@ where
             let (mut ok, mut errors, mut latencies) = (0, 0, Vec::new());
             while Instant::now() < deadline {
                 let t = Instant::now();
-                if request(http.clone(), i).await { ok += 1 } else { errors += 1 }
+                if request(http.clone(), i).await {
+                    ok += 1
+                } else {
+                    errors += 1
+                }
                 latencies.push(t.elapsed());
             }
             (ok, errors, latencies)

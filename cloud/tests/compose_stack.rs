@@ -205,12 +205,7 @@ const VARS: &[Var] = &[
         why: "without a bootstrap administrator nobody can log in to create the first users",
     },
     Var { name: "NIMBUS_RATE_LIMIT_IP", used_by: &["api"], must_set: false, why: "the default limit suits a campus" },
-    Var {
-        name: "NIMBUS_RATE_LIMIT_USER",
-        used_by: &["api"],
-        must_set: false,
-        why: "the default limit suits a campus",
-    },
+    Var { name: "NIMBUS_RATE_LIMIT_USER", used_by: &["api"], must_set: false, why: "the default limit suits a campus" },
     Var {
         name: "NIMBUS_RATE_LIMIT_LOGIN",
         used_by: &["api"],

@@ -46,7 +46,8 @@ impl TestApi {
     pub async fn start_with(adjust: impl FnOnce(&mut CloudConfig)) -> TestApi {
         let (mut config, dbs) = test_config().await;
         adjust(&mut config);
-        let state = ApiState::connect(&config).await.expect("PostgreSQL and Redis must be reachable (scripts/services.sh)");
+        let state =
+            ApiState::connect(&config).await.expect("PostgreSQL and Redis must be reachable (scripts/services.sh)");
         let (router, specs) = nimbus_cloud::api::app(&config, &state).await.unwrap();
         TestApi { dbs, config, state, router, specs }
     }
