@@ -42,7 +42,8 @@ impl PermissionCache {
         roles.iter().filter_map(|r| table.get(r)).flatten().cloned().collect()
     }
 
-    /// Re-reads the table every `every` until `shutdown`.
+    /// Re-reads the table, and the signing keys (another instance may have rotated them), every
+    /// `every` until `shutdown`.
     pub async fn keep_fresh(self: Arc<Self>, users: Arc<UserService>, every: Duration, shutdown: CancellationToken) {
         loop {
             tokio::select! {
@@ -51,6 +52,9 @@ impl PermissionCache {
             }
             if let Err(e) = self.refresh(&users).await {
                 tracing::warn!(error = %e, "cannot re-read role permissions; keeping the previous table");
+            }
+            if let Err(e) = users.keys.reload().await {
+                tracing::warn!(error = %e, "cannot re-read the signing keys; keeping the previous ones");
             }
         }
     }

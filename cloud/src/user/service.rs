@@ -24,7 +24,7 @@ use super::password;
 use super::revocation::Revocations;
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
-use crate::listing::{Filter, ListQuery, Page, finish, require_text};
+use crate::listing::{Filter, ListQuery, Page, finish};
 
 /// The `service_name` of the events this service publishes.
 pub const SERVICE: &str = "user-service";
@@ -496,9 +496,6 @@ impl UserService {
             if let Some(v) = value {
                 check_text(&mut errors, field, v, max);
             }
-        }
-        if let Some(f) = &patch.first_name {
-            require_text(&mut errors, "first_name", f, 100);
         }
         finish(errors)?;
         let before = self.get_user(id).await?;
