@@ -296,7 +296,46 @@ async fn not_found() -> AppError {
 
 #[cfg(test)]
 mod tests {
+    use axum::body::Body;
+    use axum::http::HeaderMap;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
     use super::*;
+
+    async fn answer(router: &Router, method: Method, uri: &str) -> (StatusCode, HeaderMap, serde_json::Value) {
+        let req = axum::http::Request::builder().method(method).uri(uri).body(Body::empty()).unwrap();
+        let res = router.clone().oneshot(req).await.unwrap();
+        let (status, headers) = (res.status(), res.headers().clone());
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
+        (status, headers, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn panics_timeouts_and_bare_405s_answer_app_errors() {
+        async fn boom() -> &'static str {
+            if uuid::Uuid::new_v4().is_nil() { "never" } else { panic!("boom") }
+        }
+        let router = Router::new()
+            .route("/panic", get(boom))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            )
+            .layer(middleware::from_fn_with_state(Duration::from_millis(50), timeout))
+            .layer(middleware::from_fn(app_error_shape))
+            .layer(CatchPanicLayer::custom(|_| AppError::internal("a handler panicked").into_response()));
+        let (status, _, body) = answer(&router, Method::GET, "/panic").await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::INTERNAL_SERVER_ERROR, Some("INTERNAL")));
+        let (status, _, body) = answer(&router, Method::GET, "/slow").await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("SERVICE_UNAVAILABLE")));
+        let (status, headers, body) = answer(&router, Method::POST, "/slow").await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::METHOD_NOT_ALLOWED, Some("METHOD_NOT_ALLOWED")));
+        assert!(headers.contains_key(header::ALLOW));
+    }
 
     #[test]
     fn only_safe_correlation_ids_are_kept() {
