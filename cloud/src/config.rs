@@ -14,6 +14,13 @@
 //! | `mqtt.username` / `mqtt.password` | `MQTT_USERNAME` / `MQTT_PASSWORD` | `nimbus-cloud` / none |
 //! | `ingest.group` | `INGEST_GROUP` | `nimbus-ingest` |
 //! | `ingest.instance` | `INGEST_INSTANCE` | the host name |
+//! | `api.bind` | `NIMBUS_API_BIND` | `0.0.0.0:8080` |
+//! | `api.redis_url` | `REDIS_URL` | `redis://127.0.0.1:6379` |
+//! | `api.redis_prefix` | `NIMBUS_REDIS_PREFIX` | `nimbus:` |
+//! | `api.cors_origins` | `NIMBUS_CORS_ORIGINS` (comma-separated) | none |
+//! | `api.admin_email` / `api.admin_password` | `NIMBUS_ADMIN_EMAIL` / `NIMBUS_ADMIN_PASSWORD` | none |
+//! | `api.rate_limit_ip` / `api.rate_limit_user` / `api.rate_limit_login` | `NIMBUS_RATE_LIMIT_IP` / `_USER` / `_LOGIN` | 600 / 600 / 10 per window |
+//! | `api.max_failed_logins` | `NIMBUS_MAX_FAILED_LOGINS` | `5` |
 //!
 //! Secrets (the MQTT password, a password inside the database URL) never reach logs: the
 //! `Debug` impls redact them.
@@ -44,6 +51,84 @@ pub struct CloudConfig {
     pub ingest: IngestConfig,
     /// The downlink role.
     pub downlink: DownlinkConfig,
+    /// The admin API (gateway and user service).
+    pub api: ApiConfig,
+}
+
+/// Settings of the admin API (`nimbus-cloud api`).
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Listen address (`NIMBUS_API_BIND`).
+    pub bind: String,
+    /// Redis for revocation and rate limits (`REDIS_URL`).
+    pub redis_url: String,
+    /// Prefix of every Redis key, so deployments (and tests) can share one Redis
+    /// (`NIMBUS_REDIS_PREFIX`).
+    pub redis_prefix: String,
+    /// Origins browsers may call the API from; `*` allows any (`NIMBUS_CORS_ORIGINS`).
+    pub cors_origins: Vec<String>,
+    /// The bootstrap administrator created on start when absent (`NIMBUS_ADMIN_EMAIL`).
+    pub admin_email: Option<String>,
+    /// Its initial password (`NIMBUS_ADMIN_PASSWORD`); never logged.
+    pub admin_password: Option<String>,
+    /// Length of a rate-limit window in seconds.
+    pub rate_window_secs: u64,
+    /// Requests per window from one client address (`NIMBUS_RATE_LIMIT_IP`).
+    pub rate_limit_ip: u64,
+    /// Requests per window by one user (`NIMBUS_RATE_LIMIT_USER`).
+    pub rate_limit_user: u64,
+    /// Login attempts per window from one client address (`NIMBUS_RATE_LIMIT_LOGIN`).
+    pub rate_limit_login: u64,
+    /// Failed logins in a row that lock an account (`NIMBUS_MAX_FAILED_LOGINS`).
+    pub max_failed_logins: u32,
+    /// How long a locked account stays locked, in seconds.
+    pub lockout_secs: u64,
+    /// Longest time a request may take before it is answered 503.
+    pub request_timeout_secs: u64,
+    /// How often the role → permissions table is re-read, in seconds.
+    pub permissions_refresh_secs: u64,
+    /// Whether the client address comes from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            bind: "0.0.0.0:8080".into(),
+            redis_url: "redis://127.0.0.1:6379".into(),
+            redis_prefix: "nimbus:".into(),
+            cors_origins: Vec::new(),
+            admin_email: None,
+            admin_password: None,
+            rate_window_secs: 60,
+            rate_limit_ip: 600,
+            rate_limit_user: 600,
+            rate_limit_login: 10,
+            max_failed_logins: 5,
+            lockout_secs: 15 * 60,
+            request_timeout_secs: 30,
+            permissions_refresh_secs: 30,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+impl fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("bind", &self.bind)
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("cors_origins", &self.cors_origins)
+            .field("admin_email", &self.admin_email)
+            .field("admin_password", &self.admin_password.as_ref().map(|_| REDACTED))
+            .field("rate_limit_ip", &self.rate_limit_ip)
+            .field("rate_limit_user", &self.rate_limit_user)
+            .field("rate_limit_login", &self.rate_limit_login)
+            .field("max_failed_logins", &self.max_failed_logins)
+            .finish()
+    }
 }
 
 /// Settings of the downlink role.
@@ -160,6 +245,7 @@ impl Default for CloudConfig {
             mqtt: MqttSettings::default(),
             ingest: IngestConfig::default(),
             downlink: DownlinkConfig::default(),
+            api: ApiConfig::default(),
         }
     }
 }
@@ -291,6 +377,46 @@ impl CloudConfig {
         if let Some(v) = get("NIMBUS_PUBLIC_URL") {
             self.downlink.public_url = v;
         }
+        if let Some(v) = get("NIMBUS_API_BIND") {
+            self.api.bind = v;
+        }
+        if let Some(v) = get("REDIS_URL") {
+            self.api.redis_url = v;
+        }
+        if let Some(v) = get("NIMBUS_REDIS_PREFIX") {
+            self.api.redis_prefix = v;
+        }
+        if let Some(v) = get("NIMBUS_CORS_ORIGINS") {
+            self.api.cors_origins = v.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect();
+        }
+        if let Some(v) = get("NIMBUS_ADMIN_EMAIL") {
+            self.api.admin_email = Some(v);
+        }
+        if let Some(v) = get("NIMBUS_ADMIN_PASSWORD") {
+            self.api.admin_password = Some(v);
+        }
+        let number = |name: &str, setting: &str| -> Result<Option<u64>> {
+            match get(name) {
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| Error::Config(format!("{setting} ({name}): {v:?} is not a number"))),
+                None => Ok(None),
+            }
+        };
+        if let Some(n) = number("NIMBUS_RATE_LIMIT_IP", "api.rate_limit_ip")? {
+            self.api.rate_limit_ip = n;
+        }
+        if let Some(n) = number("NIMBUS_RATE_LIMIT_USER", "api.rate_limit_user")? {
+            self.api.rate_limit_user = n;
+        }
+        if let Some(n) = number("NIMBUS_RATE_LIMIT_LOGIN", "api.rate_limit_login")? {
+            self.api.rate_limit_login = n;
+        }
+        if let Some(n) = number("NIMBUS_MAX_FAILED_LOGINS", "api.max_failed_logins")? {
+            self.api.max_failed_logins = u32::try_from(n).unwrap_or(u32::MAX);
+        }
         if let Some(v) = get("DOWNLINK_INTERVAL_SECS") {
             self.downlink.interval_secs = v.trim().parse().map_err(|_| {
                 Error::Config(format!("downlink.interval_secs (DOWNLINK_INTERVAL_SECS): {v:?} is not a number"))
@@ -385,6 +511,37 @@ impl CloudConfig {
         if self.ingest.lock_timeout_ms < 1_000 {
             return bad("ingest.lock_timeout_ms", "must be at least 1000".into());
         }
+
+        if self.api.bind.parse::<std::net::SocketAddr>().is_err() {
+            return bad("api.bind (NIMBUS_API_BIND)", format!("{:?} must be host:port", self.api.bind));
+        }
+        if !(self.api.redis_url.starts_with("redis://") || self.api.redis_url.starts_with("rediss://")) {
+            return bad("api.redis_url (REDIS_URL)", "must be a redis:// URL".into());
+        }
+        if self.api.rate_window_secs == 0 {
+            return bad("api.rate_window_secs", "must be at least 1".into());
+        }
+        if self.api.rate_limit_ip == 0 || self.api.rate_limit_user == 0 || self.api.rate_limit_login == 0 {
+            return bad("api.rate_limit_* (NIMBUS_RATE_LIMIT_*)", "must be at least 1".into());
+        }
+        if self.api.max_failed_logins == 0 {
+            return bad("api.max_failed_logins (NIMBUS_MAX_FAILED_LOGINS)", "must be at least 1".into());
+        }
+        if self.api.request_timeout_secs == 0 || self.api.permissions_refresh_secs == 0 {
+            return bad("api.request_timeout_secs / api.permissions_refresh_secs", "must be at least 1".into());
+        }
+        match (&self.api.admin_email, &self.api.admin_password) {
+            (Some(_), None) | (None, Some(_)) => {
+                return bad(
+                    "api.admin_email / api.admin_password (NIMBUS_ADMIN_EMAIL / NIMBUS_ADMIN_PASSWORD)",
+                    "must be set together".into(),
+                );
+            }
+            (Some(_), Some(p)) if p.chars().count() < 8 => {
+                return bad("api.admin_password (NIMBUS_ADMIN_PASSWORD)", "must be at least 8 characters".into());
+            }
+            _ => {}
+        }
         Ok(())
     }
 
@@ -477,6 +634,7 @@ impl fmt::Debug for CloudConfig {
             .field("kafka", &self.kafka)
             .field("mqtt", &self.mqtt)
             .field("ingest", &self.ingest)
+            .field("api", &self.api)
             .finish()
     }
 }
@@ -605,6 +763,12 @@ mod tests {
         .unwrap();
         let text = format!("{c:?}");
         assert!(!text.contains("db-secret") && !text.contains("mqtt-secret"), "{text}");
+        let c = CloudConfig::from_sources(
+            None,
+            env(&[("NIMBUS_ADMIN_EMAIL", "root@campus.edu"), ("NIMBUS_ADMIN_PASSWORD", "admin-secret-pw")]),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("admin-secret-pw"));
         assert!(text.contains("postgres://cloud:<redacted>@h:5432/x"), "{text}");
         assert_eq!(redact_url("postgres://u@h/x"), "postgres://u@h/x");
         assert_eq!(redact_url("mqtt://u:p@h:1883"), "mqtt://u:<redacted>@h:1883");

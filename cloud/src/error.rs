@@ -19,6 +19,9 @@ pub enum Error {
     /// MQTT failed.
     #[error("mqtt: {0}")]
     Mqtt(String),
+    /// Redis (revocation list, rate limits) failed.
+    #[error("redis: {0}")]
+    Redis(String),
     /// I/O failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),

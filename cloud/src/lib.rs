@@ -23,6 +23,12 @@
 //!   transaction per event, idempotent on `event_id`, offsets committed after it, the seed's
 //!   retries then `dlq.events`; [`worker::attendance`] writes records, corrections, summaries
 //!   and sends low-attendance alerts.
+//! - [`user`]: the user service (`user_service_db`): accounts, roles and permissions, sessions,
+//!   EdDSA token keys with rotation ([`user::key_set`] for the downlink), the Redis revocation list.
+//! - [`api`]: the admin REST API (`nimbus-cloud api`): [`api::routes`] (the route table with each
+//!   route's access), [`api::gateway`] (`app`/`run` and the middleware), [`api::auth`]
+//!   (authentication), [`api::ratelimit`], [`api::health`], [`api::metrics`], [`api::users`], and
+//!   [`api::services`] (admin routes over the other services).
 //! - [`error`]: the crate's error type.
 //! - [`cli`]: command-line entry points that are not long-running roles.
 //!   - [`cli::events`]: `nimbus-cloud events validate|topics|groups`, checking messages against

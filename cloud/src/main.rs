@@ -42,6 +42,10 @@ enum Command {
     /// Keep every node's retained downlink snapshots (timetable, roster, keys, manifest) in step
     /// with the services; publishes only what changed. Stops on SIGTERM or Ctrl-C.
     Downlink,
+    /// Serve the admin REST API (the seed's API Gateway with the user service behind it) on
+    /// NIMBUS_API_BIND (default 0.0.0.0:8080). Migrates user_service_db and creates the
+    /// bootstrap administrator first; stops on SIGTERM or Ctrl-C after finishing requests.
+    Api,
     /// Every role in one process, for a small campus: ingest, the attendance, timetable and
     /// course workers, and the downlink. Stops on SIGTERM or Ctrl-C.
     All,
@@ -129,6 +133,11 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Downlink => {
             let config = load_config(cli.config.as_deref())?;
             runtime()?.block_on(downlink(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Api => {
+            let config = load_config(cli.config.as_deref())?;
+            runtime()?.block_on(api(config))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::All => {
@@ -245,6 +254,18 @@ async fn downlink(config: CloudConfig) -> anyhow::Result<()> {
     let shutdown = stop_on_signal("stopping the downlink");
     let metrics = std::sync::Arc::new(nimbus_cloud::downlink::DownlinkMetrics::default());
     nimbus_cloud::downlink::run(config.downlink_settings(), metrics, shutdown).await?;
+    Ok(())
+}
+
+async fn api(config: CloudConfig) -> anyhow::Result<()> {
+    nimbus_cloud::kafka::ensure_topics(&config.kafka.brokers, config.environment)
+        .await
+        .context("cannot create the Kafka topics (kafka.brokers / KAFKA_BROKERS)")?;
+    let listener = tokio::net::TcpListener::bind(&config.api.bind)
+        .await
+        .with_context(|| format!("cannot listen on {} (api.bind / NIMBUS_API_BIND)", config.api.bind))?;
+    let shutdown = stop_on_signal("finishing requests in flight");
+    nimbus_cloud::api::run(config, listener, shutdown).await?;
     Ok(())
 }
 

@@ -55,7 +55,7 @@ const VARS: &[Var] = &[
     },
     Var {
         name: "KAFKA_BROKERS",
-        used_by: &["ingest", "worker"],
+        used_by: &["ingest", "worker", "api"],
         must_set: true,
         why: "the default broker is 127.0.0.1:9092, not the kafka service",
     },
@@ -168,6 +168,56 @@ const VARS: &[Var] = &[
               apply every event a second time",
     },
     Var { name: "HOSTNAME", used_by: &[], must_set: false, why: "Docker sets it; INGEST_INSTANCE replaces its use" },
+    Var {
+        name: "NIMBUS_API_BIND",
+        used_by: &["api"],
+        must_set: false,
+        why: "the default 0.0.0.0:8080 is the seed's gateway port on every interface",
+    },
+    Var {
+        name: "REDIS_URL",
+        used_by: &["api"],
+        must_set: true,
+        why: "the default is 127.0.0.1:6379, not the redis service",
+    },
+    Var {
+        name: "NIMBUS_REDIS_PREFIX",
+        used_by: &["api"],
+        must_set: false,
+        why: "compose's Redis serves one deployment",
+    },
+    Var {
+        name: "NIMBUS_CORS_ORIGINS",
+        used_by: &["api"],
+        must_set: false,
+        why: "no browser front end is served from another origin yet",
+    },
+    Var {
+        name: "NIMBUS_ADMIN_EMAIL",
+        used_by: &["api"],
+        must_set: false,
+        why: "it names the bootstrap administrator; compose gives it a default",
+    },
+    Var {
+        name: "NIMBUS_ADMIN_PASSWORD",
+        used_by: &["api"],
+        must_set: true,
+        why: "without a bootstrap administrator nobody can log in to create the first users",
+    },
+    Var { name: "NIMBUS_RATE_LIMIT_IP", used_by: &["api"], must_set: false, why: "the default limit suits a campus" },
+    Var { name: "NIMBUS_RATE_LIMIT_USER", used_by: &["api"], must_set: false, why: "the default limit suits a campus" },
+    Var {
+        name: "NIMBUS_RATE_LIMIT_LOGIN",
+        used_by: &["api"],
+        must_set: false,
+        why: "the default limit suits a campus",
+    },
+    Var {
+        name: "NIMBUS_MAX_FAILED_LOGINS",
+        used_by: &["api"],
+        must_set: false,
+        why: "the default (5) is the usual lockout threshold",
+    },
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -1146,16 +1196,26 @@ fn seed_ports() -> (BTreeSet<u16>, u16) {
 }
 
 #[test]
-fn no_service_takes_the_seed_gateway_port_or_another_seed_service_port() {
+fn only_the_api_role_takes_the_seed_gateway_port_and_no_service_another_seed_service_port() {
     let compose = compose();
     let (seed, gateway) = seed_ports();
     assert_eq!(gateway, 8080, "the seed's API gateway port");
+    let api_service = roles(&compose).into_iter().find(|r| r.subcommand() == "api").map(|r| r.service);
     let mut taken: BTreeMap<u16, String> = BTreeMap::new();
+    let mut gateway_published = false;
     for (name, svc) in services(&compose) {
         for port in ports(svc) {
             let Some(published) = port.published else { continue };
             if published == gateway {
-                panic!("service {name} publishes port {gateway}, the seed's API gateway port");
+                assert_eq!(
+                    Some(&name),
+                    api_service.as_ref(),
+                    "service {name} publishes port {gateway}, the seed's API gateway port, which is the api role's"
+                );
+                assert_eq!(port.target, 8080, "the api role listens on 8080 (NIMBUS_API_BIND)");
+                gateway_published = true;
+                taken.insert(published, name.clone());
+                continue;
             }
             assert!(
                 !seed.contains(&published),
@@ -1166,6 +1226,7 @@ fn no_service_takes_the_seed_gateway_port_or_another_seed_service_port() {
             }
         }
     }
+    assert!(gateway_published, "the api role publishes the seed's gateway port {gateway}");
 }
 
 /// `NAME_PORT=N` of scripts/services.sh: the ports the development services and tests use.

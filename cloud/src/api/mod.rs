@@ -8,8 +8,14 @@
 
 use std::collections::BTreeSet;
 
+pub mod auth;
+pub mod gateway;
+pub mod health;
+pub mod metrics;
+pub mod ratelimit;
 pub mod routes;
 pub mod services;
+pub mod users;
 
 use axum::http::StatusCode;
 pub use nimbus_core::http::{ApiForm, ApiJson, ApiPath, AppError};
@@ -17,6 +23,7 @@ use serde_json::json;
 
 use crate::actor::Actor;
 use crate::error::Error;
+pub use gateway::{ApiState, app, openapi, run};
 pub use routes::{Access, ApiRoutes, AuthFailure, RouteSpec};
 
 /// Who is calling: set by the authentication middleware from a valid access token.

@@ -1,5 +1,26 @@
-//! Placeholder until the user service lands: no token keys yet.
-/// The token key set (none yet).
-pub async fn key_set(_p: &deadpool_postgres::Pool) -> crate::error::Result<nimbus_core::snapshot::KeysSnapshot> {
-    Err(crate::error::Error::Config("the user service is not part of this build yet".into()))
+//! # The user service (`user_service_db`)
+//!
+//! Identities, roles and permissions, profiles, login sessions with rotating refresh tokens,
+//! password changes and reset tokens, account locking, activation and suspension. Every change
+//! is written with its seed event (`user.events`, `auth.events`) into the database's
+//! `event_outbox` in the same transaction ([`crate::outbox`]); the API process relays it.
+//!
+//! - [`keys`]: the Ed25519 token signing keys, rotation, and the public [`key_set`] the downlink
+//!   sends to classroom nodes.
+//! - [`revocation`]: the revocation list in Redis.
+//! - [`password`]: argon2 hashing and the password policy.
+//! - [`service`]: the commands.
+
+pub mod keys;
+pub mod password;
+pub mod revocation;
+pub mod service;
+
+pub use keys::KeyRing;
+pub use revocation::Revocations;
+pub use service::{LoginFailure, TokenPair, UserService, UserSettings, UserView};
+
+/// The public token keys (active and recently retired), for the downlink's `keys` snapshot.
+pub async fn key_set(pool: &deadpool_postgres::Pool) -> crate::error::Result<nimbus_core::snapshot::KeysSnapshot> {
+    keys::key_set(pool).await
 }

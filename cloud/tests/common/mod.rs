@@ -2,6 +2,7 @@
 //! (loopback defaults), and a fresh PostgreSQL database per test.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod e2e;
 pub mod services_api;
 

@@ -1,0 +1,183 @@
+//! Admin API load run: N concurrent HTTP clients against `nimbus_cloud::api::run` on a real
+//! port (127.0.0.1:0) over real PostgreSQL, Redis and Kafka, printing requests per second and
+//! p50/p99 latency per scenario. Scenarios today: login (argon2 verify, session row, two outbox
+//! events, token signing) and the user list (token verification, Redis revocation check and
+//! rate limit, a paged query). Add a scenario by calling [`load`] with another request closure
+//! (e.g. the attendance report route once it exists).
+//!
+//!     cargo bench -p nimbus-cloud --bench api
+//!     API_BENCH_CLIENTS=32 API_BENCH_SECS=20 cargo bench -p nimbus-cloud --bench api
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::api::{ADMIN_EMAIL, ADMIN_PASSWORD, USER_PASSWORD, test_config};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+/// What one scenario measured.
+pub struct Stats {
+    /// Requests answered as expected.
+    pub ok: usize,
+    /// Requests answered otherwise (or not at all).
+    pub errors: usize,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// Latency of every request, sorted.
+    pub latencies: Vec<Duration>,
+}
+
+impl Stats {
+    fn percentile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let i = ((self.latencies.len() as f64 * p).ceil() as usize).clamp(1, self.latencies.len()) - 1;
+        self.latencies[i]
+    }
+
+    /// One line: name, clients, req/s, p50, p99, errors.
+    pub fn print(&self, name: &str, clients: usize) {
+        println!(
+            "{name:<12} clients={clients:<3} requests={:<7} {:>8.1} req/s  p50={:>7.1} ms  p99={:>7.1} ms  errors={}",
+            self.ok + self.errors,
+            self.ok as f64 / self.elapsed.as_secs_f64(),
+            self.percentile(0.50).as_secs_f64() * 1000.0,
+            self.percentile(0.99).as_secs_f64() * 1000.0,
+            self.errors
+        );
+    }
+}
+
+/// Runs `clients` concurrent clients for `duration`; client `i` sends `request(http, i)` in a
+/// loop, which answers whether the response was the expected one.
+pub async fn load<F, Fut>(clients: usize, duration: Duration, request: F) -> Stats
+where
+    F: Fn(reqwest::Client, usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    let request = Arc::new(request);
+    let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build().unwrap();
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::new();
+    for i in 0..clients {
+        let (request, http) = (request.clone(), http.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut errors, mut latencies) = (0, 0, Vec::new());
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                if request(http.clone(), i).await {
+                    ok += 1
+                } else {
+                    errors += 1
+                }
+                latencies.push(t.elapsed());
+            }
+            (ok, errors, latencies)
+        }));
+    }
+    let mut stats = Stats { ok: 0, errors: 0, elapsed: Duration::ZERO, latencies: Vec::new() };
+    for t in tasks {
+        let (ok, errors, latencies) = t.await.unwrap();
+        stats.ok += ok;
+        stats.errors += errors;
+        stats.latencies.extend(latencies);
+    }
+    stats.elapsed = started.elapsed();
+    stats.latencies.sort();
+    stats
+}
+
+async fn post_json(http: &reqwest::Client, url: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    let mut req = http.post(url).header("content-type", "application/json").body(body.to_string());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    match req.send().await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            (status, r.json_text().await)
+        }
+        Err(_) => (0, Value::Null),
+    }
+}
+
+trait JsonText {
+    async fn json_text(self) -> Value;
+}
+
+impl JsonText for reqwest::Response {
+    async fn json_text(self) -> Value {
+        self.text().await.ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null)
+    }
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(run());
+}
+
+async fn run() {
+    let clients: usize = std::env::var("API_BENCH_CLIENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
+    let secs: u64 = std::env::var("API_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let (config, dbs) = test_config().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(nimbus_cloud::api::run(config, listener, stop.clone()));
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http.get(format!("{base}/health")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let login_url = format!("{base}/api/v1/auth/login");
+    let (status, admin) =
+        post_json(&http, &login_url, None, json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD })).await;
+    assert_eq!(status, 200, "admin login: {admin}");
+    let admin = admin["access_token"].as_str().unwrap().to_owned();
+    let mut emails = Vec::new();
+    for i in 0..clients {
+        let email = format!("bench{i}@campus.test");
+        let (status, body) = post_json(
+            &http,
+            &format!("{base}/api/v1/users"),
+            Some(&admin),
+            json!({ "email": email, "password": USER_PASSWORD, "role": "student", "first_name": format!("Bench {i}") }),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        emails.push(email);
+    }
+    println!("admin API load run: {clients} clients, {secs} s per scenario, server on {base}");
+
+    let emails = Arc::new(emails);
+    let url = login_url.clone();
+    let stats = load(clients, Duration::from_secs(secs), move |http, i| {
+        let (url, email) = (url.clone(), emails[i].clone());
+        async move { post_json(&http, &url, None, json!({ "email": email, "password": USER_PASSWORD })).await.0 == 200 }
+    })
+    .await;
+    stats.print("login", clients);
+
+    let url = format!("{base}/api/v1/users?limit=50");
+    let token = admin.clone();
+    let stats = load(clients, Duration::from_secs(secs), move |http, _| {
+        let (url, token) = (url.clone(), token.clone());
+        async move { http.get(&url).bearer_auth(&token).send().await.is_ok_and(|r| r.status().as_u16() == 200) }
+    })
+    .await;
+    stats.print("user list", clients);
+
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
+    for db in dbs {
+        db.drop_now().await;
+    }
+}

@@ -1,0 +1,348 @@
+//! The gateway: builds the whole API ([`app`]) from the route tables of every module and wraps
+//! it in the middleware every request passes, outermost first:
+//!
+//! 1. CORS (answers preflights itself);
+//! 2. correlation id: `X-Correlation-ID` in (or a new UUID), out, and a [`RequestContext`];
+//! 3. request log and metrics (method, matched route, status, latency, correlation id — never
+//!    the `Authorization` header or bodies);
+//! 4. panic guard (500 `INTERNAL`) and the AppError shape for axum's own empty 404/405 answers;
+//! 5. timeout (503 `SERVICE_UNAVAILABLE`);
+//! 6. authentication ([`super::auth::authenticate`]);
+//! 7. rate limits ([`super::ratelimit`]);
+//! 8. a 1 MiB body limit (axum's `DefaultBodyLimit`, so a route such as content upload can set
+//!    its own), then each route's access layer and handler.
+//!
+//! [`run`] serves it on a listener until the shutdown token is cancelled, with the user
+//! service's outbox relay and the permission refresher beside it.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use rdkafka::producer::FutureProducer;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use super::auth::PermissionCache;
+use super::metrics::ApiMetrics;
+use super::ratelimit::RateLimiter;
+use super::{AppError, Caller, RequestContext, RouteSpec};
+use crate::config::{ApiConfig, CloudConfig};
+use crate::error::{Error, Result};
+use crate::user::{KeyRing, Revocations, UserService, UserSettings};
+
+/// The largest request body by default (a route may raise it with its own `DefaultBodyLimit`).
+pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+/// The correlation id header.
+pub static CORRELATION_HEADER: HeaderName = HeaderName::from_static("x-correlation-id");
+
+/// Everything the gateway and the user routes share. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The API settings.
+    pub config: Arc<ApiConfig>,
+    /// The user service.
+    pub users: Arc<UserService>,
+    /// Role → permissions.
+    pub permissions: Arc<PermissionCache>,
+    /// Rate limits.
+    pub limiter: RateLimiter,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<ApiMetrics>,
+    /// Kafka (the outbox relay; readiness probes its metadata).
+    pub producer: FutureProducer,
+}
+
+impl ApiState {
+    /// Connects to `user_service_db` (migrating it), Redis and Kafka, loads the signing keys
+    /// (creating the first) and the permission table, and creates the bootstrap administrator
+    /// when configured. Fails when a service is unreachable.
+    pub async fn connect(config: &CloudConfig) -> Result<ApiState> {
+        let migrations = crate::db::migrations_for("user_service_db")
+            .ok_or_else(|| Error::Config("no migrations for user_service_db".into()))?;
+        let pool = crate::db::pool(&config.database_url_for("user_service_db"), config.database.max_connections)?;
+        crate::db::migrate(&pool, migrations).await?;
+        let client = redis::Client::open(config.api.redis_url.as_str()).map_err(|e| Error::Redis(e.to_string()))?;
+        let conn = redis::aio::ConnectionManager::new(client).await.map_err(|e| Error::Redis(e.to_string()))?;
+        let keys = KeyRing::load(pool.clone()).await?;
+        let users = Arc::new(UserService {
+            pool,
+            keys,
+            revocations: Revocations::new(conn.clone(), config.api.redis_prefix.clone()),
+            settings: UserSettings {
+                max_failed_logins: config.api.max_failed_logins,
+                lockout: Duration::from_secs(config.api.lockout_secs),
+            },
+        });
+        let permissions = Arc::new(PermissionCache::default());
+        permissions.refresh(&users).await?;
+        if let (Some(email), Some(password)) = (&config.api.admin_email, &config.api.admin_password)
+            && users.ensure_admin(email, password).await?
+        {
+            tracing::info!(%email, "created the bootstrap administrator");
+        }
+        Ok(ApiState {
+            config: Arc::new(config.api.clone()),
+            users,
+            permissions,
+            limiter: RateLimiter::new(conn, &config.api.redis_prefix, &config.api),
+            metrics: Arc::new(ApiMetrics::default()),
+            producer: crate::kafka::producer(&config.kafka.brokers)?,
+        })
+    }
+}
+
+/// The whole API: the user routes, the services' and content routes, health, metrics and the
+/// OpenAPI document, with the gateway's middleware; plus the spec of every route.
+pub async fn app(config: &CloudConfig, state: &ApiState) -> Result<(Router, Vec<RouteSpec>)> {
+    let routes = super::users::routes()
+        .merge(super::health::routes())
+        .with_state::<()>(state.clone())
+        .merge(super::services::routes(config).await?)
+        .merge(crate::content::routes(config).await?);
+    let (router, specs) = routes.into_parts();
+    let router = router
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), super::auth::authenticate))
+        .layer(middleware::from_fn_with_state(Duration::from_secs(state.config.request_timeout_secs), timeout))
+        .layer(middleware::from_fn(app_error_shape))
+        .layer(CatchPanicLayer::custom(|_| AppError::internal("a handler panicked").into_response()))
+        .layer(middleware::from_fn_with_state(state.clone(), log_request))
+        .layer(middleware::from_fn_with_state(state.config.trust_forwarded_for, correlate))
+        .layer(cors(&state.config));
+    Ok((router, specs))
+}
+
+/// The OpenAPI document of every route: this module's, the services' and content's.
+pub fn openapi() -> &'static serde_json::Value {
+    static DOC: OnceLock<serde_json::Value> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut doc = super::users::openapi();
+        doc.merge(super::health::openapi());
+        doc.merge(super::services::openapi());
+        doc.merge(crate::content::openapi());
+        doc.info.title = "NimbusU Edge admin API".into();
+        doc.info.version = env!("CARGO_PKG_VERSION").into();
+        serde_json::to_value(&doc).unwrap_or_default()
+    })
+}
+
+/// Serves the API on `listener` until `shutdown`, then finishes requests in flight (at most
+/// 10 s). Runs the user service's outbox relay and the permission refresher alongside.
+pub async fn run(config: CloudConfig, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> Result<()> {
+    let state = ApiState::connect(&config).await?;
+    let (router, specs) = app(&config, &state).await?;
+    tracing::info!(addr = ?listener.local_addr().ok(), routes = specs.len(), "admin API listening");
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(crate::outbox::relay(
+        state.users.pool.clone(),
+        state.producer.clone(),
+        Duration::from_millis(200),
+        shutdown.clone(),
+    ));
+    tasks.spawn(state.permissions.clone().keep_fresh(
+        state.users.clone(),
+        Duration::from_secs(state.config.permissions_refresh_secs),
+        shutdown.clone(),
+    ));
+    let stop = shutdown.clone();
+    let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { stop.cancelled().await });
+    let served = tokio::spawn(async move { server.await });
+    shutdown.cancelled().await;
+    match tokio::time::timeout(Duration::from_secs(10), served).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => return Err(Error::Io(e)),
+        Ok(Err(e)) => return Err(Error::Config(format!("server task failed: {e}"))),
+        Err(_) => tracing::warn!("requests still in flight after 10 s; stopping anyway"),
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+fn cors(config: &ApiConfig) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, CORRELATION_HEADER.clone()])
+        .expose_headers([CORRELATION_HEADER.clone(), header::RETRY_AFTER])
+        .max_age(Duration::from_secs(600));
+    if config.cors_origins.iter().any(|o| o == "*") {
+        layer.allow_origin(AllowOrigin::any())
+    } else {
+        let origins: Vec<HeaderValue> = config.cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
+        layer.allow_origin(AllowOrigin::list(origins))
+    }
+}
+
+/// A client-sent correlation id is kept when it is short, printable and safe to log.
+fn valid_correlation_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+async fn correlate(State(trust_forwarded): State<bool>, mut request: Request, next: Next) -> Response {
+    let correlation_id = request
+        .headers()
+        .get(&CORRELATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| valid_correlation_id(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let forwarded = trust_forwarded
+        .then(|| request.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()))
+        .flatten()
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_owned())
+        .filter(|v| v.parse::<std::net::IpAddr>().is_ok());
+    let client_ip = forwarded.or_else(|| {
+        request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string())
+    });
+    request.extensions_mut().insert(RequestContext { correlation_id: correlation_id.clone(), client_ip });
+    let mut response = next.run(request).await;
+    if let Ok(v) = HeaderValue::from_str(&correlation_id) {
+        response.headers_mut().insert(CORRELATION_HEADER.clone(), v);
+    }
+    response
+}
+
+async fn log_request(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let correlation_id =
+        request.extensions().get::<RequestContext>().map(|c| c.correlation_id.clone()).unwrap_or_default();
+    let response = next.run(request).await;
+    let latency = started.elapsed();
+    let route = route.unwrap_or_else(|| "unmatched".to_owned());
+    let status = response.status().as_u16();
+    state.metrics.record(method.as_str(), &route, status, latency);
+    tracing::info!(%method, %route, status, latency_ms = latency.as_secs_f64() * 1000.0, %correlation_id, "request");
+    response
+}
+
+/// Gives axum's own bodiless error answers (405 from the method router, 413 from a body limit,
+/// …) the AppError shape, keeping their headers (`Allow`).
+async fn app_error_shape(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let error = match status {
+        StatusCode::METHOD_NOT_ALLOWED => AppError::method_not_allowed(),
+        StatusCode::NOT_FOUND => AppError::not_found("No such resource"),
+        StatusCode::PAYLOAD_TOO_LARGE => AppError::payload_too_large(Some(BODY_LIMIT_BYTES as u64)),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            AppError::new(status, "UNSUPPORTED_MEDIA_TYPE", "Unsupported Content-Type")
+        }
+        s if s.is_server_error() => AppError::internal(format!("unshaped {s} answer")),
+        s => AppError::new(s, "BAD_REQUEST", s.canonical_reason().unwrap_or("Bad request")),
+    };
+    let (parts, _) = response.into_parts();
+    let mut shaped = error.into_response();
+    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(v) = parts.headers.get(&name) {
+            shaped.headers_mut().insert(name, v.clone());
+        }
+    }
+    shaped
+}
+
+async fn timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => AppError::unavailable("The request took too long").into_response(),
+    }
+}
+
+/// Probes and metrics are not limited (orchestrators poll them).
+fn unlimited(route: Option<&str>) -> bool {
+    matches!(route, Some("/health" | "/health/ready" | "/metrics"))
+}
+
+async fn rate_limit(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str());
+    if !unlimited(route) {
+        let ip = request.extensions().get::<RequestContext>().and_then(|c| c.client_ip.clone());
+        if let Err(e) = state.limiter.hit("ip", ip.as_deref().unwrap_or("unknown"), state.limiter.per_ip).await {
+            return e.into_response();
+        }
+        if let Some(caller) = request.extensions().get::<Caller>()
+            && let Err(e) = state.limiter.hit("user", &caller.user_id, state.limiter.per_user).await
+        {
+            return e.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+async fn not_found() -> AppError {
+    AppError::not_found("No such resource")
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::HeaderMap;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn answer(router: &Router, method: Method, uri: &str) -> (StatusCode, HeaderMap, serde_json::Value) {
+        let req = axum::http::Request::builder().method(method).uri(uri).body(Body::empty()).unwrap();
+        let res = router.clone().oneshot(req).await.unwrap();
+        let (status, headers) = (res.status(), res.headers().clone());
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
+        (status, headers, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn panics_timeouts_and_bare_405s_answer_app_errors() {
+        async fn boom() -> &'static str {
+            if uuid::Uuid::new_v4().is_nil() { "never" } else { panic!("boom") }
+        }
+        let router = Router::new()
+            .route("/panic", get(boom))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            )
+            .layer(middleware::from_fn_with_state(Duration::from_millis(50), timeout))
+            .layer(middleware::from_fn(app_error_shape))
+            .layer(CatchPanicLayer::custom(|_| AppError::internal("a handler panicked").into_response()));
+        let (status, _, body) = answer(&router, Method::GET, "/panic").await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::INTERNAL_SERVER_ERROR, Some("INTERNAL")));
+        let (status, _, body) = answer(&router, Method::GET, "/slow").await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("SERVICE_UNAVAILABLE")));
+        let (status, headers, body) = answer(&router, Method::POST, "/slow").await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::METHOD_NOT_ALLOWED, Some("METHOD_NOT_ALLOWED")));
+        assert!(headers.contains_key(header::ALLOW));
+    }
+
+    #[test]
+    fn only_safe_correlation_ids_are_kept() {
+        assert!(valid_correlation_id("req-42_a.b:c"));
+        assert!(!valid_correlation_id(""));
+        assert!(!valid_correlation_id("a b"));
+        assert!(!valid_correlation_id("x\ny"));
+        assert!(!valid_correlation_id(&"a".repeat(129)));
+    }
+}

@@ -1,0 +1,409 @@
+//! The user service's routes: authentication (`/api/v1/auth/*`), users and roles, the caller's
+//! own profile (`/api/v1/me`) and the token keys (`/api/v1/keys`).
+
+use std::sync::atomic::Ordering;
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::gateway::ApiState;
+use super::{Access, ApiJson, ApiPath, ApiRoutes, AppError, Caller, RequestContext};
+use crate::actor::Actor;
+use crate::error::{Error, FieldError};
+use crate::user::service::{NewUser, RoleView, UserFilter, UserPatch};
+use crate::user::{LoginFailure, TokenPair, UserView};
+
+/// The user service's route table.
+pub fn routes() -> ApiRoutes<ApiState> {
+    ApiRoutes::new()
+        .route(Method::POST, "/api/v1/auth/login", Access::Public, post(login))
+        .route(Method::POST, "/api/v1/auth/logout", Access::Authenticated, post(logout))
+        .route(Method::POST, "/api/v1/auth/refresh", Access::Public, post(refresh))
+        .route(Method::POST, "/api/v1/auth/password", Access::Authenticated, post(change_password))
+        .route(Method::POST, "/api/v1/auth/password-reset", Access::Public, post(request_reset))
+        .route(Method::POST, "/api/v1/auth/password-reset/confirm", Access::Public, post(confirm_reset))
+        .route(Method::GET, "/api/v1/users", Access::Permission("user:read"), get(list_users))
+        .route(Method::POST, "/api/v1/users", Access::Permission("user:write"), post(create_user))
+        .route(Method::GET, "/api/v1/users/:id", Access::Permission("user:read"), get(get_user))
+        .route(Method::PATCH, "/api/v1/users/:id", Access::Permission("user:write"), patch(update_user))
+        .route(Method::POST, "/api/v1/users/:id/activate", Access::Permission("user:write"), post(activate))
+        .route(Method::POST, "/api/v1/users/:id/suspend", Access::Permission("user:write"), post(suspend))
+        .route(Method::POST, "/api/v1/users/:id/roles", Access::Permission("role:write"), post(assign_role))
+        .route(Method::GET, "/api/v1/me", Access::Authenticated, get(me))
+        .route(Method::PATCH, "/api/v1/me", Access::Authenticated, patch(update_me))
+        .route(Method::GET, "/api/v1/roles", Access::Permission("user:read"), get(roles))
+        .route(Method::GET, "/api/v1/keys", Access::Public, get(keys))
+        .route(Method::POST, "/api/v1/keys/rotate", Access::Permission("role:write"), post(rotate_keys))
+}
+
+/// The user routes' part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(
+        paths(
+            login,
+            logout,
+            refresh,
+            change_password,
+            request_reset,
+            confirm_reset,
+            list_users,
+            create_user,
+            get_user,
+            update_user,
+            activate,
+            suspend,
+            assign_role,
+            me,
+            update_me,
+            roles,
+            keys,
+            rotate_keys
+        ),
+        components(schemas(
+            TokenPair,
+            UserView,
+            RoleView,
+            NewUser,
+            UserPatch,
+            LoginRequest,
+            RefreshRequest,
+            PasswordChange,
+            ResetRequest,
+            ResetConfirm,
+            SuspendRequest,
+            RoleRequest
+        ))
+    )]
+    struct Doc;
+    <Doc as utoipa::OpenApi>::openapi()
+}
+
+fn actor(ctx: &RequestContext, caller: Option<&Caller>) -> Actor {
+    match caller {
+        Some(c) => c.actor(ctx),
+        None => {
+            Actor { user_id: None, correlation_id: Some(ctx.correlation_id.clone()), client_ip: ctx.client_ip.clone() }
+        }
+    }
+}
+
+fn required(errors: &mut Vec<FieldError>, field: &str, value: &str) {
+    if value.trim().is_empty() {
+        errors.push(FieldError::new(field, "is required"));
+    }
+}
+
+fn invalid(errors: Vec<FieldError>) -> Result<(), AppError> {
+    if errors.is_empty() { Ok(()) } else { Err(Error::Validation(errors).into()) }
+}
+
+/// Email and password.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+/// Logs in: a token pair, or 401 (unknown email or wrong password), 423 `ACCOUNT_LOCKED`, 403
+/// (suspended), 429 (too many attempts from this address).
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = TokenPair), (status = 401), (status = 423), (status = 429)))]
+async fn login(
+    State(state): State<ApiState>,
+    Extension(ctx): Extension<RequestContext>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Json<TokenPair>, AppError> {
+    state.limiter.hit("login", ctx.client_ip.as_deref().unwrap_or("unknown"), state.limiter.login).await?;
+    let mut errors = Vec::new();
+    required(&mut errors, "email", &body.email);
+    if body.password.is_empty() {
+        errors.push(FieldError::new("password", "is required"));
+    } else if body.password.chars().count() > crate::user::password::MAX_LEN {
+        errors.push(FieldError::new("password", "is too long"));
+    }
+    invalid(errors)?;
+    let user_agent =
+        headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect());
+    let result = state.users.login(&actor(&ctx, None), &body.email, &body.password, user_agent).await;
+    let counter = if result.is_ok() { &state.metrics.logins_ok } else { &state.metrics.logins_failed };
+    counter.fetch_add(1, Ordering::Relaxed);
+    match result {
+        Ok(tokens) => Ok(Json(tokens)),
+        Err(LoginFailure::InvalidCredentials) => Err(AppError::unauthorized("Invalid email or password")),
+        Err(LoginFailure::Locked(until)) => Err(AppError::new(
+            StatusCode::LOCKED,
+            "ACCOUNT_LOCKED",
+            "Too many failed logins; the account is locked for a while",
+        )
+        .with_details(json!({ "locked_until": until }))),
+        Err(LoginFailure::Disabled(status)) => {
+            Err(AppError::forbidden("This account is not active").with_details(json!({ "status": status })))
+        }
+        Err(LoginFailure::Internal(e)) => Err(e.into()),
+    }
+}
+
+/// Ends the caller's session; its tokens stop working at once.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204), (status = 401)))]
+async fn logout(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestContext>,
+) -> Result<StatusCode, AppError> {
+    state.users.logout(&caller.actor(&ctx), &caller.user_id, &caller.session_id, &caller.token_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A refresh token.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// Exchanges a refresh token for a new pair; the old refresh token is spent (presenting it again
+/// revokes the session).
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = TokenPair), (status = 401)))]
+async fn refresh(
+    State(state): State<ApiState>,
+    Extension(ctx): Extension<RequestContext>,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> Result<Json<TokenPair>, AppError> {
+    let mut errors = Vec::new();
+    required(&mut errors, "refresh_token", &body.refresh_token);
+    invalid(errors)?;
+    match state.users.refresh(&actor(&ctx, None), body.refresh_token.trim()).await {
+        Ok(tokens) => Ok(Json(tokens)),
+        Err(Ok(why)) => Err(AppError::unauthorized("Invalid refresh token").with_details(json!({ "reason": why }))),
+        Err(Err(e)) => Err(e.into()),
+    }
+}
+
+/// The current and the new password.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// Changes the caller's password; every session ends (log in again).
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = PasswordChange,
+    responses((status = 204), (status = 400), (status = 401)))]
+async fn change_password(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestContext>,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> Result<StatusCode, AppError> {
+    state
+        .users
+        .change_password(&caller.actor(&ctx), &caller.user_id, &body.current_password, &body.new_password)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The account's email.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequest {
+    pub email: String,
+}
+
+/// Requests a password reset token. Always 202, whether the email exists or not. An
+/// administrator (`user:write`) gets the token in the answer to hand over (there is no mail
+/// delivery yet); anyone else gets nothing back.
+#[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "auth", request_body = ResetRequest,
+    responses((status = 202), (status = 400)))]
+async fn request_reset(
+    State(state): State<ApiState>,
+    Extension(ctx): Extension<RequestContext>,
+    caller: Option<Extension<Caller>>,
+    ApiJson(body): ApiJson<ResetRequest>,
+) -> Result<Response, AppError> {
+    state.limiter.hit("login", ctx.client_ip.as_deref().unwrap_or("unknown"), state.limiter.login).await?;
+    let caller = caller.map(|Extension(c)| c);
+    let token = state.users.request_reset(&actor(&ctx, caller.as_ref()), &body.email).await?;
+    let admin = caller.as_ref().is_some_and(|c| c.require("user:write").is_ok());
+    let body = match token {
+        Some(t) if admin => json!({ "status": "accepted", "reset_token": t }),
+        _ => json!({ "status": "accepted" }),
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// A reset token and the new password.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetConfirm {
+    pub token: String,
+    pub new_password: String,
+}
+
+/// Sets a new password with a reset token (once); every session ends.
+#[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", tag = "auth", request_body = ResetConfirm,
+    responses((status = 204), (status = 400)))]
+async fn confirm_reset(
+    State(state): State<ApiState>,
+    Extension(ctx): Extension<RequestContext>,
+    ApiJson(body): ApiJson<ResetConfirm>,
+) -> Result<StatusCode, AppError> {
+    state.limiter.hit("login", ctx.client_ip.as_deref().unwrap_or("unknown"), state.limiter.login).await?;
+    state.users.confirm_reset(&actor(&ctx, None), &body.token, &body.new_password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Users, paged, filtered by role, status and text, sorted.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserFilter),
+    responses((status = 200, description = "A page of users: items, total, limit, offset")))]
+async fn list_users(
+    State(state): State<ApiState>,
+    query: Result<Query<UserFilter>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, AppError> {
+    let Query(filter) = query.map_err(|e| {
+        AppError::new(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", "Invalid query")
+            .with_details(json!({ "problem": e.body_text() }))
+    })?;
+    let page = state.users.list_users(&filter).await?;
+    Ok(Json(serde_json::to_value(page).map_err(AppError::internal)?))
+}
+
+/// Registers a user (admins).
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
+    responses((status = 201, body = UserView), (status = 400), (status = 409)))]
+async fn create_user(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestContext>,
+    ApiJson(body): ApiJson<NewUser>,
+) -> Result<(StatusCode, Json<UserView>), AppError> {
+    let user = state.users.create_user(&caller.actor(&ctx), body).await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// One user.
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+    responses((status = 200, body = UserView), (status = 404)))]
+async fn get_user(State(state): State<ApiState>, ApiPath(id): ApiPath<String>) -> Result<Json<UserView>, AppError> {
+    Ok(Json(state.users.get_user(&id).await?))
+}
+
+/// Changes a user's email or profile.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UserPatch,
+    responses((status = 200, body = UserView), (status = 400), (status = 404), (status = 409)))]
+async fn update_user(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestContext>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<UserPatch>,
+) -> Result<Json<UserView>, AppError> {
+    Ok(Json(state.users.update_user(&caller.actor(&ctx), &id, body, false).await?))
+}
+
+/// (Re)activates an account and clears any lock.
+#[utoipa::path(post, path = "/api/v1/users/{id}/activate", tag = "users", params(("id" = String, Path)),
+    responses((status = 200, body = UserView), (status = 404)))]
+async fn activate(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestContext>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<UserView>, AppError> {
+    Ok(Json(state.users.set_status(&caller.actor(&ctx), &id, true, None).await?))
+}
+
+/// Why an account is suspended.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuspendRequest {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Suspends an account; its sessions end at once.
+#[utoipa::path(post, path = "/api/v1/users/{id}/suspend", tag = "users", params(("id" = String, Path)),
+    request_body = SuspendRequest, responses((status = 200, body = UserView), (status = 404)))]
+async fn suspend(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestContext>,
+    ApiPath(id): ApiPath<String>,
+    body: Option<ApiJson<SuspendRequest>>,
+) -> Result<Json<UserView>, AppError> {
+    let reason = body.and_then(|ApiJson(b)| b.reason);
+    Ok(Json(state.users.set_status(&caller.actor(&ctx), &id, false, reason).await?))
+}
+
+/// The role to give.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRequest {
+    pub role: String,
+}
+
+/// Gives a user another role (their tokens are revoked; the role applies from the next login).
+#[utoipa::path(post, path = "/api/v1/users/{id}/roles", tag = "users", params(("id" = String, Path)),
+    request_body = RoleRequest, responses((status = 200, body = UserView), (status = 400), (status = 404)))]
+async fn assign_role(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestContext>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<RoleRequest>,
+) -> Result<Json<UserView>, AppError> {
+    Ok(Json(state.users.assign_role(&caller.actor(&ctx), &id, &body.role).await?))
+}
+
+/// The caller's own account and profile.
+#[utoipa::path(get, path = "/api/v1/me", tag = "users", responses((status = 200, body = UserView), (status = 401)))]
+async fn me(State(state): State<ApiState>, Extension(caller): Extension<Caller>) -> Result<Json<UserView>, AppError> {
+    Ok(Json(state.users.get_user(&caller.user_id).await?))
+}
+
+/// Changes the caller's own profile (not the email).
+#[utoipa::path(patch, path = "/api/v1/me", tag = "users", request_body = UserPatch,
+    responses((status = 200, body = UserView), (status = 400), (status = 401)))]
+async fn update_me(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestContext>,
+    ApiJson(body): ApiJson<UserPatch>,
+) -> Result<Json<UserView>, AppError> {
+    Ok(Json(state.users.update_user(&caller.actor(&ctx), &caller.user_id, body, true).await?))
+}
+
+/// The roles and their permissions.
+#[utoipa::path(get, path = "/api/v1/roles", tag = "users", responses((status = 200, body = Vec<RoleView>)))]
+async fn roles(State(state): State<ApiState>) -> Result<Json<Vec<RoleView>>, AppError> {
+    Ok(Json(state.users.roles().await?))
+}
+
+/// The public keys that verify user tokens (what classroom nodes receive).
+#[utoipa::path(get, path = "/api/v1/keys", tag = "auth", responses((status = 200, description = "Keys snapshot")))]
+async fn keys(State(state): State<ApiState>) -> Result<Json<nimbus_core::snapshot::KeysSnapshot>, AppError> {
+    Ok(Json(crate::user::key_set(&state.users.pool).await?))
+}
+
+/// Rotates the signing key: new tokens use a new key, tokens of the old one stay valid until
+/// they expire.
+#[utoipa::path(post, path = "/api/v1/keys/rotate", tag = "auth", responses((status = 200, description = "The new key id")))]
+async fn rotate_keys(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestContext>,
+) -> Result<Json<Value>, AppError> {
+    let kid = state.users.keys.rotate().await?;
+    tracing::info!(%kid, by = %caller.user_id, correlation_id = %ctx.correlation_id, "signing key rotated");
+    Ok(Json(json!({ "kid": kid })))
+}
