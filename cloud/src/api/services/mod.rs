@@ -58,8 +58,14 @@ impl ServicesState {
                 db::migrations_for(database).ok_or_else(|| Error::Config(format!("no migrations for {database}")))?;
             migrate_database(config, m).await?;
         }
-        // A replay needs its target topic; the ingest usually created them already.
-        crate::kafka::ensure_topics(&config.kafka.brokers, config.environment).await?;
+        // A replay needs its target topic; the ingest usually created them already. In the
+        // background: the API serves (and reports Kafka unready) while Kafka is down.
+        let (brokers, env) = (config.kafka.brokers.clone(), config.environment);
+        tokio::spawn(async move {
+            if let Err(e) = crate::kafka::ensure_topics(&brokers, env).await {
+                tracing::warn!(error = %e, "cannot create the Kafka topics; DLQ replays fail until Kafka is back");
+            }
+        });
         Ok(ServicesState {
             timetable: pool("timetable_service_db")?,
             course: pool("course_service_db")?,
