@@ -2,6 +2,7 @@
 //! (loopback defaults), and a fresh PostgreSQL database per test.
 #![allow(dead_code)]
 
+pub mod content;
 pub mod e2e;
 
 use deadpool_postgres::Pool;
