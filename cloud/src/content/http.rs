@@ -841,6 +841,41 @@ async fn node_download(
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn the_openapi_document_lists_exactly_the_declared_routes() {
+        // Nothing connects: pools and the MongoDB client are lazy.
+        let pool = crate::db::pool("postgres://nobody@127.0.0.1:1/none", 2).unwrap();
+        let mongo = mongodb::Client::with_uri_str("mongodb://127.0.0.1:1/?directConnection=true").await.unwrap();
+        let state = ContentState {
+            pool: pool.clone(),
+            courses: pool.clone(),
+            timetable: pool.clone(),
+            registry: pool,
+            store: Store::new(mongo.database("none"), "fs"),
+            policy: UploadPolicy { max_bytes: 1, allowed_mime_types: vec!["text/plain".into()] },
+        };
+        let mut declared: Vec<(String, String)> =
+            router(state).into_parts().1.iter().map(|s| (s.method.as_str().to_lowercase(), s.openapi_path())).collect();
+        let doc = super::super::openapi();
+        let mut documented = Vec::new();
+        for (path, item) in &doc.paths.paths {
+            for (method, op) in [
+                ("get", &item.get),
+                ("post", &item.post),
+                ("put", &item.put),
+                ("patch", &item.patch),
+                ("delete", &item.delete),
+            ] {
+                if op.is_some() {
+                    documented.push((method.to_owned(), path.clone()));
+                }
+            }
+        }
+        declared.sort();
+        documented.sort();
+        assert_eq!(declared, documented);
+    }
+
     #[test]
     fn ranges_follow_rfc_9110() {
         assert_eq!(parse_range(None, 100), ByteRange::Full);
