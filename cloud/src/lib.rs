@@ -23,6 +23,8 @@
 //!   transaction per event, idempotent on `event_id`, offsets committed after it, the seed's
 //!   retries then `dlq.events`; [`worker::attendance`] writes records, corrections, summaries
 //!   and sends low-attendance alerts.
+//! - [`content`]: the content service: metadata in `content_service_db`, bytes in MongoDB GridFS,
+//!   streaming uploads, ranged downloads, the nodes' download route and their manifests.
 //! - [`error`]: the crate's error type.
 //! - [`cli`]: command-line entry points that are not long-running roles.
 //!   - [`cli::events`]: `nimbus-cloud events validate|topics|groups`, checking messages against

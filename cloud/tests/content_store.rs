@@ -433,3 +433,56 @@ async fn deleting_hides_content_everywhere_and_is_announced_as_soft() {
     assert_eq!(deleted["payload"]["is_soft_delete"], true);
     env.stop().await;
 }
+
+#[tokio::test]
+async fn the_relay_publishes_content_events_to_kafka_keyed_by_content_id() {
+    use rdkafka::Message;
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    let brokers = common::kafka_brokers();
+    nimbus_cloud::kafka::ensure_topics(&brokers, nimbus_core::topics::Environment::Development)
+        .await
+        .expect("Kafka must be reachable (KAFKA_BROKERS)");
+    let group = format!("content-relay-test-{}", uuid::Uuid::new_v4().simple());
+    common::prime_group(&brokers, &group, &[nimbus_core::topics::Topic::ContentEvents]).await;
+
+    let env = ContentEnv::start(512 * MIB as u64).await;
+    let item =
+        upload(&env, &caller("fac-1", &["faculty"]), json!({"title": "Relayed"}), "r.pdf", &pdf_bytes(1000)).await;
+    let id = item["id"].as_str().unwrap().to_owned();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let relay = nimbus_cloud::content::spawn_relay(
+        env.pool().clone(),
+        nimbus_cloud::kafka::producer(&brokers).unwrap(),
+        shutdown.clone(),
+    );
+
+    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["content.events"]).unwrap();
+    let found = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            let m = consumer.recv().await.unwrap();
+            if m.key() == Some(id.as_bytes()) {
+                return serde_json::from_slice::<serde_json::Value>(m.payload().unwrap()).unwrap();
+            }
+        }
+    })
+    .await
+    .expect("CONTENT_CREATED reached content.events within 60 s");
+    assert_eq!(found["event_type"], "CONTENT_CREATED");
+    assert_eq!(found["payload"]["content_id"], id);
+    // The relay deletes what the broker confirmed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !env.outbox().await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "outbox not emptied");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    shutdown.cancel();
+    relay.await.unwrap();
+    env.stop().await;
+}
