@@ -21,6 +21,11 @@
 //! | `api.admin_email` / `api.admin_password` | `NIMBUS_ADMIN_EMAIL` / `NIMBUS_ADMIN_PASSWORD` | none |
 //! | `api.rate_limit_ip` / `api.rate_limit_user` / `api.rate_limit_login` | `NIMBUS_RATE_LIMIT_IP` / `_USER` / `_LOGIN` | 600 / 600 / 10 per window |
 //! | `api.max_failed_logins` | `NIMBUS_MAX_FAILED_LOGINS` | `5` |
+//! | `content.mongodb_uri` | `MONGODB_URI` | `mongodb://127.0.0.1:27017/?directConnection=true` |
+//! | `content.mongodb_database` | `NIMBUS_CONTENT_MONGO_DB` | `content_files` |
+//! | `content.bucket` | `NIMBUS_CONTENT_BUCKET` | `fs` |
+//! | `content.max_bytes` | `NIMBUS_CONTENT_MAX_BYTES` | `536870912` (512 MiB) |
+//! | `content.allowed_mime_types` | | PDF, Office, images, MP4/MP3, ZIP, plain text (see [`ContentConfig`]) |
 //!
 //! Secrets (the MQTT password, a password inside the database URL) never reach logs: the
 //! `Debug` impls redact them.
@@ -53,6 +58,8 @@ pub struct CloudConfig {
     pub downlink: DownlinkConfig,
     /// The admin API (gateway and user service).
     pub api: ApiConfig,
+    /// The content service (GridFS store, upload limits).
+    pub content: ContentConfig,
 }
 
 /// Settings of the admin API (`nimbus-cloud api`).
@@ -246,6 +253,7 @@ impl Default for CloudConfig {
             ingest: IngestConfig::default(),
             downlink: DownlinkConfig::default(),
             api: ApiConfig::default(),
+            content: ContentConfig::default(),
         }
     }
 }
@@ -422,6 +430,20 @@ impl CloudConfig {
                 Error::Config(format!("downlink.interval_secs (DOWNLINK_INTERVAL_SECS): {v:?} is not a number"))
             })?;
         }
+        if let Some(v) = get("MONGODB_URI") {
+            self.content.mongodb_uri = v;
+        }
+        if let Some(v) = get("NIMBUS_CONTENT_MONGO_DB") {
+            self.content.mongodb_database = v;
+        }
+        if let Some(v) = get("NIMBUS_CONTENT_BUCKET") {
+            self.content.bucket = v;
+        }
+        if let Some(v) = get("NIMBUS_CONTENT_MAX_BYTES") {
+            self.content.max_bytes = v.trim().parse().map_err(|_| {
+                Error::Config(format!("content.max_bytes (NIMBUS_CONTENT_MAX_BYTES): {v:?} is not a number of bytes"))
+            })?;
+        }
         Ok(())
     }
 
@@ -542,6 +564,7 @@ impl CloudConfig {
             }
             _ => {}
         }
+        self.content.validate()?;
         Ok(())
     }
 
@@ -635,6 +658,7 @@ impl fmt::Debug for CloudConfig {
             .field("mqtt", &self.mqtt)
             .field("ingest", &self.ingest)
             .field("api", &self.api)
+            .field("content", &self.content)
             .finish()
     }
 }
@@ -772,5 +796,127 @@ mod tests {
         assert!(text.contains("postgres://cloud:<redacted>@h:5432/x"), "{text}");
         assert_eq!(redact_url("postgres://u@h/x"), "postgres://u@h/x");
         assert_eq!(redact_url("mqtt://u:p@h:1883"), "mqtt://u:<redacted>@h:1883");
+    }
+}
+
+/// Settings of the content service: where file bytes live (MongoDB GridFS) and what uploads may
+/// be. Its `Debug` redacts a password in the MongoDB URI.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContentConfig {
+    /// The MongoDB deployment (`MONGODB_URI`); `mongodb://` only (this build has no DNS-SRV
+    /// resolver for `mongodb+srv://`).
+    pub mongodb_uri: String,
+    /// The MongoDB database holding the bucket (the seed's `content_files`).
+    pub mongodb_database: String,
+    /// The GridFS bucket name (collections `<bucket>.files` and `<bucket>.chunks`).
+    pub bucket: String,
+    /// Largest file accepted, in bytes; enforced while the upload streams (413 beyond it).
+    pub max_bytes: u64,
+    /// MIME types an upload may declare; the sniffed bytes must agree with the declared type.
+    pub allowed_mime_types: Vec<String>,
+}
+
+/// The MIME types accepted by default: course material, not executables.
+pub const DEFAULT_CONTENT_MIME_TYPES: &[&str] = &[
+    "application/pdf",
+    "application/zip",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/epub+zip",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "video/mp4",
+    "audio/mp4",
+    "audio/mpeg",
+    "text/plain",
+    "text/markdown",
+    "text/csv",
+];
+
+impl Default for ContentConfig {
+    fn default() -> Self {
+        ContentConfig {
+            mongodb_uri: "mongodb://127.0.0.1:27017/?directConnection=true".into(),
+            mongodb_database: "content_files".into(),
+            bucket: "fs".into(),
+            max_bytes: 512 * 1024 * 1024,
+            allowed_mime_types: DEFAULT_CONTENT_MIME_TYPES.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+impl ContentConfig {
+    /// Checks the content settings; the error names the setting.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |setting: &str, problem: String| Err(Error::Config(format!("{setting}: {problem}")));
+        if !self.mongodb_uri.starts_with("mongodb://") {
+            return bad("content.mongodb_uri (MONGODB_URI)", "must be a mongodb:// URI".into());
+        }
+        let name_ok = |n: &str, extra: u8| {
+            !n.is_empty() && n.len() <= 63 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == extra)
+        };
+        if !name_ok(&self.mongodb_database, b'_') {
+            return bad(
+                "content.mongodb_database (NIMBUS_CONTENT_MONGO_DB)",
+                format!("{:?} must be 1 to 63 characters of a-z, A-Z, 0-9 and _", self.mongodb_database),
+            );
+        }
+        if !name_ok(&self.bucket, b'-') {
+            return bad(
+                "content.bucket (NIMBUS_CONTENT_BUCKET)",
+                format!("{:?} must be 1 to 63 characters of a-z, A-Z, 0-9, - and _", self.bucket),
+            );
+        }
+        if self.max_bytes == 0 {
+            return bad("content.max_bytes (NIMBUS_CONTENT_MAX_BYTES)", "must be at least 1".into());
+        }
+        if self.allowed_mime_types.is_empty()
+            || self
+                .allowed_mime_types
+                .iter()
+                .any(|m| m.split_once('/').is_none_or(|(a, b)| a.is_empty() || b.is_empty()))
+        {
+            return bad("content.allowed_mime_types", "must be a non-empty list of type/subtype".into());
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ContentConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContentConfig")
+            .field("mongodb_uri", &redact_url(&self.mongodb_uri))
+            .field("mongodb_database", &self.mongodb_database)
+            .field("bucket", &self.bucket)
+            .field("max_bytes", &self.max_bytes)
+            .field("allowed_mime_types", &self.allowed_mime_types)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod content_config_tests {
+    use super::*;
+
+    #[test]
+    fn content_settings_default_to_the_local_store_and_come_from_the_environment() {
+        let c = CloudConfig::from_sources(None, |_| None).unwrap();
+        assert_eq!(c.content.mongodb_uri, "mongodb://127.0.0.1:27017/?directConnection=true");
+        assert_eq!(c.content.max_bytes, 512 * 1024 * 1024);
+        let env = |name: &str| match name {
+            "MONGODB_URI" => Some("mongodb://u:secret@m:27017/".to_owned()),
+            "NIMBUS_CONTENT_MAX_BYTES" => Some("1024".to_owned()),
+            _ => None,
+        };
+        let c = CloudConfig::from_sources(None, env).unwrap();
+        assert_eq!(c.content.max_bytes, 1024);
+        assert!(!format!("{c:?}").contains("secret"));
+        let bad = CloudConfig::from_sources(None, |n| (n == "NIMBUS_CONTENT_MAX_BYTES").then(|| "lots".to_owned()));
+        assert!(bad.unwrap_err().to_string().contains("NIMBUS_CONTENT_MAX_BYTES"));
+        let bad = CloudConfig::from_sources(None, |n| (n == "MONGODB_URI").then(|| "mongodb+srv://x".to_owned()));
+        assert!(bad.unwrap_err().to_string().contains("MONGODB_URI"));
     }
 }

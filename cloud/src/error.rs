@@ -54,6 +54,23 @@ pub enum Error {
     /// Valid credentials without the right (HTTP 403).
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The content store (MongoDB GridFS) failed.
+    #[error("content store: {0}")]
+    Store(String),
+    /// An upload was larger than the limit (HTTP 413); nothing of it was kept.
+    #[error("upload larger than {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// An upload's type is not allowed, or its bytes are not what it declared (HTTP 415).
+    #[error("unsupported media type: {declared} (the bytes look like {detected})")]
+    UnsupportedMedia {
+        /// The declared MIME type.
+        declared: String,
+        /// What the first bytes look like.
+        detected: String,
+    },
 }
 
 /// One invalid field of a command's input.

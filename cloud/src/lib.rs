@@ -29,6 +29,8 @@
 //!   route's access), [`api::gateway`] (`app`/`run` and the middleware), [`api::auth`]
 //!   (authentication), [`api::ratelimit`], [`api::health`], [`api::metrics`], [`api::users`], and
 //!   [`api::services`] (admin routes over the other services).
+//! - [`content`]: the content service: metadata in `content_service_db`, bytes in MongoDB GridFS,
+//!   streaming uploads, ranged downloads, the nodes' download route and their manifests.
 //! - [`error`]: the crate's error type.
 //! - [`cli`]: command-line entry points that are not long-running roles.
 //!   - [`cli::events`]: `nimbus-cloud events validate|topics|groups`, checking messages against

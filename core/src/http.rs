@@ -28,7 +28,9 @@ pub struct AppError {
     status: StatusCode,
     code: &'static str,
     message: String,
-    details: Option<Value>,
+    // Boxed: an error travels in every handler's `Result`, and `Value`'s size grows with
+    // serde_json features other crates enable.
+    details: Option<Box<Value>>,
     retry_after: Option<u64>,
 }
 
@@ -48,7 +50,7 @@ impl AppError {
 
     /// Adds details (any JSON).
     pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -136,7 +138,7 @@ impl fmt::Display for AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let body = Body { code: self.code, message: &self.message, details: self.details.as_ref() };
+        let body = Body { code: self.code, message: &self.message, details: self.details.as_deref() };
         let mut res = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -136,7 +136,8 @@ pub fn openapi() -> &'static serde_json::Value {
 }
 
 /// Serves the API on `listener` until `shutdown`, then finishes requests in flight (at most
-/// 10 s). Runs the user service's outbox relay and the permission refresher alongside.
+/// 10 s). Runs the user and content services' outbox relays and the permission refresher
+/// alongside.
 pub async fn run(config: CloudConfig, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> Result<()> {
     let state = ApiState::connect(&config).await?;
     let (router, specs) = app(&config, &state).await?;
@@ -153,6 +154,7 @@ pub async fn run(config: CloudConfig, listener: tokio::net::TcpListener, shutdow
         Duration::from_secs(state.config.permissions_refresh_secs),
         shutdown.clone(),
     ));
+    let content_relay = crate::content::start_relay(&config, shutdown.clone())?;
     let stop = shutdown.clone();
     let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move { stop.cancelled().await });
@@ -165,6 +167,7 @@ pub async fn run(config: CloudConfig, listener: tokio::net::TcpListener, shutdow
         Err(_) => tracing::warn!("requests still in flight after 10 s; stopping anyway"),
     }
     while tasks.join_next().await.is_some() {}
+    let _ = content_relay.await;
     Ok(())
 }
 
@@ -262,7 +265,18 @@ async fn app_error_shape(request: Request, next: Next) -> Response {
     shaped
 }
 
+/// Uploads stream a file of up to `content.max_bytes` through the handler, which may take longer
+/// than any fixed limit on a classroom uplink; they are authenticated (`content:write`) and
+/// size-capped instead.
+fn streams_upload(method: &Method, route: Option<&str>) -> bool {
+    method == Method::POST && matches!(route, Some("/api/v1/content" | "/api/v1/content/:id/versions"))
+}
+
 async fn timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str());
+    if streams_upload(request.method(), route) {
+        return next.run(request).await;
+    }
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => AppError::unavailable("The request took too long").into_response(),

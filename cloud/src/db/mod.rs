@@ -41,6 +41,10 @@ pub const ALL: &[Migrations] = &[
         database: "user_service_db",
         steps: &[(1, include_str!("../../../migrations/user_service_db/0001_init.sql"))],
     },
+    Migrations {
+        database: "content_service_db",
+        steps: &[(1, include_str!("../../../migrations/content_service_db/0001_init.sql"))],
+    },
 ];
 
 /// Looks up a database's migrations.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod content;
 pub mod e2e;
 pub mod services_api;
 

@@ -101,10 +101,11 @@ impl AnyEvent {
 /// Anything that may be read from one of the 13 topics.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
-    /// A domain event (boxed: events are several times larger than dead letters).
+    /// A domain event (boxed, like the dead letter: both are large, and their sizes depend on
+    /// serde_json's features, which other crates in a build may change).
     Event(Box<AnyEvent>),
     /// A dead letter from `dlq.events`.
-    DeadLetter(DeadLetterEvent),
+    DeadLetter(Box<DeadLetterEvent>),
 }
 
 impl Message {
@@ -117,7 +118,7 @@ impl Message {
             None => value.get("original_topic").is_some() && value.get("event_type").is_none(),
         };
         match (dead_letter, topic) {
-            (true, _) => DeadLetterEvent::from_value(value).map(Message::DeadLetter),
+            (true, _) => DeadLetterEvent::from_value(value).map(|d| Message::DeadLetter(Box::new(d))),
             (false, Some(t)) => AnyEvent::from_value_on(t, value).map(|e| Message::Event(Box::new(e))),
             (false, None) => AnyEvent::from_value(value).map(|e| Message::Event(Box::new(e))),
         }
