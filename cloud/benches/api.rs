@@ -2,8 +2,9 @@
 //! port (127.0.0.1:0) over real PostgreSQL, Redis and Kafka, printing requests per second and
 //! p50/p99 latency per scenario. Scenarios today: login (argon2 verify, session row, two outbox
 //! events, token signing) and the user list (token verification, Redis revocation check and
-//! rate limit, a paged query). Add a scenario by calling [`load`] with another request closure
-//! (e.g. the attendance report route once it exists).
+//! rate limit, a paged query) and the attendance report of one course (12,000 of 240,000 records
+//! aggregated per student) as JSON and as CSV. Add a scenario by calling [`load`] with another
+//! request closure.
 //!
 //!     cargo bench -p nimbus-cloud --bench api
 //!     API_BENCH_CLIENTS=32 API_BENCH_SECS=20 cargo bench -p nimbus-cloud --bench api
@@ -126,6 +127,7 @@ async fn run() {
     let clients: usize = std::env::var("API_BENCH_CLIENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
     let secs: u64 = std::env::var("API_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
     let (config, dbs) = test_config().await;
+    let attendance_url = config.database_url_for("attendance_service_db");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let stop = CancellationToken::new();
@@ -174,6 +176,40 @@ async fn run() {
     })
     .await;
     stats.print("user list", clients);
+
+    // Attendance reports over a term's records: 20 courses × 200 students × 60 class days
+    // (240,000 rows); the report reads one course's 12,000 and aggregates them per student.
+    let pool = nimbus_cloud::db::pool(&attendance_url, 2).unwrap();
+    pool.get()
+        .await
+        .unwrap()
+        .batch_execute(
+            "INSERT INTO attendance_records (attendance_id, student_id, course_id, entry_id, class_date, status,
+                 marked_by, marked_at, status_at, event_id)
+             SELECT 'c' || c || '-d' || d, 's' || s, 'course-' || c, 'e', DATE '2026-09-01' + d,
+                    (ARRAY['present', 'present', 'present', 'late', 'absent', 'excused'])[1 + (s + d) % 6],
+                    'fac', now(), now(), gen_random_uuid()
+             FROM generate_series(1, 20) c, generate_series(1, 200) s, generate_series(0, 59) d;
+             ANALYZE attendance_records;",
+        )
+        .await
+        .unwrap();
+    pool.close();
+    for (name, query) in [("attendance report (JSON)", ""), ("attendance report (CSV)", "&format=csv")] {
+        let url = format!("{base}/api/v1/reports/attendance/courses/course-7?from=2026-09-01&to=2026-10-31{query}");
+        let token = admin.clone();
+        let stats = load(clients, Duration::from_secs(secs), move |http, _| {
+            let (url, token) = (url.clone(), token.clone());
+            async move {
+                match http.get(&url).bearer_auth(&token).send().await {
+                    Ok(r) if r.status().as_u16() == 200 => r.bytes().await.is_ok_and(|b| b.len() > 1000),
+                    _ => false,
+                }
+            }
+        })
+        .await;
+        stats.print(name, clients);
+    }
 
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(15), server).await;

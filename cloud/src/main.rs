@@ -47,7 +47,7 @@ enum Command {
     /// bootstrap administrator first; stops on SIGTERM or Ctrl-C after finishing requests.
     Api,
     /// Every role in one process, for a small campus: ingest, the attendance, timetable and
-    /// course workers, and the downlink. Stops on SIGTERM or Ctrl-C.
+    /// course workers, the downlink and the admin API. Stops on SIGTERM or Ctrl-C.
     All,
     /// Create (if missing) and migrate the cloud's databases.
     Migrate {
@@ -297,6 +297,15 @@ async fn all(config: CloudConfig) -> anyhow::Result<()> {
         let metrics = std::sync::Arc::new(nimbus_cloud::downlink::DownlinkMetrics::default());
         roles.spawn(async move {
             ("downlink", nimbus_cloud::downlink::run(settings, metrics, stop).await.map_err(anyhow::Error::from))
+        });
+    }
+    {
+        let listener = tokio::net::TcpListener::bind(&config.api.bind)
+            .await
+            .with_context(|| format!("cannot listen on {} (api.bind / NIMBUS_API_BIND)", config.api.bind))?;
+        let (config, stop) = (config.clone(), shutdown.clone());
+        roles.spawn(async move {
+            ("api", nimbus_cloud::api::run(config, listener, stop).await.map_err(anyhow::Error::from))
         });
     }
     let mut failure = None;
