@@ -198,12 +198,17 @@ pub fn mark_complete(
     paths: &Paths,
 ) -> Result<Vec<PathBuf>> {
     let tx = conn.transaction()?;
-    tx.execute(
+    let updated = tx.execute(
         "UPDATE content_items SET state = 'complete', verified_mtime_ms = ?3, completed_ms = ?4,
              last_access_ms = max(last_access_ms, ?4), attempts = 0, next_attempt_ms = 0, last_error = NULL
          WHERE content_id = ?1 AND version = ?2",
         params![item.content_id, item.version, mtime, now_ms],
     )?;
+    if updated == 0 {
+        // The manifest dropped the item while it downloaded: the file has no row to serve it.
+        tx.commit()?;
+        return Ok(files_of(paths, &item.content_id, item.version));
+    }
     let old = versions_except(&tx, &item.content_id, item.version)?;
     tx.execute(
         "DELETE FROM content_items WHERE content_id = ?1 AND version != ?2 AND in_manifest = 0",
@@ -432,15 +437,16 @@ pub fn scrub(conn: &mut Connection, paths: &Paths, full: bool) -> Result<ScrubRe
             Ok(m) if full || Some(mtime_ms(&m)) != *verified => {
                 report.rehashed += 1;
                 report.rehashed_bytes += m.len();
-                let (hasher, _) = hash_file(&file, None)?;
-                if hex::encode(hasher.finalize()) == *sha {
-                    conn.execute(
-                        "UPDATE content_items SET verified_mtime_ms = ?3 WHERE content_id = ?1 AND version = ?2",
-                        params![id, version, mtime_ms(&m)],
-                    )?;
-                    None
-                } else {
-                    Some("sha256 mismatch".to_owned())
+                match hash_file(&file, None).map(|(h, _)| hex::encode(h.finalize())) {
+                    Err(e) => Some(format!("unreadable: {e}")),
+                    Ok(got) if got == *sha => {
+                        conn.execute(
+                            "UPDATE content_items SET verified_mtime_ms = ?3 WHERE content_id = ?1 AND version = ?2",
+                            params![id, version, mtime_ms(&m)],
+                        )?;
+                        None
+                    }
+                    Ok(_) => Some("sha256 mismatch".to_owned()),
                 }
             }
             Ok(_) => None,

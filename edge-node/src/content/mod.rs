@@ -246,10 +246,12 @@ impl ContentCache {
         let inner = &self.inner;
         let mut reserved = inner.budget.lock().await;
         let s = &inner.settings;
+        // Bytes reserved by downloads in flight are not on disk yet: they count against both the
+        // budget and the free space.
         let fits = |paths: &Paths, reserved: u64| {
-            let used = paths.bytes_used() + reserved;
-            let free = cache::free_bytes(&paths.root).unwrap_or(u64::MAX);
-            used.saturating_add(need) <= s.max_bytes && free.saturating_sub(need) >= s.min_free_bytes && free >= need
+            let used = paths.bytes_used().saturating_add(reserved);
+            let free = cache::free_bytes(&paths.root).unwrap_or(u64::MAX).saturating_sub(reserved);
+            used.saturating_add(need) <= s.max_bytes && free >= need.saturating_add(s.min_free_bytes)
         };
         if !fits(&inner.paths, *reserved) {
             let except = item.content_id.clone();

@@ -70,6 +70,13 @@ pub fn none_match(header: &str, etag: &str) -> bool {
     header.split(',').map(str::trim).any(|t| t == "*" || t == etag || t.strip_prefix("W/") == Some(etag))
 }
 
+/// Whether an `If-Modified-Since` date is at or after `last_modified` (both HTTP dates, second
+/// precision); an unparsable date never matches, so the client gets the file.
+pub fn not_modified_since(header: &str, last_modified: &str) -> bool {
+    let parse = |s: &str| DateTime::parse_from_rfc2822(s.trim()).ok();
+    matches!((parse(header), parse(last_modified)), (Some(since), Some(modified)) if modified <= since)
+}
+
 /// `Content-Disposition: attachment` with an ASCII fallback name and the exact name as RFC 5987
 /// `filename*`. Quotes, backslashes, control and non-ASCII characters never reach the fallback.
 pub fn content_disposition(file_name: &str) -> String {
@@ -133,6 +140,11 @@ mod tests {
         assert!(none_match("\"x\", W/\"ab\"", &e));
         assert!(none_match("*", &e));
         assert!(!none_match("\"abc\"", &e));
+        let lm = http_date(1_700_000_000_000);
+        assert!(not_modified_since(&lm, &lm));
+        assert!(not_modified_since(&http_date(1_700_000_001_000), &lm));
+        assert!(!not_modified_since(&http_date(1_699_999_999_000), &lm));
+        assert!(!not_modified_since("yesterday", &lm));
     }
 
     #[test]

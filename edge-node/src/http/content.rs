@@ -17,9 +17,10 @@
 //! busy classroom does not queue on the database.
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use nimbus_core::event::content::{AccessType, ContentAccessedPayload};
@@ -58,6 +59,7 @@ struct Access {
     content_id: String,
     version: u32,
     user_id: String,
+    ip_address: Option<String>,
     user_agent: Option<String>,
     now: Now,
 }
@@ -162,6 +164,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 pub async fn download(
     State(state): State<AppState>,
     ApiPath(content_id): ApiPath<String>,
+    peer: Option<ConnectInfo<SocketAddr>>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let routes = routes(&state)?.clone();
@@ -198,7 +201,12 @@ pub async fn download(
         .header(header::LAST_MODIFIED, &last_modified)
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::CACHE_CONTROL, "private, no-cache");
-    if header_str(header::IF_NONE_MATCH).is_some_and(|h| serve::none_match(h, &etag)) {
+    // RFC 9110 13.2.2: If-None-Match decides when present; If-Modified-Since only without it.
+    let not_modified = match header_str(header::IF_NONE_MATCH) {
+        Some(h) => serve::none_match(h, &etag),
+        None => header_str(header::IF_MODIFIED_SINCE).is_some_and(|h| serve::not_modified_since(h, &last_modified)),
+    };
+    if not_modified {
         return res.status(StatusCode::NOT_MODIFIED).body(axum::body::Body::empty()).map_err(AppError::internal);
     }
     // If-Range with another validator: the file changed since the client's first part; send it whole.
@@ -239,6 +247,7 @@ pub async fn download(
             content_id: item.content_id,
             version: item.version,
             user_id: claims.sub,
+            ip_address: peer.map(|ConnectInfo(a)| a.ip().to_string()),
             user_agent: header_str(header::USER_AGENT).map(|s| s.chars().take(256).collect()),
             now: routes.clock.now(),
         };
@@ -269,7 +278,7 @@ async fn write_access_events(store: Store, mut rx: mpsc::Receiver<Access>) {
                         content_id: a.content_id.clone(),
                         user_id: a.user_id.clone(),
                         access_type: AccessType::Download,
-                        ip_address: None,
+                        ip_address: a.ip_address.clone(),
                         user_agent: a.user_agent.clone(),
                         device_type: None,
                         duration_seconds: None,
