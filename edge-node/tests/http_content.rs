@@ -34,6 +34,8 @@ struct Node {
     signer: Signer25519,
     doc_cs: Vec<u8>,
     client: reqwest::Client,
+    paths: cache::Paths,
+    cache: ContentCache,
     _dir: tempfile::TempDir,
     _stop: tokio_util::sync::DropGuard,
 }
@@ -75,6 +77,8 @@ async fn node() -> Node {
         signer,
         doc_cs,
         client: reqwest::Client::new(),
+        paths: cache.paths().clone(),
+        cache,
         _dir: dir,
         _stop: stop.drop_guard(),
     }
@@ -422,5 +426,49 @@ async fn downloads_are_logged_to_the_outbox_as_droppable_content_accessed_events
     // Under outbox disk pressure the access events are the ones dropped.
     let evicted = node.store.with(|c| outbox::enforce_budget(c, 0)).unwrap();
     assert_eq!(evicted, 1);
+    assert!(node.content_events().is_empty());
+}
+
+#[tokio::test]
+async fn a_file_changed_on_disk_since_it_was_verified_is_not_served_until_it_is_verified_again() {
+    let node = node().await;
+    let file = node.paths.file("doc-cs", 1).unwrap();
+    // Rewritten in place with the same size (a restore, a stray editor): unverified.
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&file, &node.doc_cs).unwrap();
+    node.as_student("/api/content/doc-cs", &[]).await.error(StatusCode::NOT_FOUND, "NOT_FOUND");
+    assert_eq!(node.store.with(|c| cache::row_state(c, "doc-cs", 1)).unwrap().as_deref(), Some("pending"));
+
+    // The content task's next pass re-hashes it; the bytes are right, so it is adopted as is.
+    assert_eq!(node.cache.sync_once().await.unwrap().completed, ["doc-cs"]);
+    let a = node.as_student("/api/content/doc-cs", &[]).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.body, node.doc_cs);
+
+    // Different bytes of the same size: not served, and replaced by a fresh download.
+    std::thread::sleep(Duration::from_millis(20));
+    let mut bad = node.doc_cs.clone();
+    bad[0] ^= 0xFF;
+    std::fs::write(&file, &bad).unwrap();
+    node.as_student("/api/content/doc-cs", &[]).await.error(StatusCode::NOT_FOUND, "NOT_FOUND");
+    assert_eq!(node.cache.sync_once().await.unwrap().completed, ["doc-cs"]);
+    assert_eq!(node.as_student("/api/content/doc-cs", &[]).await.body, node.doc_cs);
+}
+
+#[tokio::test]
+async fn head_requests_get_the_headers_without_a_body_and_are_not_logged_as_access() {
+    let node = node().await;
+    let res = node
+        .client
+        .head(format!("{}/api/content/doc-cs", node.base))
+        .bearer_auth(node.token("student-a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()[header::CONTENT_LENGTH], DOC_CS_LEN.to_string().as_str());
+    assert_eq!(res.headers()[header::ETAG], format!("\"{}\"", sha256_hex(&node.doc_cs)).as_str());
+    assert!(res.bytes().await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(node.content_events().is_empty());
 }

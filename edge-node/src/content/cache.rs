@@ -131,10 +131,13 @@ pub struct ItemRow {
     pub last_access_ms: i64,
     /// When the file became complete (`Last-Modified`).
     pub completed_ms: Option<i64>,
+    /// The file's mtime when its sha256 last matched: a file modified since is not served until
+    /// the scrub has checked it again.
+    pub verified_mtime_ms: Option<i64>,
 }
 
-const ROW_COLUMNS: &str =
-    "content_id, version, sha256, size, mime, file_name, title, course_ids, url, pinned, last_access_ms, completed_ms";
+const ROW_COLUMNS: &str = "content_id, version, sha256, size, mime, file_name, title, course_ids, url, pinned, last_access_ms, completed_ms, \
+     verified_mtime_ms";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
     let courses: String = r.get(7)?;
@@ -151,6 +154,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
         pinned: r.get(9)?,
         last_access_ms: r.get(10)?,
         completed_ms: r.get(11)?,
+        verified_mtime_ms: r.get(12)?,
     })
 }
 
@@ -368,6 +372,18 @@ pub fn evict(
         )?;
     }
     Ok(files_of(paths, &c.content_id, c.version))
+}
+
+/// Sends a complete item whose file changed on disk since it was verified back to pending: the
+/// content task then re-verifies the file (adopting it if its sha256 still matches) or fetches it
+/// again. Returns whether a row changed.
+pub fn recheck(conn: &Connection, content_id: &str, version: u32) -> Result<bool> {
+    Ok(conn.execute(
+        "UPDATE content_items SET state = 'pending', attempts = 0, next_attempt_ms = 0,
+             last_error = 'changed on disk since verified'
+         WHERE content_id = ?1 AND version = ?2 AND state = 'complete'",
+        params![content_id, version],
+    )? > 0)
 }
 
 /// Updates the LRU clock of an item (a download by a student).

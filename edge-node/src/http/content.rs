@@ -11,9 +11,11 @@
 //! smuggled in), 404 for content not cached. Only rows marked complete whose file exists are
 //! served; a partial download is invisible.
 //!
-//! A download that starts at byte 0 appends `CONTENT_ACCESSED` (`access_type: download`) to the
+//! A file is served only while its size and mtime are those recorded when its sha256 matched.
+//!
+//! A GET that starts at byte 0 appends `CONTENT_ACCESSED` (`access_type: download`) to the
 //! outbox as telemetry and refreshes the item's LRU clock; later ranges of the same file (a video
-//! player seeking) are not counted again. Events are written in batches by a background task so a
+//! player seeking) and HEAD requests are not counted. Events are written in batches by a background task so a
 //! busy classroom does not queue on the database.
 
 use std::collections::HashSet;
@@ -21,7 +23,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use nimbus_core::event::content::{AccessType, ContentAccessedPayload};
 use nimbus_core::token::Claims;
@@ -165,6 +167,7 @@ pub async fn download(
     State(state): State<AppState>,
     ApiPath(content_id): ApiPath<String>,
     peer: Option<ConnectInfo<SocketAddr>>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let routes = routes(&state)?.clone();
@@ -184,10 +187,16 @@ pub async fn download(
         return Err(AppError::forbidden("This content belongs to a course you are not in"));
     }
     let Some(path) = routes.paths.file(&item.content_id, item.version) else { return Err(not_found()) };
+    // The file must be the one that was verified: same size, and not modified since (a change
+    // while the node was off is caught here before the start-up scrub gets to it).
     let meta = match tokio::fs::metadata(&path).await {
-        Ok(m) if m.is_file() && m.len() == item.size => m,
+        Ok(m) if m.is_file() && m.len() == item.size && Some(cache::mtime_ms(&m)) == item.verified_mtime_ms => m,
         _ => {
-            tracing::warn!(content_id = %item.content_id, "a complete item's file is missing or damaged; not serving it");
+            tracing::warn!(content_id = %item.content_id, "a complete item's file is missing or changed since it was verified; not serving it");
+            let (store, id, version) = (routes.store.clone(), item.content_id.clone(), item.version);
+            if let Err(e) = store.run(move |c| cache::recheck(c, &id, version)).await {
+                tracing::error!(error = %e, "could not queue a changed file for re-verification");
+            }
             return Err(not_found());
         }
     };
@@ -242,7 +251,7 @@ pub async fn download(
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .body(body)
         .map_err(AppError::internal)?;
-    if start == 0 {
+    if start == 0 && method == Method::GET {
         let access = Access {
             content_id: item.content_id,
             version: item.version,
