@@ -209,6 +209,7 @@ async fn a_full_download_has_the_bytes_and_every_header() {
         "attachment; filename=\"Week 1 _ Trees.pdf\"; filename*=UTF-8''Week%201%20%E2%80%93%20Trees.pdf"
     );
     assert_eq!(a.header(header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+    assert_eq!(a.header(header::CONTENT_SECURITY_POLICY), "sandbox");
     // Last-Modified is when the verified file became available (the node's clock, HTTP date).
     let lm = chrono::DateTime::parse_from_rfc2822(a.header(header::LAST_MODIFIED)).unwrap();
     assert_eq!(lm.timestamp(), node.now_secs());

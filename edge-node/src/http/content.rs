@@ -249,6 +249,9 @@ pub async fn download(
         .header(header::CONTENT_LENGTH, len)
         .header(header::CONTENT_DISPOSITION, serve::content_disposition(&item.file_name))
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        // Course files share the node's origin with the faculty page: even an HTML file opened
+        // in the browser runs no script there.
+        .header(header::CONTENT_SECURITY_POLICY, "sandbox")
         .body(body)
         .map_err(AppError::internal)?;
     if start == 0 && method == Method::GET {
