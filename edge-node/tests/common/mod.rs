@@ -71,6 +71,8 @@ struct CloudState {
     corrupt: HashMap<String, usize>,
     /// Answer every request with 503 (the uplink is down).
     down: bool,
+    /// Per path: pause between 16 KiB chunks (a slow uplink).
+    slow: HashMap<String, std::time::Duration>,
     seen: Vec<Seen>,
 }
 
@@ -112,11 +114,17 @@ impl FakeCloud {
         self.lock().corrupt.insert(name.to_owned(), n);
     }
 
-    /// Forgets pending cuts and corruptions of `name`.
+    /// Sends `name` in 16 KiB chunks with `pause` between them.
+    pub fn slow(&self, name: &str, pause: std::time::Duration) {
+        self.lock().slow.insert(name.to_owned(), pause);
+    }
+
+    /// Forgets pending cuts, corruptions and slowness of `name`.
     pub fn clear_faults(&self, name: &str) {
         let mut s = self.lock();
         s.cuts.remove(name);
         s.corrupt.remove(name);
+        s.slow.remove(name);
     }
 
     pub fn set_down(&self, down: bool) {
@@ -131,7 +139,7 @@ impl FakeCloud {
 
 async fn serve(State(state): State<Arc<Mutex<CloudState>>>, Path(name): Path<String>, headers: HeaderMap) -> Response {
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let (mut bytes, cut) = {
+    let (mut bytes, cut, slow) = {
         let mut s = state.lock().unwrap();
         s.seen.push(Seen { path: format!("/files/{name}"), range: range.clone() });
         if s.down {
@@ -146,7 +154,7 @@ async fn serve(State(state): State<Arc<Mutex<CloudState>>>, Path(name): Path<Str
             }
             _ => bytes,
         };
-        (bytes, cut)
+        (bytes, cut, s.slow.get(&name).copied())
     };
     let size = bytes.len() as u64;
     let mut status = StatusCode::OK;
@@ -178,7 +186,17 @@ async fn serve(State(state): State<Arc<Mutex<CloudState>>>, Path(name): Path<Str
                 .collect();
             Body::from_stream(futures_util::stream::iter(head))
         }
-        None => Body::from(bytes),
+        None => match slow {
+            Some(pause) => {
+                let chunks: Vec<Bytes> = bytes.chunks(16 * 1024).map(Bytes::copy_from_slice).collect();
+                Body::from_stream(futures_util::stream::unfold(chunks.into_iter(), move |mut rest| async move {
+                    let chunk = rest.next()?;
+                    tokio::time::sleep(pause).await;
+                    Some((Ok::<_, std::io::Error>(chunk), rest))
+                }))
+            }
+            None => Body::from(bytes),
+        },
     };
     res.body(body).unwrap()
 }
