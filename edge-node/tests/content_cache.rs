@@ -208,9 +208,11 @@ async fn free_space_headroom_is_kept_and_nothing_is_written_when_it_would_be_bre
     let store = Store::open_in_memory().unwrap();
     let clock = clock();
     set_manifest(&store, 1, vec![item(&cloud, "big", 1, &bytes_of(200_000, 20), &["cs101"])]);
-    // Ask for more headroom than the filesystem has free: no download may start.
+    // Ask for far more headroom than the filesystem has free (with a margin: other processes
+    // free space too): no download may start.
     let free = cache::free_bytes(dir.path()).unwrap();
-    let cache = cache_over(&store, &clock, CacheSettings { min_free_bytes: free + 1, ..settings(dir.path()) });
+    let headroom = free + (1 << 40);
+    let cache = cache_over(&store, &clock, CacheSettings { min_free_bytes: headroom, ..settings(dir.path()) });
 
     let report = cache.sync_once().await.unwrap();
 
@@ -350,4 +352,51 @@ async fn with_the_uplink_down_downloads_fail_and_back_off_while_cached_content_s
     cloud.set_down(false);
     clock.advance(Duration::from_secs(30));
     assert_eq!(cache.sync_once().await.unwrap().completed, ["new"]);
+}
+
+#[tokio::test]
+async fn new_unpinned_content_displaces_only_items_not_used_since_it_was_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = FakeCloud::start().await;
+    let store = Store::open_in_memory().unwrap();
+    let clock = clock();
+    const MB: usize = 1024 * 1024;
+    let (a, b, c, d) = (bytes_of(MB, 80), bytes_of(MB, 81), bytes_of(MB, 82), bytes_of(MB, 83));
+    let first = vec![item(&cloud, "used", 1, &a, &["ma201"]), item(&cloud, "stale", 1, &b, &["ma201"])];
+    set_manifest(&store, 1, first.clone());
+    let cache =
+        cache_over(&store, &clock, CacheSettings { max_bytes: (2 * MB + MB / 2) as u64, ..settings(dir.path()) });
+    assert_eq!(cache.sync_once().await.unwrap().completed.len(), 2);
+
+    // Next week's notes are published; a student opens "used" afterwards, nobody opens "stale".
+    clock.advance(Duration::from_secs(60));
+    let mut items = first.clone();
+    items.push(item(&cloud, "next-week", 1, &c, &["ma201"]));
+    set_manifest(&store, 2, items.clone());
+    cache.reconcile().await.unwrap();
+    clock.advance(Duration::from_secs(60));
+    let now_ms = clock.now().wall_ms();
+    store.with(|conn| cache::touch(conn, "used", 1, now_ms)).unwrap();
+
+    let report = cache.sync_once().await.unwrap();
+    assert_eq!(report.completed, ["next-week"], "{report:?}");
+    assert_eq!(state(&store, "stale", 1).as_deref(), Some("pending"), "not used since: displaced");
+    assert_eq!(state(&store, "used", 1).as_deref(), Some("complete"), "used since: kept");
+
+    // "stale" comes back for its retry: everything cached was used (or completed) after it was
+    // listed, so it waits instead of evicting in turn.
+    clock.advance(Duration::from_secs(3600));
+    let report = cache.sync_once().await.unwrap();
+    assert!(report.failed[0].1.contains("no room"), "{report:?}");
+    assert_eq!(state(&store, "next-week", 1).as_deref(), Some("complete"));
+    assert_eq!(state(&store, "used", 1).as_deref(), Some("complete"));
+
+    // An item too big to fit even after every allowed eviction evicts nothing.
+    items.push(item(&cloud, "huge", 1, &[d.clone(), d.clone(), d].concat(), &["cs101"]));
+    set_manifest(&store, 3, items);
+    clock.advance(Duration::from_secs(3600));
+    let report = cache.sync_once().await.unwrap();
+    assert!(report.failed.iter().any(|(id, why)| id == "huge" && why.contains("no room")), "{report:?}");
+    assert_eq!(state(&store, "next-week", 1).as_deref(), Some("complete"), "nothing evicted in vain");
+    assert_eq!(state(&store, "used", 1).as_deref(), Some("complete"));
 }

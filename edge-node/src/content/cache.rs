@@ -134,10 +134,13 @@ pub struct ItemRow {
     /// The file's mtime when its sha256 last matched: a file modified since is not served until
     /// the scrub has checked it again.
     pub verified_mtime_ms: Option<i64>,
+    /// When the manifest first listed this version (an unpinned item may displace only items not
+    /// used since then).
+    pub created_ms: i64,
 }
 
 const ROW_COLUMNS: &str = "content_id, version, sha256, size, mime, file_name, title, course_ids, url, pinned, last_access_ms, completed_ms, \
-     verified_mtime_ms";
+     verified_mtime_ms, created_ms";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
     let courses: String = r.get(7)?;
@@ -155,6 +158,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
         last_access_ms: r.get(10)?,
         completed_ms: r.get(11)?,
         verified_mtime_ms: r.get(12)?,
+        created_ms: r.get(13)?,
     })
 }
 
@@ -332,19 +336,29 @@ pub struct Candidate {
     pub version: u32,
     /// Whether the current manifest still lists it.
     pub in_manifest: bool,
+    /// Bytes its file holds.
+    pub size: u64,
+    /// Last download by a student, or when it became complete.
+    pub last_access_ms: i64,
 }
 
 /// Unpinned complete items in eviction order: superseded versions first, then least recently
 /// used.
 pub fn eviction_candidates(conn: &Connection, except: &str) -> Result<Vec<Candidate>> {
     let mut stmt = conn.prepare(
-        "SELECT content_id, version, in_manifest FROM content_items
+        "SELECT content_id, version, in_manifest, size, last_access_ms FROM content_items
          WHERE state = 'complete' AND pinned = 0 AND content_id != ?1
          ORDER BY in_manifest ASC, last_access_ms ASC, completed_ms ASC",
     )?;
     Ok(stmt
         .query_map([except], |r| {
-            Ok(Candidate { content_id: r.get(0)?, version: r.get::<_, i64>(1)? as u32, in_manifest: r.get(2)? })
+            Ok(Candidate {
+                content_id: r.get(0)?,
+                version: r.get::<_, i64>(1)? as u32,
+                in_manifest: r.get(2)?,
+                size: r.get::<_, i64>(3)? as u64,
+                last_access_ms: r.get(4)?,
+            })
         })?
         .collect::<rusqlite::Result<_>>()?)
 }
