@@ -33,8 +33,8 @@ pub struct KeySet {
 }
 
 /// The JOSE header fields the node looks at. Verified directly with ed25519-dalek rather than a
-/// general JWT library: the node accepts exactly one algorithm, and a generic library's RSA and
-/// ECDSA backends would cost the Pi image almost 2 MiB.
+/// general JWT library: the node accepts exactly one algorithm, and jsonwebtoken's RSA and ECDSA
+/// backends made the stripped release binary 0.58 MiB larger (x86_64: 7.64 vs 7.06 MiB).
 #[derive(Deserialize)]
 struct Header {
     alg: String,
