@@ -248,3 +248,20 @@ fn without_url(e: &reqwest::Error) -> String {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resume_must_continue_exactly_where_the_part_ends_and_name_the_same_size() {
+        assert!(resume_range_ok("bytes 100-999/1000", 100, 1000));
+        assert!(resume_range_ok("bytes 100-499/*", 100, 1000), "a shorter range is fine: the rest comes next");
+        assert!(!resume_range_ok("bytes 0-999/1000", 100, 1000), "from the start");
+        assert!(!resume_range_ok("bytes 101-999/1000", 100, 1000), "a gap");
+        assert!(!resume_range_ok("bytes 100-1999/2000", 100, 1000), "another file");
+        assert!(!resume_range_ok("bytes 100-1000/1000", 100, 1000), "past the end");
+        assert!(!resume_range_ok("items 100-999/1000", 100, 1000));
+        assert!(!resume_range_ok("", 100, 1000));
+    }
+}
