@@ -66,7 +66,8 @@ fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
+// The waits below block a worker thread; the fake cloud needs others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_killed_mid_download_keeps_the_old_version_and_resumes_the_new_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let cloud = FakeCloud::start().await;
