@@ -1,6 +1,6 @@
 //! mDNS/DNS-SD: a browser on the LAN (an mdns-sd daemon in this test, as a student's device would
 //! run) finds the node's advertisement, resolves it to an address and port that answer the node's
-//! HTTP server, reads the room from the TXT record, and sees it withdrawn when the node stops.
+//! HTTP server, reads the room from the TXT record, and finds nothing once the node stops.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,34 +16,46 @@ use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// Browses `service_type` until `fullname` resolves.
+/// Browses `service_type` until `fullname` resolves with an IPv4 address (a resolution may first
+/// carry only the IPv6 ones; the daemon reports again as more records arrive).
 fn resolve(browser: &ServiceDaemon, service_type: &str, fullname: &str) -> ServiceInfo {
     let events = browser.browse(service_type).unwrap();
     let deadline = Instant::now() + WAIT;
+    let mut last = None;
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         match events.recv_timeout(left) {
             Ok(ServiceEvent::ServiceResolved(info)) if info.get_fullname() == fullname => {
-                let _ = browser.stop_browse(service_type);
-                return info;
+                if !info.get_addresses_v4().is_empty() {
+                    let _ = browser.stop_browse(service_type);
+                    return info;
+                }
+                last = Some(info);
             }
             Ok(_) => {}
             Err(_) => break,
         }
     }
-    panic!("{fullname} was not resolved within {WAIT:?}");
+    panic!("{fullname} was not resolved with an IPv4 address within {WAIT:?}; last: {last:?}");
 }
 
-/// Browses until `fullname` is reported removed.
-fn wait_removed(events: &mdns_sd::Receiver<ServiceEvent>, fullname: &str) {
-    let deadline = Instant::now() + WAIT;
+/// Whether a browser that knows nothing yet resolves `fullname` within `within`.
+fn resolvable(service_type: &str, fullname: &str, within: Duration) -> bool {
+    let browser = ServiceDaemon::new().unwrap();
+    let events = browser.browse(service_type).unwrap();
+    let deadline = Instant::now() + within;
+    let mut found = false;
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         match events.recv_timeout(left) {
-            Ok(ServiceEvent::ServiceRemoved(_, name)) if name == fullname => return,
+            Ok(ServiceEvent::ServiceResolved(info)) if info.get_fullname() == fullname => {
+                found = true;
+                break;
+            }
             Ok(_) => {}
             Err(_) => break,
         }
     }
-    panic!("{fullname} was not withdrawn within {WAIT:?}");
+    let _ = browser.shutdown();
+    found
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -88,9 +100,14 @@ async fn a_browser_resolves_the_nodes_advertisement_with_its_room_and_reaches_it
     let http_info = tokio::task::spawn_blocking(move || resolve(&b, HTTP_SERVICE_TYPE, &f)).await.unwrap();
     assert_eq!(http_info.get_property_val_str("room"), Some("lab-7"));
 
-    // Stopping withdraws it (goodbye packets), so devices do not keep a stale address.
-    let events = browser.browse(SERVICE_TYPE).unwrap();
-    tokio::task::spawn_blocking(move || advertiser.stop()).await.unwrap();
-    tokio::task::spawn_blocking(move || wait_removed(&events, &fullname)).await.unwrap();
     let _ = browser.shutdown();
+
+    // Once stopped, the node no longer answers: a device that starts looking now finds nothing
+    // (goodbye packets also tell caching browsers, but a lost UDP packet must not fail the test).
+    let f = fullname.clone();
+    let found = tokio::task::spawn_blocking(move || resolvable(SERVICE_TYPE, &f, Duration::from_secs(10)));
+    assert!(found.await.unwrap(), "the check below can see a running node");
+    tokio::task::spawn_blocking(move || advertiser.stop()).await.unwrap();
+    let gone = tokio::task::spawn_blocking(move || !resolvable(SERVICE_TYPE, &fullname, Duration::from_secs(3)));
+    assert!(gone.await.unwrap(), "a stopped node is still resolvable");
 }
