@@ -21,6 +21,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -55,6 +56,8 @@ pub struct ContentRoutes {
     keys: KeyRing,
     paths: Paths,
     access: mpsc::Sender<Access>,
+    /// Access events dropped because the writer fell behind (logged sparingly).
+    dropped: Arc<AtomicU64>,
 }
 
 struct Access {
@@ -73,7 +76,7 @@ impl ContentRoutes {
         let (tx, rx) = mpsc::channel(ACCESS_QUEUE);
         let writer = tokio::spawn(write_access_events(store.clone(), rx));
         let keys = KeyRing::new(store.clone());
-        (ContentRoutes { store, clock, keys, paths, access: tx }, writer)
+        (ContentRoutes { store, clock, keys, paths, access: tx, dropped: Arc::new(AtomicU64::new(0)) }, writer)
     }
 
     async fn caller(&self, headers: &HeaderMap) -> Result<Claims, AppError> {
@@ -264,7 +267,11 @@ pub async fn download(
             now: routes.clock.now(),
         };
         if routes.access.try_send(access).is_err() {
-            tracing::warn!("access log queue full; dropping a content access event");
+            // Telemetry: under a burst it is dropped; one line per thousand, not per request.
+            let n = routes.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n % 1000 == 1 {
+                tracing::warn!(dropped_total = n, "access log queue full; dropping content access events");
+            }
         }
     }
     Ok(response)
