@@ -131,10 +131,16 @@ pub struct ItemRow {
     pub last_access_ms: i64,
     /// When the file became complete (`Last-Modified`).
     pub completed_ms: Option<i64>,
+    /// The file's mtime when its sha256 last matched: a file modified since is not served until
+    /// the scrub has checked it again.
+    pub verified_mtime_ms: Option<i64>,
+    /// When the manifest first listed this version (an unpinned item may displace only items not
+    /// used since then).
+    pub created_ms: i64,
 }
 
-const ROW_COLUMNS: &str =
-    "content_id, version, sha256, size, mime, file_name, title, course_ids, url, pinned, last_access_ms, completed_ms";
+const ROW_COLUMNS: &str = "content_id, version, sha256, size, mime, file_name, title, course_ids, url, pinned, last_access_ms, completed_ms, \
+     verified_mtime_ms, created_ms";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
     let courses: String = r.get(7)?;
@@ -151,6 +157,8 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
         pinned: r.get(9)?,
         last_access_ms: r.get(10)?,
         completed_ms: r.get(11)?,
+        verified_mtime_ms: r.get(12)?,
+        created_ms: r.get(13)?,
     })
 }
 
@@ -198,12 +206,17 @@ pub fn mark_complete(
     paths: &Paths,
 ) -> Result<Vec<PathBuf>> {
     let tx = conn.transaction()?;
-    tx.execute(
+    let updated = tx.execute(
         "UPDATE content_items SET state = 'complete', verified_mtime_ms = ?3, completed_ms = ?4,
              last_access_ms = max(last_access_ms, ?4), attempts = 0, next_attempt_ms = 0, last_error = NULL
          WHERE content_id = ?1 AND version = ?2",
         params![item.content_id, item.version, mtime, now_ms],
     )?;
+    if updated == 0 {
+        // The manifest dropped the item while it downloaded: the file has no row to serve it.
+        tx.commit()?;
+        return Ok(files_of(paths, &item.content_id, item.version));
+    }
     let old = versions_except(&tx, &item.content_id, item.version)?;
     tx.execute(
         "DELETE FROM content_items WHERE content_id = ?1 AND version != ?2 AND in_manifest = 0",
@@ -323,19 +336,29 @@ pub struct Candidate {
     pub version: u32,
     /// Whether the current manifest still lists it.
     pub in_manifest: bool,
+    /// Bytes its file holds.
+    pub size: u64,
+    /// Last download by a student, or when it became complete.
+    pub last_access_ms: i64,
 }
 
 /// Unpinned complete items in eviction order: superseded versions first, then least recently
 /// used.
 pub fn eviction_candidates(conn: &Connection, except: &str) -> Result<Vec<Candidate>> {
     let mut stmt = conn.prepare(
-        "SELECT content_id, version, in_manifest FROM content_items
+        "SELECT content_id, version, in_manifest, size, last_access_ms FROM content_items
          WHERE state = 'complete' AND pinned = 0 AND content_id != ?1
          ORDER BY in_manifest ASC, last_access_ms ASC, completed_ms ASC",
     )?;
     Ok(stmt
         .query_map([except], |r| {
-            Ok(Candidate { content_id: r.get(0)?, version: r.get::<_, i64>(1)? as u32, in_manifest: r.get(2)? })
+            Ok(Candidate {
+                content_id: r.get(0)?,
+                version: r.get::<_, i64>(1)? as u32,
+                in_manifest: r.get(2)?,
+                size: r.get::<_, i64>(3)? as u64,
+                last_access_ms: r.get(4)?,
+            })
         })?
         .collect::<rusqlite::Result<_>>()?)
 }
@@ -363,6 +386,18 @@ pub fn evict(
         )?;
     }
     Ok(files_of(paths, &c.content_id, c.version))
+}
+
+/// Sends a complete item whose file changed on disk since it was verified back to pending: the
+/// content task then re-verifies the file (adopting it if its sha256 still matches) or fetches it
+/// again. Returns whether a row changed.
+pub fn recheck(conn: &Connection, content_id: &str, version: u32) -> Result<bool> {
+    Ok(conn.execute(
+        "UPDATE content_items SET state = 'pending', attempts = 0, next_attempt_ms = 0,
+             last_error = 'changed on disk since verified'
+         WHERE content_id = ?1 AND version = ?2 AND state = 'complete'",
+        params![content_id, version],
+    )? > 0)
 }
 
 /// Updates the LRU clock of an item (a download by a student).
@@ -432,15 +467,16 @@ pub fn scrub(conn: &mut Connection, paths: &Paths, full: bool) -> Result<ScrubRe
             Ok(m) if full || Some(mtime_ms(&m)) != *verified => {
                 report.rehashed += 1;
                 report.rehashed_bytes += m.len();
-                let (hasher, _) = hash_file(&file, None)?;
-                if hex::encode(hasher.finalize()) == *sha {
-                    conn.execute(
-                        "UPDATE content_items SET verified_mtime_ms = ?3 WHERE content_id = ?1 AND version = ?2",
-                        params![id, version, mtime_ms(&m)],
-                    )?;
-                    None
-                } else {
-                    Some("sha256 mismatch".to_owned())
+                match hash_file(&file, None).map(|(h, _)| hex::encode(h.finalize())) {
+                    Err(e) => Some(format!("unreadable: {e}")),
+                    Ok(got) if got == *sha => {
+                        conn.execute(
+                            "UPDATE content_items SET verified_mtime_ms = ?3 WHERE content_id = ?1 AND version = ?2",
+                            params![id, version, mtime_ms(&m)],
+                        )?;
+                        None
+                    }
+                    Ok(_) => Some("sha256 mismatch".to_owned()),
                 }
             }
             Ok(_) => None,

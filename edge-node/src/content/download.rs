@@ -70,26 +70,39 @@ pub async fn fetch(client: &reqwest::Client, auth: &Auth, paths: &Paths, item: &
         }
         Err(_) => (Sha256::new(), 0),
     };
+    // A prefix from an earlier attempt may itself be bad (a torn write, a changed source): if the
+    // whole fails verification after a resume, it is fetched once more from byte zero.
+    let mut resumed_from_part = have > 0;
     let mut resumes = 0;
     loop {
         match attempt(client, auth, &part, item, &mut hasher, &mut have).await? {
-            Attempt::Done => break,
+            Attempt::Done => {}
             Attempt::Interrupted(why) if resumes < MAX_RESUMES => {
                 resumes += 1;
+                resumed_from_part = true;
                 tracing::info!(content_id = %item.content_id, why, resumes, "download interrupted; resuming");
+                continue;
             }
             Attempt::Interrupted(why) => return Err(Error::Download(format!("interrupted {resumes} times: {why}"))),
         }
-    }
-
-    let sha = hex::encode(hasher.finalize());
-    if have != item.size || sha != item.sha256 {
+        let sha = hex::encode(std::mem::take(&mut hasher).finalize());
+        if have == item.size && sha == item.sha256 {
+            break;
+        }
+        // Never keep bytes that failed verification: the part is dropped before anything else.
         let _ = tokio::fs::remove_file(&part).await;
+        if resumed_from_part {
+            tracing::warn!(content_id = %item.content_id, "resumed download failed verification; fetching it whole");
+            resumed_from_part = false;
+            have = 0;
+            continue;
+        }
         return Err(Error::Download(format!(
             "verification failed: {have} bytes, sha256 {sha}; expected {} bytes, {}",
             item.size, item.sha256
         )));
     }
+    // The part's bytes were fsynced by `attempt`; the rename below publishes them atomically.
     tokio::fs::rename(&part, &dest).await?;
     let files = paths.files_dir();
     let partial = paths.partial_dir();
@@ -133,13 +146,11 @@ async fn attempt(
         Err(e) => return Err(Error::Download(format!("request failed: {}", without_url(&e)))),
     };
     let status = response.status();
-    let mut file = tokio::fs::OpenOptions::new().create(true).write(true).truncate(false).open(part).await?;
     match status {
         StatusCode::PARTIAL_CONTENT if *have > 0 => {
             let range = response.headers().get(CONTENT_RANGE).and_then(|v| v.to_str().ok()).unwrap_or("");
-            if !range.starts_with(&format!("bytes {have}-")) {
-                drop(file);
-                tokio::fs::remove_file(part).await?;
+            if !resume_range_ok(range, *have, item.size) {
+                remove_part(part).await?;
                 return Err(Error::Download(format!("resume answered with Content-Range {range:?}")));
             }
         }
@@ -149,12 +160,12 @@ async fn attempt(
             *have = 0;
         }
         StatusCode::RANGE_NOT_SATISFIABLE => {
-            drop(file);
-            tokio::fs::remove_file(part).await?;
+            remove_part(part).await?;
             return Err(Error::Download("the cloud refused the resume range".into()));
         }
         other => return Err(Error::Download(format!("the cloud answered {other}"))),
     }
+    let mut file = tokio::fs::OpenOptions::new().create(true).write(true).truncate(false).open(part).await?;
     // Drop anything past what was hashed (a write torn by a crash), then append.
     file.set_len(*have).await?;
     file.seek(std::io::SeekFrom::Start(*have)).await?;
@@ -165,32 +176,62 @@ async fn attempt(
             None => break Ok(()),
             Some(Ok(chunk)) => {
                 if *have + chunk.len() as u64 > item.size {
-                    break Err(Error::Download(format!("the cloud sent more than {} bytes", item.size)));
+                    break Err(Overrun(Error::Download(format!("the cloud sent more than {} bytes", item.size))));
                 }
                 file.write_all(&chunk).await?;
                 hasher.update(&chunk);
                 *have += chunk.len() as u64;
             }
-            Some(Err(e)) => break Err(Error::Download(without_url(&e))),
+            Some(Err(e)) => break Err(Transport(Error::Download(without_url(&e)))),
         }
     };
     file.flush().await?;
     file.sync_all().await?;
+    drop(file);
     match result {
         Ok(()) if *have == item.size => Ok(Attempt::Done),
-        Ok(()) | Err(Error::Download(_)) if *have > started => {
+        Err(Overrun(e)) => {
+            // Not a prefix of the item: none of it is worth keeping.
+            let _ = tokio::fs::remove_file(part).await;
+            Err(e)
+        }
+        Ok(()) | Err(Transport(_)) if *have > started => {
             let why = match result {
-                Err(e) => e.to_string(),
+                Err(Transport(e)) | Err(Overrun(e)) => e.to_string(),
                 Ok(()) => format!("body ended at {have} of {} bytes", item.size),
             };
             Ok(Attempt::Interrupted(why))
         }
+        // No progress: keep the part (what it holds is still a verified-as-we-go prefix) and let
+        // the retry schedule decide when to try again.
         Ok(()) => Err(Error::Download(format!("body ended at {have} of {} bytes", item.size))),
-        Err(e) => {
-            drop(file);
-            let _ = tokio::fs::remove_file(part).await;
-            Err(e)
-        }
+        Err(Transport(e)) => Err(e),
+    }
+}
+
+/// How a body stopped short.
+enum BodyError {
+    /// The connection failed; the bytes so far are good.
+    Transport(Error),
+    /// The cloud sent more than the manifest's size.
+    Overrun(Error),
+}
+use BodyError::{Overrun, Transport};
+
+/// Whether a resume's `Content-Range` continues exactly at `have` of an item of `size` bytes.
+fn resume_range_ok(range: &str, have: u64, size: u64) -> bool {
+    let Some(rest) = range.strip_prefix("bytes ") else { return false };
+    let Some((span, total)) = rest.split_once('/') else { return false };
+    let Some((start, end)) = span.split_once('-') else { return false };
+    start.parse::<u64>().ok() == Some(have)
+        && end.parse::<u64>().is_ok_and(|e| e < size)
+        && (total == "*" || total.parse::<u64>().ok() == Some(size))
+}
+
+async fn remove_part(part: &Path) -> Result<()> {
+    match tokio::fs::remove_file(part).await {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
     }
 }
 
@@ -206,4 +247,21 @@ fn without_url(e: &reqwest::Error) -> String {
 /// Hashes incrementally; exposed for the scrub's cost measurement in the benchmark.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resume_must_continue_exactly_where_the_part_ends_and_name_the_same_size() {
+        assert!(resume_range_ok("bytes 100-999/1000", 100, 1000));
+        assert!(resume_range_ok("bytes 100-499/*", 100, 1000), "a shorter range is fine: the rest comes next");
+        assert!(!resume_range_ok("bytes 0-999/1000", 100, 1000), "from the start");
+        assert!(!resume_range_ok("bytes 101-999/1000", 100, 1000), "a gap");
+        assert!(!resume_range_ok("bytes 100-1999/2000", 100, 1000), "another file");
+        assert!(!resume_range_ok("bytes 100-1000/1000", 100, 1000), "past the end");
+        assert!(!resume_range_ok("items 100-999/1000", 100, 1000));
+        assert!(!resume_range_ok("", 100, 1000));
+    }
 }

@@ -239,35 +239,47 @@ impl ContentCache {
         e
     }
 
-    /// Waits for room for `need` more bytes, evicting (see [`cache::eviction_candidates`]):
-    /// superseded versions first, then, only for an item pinned for today, least recently used
-    /// unpinned items. Returns the bytes reserved for this download.
+    /// Makes room for `need` more bytes, evicting (see [`cache::eviction_candidates`]) superseded
+    /// versions first, then least recently used unpinned items: for an item pinned for today any
+    /// of them, for an unpinned item only those not used since it was listed (so two items can
+    /// never evict each other in turn). Nothing is evicted unless that makes enough room. Returns
+    /// the bytes reserved for this download.
     async fn make_room(&self, item: &ItemRow, need: u64) -> Result<u64> {
         let inner = &self.inner;
         let mut reserved = inner.budget.lock().await;
         let s = &inner.settings;
-        let fits = |paths: &Paths, reserved: u64| {
-            let used = paths.bytes_used() + reserved;
-            let free = cache::free_bytes(&paths.root).unwrap_or(u64::MAX);
-            used.saturating_add(need) <= s.max_bytes && free.saturating_sub(need) >= s.min_free_bytes && free >= need
+        // Bytes reserved by downloads in flight are not on disk yet: they count against both the
+        // budget and the free space. `freed` is what evictions would give back.
+        let fits = |paths: &Paths, reserved: u64, freed: u64| {
+            let used = paths.bytes_used().saturating_add(reserved).saturating_sub(freed);
+            let free =
+                cache::free_bytes(&paths.root).unwrap_or(u64::MAX).saturating_sub(reserved).saturating_add(freed);
+            used.saturating_add(need) <= s.max_bytes && free >= need.saturating_add(s.min_free_bytes)
         };
-        if !fits(&inner.paths, *reserved) {
+        if !fits(&inner.paths, *reserved, 0) {
             let except = item.content_id.clone();
-            let candidates = inner.store.run(move |c| cache::eviction_candidates(c, &except)).await?;
+            let candidates: Vec<cache::Candidate> = inner
+                .store
+                .run(move |c| cache::eviction_candidates(c, &except))
+                .await?
+                .into_iter()
+                .take_while(|c| !c.in_manifest || item.pinned || c.last_access_ms < item.created_ms)
+                .collect();
+            let freeable = candidates.iter().map(|c| c.size).sum();
+            if !fits(&inner.paths, *reserved, freeable) {
+                return Err(Error::Download(format!("no room for {need} more bytes within the content budget")));
+            }
             for c in candidates {
-                if c.in_manifest && !item.pinned {
-                    break;
-                }
                 let now_ms = inner.clock.now().wall_ms();
                 let (paths, retry) = (inner.paths.clone(), s.retry_base.as_millis() as i64);
                 let files = inner.store.run(move |conn| cache::evict(conn, &c, &paths, now_ms, retry)).await?;
                 tracing::info!(for_item = %item.content_id, files = files.len(), "evicting cached content for space");
                 cache::remove_files(&inner.paths, &files);
-                if fits(&inner.paths, *reserved) {
+                if fits(&inner.paths, *reserved, 0) {
                     break;
                 }
             }
-            if !fits(&inner.paths, *reserved) {
+            if !fits(&inner.paths, *reserved, 0) {
                 return Err(Error::Download(format!("no room for {need} more bytes within the content budget")));
             }
         }

@@ -11,16 +11,20 @@
 //! smuggled in), 404 for content not cached. Only rows marked complete whose file exists are
 //! served; a partial download is invisible.
 //!
-//! A download that starts at byte 0 appends `CONTENT_ACCESSED` (`access_type: download`) to the
+//! A file is served only while its size and mtime are those recorded when its sha256 matched.
+//!
+//! A GET that starts at byte 0 appends `CONTENT_ACCESSED` (`access_type: download`) to the
 //! outbox as telemetry and refreshes the item's LRU clock; later ranges of the same file (a video
-//! player seeking) are not counted again. Events are written in batches by a background task so a
+//! player seeking) and HEAD requests are not counted. Events are written in batches by a background task so a
 //! busy classroom does not queue on the database.
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use nimbus_core::event::content::{AccessType, ContentAccessedPayload};
 use nimbus_core::token::Claims;
@@ -52,12 +56,15 @@ pub struct ContentRoutes {
     keys: KeyRing,
     paths: Paths,
     access: mpsc::Sender<Access>,
+    /// Access events dropped because the writer fell behind (logged sparingly).
+    dropped: Arc<AtomicU64>,
 }
 
 struct Access {
     content_id: String,
     version: u32,
     user_id: String,
+    ip_address: Option<String>,
     user_agent: Option<String>,
     now: Now,
 }
@@ -69,7 +76,7 @@ impl ContentRoutes {
         let (tx, rx) = mpsc::channel(ACCESS_QUEUE);
         let writer = tokio::spawn(write_access_events(store.clone(), rx));
         let keys = KeyRing::new(store.clone());
-        (ContentRoutes { store, clock, keys, paths, access: tx }, writer)
+        (ContentRoutes { store, clock, keys, paths, access: tx, dropped: Arc::new(AtomicU64::new(0)) }, writer)
     }
 
     async fn caller(&self, headers: &HeaderMap) -> Result<Claims, AppError> {
@@ -162,6 +169,8 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 pub async fn download(
     State(state): State<AppState>,
     ApiPath(content_id): ApiPath<String>,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let routes = routes(&state)?.clone();
@@ -181,10 +190,16 @@ pub async fn download(
         return Err(AppError::forbidden("This content belongs to a course you are not in"));
     }
     let Some(path) = routes.paths.file(&item.content_id, item.version) else { return Err(not_found()) };
+    // The file must be the one that was verified: same size, and not modified since (a change
+    // while the node was off is caught here before the start-up scrub gets to it).
     let meta = match tokio::fs::metadata(&path).await {
-        Ok(m) if m.is_file() && m.len() == item.size => m,
+        Ok(m) if m.is_file() && m.len() == item.size && Some(cache::mtime_ms(&m)) == item.verified_mtime_ms => m,
         _ => {
-            tracing::warn!(content_id = %item.content_id, "a complete item's file is missing or damaged; not serving it");
+            tracing::warn!(content_id = %item.content_id, "a complete item's file is missing or changed since it was verified; not serving it");
+            let (store, id, version) = (routes.store.clone(), item.content_id.clone(), item.version);
+            if let Err(e) = store.run(move |c| cache::recheck(c, &id, version)).await {
+                tracing::error!(error = %e, "could not queue a changed file for re-verification");
+            }
             return Err(not_found());
         }
     };
@@ -198,7 +213,12 @@ pub async fn download(
         .header(header::LAST_MODIFIED, &last_modified)
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::CACHE_CONTROL, "private, no-cache");
-    if header_str(header::IF_NONE_MATCH).is_some_and(|h| serve::none_match(h, &etag)) {
+    // RFC 9110 13.2.2: If-None-Match decides when present; If-Modified-Since only without it.
+    let not_modified = match header_str(header::IF_NONE_MATCH) {
+        Some(h) => serve::none_match(h, &etag),
+        None => header_str(header::IF_MODIFIED_SINCE).is_some_and(|h| serve::not_modified_since(h, &last_modified)),
+    };
+    if not_modified {
         return res.status(StatusCode::NOT_MODIFIED).body(axum::body::Body::empty()).map_err(AppError::internal);
     }
     // If-Range with another validator: the file changed since the client's first part; send it whole.
@@ -232,18 +252,26 @@ pub async fn download(
         .header(header::CONTENT_LENGTH, len)
         .header(header::CONTENT_DISPOSITION, serve::content_disposition(&item.file_name))
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        // Course files share the node's origin with the faculty page: even an HTML file opened
+        // in the browser runs no script there.
+        .header(header::CONTENT_SECURITY_POLICY, "sandbox")
         .body(body)
         .map_err(AppError::internal)?;
-    if start == 0 {
+    if start == 0 && method == Method::GET {
         let access = Access {
             content_id: item.content_id,
             version: item.version,
             user_id: claims.sub,
+            ip_address: peer.map(|ConnectInfo(a)| a.ip().to_string()),
             user_agent: header_str(header::USER_AGENT).map(|s| s.chars().take(256).collect()),
             now: routes.clock.now(),
         };
         if routes.access.try_send(access).is_err() {
-            tracing::warn!("access log queue full; dropping a content access event");
+            // Telemetry: under a burst it is dropped; one line per thousand, not per request.
+            let n = routes.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n % 1000 == 1 {
+                tracing::warn!(dropped_total = n, "access log queue full; dropping content access events");
+            }
         }
     }
     Ok(response)
@@ -269,7 +297,7 @@ async fn write_access_events(store: Store, mut rx: mpsc::Receiver<Access>) {
                         content_id: a.content_id.clone(),
                         user_id: a.user_id.clone(),
                         access_type: AccessType::Download,
-                        ip_address: None,
+                        ip_address: a.ip_address.clone(),
                         user_agent: a.user_agent.clone(),
                         device_type: None,
                         duration_seconds: None,

@@ -185,7 +185,9 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: CancellationT
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "LAN server listening");
     }
-    let serve = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    // Peer addresses go into content access events (`ip_address`).
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let serve = axum::serve(listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let mut serve = std::pin::pin!(std::future::IntoFuture::into_future(serve));
     let result = tokio::select! {
         res = &mut serve => res,
