@@ -29,10 +29,12 @@ pub struct NodeRecord {
     pub software_version: Option<String>,
     /// Whether a credential hash is on record.
     pub has_credential: bool,
+    /// Events waiting in its outbox at its last heartbeat.
+    pub backlog: Option<i64>,
 }
 
 const NODE_COLUMNS: &str = "node_id, room_id, high_water_mark, online, last_seen_at, boot_id, software_version, \
-                            credential_hash IS NOT NULL";
+                            credential_hash IS NOT NULL, backlog";
 
 fn node_record(r: &Row) -> NodeRecord {
     NodeRecord {
@@ -44,6 +46,7 @@ fn node_record(r: &Row) -> NodeRecord {
         boot_id: r.get(5),
         software_version: r.get(6),
         has_credential: r.get(7),
+        backlog: r.get(8),
     }
 }
 
@@ -128,19 +131,21 @@ impl Registry {
         Ok(row.get::<_, i64>(0) as u64)
     }
 
-    /// Records the node's status message.
+    /// Records the node's status message (birth, heartbeat with its outbox backlog, or will).
     pub async fn status(
         &self,
         node: &NodeId,
         online: bool,
         boot_id: Option<&str>,
         version: Option<&str>,
+        backlog: Option<i64>,
     ) -> Result<()> {
         let c = self.pool.get().await?;
         c.execute(
             "UPDATE nodes SET online = $2, last_seen_at = now(), boot_id = COALESCE($3, boot_id),
-                 software_version = COALESCE($4, software_version) WHERE node_id = $1",
-            &[&node.as_str(), &online, &boot_id, &version],
+                 software_version = COALESCE($4, software_version), backlog = COALESCE($5, backlog)
+             WHERE node_id = $1",
+            &[&node.as_str(), &online, &boot_id, &version, &backlog],
         )
         .await?;
         Ok(())

@@ -48,7 +48,7 @@ async fn migrations_apply_once_and_the_high_water_mark_never_moves_backwards() {
     assert_eq!(registry.advance(&node, 40).await.unwrap(), 40);
     assert_eq!(registry.advance(&node, 12).await.unwrap(), 40, "a late confirmation does not rewind");
     assert_eq!(registry.advance(&node, 41).await.unwrap(), 41);
-    registry.status(&node, true, Some("boot-1"), Some("0.1.0")).await.unwrap();
+    registry.status(&node, true, Some("boot-1"), Some("0.1.0"), None).await.unwrap();
     assert!(registry.node(&node).await.unwrap().unwrap().online);
     registry.reject("room-101", "corrupt").await.unwrap();
     registry.reject("room-101", "corrupt").await.unwrap();

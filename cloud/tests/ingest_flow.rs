@@ -147,7 +147,7 @@ async fn corrupt_and_future_frames_are_counted_and_ignored_and_the_stream_contin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn birth_and_last_will_messages_update_the_registry() {
+async fn birth_heartbeat_and_last_will_messages_update_the_registry() {
     let name = unique_node("room");
     let (db, broker, registry) = setup(&[&name], &[]).await;
     let ingest = RunningIngest::start(&ingest_config(&broker, &db, &common::kafka_brokers())).await;
@@ -163,13 +163,26 @@ async fn birth_and_last_will_messages_update_the_registry() {
     })
     .await;
     assert!(registry.node(&node.id).await.unwrap().unwrap().last_seen_at.is_some());
+    assert_eq!(registry.node(&node.id).await.unwrap().unwrap().backlog, None, "no heartbeat yet");
+
+    let beat = Status::Heartbeat { node_id: node.id.clone(), boot_id: "boot-9".into(), backlog: 42, at_ms: 2 };
+    node.publish_on(&topic, frame::encode(&Message::Status(beat))).await;
+    wait_until(Duration::from_secs(15), "the heartbeat's backlog in the registry", || async {
+        registry.node(&node.id).await.unwrap().unwrap().backlog == Some(42)
+    })
+    .await;
+    let forged =
+        Status::Heartbeat { node_id: "room-someone-else".parse().unwrap(), boot_id: "x".into(), backlog: 7, at_ms: 3 };
+    node.publish_on(&topic, frame::encode(&Message::Status(forged))).await;
 
     node.publish_on(&topic, frame::encode(&Message::Status(Status::Offline { node_id: node.id.clone() }))).await;
     wait_until(Duration::from_secs(15), "the node to be offline", || async {
         !registry.node(&node.id).await.unwrap().unwrap().online
     })
     .await;
-    assert_eq!(ingest.metrics.snapshot().status_updates, 2);
+    assert_eq!(ingest.metrics.snapshot().status_updates, 3, "birth, heartbeat, will; the forged heartbeat refused");
+    let n = registry.node(&node.id).await.unwrap().unwrap();
+    assert_eq!(n.backlog, Some(42), "a heartbeat naming another node changes nothing");
 
     ingest.stop().await;
     db.drop_now().await;

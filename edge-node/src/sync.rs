@@ -64,6 +64,9 @@ impl SyncStatus {
     }
 }
 
+/// How often a connected node reports its outbox backlog.
+pub const HEARTBEAT: Duration = Duration::from_secs(30);
+
 /// How the node reaches the cloud.
 #[derive(Debug, Clone)]
 pub struct SyncSettings {
@@ -112,6 +115,9 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut connected = false;
+    // The first tick comes at once: a heartbeat follows every birth message.
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     loop {
         tokio::select! {
@@ -133,6 +139,7 @@ pub async fn run(
                         at_ms: clock.now().wall_ms(),
                     };
                     let _ = client.try_publish(&status_topic, QoS::AtLeastOnce, true, frame::encode(&Message::Status(birth)));
+                    heartbeat.reset_immediately();
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     handle_incoming(&store, clock.as_ref(), &mut sender, &status, &p.topic, &p.payload).await;
@@ -158,6 +165,20 @@ pub async fn run(
             },
             _ = tick.tick(), if connected => {
                 pump(&mut sender, &store, &client, &up, &status, started, &node);
+            }
+            _ = heartbeat.tick(), if connected => {
+                match store.with(|c| outbox::backlog(c)) {
+                    Ok(backlog) => {
+                        let beat = Status::Heartbeat {
+                            node_id: node.clone(),
+                            boot_id: clock.now().boot_id.to_string(),
+                            backlog,
+                            at_ms: clock.now().wall_ms(),
+                        };
+                        let _ = client.try_publish(&status_topic, QoS::AtLeastOnce, true, frame::encode(&Message::Status(beat)));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot count the outbox for the heartbeat"),
+                }
             }
         }
     }

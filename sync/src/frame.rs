@@ -128,6 +128,19 @@ pub enum Status {
         /// The node.
         node_id: NodeId,
     },
+    /// Published after the birth message and then periodically while connected, so operators
+    /// see how much a node still has to send (appended last: older variants keep their wire
+    /// encoding).
+    Heartbeat {
+        /// The node.
+        node_id: NodeId,
+        /// Its current boot.
+        boot_id: String,
+        /// Events waiting in its outbox (not yet acknowledged by the cloud).
+        backlog: u64,
+        /// Its wall clock, Unix milliseconds.
+        at_ms: i64,
+    },
 }
 
 /// A retained downlink snapshot, cloud -> node.

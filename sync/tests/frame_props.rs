@@ -45,6 +45,9 @@ fn message() -> impl Strategy<Value = Message> {
             Message::Status(Status::Online { node_id, boot_id, version, at_ms })
         }),
         node_id().prop_map(|node_id| Message::Status(Status::Offline { node_id })),
+        (node_id(), ".{0,36}", any::<u64>(), any::<i64>()).prop_map(|(node_id, boot_id, backlog, at_ms)| {
+            Message::Status(Status::Heartbeat { node_id, boot_id, backlog, at_ms })
+        }),
         (snapshot_kind(), any::<u64>(), vec(any::<u8>(), 0..2_000))
             .prop_map(|(kind, version, body)| Message::Snapshot(Snapshot { kind, version, body })),
     ]

@@ -132,6 +132,7 @@ pub fn render_json(nodes: &[NodeRecord]) -> Value {
                     "boot_id": n.boot_id,
                     "software_version": n.software_version,
                     "has_credential": n.has_credential,
+                    "backlog": n.backlog,
                 })
             })
             .collect(),
@@ -163,6 +164,7 @@ mod tests {
             boot_id: None,
             software_version: Some("0.1.0".into()),
             has_credential: false,
+            backlog: None,
         };
         let t = render_table(std::slice::from_ref(&n));
         assert!(t.starts_with("NODE"), "{t}");

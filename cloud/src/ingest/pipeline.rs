@@ -273,11 +273,14 @@ impl Pipeline {
             // Clearing a retained status: nothing to record.
             return;
         }
-        let (online, boot_id, version) = match frame::decode(bytes, self.limits) {
+        let (online, boot_id, version, backlog) = match frame::decode(bytes, self.limits) {
             Ok(Message::Status(Status::Online { node_id, boot_id, version, .. })) if &node_id == node => {
-                (true, Some(boot_id), Some(version))
+                (true, Some(boot_id), Some(version), None)
             }
-            Ok(Message::Status(Status::Offline { node_id })) if &node_id == node => (false, None, None),
+            Ok(Message::Status(Status::Heartbeat { node_id, boot_id, backlog, .. })) if &node_id == node => {
+                (true, Some(boot_id), None, Some(i64::try_from(backlog).unwrap_or(i64::MAX)))
+            }
+            Ok(Message::Status(Status::Offline { node_id })) if &node_id == node => (false, None, None, None),
             other => {
                 let reason = match &other {
                     Ok(Message::Status(_)) => "status_wrong_node",
@@ -292,7 +295,7 @@ impl Pipeline {
                 return;
             }
         };
-        match self.registry.status(node, online, boot_id.as_deref(), version.as_deref()).await {
+        match self.registry.status(node, online, boot_id.as_deref(), version.as_deref(), backlog).await {
             Ok(()) => {
                 self.metrics.add_status_updates(1);
                 tracing::debug!(node = %node, online, ?boot_id, ?version, "node status");

@@ -38,7 +38,7 @@ pub struct NodeView {
     pub boot_id: Option<String>,
     /// Highest outbox sequence number safely in Kafka (everything after it is the node's backlog).
     pub acknowledged_seq: i64,
-    /// Events the node reported still waiting in its outbox, if it reported any.
+    /// Events waiting in the node's outbox at its last heartbeat (null before the first).
     pub backlog: Option<i64>,
     /// Whether credentials were issued.
     pub has_credential: bool,
