@@ -1,10 +1,11 @@
 //! # nimbus-cloud
 //!
-//! The cloud tier of NimbusU Edge: one binary with a subcommand per role. Today it runs the MQTT
-//! ingest (classroom nodes' outbox batches into the seed's Kafka topics) and the attendance
-//! service's worker (Kafka into `attendance_service_db`), and carries the operators' tools (event
-//! contract, migrations, node registry). The other services' workers, the admin API and the
-//! downlink publisher come later.
+//! The cloud tier of NimbusU Edge: one binary with a subcommand per role. It runs the MQTT
+//! ingest (classroom nodes' outbox batches into the seed's Kafka topics), the attendance,
+//! timetable and course services' workers, the downlink (per-node retained snapshots: timetable,
+//! roster, token keys, content manifest), and the admin API (the seed's gateway with the user and
+//! content services behind it), and carries the operators' tools (event contract, migrations,
+//! node registry).
 //!
 //! ## Layout
 //! - [`config`]: the typed configuration every role loads once (defaults, TOML, environment,
