@@ -5,6 +5,13 @@
 
 mod common;
 
+/// The field names of a JSON object, sorted (serde_json may keep insertion order).
+fn sorted_keys(v: &serde_json::Value) -> Vec<&String> {
+    let mut keys: Vec<&String> = v.as_object().expect("a JSON object").keys().collect();
+    keys.sort();
+    keys
+}
+
 use axum::http::{Method, StatusCode};
 use common::api::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApi, USER_PASSWORD};
 use nimbus_core::token::{Claims, ISSUER, TokenType};
@@ -57,7 +64,7 @@ async fn login_issues_eddsa_tokens_and_publishes_login_success_with_the_request_
     assert_eq!(e["correlation_id"], "corr-login-1");
     assert_eq!(e["service_name"], "user-service");
     let p = &e["payload"];
-    let keys: Vec<&String> = p.as_object().unwrap().keys().collect();
+    let keys = sorted_keys(p);
     assert_eq!(
         keys,
         ["email", "expires_at", "ip_address", "login_at", "role_name", "session_id", "user_agent", "user_id"]
@@ -127,7 +134,7 @@ async fn failed_logins_lock_the_account_after_the_limit_with_exact_events() {
             (3, true, "account_locked")
         ]
     );
-    let keys: Vec<&String> = failed[0].as_object().unwrap().keys().collect();
+    let keys = sorted_keys(&failed[0]);
     assert_eq!(keys, ["attempt_count", "attempted_at", "email", "failure_reason", "is_account_locked"]);
     let locked = api.events("ACCOUNT_LOCKED").await;
     assert_eq!(locked.len(), 1);
@@ -155,7 +162,7 @@ async fn refresh_rotates_and_reusing_a_spent_refresh_token_revokes_the_session()
     assert_eq!(second.body["session_id"], first["session_id"]);
     let refreshed = api.events("TOKEN_REFRESHED").await;
     assert_eq!(refreshed.len(), 1);
-    let keys: Vec<&String> = refreshed[0]["payload"].as_object().unwrap().keys().collect();
+    let keys = sorted_keys(&refreshed[0]["payload"]);
     assert_eq!(keys, ["expires_at", "refreshed_at", "session_id", "user_id"]);
     assert_eq!(refreshed[0]["payload"]["user_id"], id.as_str());
 

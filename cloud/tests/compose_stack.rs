@@ -181,6 +181,30 @@ const VARS: &[Var] = &[
         why: "the default is 127.0.0.1:6379, not the redis service",
     },
     Var {
+        name: "MONGODB_URI",
+        used_by: &["api"],
+        must_set: true,
+        why: "the default is 127.0.0.1:27017, not the mongodb service (content file bytes, GridFS)",
+    },
+    Var {
+        name: "NIMBUS_CONTENT_MONGO_DB",
+        used_by: &["api"],
+        must_set: false,
+        why: "the default database name serves one deployment",
+    },
+    Var {
+        name: "NIMBUS_CONTENT_BUCKET",
+        used_by: &["api"],
+        must_set: false,
+        why: "the default GridFS bucket (fs) serves one deployment",
+    },
+    Var {
+        name: "NIMBUS_CONTENT_MAX_BYTES",
+        used_by: &["api"],
+        must_set: false,
+        why: "the 512 MiB default upload limit suits course material",
+    },
+    Var {
         name: "NIMBUS_REDIS_PREFIX",
         used_by: &["api"],
         must_set: false,
