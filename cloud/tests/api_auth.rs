@@ -5,6 +5,8 @@
 
 mod common;
 
+use nimbus_core::snapshot::KeysSnapshot;
+
 /// The field names of a JSON object, sorted (serde_json may keep insertion order).
 fn sorted_keys(v: &serde_json::Value) -> Vec<&String> {
     let mut keys: Vec<&String> = v.as_object().expect("a JSON object").keys().collect();
@@ -215,6 +217,16 @@ async fn logout_and_suspension_revoke_tokens_at_once() {
         )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // Classroom nodes learn of it with their next keys snapshot and refuse the token offline.
+    let snapshot = nimbus_cloud::user::key_set(api.user_db()).await.unwrap();
+    let sid =
+        nimbus_edge::token::KeySet::from_snapshot(&KeysSnapshot { revoked_sessions: Vec::new(), ..snapshot.clone() })
+            .verify(&access, chrono::Utc::now().timestamp())
+            .expect("signature and expiry alone would accept it")
+            .sid;
+    assert!(snapshot.revoked_sessions.contains(&sid), "{:?}", snapshot.revoked_sessions);
+    let node_keys = nimbus_edge::token::KeySet::from_snapshot(&snapshot);
+    assert!(node_keys.verify(&access, chrono::Utc::now().timestamp()).is_err(), "a node refuses the logged-out token");
     let logout = api.events("LOGOUT").await;
     assert_eq!(logout.last().unwrap()["correlation_id"], "corr-logout");
     assert_eq!(logout.last().unwrap()["payload"]["reason"], "manual");

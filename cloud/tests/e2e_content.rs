@@ -7,7 +7,7 @@
 //! resumes with a Range request — and verifies it. Then the cloud goes away entirely (API,
 //! downlink, broker) and a student of the course downloads a Range of the file from the node with
 //! the token the cloud issued, verified offline with the key from the downlink; a student of
-//! another course and a forged token are refused.
+//! another course, a forged token and a session logged out in the cloud are refused.
 
 mod common;
 
@@ -432,6 +432,22 @@ async fn a_file_uploaded_through_the_api_reaches_students_from_the_node_even_wit
     });
     assert!(resumed, "the retry asked only for the missing bytes (Range): {downloads:?}");
 
+    // The student logs in on a second device and logs out there: the revocation reaches the node
+    // with the next keys snapshot, before the cloud goes away.
+    let keys_version = |lan: &str| json_call(lan, "GET", "/api/status", None, None).1["snapshots"]["keys"].as_u64();
+    let before = keys_version(&lan);
+    let second = login(&api, &format!("stu0-{suffix}@campus.test"), "student-pass-123");
+    let (status, body) = json_call(&lan, "GET", "/api/content", Some(&second), None);
+    assert_eq!(status, 200, "the second device's token works on the node: {body}");
+    assert_eq!(json_call(&api, "POST", "/api/v1/auth/logout", Some(&second), None).0, 204);
+    wait_for("a new keys snapshot on the node", Duration::from_secs(60), || {
+        (keys_version(&lan) > before).then_some(())
+    });
+    // The node re-reads its keys every few seconds (token::KEYS_TTL).
+    wait_for("the node to refuse the logged-out token", Duration::from_secs(30), || {
+        (json_call(&lan, "GET", "/api/content", Some(&second), None).0 == 401).then_some(())
+    });
+
     // The cloud goes away: API, downlink and the broker.
     assert!(downlink.stop(), "the downlink stops cleanly");
     assert!(api_proc.stop(), "the API stops cleanly");
@@ -459,6 +475,7 @@ async fn a_file_uploaded_through_the_api_reaches_students_from_the_node_even_wit
     forged.push(if last == 'A' { 'B' } else { 'A' });
     assert_eq!(request(&lan, "GET", &path, &[auth(&forged)], b"").0, 401, "a tampered token is refused offline");
     assert_eq!(request(&lan, "GET", &path, &[], b"").0, 401, "no token, no file");
+    assert_eq!(request(&lan, "GET", &path, &[auth(&second)], b"").0, 401, "the logged-out session is refused offline");
 
     assert!(node_proc.proc.stop(), "the node stops cleanly");
     for db in [registry, timetable, course, users, content, attendance] {

@@ -144,6 +144,11 @@ pub struct KeysSnapshot {
     pub issuer: String,
     /// Every key a valid token may be signed with.
     pub keys: Vec<PublicKey>,
+    /// Login sessions revoked (logout, suspension, password or role change) within the last
+    /// access-token lifetime: their tokens may still be unexpired, and a node with no uplink
+    /// must refuse them too. Older revocations drop out as those tokens expire.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked_sessions: Vec<String>,
 }
 
 /// One published content item a node should cache.

@@ -68,6 +68,7 @@ fn prepare_node(data: &Path) -> (Vec<(String, u64)>, String) {
         version: 1,
         issuer: ISSUER.into(),
         keys: vec![PublicKey { kid: "bench".into(), alg: "EdDSA".into(), x: b64url(key.verifying_key().as_bytes()) }],
+        revoked_sessions: Vec::new(),
     };
     let roster = RosterSnapshot {
         version: 1,

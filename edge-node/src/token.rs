@@ -5,7 +5,7 @@
 //! This is separate from [`crate::auth`], which checks the local faculty page's PINs: cloud tokens
 //! authorise LAN content downloads, PIN logins authorise the attendance page.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,8 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 pub struct KeySet {
     issuer: String,
     keys: HashMap<String, VerifyingKey>,
+    /// Sessions the cloud revoked recently (logout, suspension): their tokens are refused.
+    revoked: HashSet<String>,
 }
 
 /// The JOSE header fields the node looks at. Verified directly with ed25519-dalek rather than a
@@ -121,7 +123,7 @@ impl KeySet {
                 None => tracing::warn!(kid = %k.kid, "ignoring a malformed signing key"),
             }
         }
-        KeySet { issuer: snap.issuer.clone(), keys }
+        KeySet { issuer: snap.issuer.clone(), keys, revoked: snap.revoked_sessions.iter().cloned().collect() }
     }
 
     /// Reads the cached keys snapshot (None before the first one arrives).
@@ -137,7 +139,8 @@ impl KeySet {
     }
 
     /// Verifies `token` as an access token at `now_secs` (Unix seconds): EdDSA signature by the
-    /// key its `kid` names (checked before any claim is read), then `iss`, `exp` and `typ`.
+    /// key its `kid` names (checked before any claim is read), then `iss`, `exp`, `typ` and the
+    /// snapshot's revoked sessions.
     pub fn verify(&self, token: &str, now_secs: i64) -> Result<Claims> {
         let reject = |why: &str| Error::Unauthenticated(why.to_owned());
         let parts = split(token).ok_or_else(|| reject("malformed token"))?;
@@ -173,6 +176,9 @@ impl KeySet {
         }
         if claims.typ != TokenType::Access {
             return Err(reject("not an access token"));
+        }
+        if self.revoked.contains(&claims.sid) {
+            return Err(reject("session revoked"));
         }
         Ok(claims)
     }
@@ -228,7 +234,7 @@ mod tests {
 
     #[test]
     fn garbage_and_unsigned_tokens_are_rejected_without_panicking() {
-        let set = KeySet { issuer: "nimbus-cloud".into(), keys: HashMap::new() };
+        let set = KeySet { issuer: "nimbus-cloud".into(), keys: HashMap::new(), revoked: HashSet::new() };
         for t in ["", "a.b.c", "eyJhbGciOiJub25lIn0.e30.", "....", "\u{0}"] {
             assert!(matches!(set.verify(t, 0), Err(Error::Unauthenticated(_))), "{t:?}");
         }
@@ -243,6 +249,7 @@ mod tests {
                 nimbus_core::snapshot::PublicKey { kid: "a".into(), alg: "RS256".into(), x: "AAAA".into() },
                 nimbus_core::snapshot::PublicKey { kid: "b".into(), alg: "EdDSA".into(), x: "!!".into() },
             ],
+            revoked_sessions: Vec::new(),
         };
         let set = KeySet::from_snapshot(&snap);
         assert!(!set.has("a"));
@@ -292,6 +299,7 @@ mod tests {
                 alg: "EdDSA".into(),
                 x: b64(key.verifying_key().as_bytes()),
             }],
+            revoked_sessions: Vec::new(),
         };
         let set = KeySet::from_snapshot(&snap);
         assert!(set.has("k1"));
@@ -329,5 +337,11 @@ mod tests {
         let mut other = claims.clone();
         other["iss"] = "elsewhere".into();
         assert!(set.verify(&signed(&key, header.clone(), other), 1500).is_err());
+
+        // The session was revoked in the cloud (logout): the next snapshot refuses its tokens.
+        let revoked = KeySet::from_snapshot(&KeysSnapshot { revoked_sessions: vec!["s".into()], ..snap.clone() });
+        assert!(matches!(revoked.verify(&good, 1500), Err(Error::Unauthenticated(why)) if why == "session revoked"));
+        let unrelated = KeySet::from_snapshot(&KeysSnapshot { revoked_sessions: vec!["other".into()], ..snap });
+        assert!(unrelated.verify(&good, 1500).is_ok());
     }
 }

@@ -13,7 +13,7 @@ use deadpool_postgres::Pool;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use nimbus_core::snapshot::{KeysSnapshot, PublicKey};
-use nimbus_core::token::{Claims, ISSUER, REFRESH_TOKEN_SECS, TokenType};
+use nimbus_core::token::{ACCESS_TOKEN_SECS, Claims, ISSUER, REFRESH_TOKEN_SECS, TokenType};
 
 use crate::error::{Error, Result};
 
@@ -80,10 +80,20 @@ pub async fn key_set(pool: &Pool) -> Result<KeysSnapshot> {
         )
         .await?;
     let version = rows.iter().map(|r| r.get::<_, i64>(2)).max().unwrap_or(0);
+    // A revoked session's access tokens live at most ACCESS_TOKEN_SECS (plus the nodes' clock
+    // leeway) after the revocation.
+    let revoked = client
+        .query(
+            "SELECT id::text FROM active_sessions
+             WHERE revoked_at > now() - make_interval(secs => $1) ORDER BY id",
+            &[&((ACCESS_TOKEN_SECS + 120) as f64)],
+        )
+        .await?;
     Ok(KeysSnapshot {
         version: u64::try_from(version).unwrap_or(0),
         issuer: ISSUER.to_owned(),
         keys: rows.iter().map(|r| PublicKey { kid: r.get(0), alg: "EdDSA".to_owned(), x: r.get(1) }).collect(),
+        revoked_sessions: revoked.iter().map(|r| r.get(0)).collect(),
     })
 }
 

@@ -321,7 +321,12 @@ impl Signer25519 {
 
 /// Stores a keys snapshot with these signers' public keys.
 pub fn set_keys(store: &Store, version: u64, signers: &[&Signer25519]) {
-    let snap = KeysSnapshot { version, issuer: ISSUER.into(), keys: signers.iter().map(|s| s.public()).collect() };
+    let snap = KeysSnapshot {
+        version,
+        issuer: ISSUER.into(),
+        keys: signers.iter().map(|s| s.public()).collect(),
+        revoked_sessions: Vec::new(),
+    };
     let body = serde_json::to_vec(&snap).unwrap();
     store.with(|c| timetable::apply_raw(c, "keys", version, &body, 0)).unwrap();
 }
