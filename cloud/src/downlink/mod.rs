@@ -50,9 +50,16 @@ use compose::Sources;
 /// The downlink's own Kafka consumer group (a trigger only; see the module docs).
 pub const CONSUMER_GROUP: &str = "edge-downlink-group";
 
-/// The topics whose events can change a node's snapshots.
-pub const TRIGGER_TOPICS: [Topic; 5] =
-    [Topic::TimetableEvents, Topic::CourseEvents, Topic::EnrollmentEvents, Topic::ContentEvents, Topic::UserEvents];
+/// The topics whose events can change a node's snapshots (auth events: a logout or a password
+/// change revokes sessions, which the keys snapshot lists).
+pub const TRIGGER_TOPICS: [Topic; 6] = [
+    Topic::TimetableEvents,
+    Topic::CourseEvents,
+    Topic::EnrollmentEvents,
+    Topic::ContentEvents,
+    Topic::UserEvents,
+    Topic::AuthEvents,
+];
 
 /// Everything the downlink role needs.
 #[derive(Debug, Clone)]
