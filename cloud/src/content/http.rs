@@ -104,6 +104,7 @@ pub fn router(state: ContentState) -> ApiRoutes {
         .route(Method::POST, "/api/v1/content/:id/permissions", write, post(grant))
         .route(Method::DELETE, "/api/v1/content/:id/permissions/:permission_id", write, delete(revoke))
         .route(Method::GET, "/api/v1/edge/content/:id/versions/:version", RouteAccess::Node, get(node_download))
+        .merge(super::folders::routes())
         .with_state(state)
 }
 
@@ -134,7 +135,8 @@ fn is_staff(caller: &Caller) -> bool {
 }
 
 impl ContentState {
-    async fn visibility(&self, caller: &Caller) -> ApiResult<Visibility> {
+    /// What `caller` may see: everything (staff) or a student's courses and grants.
+    pub(crate) async fn visibility(&self, caller: &Caller) -> ApiResult<Visibility> {
         if is_staff(caller) {
             return Ok(Visibility::All);
         }

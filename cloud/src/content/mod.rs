@@ -14,6 +14,7 @@
 //!   `Range`, `ETag` and a sanitised `Content-Disposition`.
 //! - [`manifest`]: what a node's room needs, for the downlink.
 
+pub mod folders;
 pub mod http;
 pub mod items;
 pub mod sniff;
@@ -89,7 +90,9 @@ pub async fn routes(config: &crate::config::CloudConfig) -> crate::error::Result
 
 /// The content routes' part of the OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    <http::ContentApi as utoipa::OpenApi>::openapi()
+    let mut doc = <http::ContentApi as utoipa::OpenApi>::openapi();
+    doc.merge(<folders::FolderApi as utoipa::OpenApi>::openapi());
+    doc
 }
 
 /// Starts relaying `content_service_db`'s outbox to `content.events` until `shutdown`. The `api`
