@@ -200,6 +200,7 @@ async fn a_full_download_has_the_bytes_and_every_header() {
     let a = node.as_student("/api/content/doc-cs", &[]).await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.body, node.doc_cs);
+    assert!(String::from_utf8_lossy(&node.as_student("/api/content", &[]).await.body).contains("doc-cs"));
     assert_eq!(a.header(header::CONTENT_LENGTH), DOC_CS_LEN.to_string());
     assert_eq!(a.header(header::CONTENT_TYPE), "application/pdf");
     assert_eq!(a.header(header::ETAG), format!("\"{}\"", sha256_hex(&node.doc_cs)));
@@ -437,6 +438,8 @@ async fn a_file_changed_on_disk_since_it_was_verified_is_not_served_until_it_is_
     // Rewritten in place with the same size (a restore, a stray editor): unverified.
     std::thread::sleep(Duration::from_millis(20));
     std::fs::write(&file, &node.doc_cs).unwrap();
+    let listed = node.as_student("/api/content", &[]).await;
+    assert!(!String::from_utf8_lossy(&listed.body).contains("doc-cs"), "not listed either");
     node.as_student("/api/content/doc-cs", &[]).await.error(StatusCode::NOT_FOUND, "NOT_FOUND");
     assert_eq!(node.store.with(|c| cache::row_state(c, "doc-cs", 1)).unwrap().as_deref(), Some("pending"));
 

@@ -105,6 +105,12 @@ pub fn courses_of(conn: &Connection, user_id: &str) -> crate::Result<HashSet<Str
     Ok(stmt.query_map([user_id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Whether the file on disk is the one that was verified: same size, not modified since. A file
+/// changed behind the node's back is neither listed nor served until it is verified again.
+fn still_verified(meta: &std::fs::Metadata, item: &ItemRow) -> bool {
+    meta.is_file() && meta.len() == item.size && Some(cache::mtime_ms(meta)) == item.verified_mtime_ms
+}
+
 fn allowed(item: &ItemRow, courses: &HashSet<String>) -> bool {
     item.course_ids.iter().any(|c| courses.contains(c))
 }
@@ -145,7 +151,12 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<R
                 Ok(cache::servable_all(c)?
                     .into_iter()
                     .filter(|i| allowed(i, &courses))
-                    .filter(|i| paths.file(&i.content_id, i.version).is_some_and(|p| p.is_file()))
+                    .filter(|i| {
+                        paths
+                            .file(&i.content_id, i.version)
+                            .and_then(|p| std::fs::metadata(p).ok())
+                            .is_some_and(|m| still_verified(&m, i))
+                    })
                     .map(|i| ContentView {
                         url: format!("/api/content/{}", i.content_id),
                         content_id: i.content_id,
@@ -193,7 +204,7 @@ pub async fn download(
     // The file must be the one that was verified: same size, and not modified since (a change
     // while the node was off is caught here before the start-up scrub gets to it).
     let meta = match tokio::fs::metadata(&path).await {
-        Ok(m) if m.is_file() && m.len() == item.size && Some(cache::mtime_ms(&m)) == item.verified_mtime_ms => m,
+        Ok(m) if still_verified(&m, &item) => m,
         _ => {
             tracing::warn!(content_id = %item.content_id, "a complete item's file is missing or changed since it was verified; not serving it");
             let (store, id, version) = (routes.store.clone(), item.content_id.clone(), item.version);
