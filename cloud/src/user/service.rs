@@ -873,22 +873,7 @@ impl UserService {
             let now = Utc::now();
             if current != jti {
                 // Reuse of a rotated refresh token: someone else may hold the session.
-                tx.execute(
-                    "UPDATE active_sessions SET revoked_at = now(), revoked_reason = 'refresh_token_reuse' WHERE id = $1",
-                    &[&sid],
-                )
-                .await?;
-                publish(
-                    &tx,
-                    actor,
-                    AuthEvent::Logout(LogoutPayload {
-                        user_id: uid.to_string(),
-                        session_id: sid.to_string(),
-                        reason: Some("refresh_token_reuse".into()),
-                        logged_out_at: now,
-                    }),
-                )
-                .await?;
+                end_session(&tx, actor, uid, sid, "refresh_token_reuse", now).await?;
                 log_activity(&tx, Some(uid), "REFRESH_TOKEN_REUSE", actor, json!({ "session_id": sid })).await?;
                 self.revocations.revoke_session(&sid.to_string()).await?;
                 tx.commit().await?;
@@ -935,22 +920,7 @@ impl UserService {
         self.revocations.revoke_token(token_id).await?;
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        tx.execute(
-            "UPDATE active_sessions SET revoked_at = now(), revoked_reason = 'logout' WHERE id = $1 AND revoked_at IS NULL",
-            &[&sid],
-        )
-        .await?;
-        publish(
-            &tx,
-            actor,
-            AuthEvent::Logout(LogoutPayload {
-                user_id: uid.to_string(),
-                session_id: sid.to_string(),
-                reason: Some("manual".into()),
-                logged_out_at: Utc::now(),
-            }),
-        )
-        .await?;
+        end_session(&tx, actor, uid, sid, "manual", Utc::now()).await?;
         log_activity(&tx, Some(uid), "LOGOUT", actor, json!({ "session_id": sid })).await?;
         tx.commit().await?;
         Ok(())
@@ -1111,4 +1081,33 @@ impl UserService {
         }
         self.revocations.revoke_user_before(&uid.to_string(), Utc::now().timestamp()).await
     }
+}
+
+/// Revokes one session (if still open) and announces it as `LOGOUT` with `reason`, in `tx`. The
+/// revoked reason recorded is `logout` for a manual logout, else the reason itself.
+async fn end_session(
+    tx: &Transaction<'_>,
+    actor: &Actor,
+    uid: Uuid,
+    sid: Uuid,
+    reason: &str,
+    at: chrono::DateTime<Utc>,
+) -> Result<()> {
+    let recorded = if reason == "manual" { "logout" } else { reason };
+    tx.execute(
+        "UPDATE active_sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL",
+        &[&sid, &recorded],
+    )
+    .await?;
+    publish(
+        tx,
+        actor,
+        AuthEvent::Logout(LogoutPayload {
+            user_id: uid.to_string(),
+            session_id: sid.to_string(),
+            reason: Some(reason.into()),
+            logged_out_at: at,
+        }),
+    )
+    .await
 }
