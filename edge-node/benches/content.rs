@@ -21,30 +21,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::{Signer, SigningKey};
-use nimbus_core::snapshot::{Enrollment, KeysSnapshot, ManifestItem, ManifestSnapshot, PublicKey, RosterSnapshot};
-use nimbus_core::token::{Claims, ISSUER, TokenType};
+use nimbus_core::snapshot::{ManifestItem, ManifestSnapshot};
 use nimbus_edge::content::cache::{self, Paths};
 use nimbus_edge::store::Store;
 use nimbus_edge::timetable;
 use sha2::{Digest, Sha256};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 const FILES: usize = 20;
 const MB: usize = 1024 * 1024;
 const COURSE: &str = "cs101";
 const STUDENT: &str = "student-bench";
-
-fn b64url(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
-}
 
 fn file_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -63,19 +52,9 @@ fn file_bytes(len: usize, seed: u64) -> Vec<u8> {
 fn prepare_node(data: &Path) -> (Vec<(String, u64)>, String) {
     let store = Store::open(&data.join("node.db")).unwrap();
     let paths = Paths::create(&data.join("content")).unwrap();
-    let key = SigningKey::from_bytes(&[42; 32]);
-    let keys = KeysSnapshot {
-        version: 1,
-        issuer: ISSUER.into(),
-        keys: vec![PublicKey { kid: "bench".into(), alg: "EdDSA".into(), x: b64url(key.verifying_key().as_bytes()) }],
-        revoked_sessions: Vec::new(),
-    };
-    let roster = RosterSnapshot {
-        version: 1,
-        cards: vec![],
-        faculty: vec![],
-        enrollments: vec![Enrollment { course_id: COURSE.into(), student_id: STUDENT.into(), name: "Bench".into() }],
-    };
+    let signer = common::Signer25519::new("bench", 42);
+    common::set_keys(&store, 1, &[&signer]);
+    common::set_roster(&store, 1, &[(COURSE, STUDENT)]);
     let mut items = Vec::new();
     for i in 0..FILES {
         let size = (1 + (i * 7) % 8) * MB + i * 1013;
@@ -97,8 +76,6 @@ fn prepare_node(data: &Path) -> (Vec<(String, u64)>, String) {
     let manifest = ManifestSnapshot { version: 1, items: items.clone() };
     store
         .with(|c| {
-            timetable::apply_raw(c, "keys", 1, &serde_json::to_vec(&keys)?, 0)?;
-            timetable::apply_roster(c, &roster, 0)?;
             timetable::apply_raw(c, "manifest", 1, &serde_json::to_vec(&manifest)?, 0)?;
             cache::reconcile(c, &items, &Default::default(), &paths, 0)?;
             for item in &items {
@@ -110,21 +87,7 @@ fn prepare_node(data: &Path) -> (Vec<(String, u64)>, String) {
             Ok(())
         })
         .unwrap();
-    let now = chrono::Utc::now().timestamp();
-    let claims = Claims {
-        sub: STUDENT.into(),
-        roles: vec!["student".into()],
-        iss: ISSUER.into(),
-        iat: now,
-        exp: now + 3600,
-        jti: "bench".into(),
-        sid: "bench".into(),
-        typ: TokenType::Access,
-    };
-    let header = serde_json::json!({ "alg": "EdDSA", "typ": "JWT", "kid": "bench" });
-    let input =
-        format!("{}.{}", b64url(&serde_json::to_vec(&header).unwrap()), b64url(&serde_json::to_vec(&claims).unwrap()));
-    let token = format!("{input}.{}", b64url(&key.sign(input.as_bytes()).to_bytes()));
+    let token = signer.access(STUDENT, chrono::Utc::now().timestamp());
     (items.into_iter().map(|i| (i.content_id, i.size_bytes)).collect(), token)
 }
 

@@ -4,9 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -41,19 +40,7 @@ fn write_config(dir: &Path) -> PathBuf {
 }
 
 fn start(config: &Path) -> Node {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_nimbus-edge"));
-    nimbus_edge::config::without_env_overrides(&mut command);
-    let mut child = command
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start nimbus-edge");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ready = lines.find_map(|l| l.ok().filter(|l| l.starts_with("nimbus-edge ready"))).expect("ready line");
-    std::thread::spawn(move || lines.for_each(drop));
+    let (child, ready) = spawn_edge(&[], config);
     let http = ready.split_whitespace().find_map(|w| w.strip_prefix("http=")).unwrap().to_owned();
     Node { child, http: format!("http://{http}") }
 }

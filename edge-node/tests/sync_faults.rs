@@ -3,9 +3,10 @@
 //! receiver rules. Each test checks that the cloud ends with exactly the node's sequence
 //! 1..=N: no gaps, no duplicates.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use chrono::{FixedOffset, NaiveDate};
@@ -67,20 +68,7 @@ fn config(dir: &Path, broker: &str) -> PathBuf {
 }
 
 fn start_node(config: &Path) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_nimbus-edge"));
-    // The given config file must win over overrides in this environment (CI exports MQTT_URL).
-    nimbus_edge::config::without_env_overrides(&mut command);
-    let mut child = command
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start nimbus-edge");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert!(lines.any(|l| l.is_ok_and(|l| l.starts_with("nimbus-edge ready"))), "node did not start");
-    std::thread::spawn(move || for _ in lines {});
-    child
+    common::spawn_edge(&[], config).0
 }
 
 fn sigkill(child: &mut Child) {

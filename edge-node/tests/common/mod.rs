@@ -330,3 +330,26 @@ pub fn set_keys(store: &Store, version: u64, signers: &[&Signer25519]) {
     let body = serde_json::to_vec(&snap).unwrap();
     store.with(|c| timetable::apply_raw(c, "keys", version, &body, 0)).unwrap();
 }
+
+/// Starts the real `nimbus-edge` binary with `args` and `--config <config>` (the file wins over
+/// environment overrides: CI exports MQTT_URL) and waits for its ready line, which it returns
+/// (`nimbus-edge ready http=… reader=…`); the rest of stdout is drained in the background.
+pub fn spawn_edge(args: &[&str], config: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nimbus-edge"));
+    nimbus_edge::config::without_env_overrides(&mut command);
+    let mut child = command
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start nimbus-edge");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.find_map(|l| l.ok().filter(|l| l.starts_with("nimbus-edge ready"))).expect("node ready line");
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, ready)
+}
