@@ -159,7 +159,11 @@ mongo_up() {
       python3 -m venv "$venv"
       "$venv/bin/pip" install -q "SecantusDB==$SECANTUS_VERSION"
     fi
+    # The oplog keeps a copy of every write for an hour by default; tests upload tens of MB of
+    # GridFS chunks per run and nothing here tails the oplog, so keep it short, and give the
+    # in-memory store room (repeated runs within an hour filled the 1G default: WT_CACHE_FULL).
     nohup "$venv/bin/secantusd-py" --host 127.0.0.1 --port "$MONGO_PORT" --storage-path :memory: \
+      --cache-size 3G --oplog-retention-seconds 60 --oplog-max-entries 5000 \
       > "$STATE_DIR/secantus.log" 2>&1 < /dev/null &
     echo $! > "$STATE_DIR/secantus.pid"
   fi

@@ -49,11 +49,17 @@ fn request(addr: &str, method: &str, path: &str, headers: &[(&str, String)], bod
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
+    // A server may answer (and close) before it has read the whole body, e.g. when it refuses
+    // an upload: the answer is then still there to read.
+    let written = s.write_all(head.as_bytes()).and_then(|()| s.write_all(body));
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
-    let Some(split) = out.windows(4).position(|w| w == b"\r\n\r\n") else { return (0, String::new(), out) };
+    let Some(split) = out.windows(4).position(|w| w == b"\r\n\r\n") else {
+        if let Err(e) = written {
+            panic!("{method} {path}: the request could not be sent and nothing came back: {e}");
+        }
+        return (0, String::new(), out);
+    };
     let head = String::from_utf8_lossy(&out[..split]).to_lowercase();
     let mut body = out[split + 4..].to_vec();
     if head.contains("transfer-encoding: chunked") {
@@ -478,6 +484,8 @@ async fn a_file_uploaded_through_the_api_reaches_students_from_the_node_even_wit
     assert_eq!(request(&lan, "GET", &path, &[auth(&second)], b"").0, 401, "the logged-out session is refused offline");
 
     assert!(node_proc.proc.stop(), "the node stops cleanly");
+    let mongo = mongodb::Client::with_uri_str(common::content::mongodb_uri()).await.unwrap();
+    mongo.database(&format!("e2e_content_{suffix}")).drop().await.unwrap();
     for db in [registry, timetable, course, users, content, attendance] {
         db.drop_now().await;
     }
