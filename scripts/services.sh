@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs (if missing) and starts the real services NimbusU Edge's tests talk to, on loopback,
-# then waits until each one answers. Idempotent: services already running are left alone.
+# then waits until each one answers; installs Chromium and ChromeDriver for the pages' browser tests.
+# Idempotent: services already running are left alone.
 #
 #   scripts/services.sh up      install what is missing, start what is down, create databases
 #   scripts/services.sh check   only probe; exit 1 if any service does not answer
@@ -170,6 +171,18 @@ mongo_up() {
   wait_for "MongoDB wire server" 60 port_open "$MONGO_PORT"
 }
 
+# --- Browser for the pages' tests (Debian's Chromium and ChromeDriver) ------------------------------
+browser_ok() { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }
+
+browser_up() {
+  if ! browser_ok; then
+    log "installing Chromium and ChromeDriver (the pages' browser tests)"
+    apt_install chromium chromium-driver
+  fi
+  browser_ok || die "Chromium or ChromeDriver is missing after the install"
+  log "Chromium $(/usr/bin/chromedriver --version 2>/dev/null | awk '{print $2}') is ready"
+}
+
 print_env() {
   cat <<EOF
 export DATABASE_URL=\${DATABASE_URL:-postgres://postgres@127.0.0.1:$PG_PORT}
@@ -187,6 +200,7 @@ check_all() {
   mqtt_ok 2>/dev/null || { log "Mosquitto is not answering on 127.0.0.1:$MQTT_PORT"; failed=1; }
   kafka_ok || { log "Kafka is not answering on 127.0.0.1:$KAFKA_PORT"; failed=1; }
   port_open "$MONGO_PORT" || { log "MongoDB is not answering on 127.0.0.1:$MONGO_PORT"; failed=1; }
+  browser_ok || { log "Chromium/ChromeDriver are not installed"; failed=1; }
   return $failed
 }
 
@@ -199,6 +213,7 @@ case "${1:-up}" in
     mosquitto_up
     kafka_up
     mongo_up
+    browser_up
     log "all services are up"
     ;;
   check) check_all && log "all services answer" ;;

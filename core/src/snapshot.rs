@@ -97,6 +97,13 @@ pub struct Faculty {
     /// argon2 hash of the page PIN; no PIN, no page login.
     #[serde(default)]
     pub pin_hash: Option<String>,
+    /// Their staff number (the cloud's `register_no`), which they may sign in with instead of
+    /// the user id nobody remembers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staff_number: Option<String>,
+    /// Their e-mail address (lower-case), also accepted at sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 /// A student enrolled in a course.

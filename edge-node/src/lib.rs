@@ -24,6 +24,7 @@
 //! - [`node`]: wires everything together and runs until shutdown.
 //! - [`notify`]: systemd readiness and watchdog notifications.
 //! - [`error`]: the crate's error type.
+//! - `testing` (feature `testing`): a WebDriver client for the pages' browser tests.
 
 pub mod attendance;
 pub mod auth;
@@ -40,6 +41,8 @@ pub mod outbox;
 pub mod reader;
 pub mod store;
 pub mod sync;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod timetable;
 pub mod token;
 

@@ -14,8 +14,11 @@ use rusqlite::Connection;
 use crate::error::{Error, Result};
 
 /// Schema migrations, in order; the index + 1 is the version.
-const MIGRATIONS: &[&str] =
-    &[include_str!("../../migrations/edge/0001_init.sql"), include_str!("../../migrations/edge/0002_content.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/edge/0001_init.sql"),
+    include_str!("../../migrations/edge/0002_content.sql"),
+    include_str!("../../migrations/edge/0003_faculty_sign_in.sql"),
+];
 
 /// A handle to the database; cheap to clone.
 #[derive(Clone)]

@@ -86,8 +86,8 @@ pub fn apply_roster(conn: &mut Connection, snap: &RosterSnapshot, now_ms: i64) -
     }
     for f in &snap.faculty {
         tx.execute(
-            "INSERT INTO faculty (user_id, name, pin_hash) VALUES (?1, ?2, ?3)",
-            params![f.user_id, f.name, f.pin_hash],
+            "INSERT INTO faculty (user_id, name, pin_hash, staff_number, email) VALUES (?1, ?2, ?3, ?4, lower(?5))",
+            params![f.user_id, f.name, f.pin_hash, f.staff_number, f.email],
         )?;
     }
     for e in &snap.enrollments {
@@ -238,6 +238,8 @@ pub fn demo(room_id: &str) -> (TimetableSnapshot, RosterSnapshot) {
         user_id: "faculty-demo".into(),
         name: "Dr. Demo".into(),
         pin_hash: crate::auth::hash_pin("1234").ok(),
+        staff_number: Some("100001".into()),
+        email: Some("demo@campus.local".into()),
     }];
     (TimetableSnapshot { version: 1, entries }, RosterSnapshot { version: 1, cards, faculty, enrollments })
 }

@@ -232,7 +232,8 @@ async fn five_failed_logins_lock_the_id_out_with_429_but_not_other_ids() {
         .method(Method::POST)
         .uri("/login")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from("user_id=faculty-demo&pin=1234"))
+        .header(header::COOKIE, "nimbus_form=f0f0")
+        .body(Body::from("user_id=faculty-demo&pin=1234&csrf=f0f0"))
         .unwrap();
     assert_eq!(send(&n.app, form).await.status, StatusCode::TOO_MANY_REQUESTS);
     // Another faculty member is not affected.

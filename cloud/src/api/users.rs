@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -37,6 +37,19 @@ pub fn routes() -> ApiRoutes<ApiState> {
         .route(Method::POST, "/api/v1/users/:id/roles", Access::Permission("role:write"), post(assign_role))
         .route(Method::GET, "/api/v1/me", Access::Authenticated, get(me))
         .route(Method::PATCH, "/api/v1/me", Access::Authenticated, patch(update_me))
+        .route(Method::PUT, "/api/v1/me/classroom-pin", Access::Authenticated, put(set_own_classroom_pin))
+        .route(
+            Method::PUT,
+            "/api/v1/users/:id/classroom-pin",
+            Access::Permission("user:write"),
+            put(reset_classroom_pin),
+        )
+        .route(
+            Method::DELETE,
+            "/api/v1/users/:id/classroom-pin",
+            Access::Permission("user:write"),
+            delete(clear_classroom_pin),
+        )
         .route(Method::GET, "/api/v1/roles", Access::Permission("user:read"), get(roles))
         .route(Method::GET, "/api/v1/keys", Access::Public, get(keys))
         .route(Method::POST, "/api/v1/keys/rotate", Access::Permission("role:write"), post(rotate_keys))
@@ -62,6 +75,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
             assign_role,
             me,
             update_me,
+            set_own_classroom_pin,
+            reset_classroom_pin,
+            clear_classroom_pin,
             roles,
             keys,
             rotate_keys
@@ -78,7 +94,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
             ResetRequest,
             ResetConfirm,
             SuspendRequest,
-            RoleRequest
+            RoleRequest,
+            OwnClassroomPin,
+            ClassroomPin
         ))
     )]
     struct Doc;
@@ -210,6 +228,65 @@ async fn change_password(
         .users
         .change_password(&caller.actor(&ctx), &caller.user_id, &body.current_password, &body.new_password)
         .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's password and their new classroom PIN.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OwnClassroomPin {
+    pub current_password: String,
+    /// 6 to 12 digits, not one digit repeated or a straight run.
+    pub pin: String,
+}
+
+/// Sets the caller's classroom PIN, which they sign in with at the classroom nodes of the rooms
+/// they teach in (delivered with the next roster snapshot). Faculty only (409 otherwise).
+#[utoipa::path(put, path = "/api/v1/me/classroom-pin", tag = "users", request_body = OwnClassroomPin,
+    responses((status = 204), (status = 400), (status = 401), (status = 409)))]
+async fn set_own_classroom_pin(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestContext>,
+    ApiJson(body): ApiJson<OwnClassroomPin>,
+) -> Result<StatusCode, AppError> {
+    state.users.set_own_classroom_pin(&caller.actor(&ctx), &caller.user_id, &body.current_password, &body.pin).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A faculty member's new classroom PIN.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClassroomPin {
+    /// 6 to 12 digits, not one digit repeated or a straight run.
+    pub pin: String,
+}
+
+/// Sets (resets) a faculty member's classroom PIN, e.g. one they forgot.
+#[utoipa::path(put, path = "/api/v1/users/{id}/classroom-pin", tag = "users", params(("id" = String, Path)),
+    request_body = ClassroomPin, responses((status = 204), (status = 400), (status = 404), (status = 409)))]
+async fn reset_classroom_pin(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestContext>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ClassroomPin>,
+) -> Result<StatusCode, AppError> {
+    state.users.reset_classroom_pin(&caller.actor(&ctx), &id, Some(&body.pin)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Clears a faculty member's classroom PIN: the nodes refuse them from their next roster snapshot
+/// until a new one is set.
+#[utoipa::path(delete, path = "/api/v1/users/{id}/classroom-pin", tag = "users", params(("id" = String, Path)),
+    responses((status = 204), (status = 404), (status = 409)))]
+async fn clear_classroom_pin(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestContext>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, AppError> {
+    state.users.reset_classroom_pin(&caller.actor(&ctx), &id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

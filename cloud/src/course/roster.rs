@@ -5,7 +5,8 @@ use nimbus_core::snapshot::{Enrollment, Faculty};
 
 use crate::error::Result;
 
-/// The assigned faculty (with active profiles; no PIN hash, the cloud has none) and the
+/// The assigned faculty (with active profiles; their sign-in credentials are the user service's,
+/// see [`crate::user::classroom_credentials`]) and the
 /// enrolled students of `course_ids`, names from the profiles (falling back to the e-mail, then
 /// the id). Unknown ids match nothing.
 pub async fn rosters(client: &impl GenericClient, course_ids: &[String]) -> Result<(Vec<Faculty>, Vec<Enrollment>)> {
@@ -19,7 +20,7 @@ pub async fn rosters(client: &impl GenericClient, course_ids: &[String]) -> Resu
         )
         .await?
         .iter()
-        .map(|r| Faculty { user_id: r.get(0), name: r.get(1), pin_hash: None })
+        .map(|r| Faculty { user_id: r.get(0), name: r.get(1), pin_hash: None, staff_number: None, email: None })
         .collect();
     let enrollments = client
         .query(

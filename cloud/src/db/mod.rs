@@ -39,7 +39,10 @@ pub const ALL: &[Migrations] = &[
     },
     Migrations {
         database: "user_service_db",
-        steps: &[(1, include_str!("../../../migrations/user_service_db/0001_init.sql"))],
+        steps: &[
+            (1, include_str!("../../../migrations/user_service_db/0001_init.sql")),
+            (2, include_str!("../../../migrations/user_service_db/0002_classroom_pins.sql")),
+        ],
     },
     Migrations {
         database: "content_service_db",

@@ -1,6 +1,6 @@
 //! A node's snapshots, computed from the service databases: the timetable service knows the
 //! room's entries, the course service the rosters of those courses, the edge registry the cards,
-//! the user service the token keys, the content service the manifest.
+//! the user service the token keys and the faculty's sign-in credentials, the content service the manifest.
 
 use deadpool_postgres::{Object, Pool};
 use nimbus_core::snapshot::{
@@ -164,6 +164,16 @@ impl Sources {
         let (mut faculty, mut enrollments) = crate::course::rosters(&client, course_ids).await?;
         faculty.sort_by(|a, b| a.user_id.cmp(&b.user_id));
         faculty.dedup_by(|a, b| a.user_id == b.user_id);
+        // How each signs in at the node: PIN hash, staff number and e-mail from the user service.
+        let ids: Vec<String> = faculty.iter().map(|f| f.user_id.clone()).collect();
+        let credentials = crate::user::classroom_credentials(&self.user, &ids).await?;
+        for f in &mut faculty {
+            if let Some(c) = credentials.iter().find(|c| c.user_id == f.user_id) {
+                f.pin_hash = c.pin_hash.clone();
+                f.staff_number = Some(c.staff_number.clone());
+                f.email = Some(c.email.clone());
+            }
+        }
         enrollments.sort_by(|a, b| (&a.course_id, &a.student_id).cmp(&(&b.course_id, &b.student_id)));
         let mut people: Vec<String> = faculty.iter().map(|f| f.user_id.clone()).collect();
         people.extend(enrollments.iter().map(|e| e.student_id.clone()));

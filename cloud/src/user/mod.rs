@@ -5,17 +5,21 @@
 //! is written with its seed event (`user.events`, `auth.events`) into the database's
 //! `event_outbox` in the same transaction ([`crate::outbox`]); the API process relays it.
 //!
+//! - [`classroom_pin`]: faculty PINs for the classroom nodes' page, and the sign-in credentials
+//!   the downlink delivers in roster snapshots.
 //! - [`keys`]: the Ed25519 token signing keys, rotation, and the public [`key_set`] the downlink
 //!   sends to classroom nodes.
 //! - [`revocation`]: the revocation list in Redis.
 //! - [`password`]: argon2 hashing and the password policy.
 //! - [`service`]: the commands.
 
+pub mod classroom_pin;
 pub mod keys;
 pub mod password;
 pub mod revocation;
 pub mod service;
 
+pub use classroom_pin::{ClassroomCredential, classroom_credentials};
 pub use keys::KeyRing;
 pub use revocation::Revocations;
 pub use service::{LoginFailure, TokenPair, UserService, UserSettings, UserView};

@@ -261,11 +261,11 @@ fn parse_id(what: &'static str, id: &str) -> Result<Uuid> {
     Uuid::parse_str(id).map_err(|_| Error::NotFound { what, id: id.to_owned() })
 }
 
-async fn publish<E: TopicEvent>(tx: &Transaction<'_>, actor: &Actor, event: E) -> Result<()> {
+pub(super) async fn publish<E: TopicEvent>(tx: &Transaction<'_>, actor: &Actor, event: E) -> Result<()> {
     crate::outbox::enqueue(tx, &actor.stamp(Envelope::new(SERVICE, event))).await
 }
 
-async fn log_activity(
+pub(super) async fn log_activity(
     tx: &Transaction<'_>,
     user: Option<Uuid>,
     action: &str,

@@ -1,10 +1,20 @@
 //! Faculty login for the page and the API.
 //!
-//! A faculty member signs in with their staff id and PIN (verified with argon2 against
-//! `faculty.pin_hash`) and gets a random 256-bit token: as the `nimbus_session` cookie
+//! A faculty member signs in with their user id, staff number or e-mail and their classroom PIN
+//! (verified with argon2 against `faculty.pin_hash`, which the cloud delivers in the roster
+//! snapshot) and gets a random 256-bit token: as the `nimbus_session` cookie
 //! (`HttpOnly; SameSite=Strict`) for the page, or in JSON for tooling, which sends it back as
 //! `Authorization: Bearer <token>`. Tokens live only in memory and die with the process (a
 //! restart signs everyone out; nothing secret is ever written to disk). They expire after 8 hours.
+//!
+//! Forged form posts: every form of the page carries a token, and a post whose token does not
+//! match is refused whatever its headers say. Page forms carry the login's own token; the sign-in
+//! form, which has no login yet, pairs a hidden field with the `nimbus_form` cookie set when the
+//! form was served (double submit). The browser's own headers are checked as well
+//! ([`origin_allows`]): `Sec-Fetch-Site` other than `same-origin` or an `Origin` naming another
+//! host is refused. `Origin: null` is not: Chromium sends it for a same-origin post from a page
+//! whose referrer policy withholds the origin, so it proves nothing either way and the token
+//! decides. The page itself says `Referrer-Policy: same-origin`, so browsers do send its origin.
 //!
 //! Brute force is throttled per staff id: after 5 failed attempts within 10 minutes, further
 //! attempts for that id are refused for 5 minutes (429 with `Retry-After`), whatever the PIN. An
@@ -31,6 +41,10 @@ use super::{AppState, blocking};
 
 /// The page's session cookie.
 pub const COOKIE: &str = "nimbus_session";
+/// The sign-in form's token cookie (double submit: it must equal the form's hidden field).
+pub const FORM_COOKIE: &str = "nimbus_form";
+/// The hidden field every form of the page carries its token in.
+pub const FORM_TOKEN_FIELD: &str = "csrf";
 /// How long a login lasts.
 pub const LOGIN_TTL: Duration = Duration::from_secs(8 * 3600);
 /// Failed attempts for one id that trigger a lockout ...
@@ -60,6 +74,9 @@ pub(crate) struct Flash {
 struct LoginSession {
     user_id: String,
     name: String,
+    /// The token the page's forms must carry (not the session token: that one never appears in
+    /// the HTML).
+    form_token: String,
     expires: Instant,
     flash: Option<Flash>,
 }
@@ -129,16 +146,20 @@ impl Logins {
         let token = random_token();
         let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, s| s.expires > now);
-        map.insert(token.clone(), LoginSession { user_id, name, expires: now + self.ttl, flash: None });
+        let session = LoginSession { user_id, name, form_token: random_token(), expires: now + self.ttl, flash: None };
+        map.insert(token.clone(), session);
         token
     }
 
     fn lookup(&self, token: &str, now: Instant) -> Option<Faculty> {
         let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         match map.get(token) {
-            Some(s) if s.expires > now => {
-                Some(Faculty { user_id: s.user_id.clone(), name: s.name.clone(), token: token.to_owned() })
-            }
+            Some(s) if s.expires > now => Some(Faculty {
+                user_id: s.user_id.clone(),
+                name: s.name.clone(),
+                token: token.to_owned(),
+                form_token: s.form_token.clone(),
+            }),
             Some(_) => {
                 map.remove(token);
                 None
@@ -165,7 +186,7 @@ impl Logins {
 }
 
 /// 256 bits from the OS's random source, as 64 hex digits.
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let mut bytes = [0u8; 32];
     let from_os = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
     if let Err(e) = from_os {
@@ -186,6 +207,21 @@ pub struct Faculty {
     pub name: String,
     /// Their token.
     pub(crate) token: String,
+    /// The token their page's forms carry.
+    pub(crate) form_token: String,
+}
+
+impl Faculty {
+    /// Whether a form post carries this login's form token.
+    pub(crate) fn form_token_matches(&self, sent: &str) -> bool {
+        tokens_match(&self.form_token, sent)
+    }
+}
+
+/// Compares two tokens in time independent of where they differ.
+pub(crate) fn tokens_match(expected: &str, sent: &str) -> bool {
+    let (a, b) = (expected.as_bytes(), sent.as_bytes());
+    !a.is_empty() && a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -195,13 +231,17 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn cookie(headers: &HeaderMap) -> Option<&str> {
+    named_cookie(headers, COOKIE)
+}
+
+fn named_cookie<'h>(headers: &'h HeaderMap, wanted: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, value)| value.trim())
 }
 
@@ -241,25 +281,38 @@ impl FromRequestParts<AppState> for PageFaculty {
     }
 }
 
-/// Whether a state-changing browser request comes from our own page (defence in depth beside
-/// `SameSite=Strict`): a present `Origin` must name the `Host` the request was sent to.
-pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
-    if headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site") {
-        return false;
+/// Whether the browser's own headers allow a state-changing form post (defence in depth beside
+/// the form tokens and `SameSite=Strict`). Browsers set these headers themselves; a page cannot.
+///
+/// - `Sec-Fetch-Site` (sent to secure contexts: `localhost`, HTTPS): only `same-origin` passes;
+///   `same-site` (another port of the same host shares our cookies) and `cross-site` do not.
+/// - `Origin`: a real origin must name the `Host` the request was sent to. `null` passes here:
+///   Chromium sends it for a same-origin post when the referrer policy withholds the origin, so it
+///   neither proves nor disproves anything, and the form token decides.
+/// - Neither header (tools, very old browsers): passes; the form token decides.
+pub(crate) fn origin_allows(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        // `none` is a navigation the user started (typed, bookmarked); a form post never is.
+        if site.as_bytes() != b"same-origin" {
+            return false;
+        }
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
+    let origin = origin.to_str().unwrap_or("");
+    if origin == "null" {
+        return true;
+    }
     let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let origin = origin.to_str().unwrap_or("");
     let origin_host = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
     origin_host.is_some_and(|o| o.eq_ignore_ascii_case(host))
 }
 
 enum Verdict {
-    Ok { token: String, name: String, expires_at: DateTime<Utc> },
+    Ok { token: String, user_id: String, name: String, expires_at: DateTime<Utc> },
     Wrong,
     Throttled(u64),
 }
@@ -269,28 +322,50 @@ enum Verdict {
 const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$Q+sjUUuRQteYPNKTSCHvUg$+69U49CsQMObb+DCpYv7RRT8Jx8R/m0YWx48bBh2Nf8";
 
-async fn check_credentials(state: &AppState, user_id: &str, pin: &str) -> Result<Verdict, AppError> {
-    if user_id.is_empty() || user_id.len() > MAX_CREDENTIAL_LEN || pin.is_empty() || pin.len() > MAX_CREDENTIAL_LEN {
+/// The faculty member a sign-in name means: their user id, staff number or e-mail (any case).
+/// A user id wins over another member's staff number or e-mail; a name that still means two
+/// people means nobody. Returns `(user_id, name, pin_hash)`.
+pub(crate) fn faculty_by_sign_in_name(
+    c: &rusqlite::Connection,
+    sign_in: &str,
+) -> crate::Result<Option<(String, String, Option<String>)>> {
+    type Row = (String, String, Option<String>);
+    let by_id: Option<Row> = c
+        .query_row("SELECT user_id, name, pin_hash FROM faculty WHERE user_id = ?1", [sign_in], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    if by_id.is_some() {
+        return Ok(by_id);
+    }
+    let mut stmt = c.prepare_cached(
+        "SELECT user_id, name, pin_hash FROM faculty WHERE staff_number = ?1 OR email = lower(?1) LIMIT 2",
+    )?;
+    let mut rows: Vec<Row> =
+        stmt.query_map([sign_in], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+    Ok(if rows.len() == 1 { rows.pop() } else { None })
+}
+
+async fn check_credentials(state: &AppState, sign_in: &str, pin: &str) -> Result<Verdict, AppError> {
+    if sign_in.is_empty() || sign_in.len() > MAX_CREDENTIAL_LEN || pin.is_empty() || pin.len() > MAX_CREDENTIAL_LEN {
         return Ok(Verdict::Wrong);
     }
-    if let Err(secs) = state.logins.begin_attempt(user_id, Instant::now()) {
+    let store = state.attendance.store().clone();
+    let name = sign_in.to_owned();
+    let row = blocking(move || Ok(store.with(|c| faculty_by_sign_in_name(c, &name))?)).await?;
+    // Guesses are counted per person, whichever of their names they use; unknown names per name.
+    let throttle_key = row.as_ref().map_or_else(|| sign_in.to_lowercase(), |(id, ..)| id.clone());
+    if let Err(secs) = state.logins.begin_attempt(&throttle_key, Instant::now()) {
         return Ok(Verdict::Throttled(secs));
     }
     // The permit moves into the blocking task: it is held until the hash is checked even if the
     // client goes away meanwhile.
     let slot = state.logins.verifications.clone().acquire_owned().await.map_err(AppError::internal)?;
-    let store = state.attendance.store().clone();
-    let (id, pin_owned) = (user_id.to_owned(), pin.to_owned());
+    let pin_owned = pin.to_owned();
     let found = blocking(move || {
         let _slot = slot;
-        let row: Option<(String, Option<String>)> = store.with(|c| {
-            Ok(c.query_row("SELECT name, pin_hash FROM faculty WHERE user_id = ?1", [&id], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?)
-        })?;
         Ok(match row {
-            Some((name, Some(hash))) => crate::auth::verify_pin(&pin_owned, &hash).then_some(name),
+            Some((user_id, name, Some(hash))) => crate::auth::verify_pin(&pin_owned, &hash).then_some((user_id, name)),
             _ => {
                 // Same work as a real check, so timing does not tell whether the id exists.
                 let _ = crate::auth::verify_pin(&pin_owned, DUMMY_HASH);
@@ -299,16 +374,16 @@ async fn check_credentials(state: &AppState, user_id: &str, pin: &str) -> Result
         })
     })
     .await?;
-    let Some(name) = found else {
-        tracing::info!(user_id, "failed faculty login");
+    let Some((user_id, name)) = found else {
+        tracing::info!(sign_in, "failed faculty login");
         return Ok(Verdict::Wrong);
     };
-    state.logins.succeeded(user_id);
-    let token = state.logins.create(user_id.to_owned(), name.clone(), Instant::now());
+    state.logins.succeeded(&throttle_key);
+    let token = state.logins.create(user_id.clone(), name.clone(), Instant::now());
     let ttl = TimeDelta::from_std(state.logins.ttl).unwrap_or(TimeDelta::MAX);
     let expires_at = state.attendance.now().utc.checked_add_signed(ttl).unwrap_or(DateTime::<Utc>::MAX_UTC);
     tracing::info!(user_id, "faculty signed in");
-    Ok(Verdict::Ok { token, name, expires_at })
+    Ok(Verdict::Ok { token, user_id, name, expires_at })
 }
 
 /// The login form.
@@ -318,23 +393,33 @@ pub(crate) struct LoginForm {
     user_id: String,
     #[serde(default)]
     pin: String,
+    #[serde(default)]
+    csrf: String,
 }
 
-fn login_page(message: Option<&str>, user_id: &str) -> String {
+/// The sign-in page with a fresh form token, set both in the form and in [`FORM_COOKIE`].
+fn login_page(status: StatusCode, message: Option<&str>, user_id: &str) -> Response {
+    let form_token = random_token();
     let mut body = String::from("<h1>Faculty sign-in</h1>");
     if let Some(m) = message {
         body.push_str(&format!("<p class=\"flash err\" role=\"alert\">{}</p>", escape(m)));
     }
     body.push_str(&format!(
         "<form method=\"post\" action=\"/login\" class=\"login\">\
-         <label>Staff ID <input name=\"user_id\" value=\"{}\" autocomplete=\"username\" required \
-         maxlength=\"{MAX_CREDENTIAL_LEN}\" autofocus></label>\
+         <input type=\"hidden\" name=\"{FORM_TOKEN_FIELD}\" value=\"{form_token}\">\
+         <label>Staff number, e-mail or user ID <input name=\"user_id\" value=\"{}\" autocomplete=\"username\" \
+         required maxlength=\"{MAX_CREDENTIAL_LEN}\" autocapitalize=\"none\" autofocus></label>\
          <label>PIN <input name=\"pin\" type=\"password\" inputmode=\"numeric\" autocomplete=\"current-password\" \
          required maxlength=\"{MAX_CREDENTIAL_LEN}\"></label>\
          <button type=\"submit\">Sign in</button></form>",
         escape(user_id)
     ));
-    page_shell("Sign in", &body, None)
+    let mut res = super::page::html(status, page_shell("Sign in", &body, None));
+    let cookie = format!("{FORM_COOKIE}={form_token}; HttpOnly; SameSite=Strict; Path=/login; Max-Age=86400");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
 }
 
 /// `GET /login`.
@@ -342,7 +427,7 @@ pub(crate) async fn login_form(State(state): State<AppState>, headers: HeaderMap
     if cookie(&headers).and_then(|t| state.logins.lookup(t, Instant::now())).is_some() {
         return Redirect::to("/").into_response();
     }
-    super::page::html(StatusCode::OK, login_page(None, ""))
+    login_page(StatusCode::OK, None, "")
 }
 
 /// `POST /login`.
@@ -351,44 +436,71 @@ pub(crate) async fn login_submit(
     headers: HeaderMap,
     ApiForm(form): ApiForm<LoginForm>,
 ) -> Result<Response, AppError> {
-    if !same_origin(&headers) {
+    if !origin_allows(&headers) {
         return Err(AppError::forbidden("Cross-origin form submission refused"));
     }
     let user_id = form.user_id.trim();
+    let paired = named_cookie(&headers, FORM_COOKIE).is_some_and(|c| tokens_match(c, &form.csrf));
+    if !paired {
+        // A stale tab or cleared cookies look the same as a forged post: nothing is checked, and
+        // a fresh form is offered.
+        tracing::info!("sign-in form without its token refused");
+        let msg = "This sign-in form has expired or did not come from this page. Please sign in again.";
+        return Ok(login_page(StatusCode::FORBIDDEN, Some(msg), user_id));
+    }
     Ok(match check_credentials(&state, user_id, &form.pin).await? {
         Verdict::Ok { token, .. } => {
             let cookie =
                 format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}", state.logins.ttl.as_secs());
             let mut res = Redirect::to("/").into_response();
             if let Ok(v) = HeaderValue::from_str(&cookie) {
-                res.headers_mut().insert(header::SET_COOKIE, v);
+                res.headers_mut().append(header::SET_COOKIE, v);
             }
+            res.headers_mut().append(
+                header::SET_COOKIE,
+                HeaderValue::from_static("nimbus_form=; HttpOnly; SameSite=Strict; Path=/login; Max-Age=0"),
+            );
             res
         }
-        Verdict::Wrong => {
-            super::page::html(StatusCode::UNAUTHORIZED, login_page(Some("Staff ID or PIN is incorrect."), user_id))
-        }
+        Verdict::Wrong => login_page(StatusCode::UNAUTHORIZED, Some("Staff ID or PIN is incorrect."), user_id),
         Verdict::Throttled(secs) => {
             let minutes = secs.div_ceil(60);
             let msg = format!("Too many failed attempts. Try again in {minutes} minute(s).");
-            let mut res = super::page::html(StatusCode::TOO_MANY_REQUESTS, login_page(Some(&msg), user_id));
+            let mut res = login_page(StatusCode::TOO_MANY_REQUESTS, Some(&msg), user_id);
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
             res
         }
     })
 }
 
-/// `POST /logout`.
-pub(crate) async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(token) = cookie(&headers) {
-        state.logins.remove(token);
-    }
+/// `POST /logout` form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /logout`: only with the page's form token (a forged post must not sign anyone out).
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<ApiForm<LogoutForm>, AppError>,
+) -> Result<Response, AppError> {
     let mut res = Redirect::to("/login").into_response();
-    res.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("nimbus_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
-    );
-    res
+    // Without a live login there is nothing to end, and no cookie is touched: a forged post from
+    // another site (which the browser sends without our cookie) must not clear it either.
+    if let Some(who) = cookie(&headers).and_then(|t| state.logins.lookup(t, Instant::now())) {
+        let sent = form.as_ref().map(|f| f.0.csrf.as_str()).unwrap_or("");
+        if !origin_allows(&headers) || !who.form_token_matches(sent) {
+            return Err(AppError::forbidden("Cross-origin form submission refused"));
+        }
+        state.logins.remove(&who.token);
+        res.headers_mut().insert(
+            header::SET_COOKIE,
+            HeaderValue::from_static("nimbus_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+        );
+    }
+    Ok(res)
 }
 
 /// `POST /api/login` body.
@@ -414,8 +526,8 @@ pub(crate) async fn api_login(
 ) -> Result<axum::Json<ApiToken>, AppError> {
     let user_id = body.user_id.trim();
     match check_credentials(&state, user_id, &body.pin).await? {
-        Verdict::Ok { token, name, expires_at } => {
-            Ok(axum::Json(ApiToken { token, expires_at, user_id: user_id.to_owned(), name }))
+        Verdict::Ok { token, user_id, name, expires_at } => {
+            Ok(axum::Json(ApiToken { token, expires_at, user_id, name }))
         }
         Verdict::Wrong => Err(AppError::unauthorized("Invalid staff id or PIN")),
         Verdict::Throttled(secs) => Err(AppError::too_many_requests(secs)),
@@ -494,13 +606,36 @@ mod tests {
     }
 
     #[test]
-    fn a_foreign_origin_is_refused() {
+    fn a_foreign_origin_is_refused_and_a_null_one_left_to_the_form_token() {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("10.0.0.5:8080"));
-        assert!(same_origin(&h));
+        assert!(origin_allows(&h));
         h.insert(header::ORIGIN, HeaderValue::from_static("http://10.0.0.5:8080"));
-        assert!(same_origin(&h));
+        assert!(origin_allows(&h));
         h.insert(header::ORIGIN, HeaderValue::from_static("http://evil.example"));
-        assert!(!same_origin(&h));
+        assert!(!origin_allows(&h));
+        h.insert(header::ORIGIN, HeaderValue::from_static("http://10.0.0.5:9999"));
+        assert!(!origin_allows(&h), "another port is another origin");
+        h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(origin_allows(&h), "Chromium's same-origin post under a no-referrer policy");
+    }
+
+    #[test]
+    fn only_a_same_origin_fetch_site_may_post() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8480"));
+        h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        for (site, ok) in [("same-origin", true), ("same-site", false), ("cross-site", false), ("none", false)] {
+            h.insert("sec-fetch-site", HeaderValue::from_static(site));
+            assert_eq!(origin_allows(&h), ok, "{site}");
+        }
+    }
+
+    #[test]
+    fn tokens_match_only_when_equal_and_not_empty() {
+        assert!(tokens_match("abc", "abc"));
+        assert!(!tokens_match("abc", "abd"));
+        assert!(!tokens_match("abc", "ab"));
+        assert!(!tokens_match("", ""));
     }
 }

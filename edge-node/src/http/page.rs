@@ -5,7 +5,10 @@
 //!
 //! Every value put into the HTML goes through [`escape`]. The only script is a nonce'd inline
 //! refresh every 15 s that skips while the user is typing; responses carry a strict
-//! `Content-Security-Policy`.
+//! `Content-Security-Policy`. Every form carries the login's form token (see [`super::login`]).
+//!
+//! Phones: below 40rem the roster tables turn into one card per student, each value labelled, and
+//! the mark buttons wrap into finger-sized targets, so nothing runs off a 320–390 px screen.
 
 use std::fmt::Write as _;
 
@@ -19,7 +22,7 @@ use serde::Deserialize;
 
 use super::api::{note, owned_session};
 use super::error::{ApiForm, AppError};
-use super::login::{Flash, PageFaculty, same_origin};
+use super::login::{FORM_TOKEN_FIELD, Flash, PageFaculty, origin_allows};
 use super::{AppState, blocking};
 use crate::attendance::SessionView;
 use crate::clock::Now;
@@ -41,11 +44,22 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1rem auto;max-width:60rem;padding:0 1rem}\
-table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ccc;padding:.3rem;text-align:left}\
+const STYLE: &str = "*{box-sizing:border-box}\
+body{font-family:system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:.5rem 1rem;line-height:1.4}\
+h1{font-size:1.5rem;margin:.5rem 0}h2{font-size:1.2rem}\
+table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ccc;padding:.3rem;text-align:left;vertical-align:top}\
 .flash{padding:.5rem;border-radius:.3rem}.ok{background:#e3f6e3}.err{background:#fbe3e3}\
 .warn{color:#a00}form.inline{display:inline}label{display:block;margin:.3rem 0}\
-header{display:flex;justify-content:space-between;align-items:center}button{margin:.1rem}";
+header{display:flex;flex-wrap:wrap;gap:.5rem;justify-content:space-between;align-items:center}\
+button{margin:.1rem;min-height:2.75rem;min-width:2.75rem;padding:.3rem .8rem;font-size:1rem}\
+input,select{font-size:1rem;min-height:2.5rem;max-width:100%}\
+.marks{display:flex;flex-wrap:wrap;gap:.25rem;align-items:center}.marks input[name=remarks]{flex:1 1 8rem;min-width:0}\
+@media (max-width:40rem){body{padding:.25rem .5rem}\
+table.roster thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}\
+table.roster,table.roster tbody,table.roster tr,table.roster td{display:block;width:100%}\
+table.roster tr{border:1px solid #ccc;border-radius:.4rem;margin:.5rem 0;padding:.3rem}\
+table.roster td{border:0;padding:.1rem .2rem}table.roster td[data-label]::before{content:attr(data-label) \": \";font-weight:600}\
+.marks button{flex:1 1 4.5rem}}";
 
 const REFRESH: &str = "setInterval(function(){var a=document.activeElement;if(a&&a!==document.body)return;\
 var f=document.querySelectorAll('input:not([type=hidden])');for(var i=0;i<f.length;i++)if(f[i].value)return;\
@@ -81,7 +95,9 @@ fn html_with_nonce(status: StatusCode, body: String, nonce: Option<&str>) -> Res
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Not `no-referrer`: under it Chromium sends `Origin: null` even for our own form posts.
+    // `same-origin` still sends nothing to other sites.
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     res
 }
 
@@ -137,11 +153,13 @@ impl Local {
 fn render(who: &PageFaculty, d: &PageData, flash: Option<Flash>) -> String {
     let me = &who.0;
     let local = Local::of(&d.now);
+    // Goes into every form; a post without it is refused.
+    let token = format!("<input type=\"hidden\" name=\"{FORM_TOKEN_FIELD}\" value=\"{}\">", escape(&me.form_token));
     let mut b = String::new();
     let _ = write!(
         b,
         "<header><h1>Attendance · room {}</h1><div>Signed in as {} ({}) \
-         <form class=\"inline\" method=\"post\" action=\"/logout\"><button type=\"submit\">Sign out</button></form>\
+         <form class=\"inline\" method=\"post\" action=\"/logout\">{token}<button type=\"submit\">Sign out</button></form>\
          </div></header>",
         escape(&d.room_id),
         escape(&me.name),
@@ -175,8 +193,9 @@ fn render(who: &PageFaculty, d: &PageData, flash: Option<Flash>) -> String {
                 if d.entry_held {
                     b.push_str("<p>This class's session was already held today.</p>");
                 } else if e.faculty_id == me.user_id {
-                    b.push_str(
-                        "<form method=\"post\" action=\"/page/open\"><button type=\"submit\">Open session</button></form>",
+                    let _ = write!(
+                        b,
+                        "<form method=\"post\" action=\"/page/open\">{token}<button type=\"submit\">Open session</button></form>"
                     );
                 } else {
                     b.push_str("<p>Only the class's faculty can open its session.</p>");
@@ -214,12 +233,14 @@ fn render(who: &PageFaculty, d: &PageData, flash: Option<Flash>) -> String {
         if mine {
             let _ = write!(
                 b,
-                "<form method=\"post\" action=\"/page/close\"><input type=\"hidden\" name=\"session_id\" value=\"{}\">\
+                "<form method=\"post\" action=\"/page/close\">{token}<input type=\"hidden\" name=\"session_id\" value=\"{}\">\
                  <button type=\"submit\">Close session</button></form>",
                 escape(&s.id)
             );
         }
-        b.push_str("<table><thead><tr><th>Student</th><th>ID</th><th>Status</th><th>Source</th><th>Remarks</th>");
+        b.push_str(
+            "<table class=\"roster\"><thead><tr><th>Student</th><th>ID</th><th>Status</th><th>Source</th><th>Remarks</th>",
+        );
         if mine {
             b.push_str("<th>Mark</th>");
         }
@@ -227,7 +248,8 @@ fn render(who: &PageFaculty, d: &PageData, flash: Option<Flash>) -> String {
         for st in &s.students {
             let _ = write!(
                 b,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+                "<tr><td><strong>{}</strong></td><td data-label=\"ID\">{}</td><td data-label=\"Status\">{}</td>\
+                 <td data-label=\"Source\">{}</td><td data-label=\"Remarks\">{}</td>",
                 escape(&st.name),
                 escape(&st.student_id),
                 st.status.map_or("—", label),
@@ -237,7 +259,7 @@ fn render(who: &PageFaculty, d: &PageData, flash: Option<Flash>) -> String {
             if mine {
                 let _ = write!(
                     b,
-                    "<td><form method=\"post\" action=\"/page/mark\">\
+                    "<td><form method=\"post\" action=\"/page/mark\" class=\"marks\">{token}\
                      <input type=\"hidden\" name=\"session_id\" value=\"{}\">\
                      <input type=\"hidden\" name=\"student_id\" value=\"{}\">\
                      <input name=\"remarks\" placeholder=\"remarks\" maxlength=\"{}\" aria-label=\"remarks for {}\">",
@@ -276,12 +298,14 @@ fn render(who: &PageFaculty, d: &PageData, flash: Option<Flash>) -> String {
             let _ = write!(b, ", closed {}", escape(&local.full(closed)));
         }
         b.push_str(
-            ".</p><table><thead><tr><th>Student</th><th>ID</th><th>Status</th><th>Remarks</th></tr></thead><tbody>",
+            ".</p><table class=\"roster\"><thead><tr><th>Student</th><th>ID</th><th>Status</th><th>Remarks</th></tr></thead>\
+             <tbody>",
         );
         for st in &s.students {
             let _ = write!(
                 b,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td><strong>{}</strong></td><td data-label=\"ID\">{}</td><td data-label=\"Status\">{}</td>\
+                 <td data-label=\"Remarks\">{}</td></tr>",
                 escape(&st.name),
                 escape(&st.student_id),
                 st.status.map_or("—", label),
@@ -294,7 +318,7 @@ fn render(who: &PageFaculty, d: &PageData, flash: Option<Flash>) -> String {
                 let _ = write!(
                     b,
                     "<h3>Correct a mark</h3><p>Corrections are accepted until {}.</p>\
-                     <form method=\"post\" action=\"/page/correct\">\
+                     <form method=\"post\" action=\"/page/correct\">{token}\
                      <input type=\"hidden\" name=\"session_id\" value=\"{}\">\
                      <label>Student <select name=\"student_id\" required>",
                     escape(&local.full(until)),
@@ -416,21 +440,31 @@ fn back(state: &AppState, who: &PageFaculty, outcome: Result<String, AppError>) 
     Redirect::to("/").into_response()
 }
 
-fn cross_origin_refusal(headers: &HeaderMap) -> Option<Response> {
-    (!same_origin(headers)).then(|| AppError::forbidden("Cross-origin form submission refused").into_response())
+/// A page form: the login's form token beside the action's own fields.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Guarded<T> {
+    #[serde(default)]
+    csrf: String,
+    #[serde(flatten)]
+    form: T,
 }
 
+/// `POST /page/open` form: nothing but the token.
+#[derive(Debug, Deserialize)]
+pub(crate) struct OpenForm {}
+
 /// `POST /page/open`.
-pub(crate) async fn open(State(state): State<AppState>, who: PageFaculty, headers: HeaderMap) -> Response {
-    if let Some(r) = cross_origin_refusal(&headers) {
-        return r;
-    }
-    let att = state.attendance.clone();
-    let user_id = who.0.user_id.clone();
-    let outcome = blocking(move || Ok(att.open_session(&user_id)?))
-        .await
-        .map(|s| format!("Session opened for {} {}.", s.course_id, s.course_name));
-    back(&state, &who, outcome)
+pub(crate) async fn open(
+    State(state): State<AppState>,
+    who: PageFaculty,
+    headers: HeaderMap,
+    form: Result<ApiForm<Guarded<OpenForm>>, AppError>,
+) -> Response {
+    form_action(state, who, &headers, form, |st, user_id, OpenForm {}| {
+        let s = st.attendance.open_session(user_id)?;
+        Ok(format!("Session opened for {} {}.", s.course_id, s.course_name))
+    })
+    .await
 }
 
 /// `POST /page/close` form.
@@ -439,23 +473,29 @@ pub(crate) struct CloseForm {
     session_id: String,
 }
 
-/// The shape every form action of the page shares: refuse cross-origin posts, turn a malformed
-/// form into a flash message, run `action` on the blocking pool as the signed-in faculty, and
-/// redirect back to the page with its outcome.
+/// The shape every form action of the page shares: refuse posts without the login's form token
+/// or from another origin, turn a malformed form into a flash message, run `action` on the
+/// blocking pool as the signed-in faculty, and redirect back to the page with its outcome.
 async fn form_action<T: Send + 'static>(
     state: AppState,
     who: PageFaculty,
     headers: &HeaderMap,
-    form: Result<ApiForm<T>, AppError>,
+    form: Result<ApiForm<Guarded<T>>, AppError>,
     action: impl FnOnce(&AppState, &str, T) -> Result<String, AppError> + Send + 'static,
 ) -> Response {
-    if let Some(r) = cross_origin_refusal(headers) {
-        return r;
+    let refused = || AppError::forbidden("Cross-origin form submission refused").into_response();
+    if !origin_allows(headers) {
+        return refused();
     }
-    let ApiForm(form) = match form {
-        Ok(f) => f,
+    let Guarded { csrf, form } = match form {
+        Ok(ApiForm(f)) => f,
+        // Nothing is changed by a form that does not parse; its token cannot be read either.
         Err(e) => return back(&state, &who, Err(e)),
     };
+    if !who.0.form_token_matches(&csrf) {
+        tracing::info!(user_id = who.0.user_id, "page form without the login's form token refused");
+        return refused();
+    }
     let (st, user_id) = (state.clone(), who.0.user_id.clone());
     let outcome = blocking(move || action(&st, &user_id, form)).await;
     back(&state, &who, outcome)
@@ -466,7 +506,7 @@ pub(crate) async fn close(
     State(state): State<AppState>,
     who: PageFaculty,
     headers: HeaderMap,
-    form: Result<ApiForm<CloseForm>, AppError>,
+    form: Result<ApiForm<Guarded<CloseForm>>, AppError>,
 ) -> Response {
     form_action(state, who, &headers, form, |st, user_id, form| {
         owned_session(&st.attendance, &form.session_id, user_id)?;
@@ -501,7 +541,7 @@ pub(crate) async fn mark(
     State(state): State<AppState>,
     who: PageFaculty,
     headers: HeaderMap,
-    form: Result<ApiForm<MarkForm>, AppError>,
+    form: Result<ApiForm<Guarded<MarkForm>>, AppError>,
 ) -> Response {
     form_action(state, who, &headers, form, |st, user_id, form| {
         let status = status_field(&form.status)?;
@@ -518,7 +558,7 @@ pub(crate) async fn correct(
     State(state): State<AppState>,
     who: PageFaculty,
     headers: HeaderMap,
-    form: Result<ApiForm<MarkForm>, AppError>,
+    form: Result<ApiForm<Guarded<MarkForm>>, AppError>,
 ) -> Response {
     form_action(state, who, &headers, form, |st, user_id, form| {
         let status = status_field(&form.status)?;
