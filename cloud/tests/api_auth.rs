@@ -457,3 +457,85 @@ async fn too_many_logins_or_requests_are_429_with_retry_after() {
     assert_eq!(metrics.status, StatusCode::OK);
     api.finish().await;
 }
+
+#[tokio::test]
+async fn faculty_set_their_classroom_pin_admins_reset_and_clear_it_and_the_nodes_get_only_its_hash() {
+    let api = TestApi::start().await;
+    let admin = api.admin_token().await;
+    let (faculty, faculty_token) = api.token_of(&admin, "faculty").await;
+    let (student, student_token) = api.token_of(&admin, "student").await;
+    let own = |pin: &str, password: &str| json!({ "current_password": password, "pin": pin });
+    let set_own = |token: String, body: Value| {
+        let api = &api;
+        async move { api.call(Method::PUT, "/api/v1/me/classroom-pin", Some(&token), Some(body)).await }
+    };
+
+    // Weak, malformed, or without the right password: refused, field by field.
+    for (body, field) in [
+        (own("123456", USER_PASSWORD), "pin"),
+        (own("4029", USER_PASSWORD), "pin"),
+        (own("40291x", USER_PASSWORD), "pin"),
+        (own("402913", "not-my-password"), "current_password"),
+        (own("402913", ""), "current_password"),
+    ] {
+        let a = set_own(faculty_token.clone(), body.clone()).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body}: {}", a.body);
+        assert_eq!(a.body["code"], "VALIDATION_ERROR");
+        assert!(a.body.to_string().contains(field), "{field}: {}", a.body);
+    }
+    let both = [faculty.clone(), student.clone()];
+    let credentials = || nimbus_cloud::user::classroom_credentials(api.user_db(), &both);
+    assert_eq!(credentials().await.unwrap()[0].pin_hash, None, "nothing stored by refused attempts");
+
+    let a = set_own(faculty_token.clone(), own("402913", USER_PASSWORD)).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    let found = credentials().await.unwrap();
+    assert_eq!(found.len(), 1, "only faculty have classroom credentials: {found:?}");
+    let hash = found[0].pin_hash.clone().expect("a hash");
+    assert!(hash.starts_with("$argon2id$") && !hash.contains("402913"), "{hash}");
+    assert!(nimbus_edge::auth::verify_pin("402913", &hash), "the node verifies what the cloud hashed");
+    assert_eq!(found[0].email, found[0].email.to_lowercase());
+    assert!(found[0].staff_number.parse::<i64>().is_ok());
+
+    // Only faculty have one; a student is told so.
+    let a = set_own(student_token.clone(), own("402913", USER_PASSWORD)).await;
+    assert_eq!((a.status, a.body["code"].as_str()), (StatusCode::CONFLICT, Some("CONFLICT")), "{}", a.body);
+
+    // The admin resets it (forgotten PIN) and clears it; the events say only whether one is set.
+    let path = format!("/api/v1/users/{faculty}/classroom-pin");
+    let a = api.call(Method::PUT, &path, Some(&admin), Some(json!({ "pin": "583920" }))).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    let hash = credentials().await.unwrap()[0].pin_hash.clone().unwrap();
+    assert!(nimbus_edge::auth::verify_pin("583920", &hash) && !nimbus_edge::auth::verify_pin("402913", &hash));
+    let a = api.call(Method::PUT, &path, Some(&faculty_token), Some(json!({ "pin": "583921" }))).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "faculty cannot reset anyone's PIN: {}", a.body);
+    let a = api.call(Method::DELETE, &path, Some(&admin), None).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    assert_eq!(credentials().await.unwrap()[0].pin_hash, None);
+    let unknown = format!("/api/v1/users/{}/classroom-pin", uuid::Uuid::new_v4());
+    assert_eq!(api.call(Method::DELETE, &unknown, Some(&admin), None).await.status, StatusCode::NOT_FOUND);
+
+    let changes: Vec<Value> = api
+        .events("USER_UPDATED")
+        .await
+        .into_iter()
+        .chain(api.events("PROFILE_UPDATED").await)
+        .filter(|e| e["payload"]["user_id"] == faculty.as_str())
+        .map(|e| e["payload"]["changes"]["classroom_pin"].clone())
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            json!({ "old_value": "set", "new_value": "set" }),
+            json!({ "old_value": "set", "new_value": "not set" }),
+            json!({ "old_value": "not set", "new_value": "set" }),
+        ],
+        "admin reset, admin clear (USER_UPDATED), then the faculty's own (PROFILE_UPDATED)"
+    );
+    let outbox = api.user_db().get().await.unwrap().query("SELECT payload FROM event_outbox", &[]).await.unwrap();
+    assert!(
+        outbox.iter().all(|r| !r.get::<_, &str>(0).contains("$argon2") && !r.get::<_, &str>(0).contains("583920")),
+        "no PIN or hash in any event"
+    );
+    api.finish().await;
+}

@@ -142,11 +142,31 @@ impl Browser {
         self.cmd(reqwest::Method::POST, &format!("/element/{id}/value"), Some(json!({ "text": text }))).await;
     }
 
-    /// Clicks the element `css` (scrolled into view first; refused if something covers it) and
-    /// waits for a navigation it starts.
+    /// Clicks the element `css` (scrolled into view first; refused if something covers it). For a
+    /// click that loads another page, [`Browser::submit`] waits for it.
     pub async fn click(&self, css: &str) {
         let id = self.element(css).await;
         self.cmd(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({}))).await;
+    }
+
+    /// Clicks `css`, a button that submits a form or a link, and waits until the next page has
+    /// loaded (WebDriver's click may return while the old page is still shown, when the server
+    /// takes its time to answer).
+    pub async fn submit(&self, css: &str) {
+        self.script("window.__nimbusOldPage = true;", json!([])).await;
+        self.click(css).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let probe =
+            json!({ "script": "return !window.__nimbusOldPage && document.readyState === 'complete';", "args": [] });
+        loop {
+            let url = format!("{}/execute/sync", self.session);
+            // While the page changes the script may fail to run: ask again.
+            if try_call(&self.http, reqwest::Method::POST, &url, Some(probe.clone())).await == Ok(Value::Bool(true)) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "clicking {css} loaded no new page");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Runs `script` (a function body; `arguments` are `args`) in the page and returns its value.
@@ -193,17 +213,24 @@ impl Drop for Browser {
 }
 
 async fn call(http: &reqwest::Client, method: reqwest::Method, url: &str, body: Option<Value>) -> Value {
-    let mut req = http.request(method.clone(), url).timeout(Duration::from_secs(60));
+    try_call(http, method.clone(), url, body).await.unwrap_or_else(|e| panic!("webdriver {method} {url}: {e}"))
+}
+
+async fn try_call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
+    let mut req = http.request(method, url).timeout(Duration::from_secs(60));
     if let Some(b) = body {
         req = req.header("content-type", "application/json").body(b.to_string());
     }
-    let res = req.send().await.unwrap_or_else(|e| panic!("webdriver {method} {url}: {e}"));
+    let res = req.send().await.map_err(|e| e.to_string())?;
     let status = res.status();
-    let bytes = res.bytes().await.unwrap_or_else(|e| panic!("webdriver {method} {url}: {e}"));
-    let v: Value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|e| panic!("webdriver {method} {url}: {e}: {}", String::from_utf8_lossy(&bytes)));
-    assert!(status.is_success(), "webdriver {method} {url}: {status} {}", v["value"]);
-    v["value"].clone()
+    let bytes = res.bytes().await.map_err(|e| e.to_string())?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&bytes)))?;
+    if status.is_success() { Ok(v["value"].clone()) } else { Err(format!("{status} {}", v["value"])) }
 }
 
 /// This machine's first non-loopback IPv4 address, if it has one: pages served there are not a

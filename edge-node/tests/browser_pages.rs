@@ -55,7 +55,7 @@ async fn sign_in(b: &Browser, base: &str) {
     b.goto(&format!("{base}/login")).await;
     b.fill("input[name=user_id]", "100001").await;
     b.fill("input[name=pin]", "1234").await;
-    b.click("form[action='/login'] button[type=submit]").await;
+    b.submit("form[action='/login'] button[type=submit]").await;
     let text = b.text().await;
     assert!(text.contains("Signed in as Dr. Demo"), "{base}: {text}");
 }
@@ -69,19 +69,19 @@ async fn faculty_marks_a_class(base: &str, n: &Node) {
     let b = Browser::start(Screen::Desktop { width: 1280, height: 900 }).await;
     sign_in(&b, base).await;
 
-    b.click("form[action='/page/open'] button").await;
+    b.submit("form[action='/page/open'] button").await;
     let text = b.text().await;
     assert!(text.contains("Session opened for cs101 Data Structures."), "{base}: {text}");
     let id = n.att.open().unwrap().expect("a session is open").id;
 
     b.fill(&format!("{} input[name=remarks]", row("student-4")), "sports team").await;
-    b.click(&format!("{} button[value=excused]", row("student-4"))).await;
+    b.submit(&format!("{} button[value=excused]", row("student-4"))).await;
     assert!(b.text().await.contains("student-4 marked excused."), "{base}");
-    b.click(&format!("{} button[value=late]", row("student-1"))).await;
+    b.submit(&format!("{} button[value=late]", row("student-1"))).await;
     assert!(b.text().await.contains("student-1 marked late."), "{base}");
     b.screenshot_for_docs("faculty-desktop").await;
 
-    b.click("form[action='/page/close'] button").await;
+    b.submit("form[action='/page/close'] button").await;
     let text = b.text().await;
     // Late counts as present.
     assert!(text.contains("Session closed: 1 of 5 present, 3 absent."), "{base}: {text}");
@@ -90,7 +90,7 @@ async fn faculty_marks_a_class(base: &str, n: &Node) {
     b.click("form[action='/page/correct'] select[name=student_id] option[value='student-2']").await;
     b.click("form[action='/page/correct'] select[name=status] option[value='present']").await;
     b.fill("form[action='/page/correct'] input[name=reason]", "late bus").await;
-    b.click("form[action='/page/correct'] button[type=submit]").await;
+    b.submit("form[action='/page/correct'] button[type=submit]").await;
     assert!(b.text().await.contains("Corrected student-2: absent → present."), "{base}");
 
     let view = n.att.session_view(&id).unwrap();
@@ -99,7 +99,7 @@ async fn faculty_marks_a_class(base: &str, n: &Node) {
     assert_eq!(status("student-2"), Some(AttendanceStatus::Present));
     assert_eq!(status("student-4"), Some(AttendanceStatus::Excused));
 
-    b.click("form[action='/logout'] button").await;
+    b.submit("form[action='/logout'] button").await;
     assert!(b.url().await.ends_with("/login"), "{}", b.url().await);
     b.goto(&format!("{base}/")).await;
     assert!(b.url().await.ends_with("/login"), "signed out for good");
@@ -156,7 +156,7 @@ async fn forms_on_another_origin_cannot_act_for_a_signed_in_faculty() {
         [(format!("http://127.0.0.1:{}", evil.port()), true), (format!("http://localhost:{}", evil.port()), false)]
     {
         b.goto(&format!("{site}/")).await;
-        b.click("#open button").await;
+        b.submit("#open button").await;
         let text = b.text().await;
         if cookie_sent {
             assert!(text.contains("Cross-origin form submission refused"), "{site}: {text}");
@@ -166,13 +166,13 @@ async fn forms_on_another_origin_cannot_act_for_a_signed_in_faculty() {
         assert!(n.att.open().unwrap().is_none(), "{site} opened a session");
 
         b.goto(&format!("{site}/")).await;
-        b.click("#logout button").await;
+        b.submit("#logout button").await;
         b.goto(&format!("{base}/")).await;
         assert!(b.text().await.contains("Signed in as Dr. Demo"), "{site} signed the faculty out");
 
         // Signing the victim in (as someone else, in real life) is refused too.
         b.goto(&format!("{site}/")).await;
-        b.click("#login button").await;
+        b.submit("#login button").await;
         let text = b.text().await;
         assert!(
             text.contains("Cross-origin form submission refused") || text.contains("Please sign in again"),
@@ -181,7 +181,7 @@ async fn forms_on_another_origin_cannot_act_for_a_signed_in_faculty() {
     }
     // The real page still works in the same browser.
     b.goto(&format!("{base}/")).await;
-    b.click("form[action='/page/open'] button").await;
+    b.submit("form[action='/page/open'] button").await;
     assert!(b.text().await.contains("Session opened"), "{}", b.text().await);
 }
 
@@ -195,7 +195,7 @@ async fn a_faculty_member_marks_on_a_390_px_phone() {
     assert_eq!(width, 390, "the phone's viewport");
     b.screenshot_for_docs("faculty-phone-login").await;
     sign_in(&b, &base).await;
-    b.click("form[action='/page/open'] button").await;
+    b.submit("form[action='/page/open'] button").await;
     assert!(b.text().await.contains("Session opened"));
 
     // Nothing runs off the screen, and every mark button is whole, on screen and finger-sized.
@@ -215,7 +215,7 @@ async fn a_faculty_member_marks_on_a_390_px_phone() {
     assert_eq!(layout["buttons"], 20, "4 marks x 5 students: {layout}");
     assert_eq!(layout["bad"], json!([]), "{layout}");
 
-    b.click(&format!("{} button[value=late]", row("student-5"))).await;
+    b.submit(&format!("{} button[value=late]", row("student-5"))).await;
     assert!(b.text().await.contains("student-5 marked late."));
     b.screenshot_for_docs("faculty-phone").await;
     let id = n.att.open().unwrap().unwrap().id;
