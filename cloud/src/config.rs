@@ -588,6 +588,16 @@ impl CloudConfig {
         }
     }
 
+    /// Where a database the cloud owns (by its name in [`crate::db::ALL`]) lives, for
+    /// [`crate::db::create_and_migrate`].
+    pub fn database_target(&self, database: &str) -> crate::db::Target {
+        crate::db::Target {
+            server_url: self.database.url.clone(),
+            name: self.database_name(database).to_owned(),
+            url: self.database_url_for(database),
+        }
+    }
+
     /// The ingest instance's MQTT client id.
     pub fn ingest_client_id(&self) -> String {
         format!("nimbus-ingest-{}", self.ingest.instance)

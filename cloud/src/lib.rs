@@ -1,57 +1,84 @@
 //! # nimbus-cloud
 //!
 //! The cloud tier of NimbusU Edge: one binary with a subcommand per role. It runs the MQTT
-//! ingest (classroom nodes' outbox batches into the seed's Kafka topics), the attendance,
-//! timetable and course services' workers, the downlink (per-node retained snapshots: timetable,
-//! roster, token keys, content manifest), and the admin API (the seed's gateway with the user and
-//! content services behind it), and carries the operators' tools (event contract, migrations,
-//! node registry).
+//! ingest (classroom nodes' outbox batches into the seed's Kafka topics), the services' Kafka
+//! workers, the downlink (per-node retained snapshots: timetable, roster, token keys, content
+//! manifest), and the admin API (the seed's gateway with the services' routes behind it), and
+//! carries the operators' tools (event contract, migrations, node registry).
+//!
+//! The code is cut one way: **services** own their data and behaviour, **roles** only compose
+//! them, and both stand on a few **low floors** that import neither. `docs/architecture.md` draws
+//! it; `docs/adding-a-service.md` is the checklist a new service follows.
 //!
 //! ## Layout
-//! - [`config`]: the typed configuration every role loads once (defaults, TOML, environment,
-//!   validation; secrets redacted in `Debug`).
-//! - [`db`]: PostgreSQL pools and the per-database migrations.
-//! - [`registry`]: the edge registry: nodes, credentials, high-water marks (and the per-node row
-//!   lock the ingest stores a batch under), last seen, refused frames.
-//! - [`kafka`]: topic creation from the seed's registry and the idempotent producer.
-//! - [`ingest`]: the ingest role (`nimbus-cloud ingest`):
-//!   - [`ingest::mapping`]: edge event → seed envelope or dead letter;
-//!   - [`ingest::sink`]: producing a batch and awaiting every delivery report;
-//!   - [`ingest::pipeline`]: one frame from decode to ack;
-//!   - [`ingest::mqtt`]: the persistent session, shared subscription, per-node workers;
-//!   - [`ingest::metrics`]: the ingest's counters.
-//! - [`worker`]: per-service consumer groups (`nimbus-cloud worker --service attendance`): one
-//!   transaction per event, idempotent on `event_id`, offsets committed after it, the seed's
-//!   retries then `dlq.events`; [`worker::attendance`] writes records, corrections, summaries
-//!   and sends low-attendance alerts.
-//! - [`user`]: the user service (`user_service_db`): accounts, roles and permissions, sessions,
-//!   EdDSA token keys with rotation ([`user::key_set`] for the downlink), the Redis revocation list.
-//! - [`api`]: the admin REST API (`nimbus-cloud api`): [`api::routes`] (the route table with each
-//!   route's access), [`api::gateway`] (`app`/`run` and the middleware), [`api::auth`]
-//!   (authentication), [`api::ratelimit`], [`api::health`], [`api::metrics`], [`api::users`], and
-//!   [`api::services`] (admin routes over the other services).
-//! - [`content`]: the content service: metadata in `content_service_db`, bytes in MongoDB GridFS,
-//!   streaming uploads, ranged downloads, the nodes' download route and their manifests.
-//! - [`error`]: the crate's error type.
-//! - [`cli`]: command-line entry points that are not long-running roles.
-//!   - [`cli::events`]: `nimbus-cloud events validate|topics|groups`, checking messages against
-//!     the seed contract in `nimbus-core` and printing the topic and consumer-group registries.
-//!   - [`cli::nodes`]: `nimbus-cloud nodes register|list`, the registry for operators.
+//!
+//! Services (each a folder whose `mod.rs` names its database, tables, topics and consumer group;
+//! commands/store files, `handler.rs` for its Kafka consumer, `routes.rs` for its HTTP routes,
+//! jobs in their own files):
+//! - [`user`]: accounts, roles and permissions, sessions and EdDSA token keys, the Redis
+//!   revocation list, faculty classroom PINs (`user_service_db`).
+//! - [`course`]: departments to enrollments and the profiles kept from `user.events`
+//!   (`course_service_db`); [`course::handler`] is `course-service-group`.
+//! - [`timetable`]: rooms, slots, timetables, entries with conflict detection, change requests
+//!   (`timetable_service_db`); [`timetable::handler`] is `timetable-service-group`.
+//! - [`attendance`]: records, corrections and summaries from the nodes' marks
+//!   ([`attendance::handler`], `attendance-service-group`, idempotency in
+//!   [`attendance::handler`] and [`consumer`]), the low-attendance job ([`attendance::alerts`]),
+//!   reports ([`attendance::routes`]) (`attendance_service_db`).
+//! - [`content`]: metadata in `content_service_db`, bytes in MongoDB GridFS, uploads, ranged
+//!   downloads, folders, the nodes' download route and manifests.
+//! - [`registry`]: the edge registry (`edge_registry_db`): nodes, credentials, high-water marks,
+//!   last seen, refused frames; node registration ([`registry::routes`]); cards and the
+//!   unknown-card quarantine ([`registry::cards`]).
+//! - [`dlq`]: listing, inspecting and replaying `dlq.events` ([`dlq::routes`]).
+//!
+//! Roles (`nimbus-cloud <role>`; they compose services and add nothing of their own):
+//! - [`api`]: the admin REST API: [`api::gateway`] (`app`/`run`, middleware),
+//!   [`api::auth`] (bearer tokens into a [`http::Caller`]), [`api::health`] (probes, metrics,
+//!   `/openapi.json`), [`api::services`] (the services' route tables merged), [`api::state`].
+//! - [`worker`]: `worker --service <name>`: picks the service's handler and jobs and runs
+//!   [`consumer`].
+//! - [`ingest`]: MQTT → Kafka: [`ingest::mapping`] (edge event → seed envelope),
+//!   [`ingest::sink`] (producing a batch, awaiting every delivery report), [`ingest::pipeline`]
+//!   (one frame from decode to **the ack sent after Kafka confirmed**), [`ingest::mqtt`] (session,
+//!   shared subscription, per-node workers), [`ingest::metrics`].
+//! - [`downlink`]: per-node snapshots ([`downlink::compose`] asks each service),
+//!   [`downlink::versions`], [`downlink::publish`].
+//! - [`cli`]: `events validate|topics|groups` ([`cli::events`]), `migrate` and
+//!   `nodes register|list` ([`cli::nodes`]).
+//!
+//! Low floors (import no service and no role):
+//! - [`http`]: the seed's `AppError` and the one mapping of [`Error`] onto it, [`http::Caller`],
+//!   [`http::RequestContext`], the route table ([`http::routes`]), extractors
+//!   ([`http::extract`]), the services' shared state ([`http::ServicesState`]), rate limits and
+//!   request metrics.
+//! - [`consumer`]: the [`consumer::Handler`] trait beside the consumer loop
+//!   ([`consumer::engine`]: deduplicate, apply in one transaction, commit the offset after;
+//!   retries; [`consumer::dead_letter`]).
+//! - [`outbox`]: events written with the change, relayed to Kafka in order.
+//! - [`db`]: pools and per-database migrations; [`kafka`]: topics and producers;
+//!   [`shutdown`]: interruptible waits; [`config`]: the typed configuration;
+//!   [`listing`]: paging, sorting, filters; [`actor`]: who acts, for events; [`error`].
 
 pub mod actor;
 pub mod api;
+pub mod attendance;
 pub mod cli;
 pub mod config;
+pub mod consumer;
 pub mod content;
 pub mod course;
 pub mod db;
+pub mod dlq;
 pub mod downlink;
 pub mod error;
+pub mod http;
 pub mod ingest;
 pub mod kafka;
 pub mod listing;
 pub mod outbox;
 pub mod registry;
+pub mod shutdown;
 pub mod timetable;
 pub mod user;
 pub mod worker;

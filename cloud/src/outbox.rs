@@ -124,7 +124,7 @@ pub async fn relay(pool: Pool, producer: FutureProducer, interval: Duration, shu
                 backoff
             }
         };
-        if !crate::worker::pause(wait, &shutdown).await {
+        if !crate::shutdown::pause(wait, &shutdown).await {
             return;
         }
     }

@@ -7,7 +7,7 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use common::api::{TestApi, USER_PASSWORD, fill_path};
-use nimbus_cloud::api::Access;
+use nimbus_cloud::http::Access;
 use nimbus_core::token::Claims;
 use serde_json::json;
 

@@ -19,7 +19,7 @@ fn sha(bytes: &[u8]) -> String {
 
 async fn upload(
     env: &ContentEnv,
-    who: &nimbus_cloud::api::Caller,
+    who: &nimbus_cloud::http::Caller,
     meta: serde_json::Value,
     name: &str,
     bytes: &[u8],
@@ -54,7 +54,7 @@ async fn an_upload_streams_into_gridfs_chunk_by_chunk_and_is_hashed_while_stream
     let mut req = upload_request("/api/v1/content", body, None);
     req.extensions_mut().insert(faculty.clone());
     req.extensions_mut()
-        .insert(nimbus_cloud::api::RequestContext { correlation_id: "req-upload-1".into(), client_ip: None });
+        .insert(nimbus_cloud::http::RequestContext { correlation_id: "req-upload-1".into(), client_ip: None });
     let router = env.router.clone();
     let call = tokio::spawn(async move { tower::ServiceExt::oneshot(router, req).await.unwrap() });
 
@@ -383,7 +383,7 @@ async fn search_filters_by_title_tag_and_course_with_paging_and_sorting() {
     let titles = |v: serde_json::Value| -> Vec<String> {
         v["items"].as_array().unwrap().iter().map(|i| i["title"].as_str().unwrap().to_owned()).collect()
     };
-    async fn q(env: &ContentEnv, who: &nimbus_cloud::api::Caller, query: &str) -> serde_json::Value {
+    async fn q(env: &ContentEnv, who: &nimbus_cloud::http::Caller, query: &str) -> serde_json::Value {
         let res = env.call(Some(who), get(&format!("/api/v1/content?{query}"))).await;
         assert_eq!(res.status(), StatusCode::OK, "{query}");
         body_json(res).await

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use nimbus_cloud::worker::attendance::{AlertSettings, AlertThresholds, check_low_attendance};
+use nimbus_cloud::attendance::{AlertSettings, AlertThresholds, check_low_attendance};
 use nimbus_cloud::worker::{CrashHook, Worker, WorkerMetrics, WorkerSettings, subscriptions};
 use nimbus_core::event::attendance::{
     AlertLevel, AttendanceMarkedPayload, AttendanceStatus, AttendanceUpdatedPayload, StudentAttendance,

@@ -8,7 +8,7 @@
 //! 4. panic guard (500 `INTERNAL`) and the AppError shape for axum's own empty 404/405 answers;
 //! 5. timeout (503 `SERVICE_UNAVAILABLE`);
 //! 6. authentication ([`super::auth::authenticate`]);
-//! 7. rate limits ([`super::ratelimit`]);
+//! 7. rate limits ([`crate::http::ratelimit`]);
 //! 8. a 1 MiB body limit (axum's `DefaultBodyLimit`, so a route such as content upload can set
 //!    its own), then each route's access layer and handler.
 //!
@@ -16,7 +16,6 @@
 //! service's outbox relay and the permission refresher beside it.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -24,86 +23,32 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use rdkafka::producer::FutureProducer;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use super::auth::PermissionCache;
-use super::metrics::ApiMetrics;
-use super::ratelimit::RateLimiter;
-use super::{AppError, Caller, RequestContext, RouteSpec};
+pub use super::health::document as openapi;
+pub use super::state::ApiState;
 use crate::config::{ApiConfig, CloudConfig};
 use crate::error::{Error, Result};
-use crate::user::{KeyRing, Revocations, UserService, UserSettings};
+use crate::http::{AppError, Caller, RequestContext, RouteSpec};
 
 /// The largest request body by default (a route may raise it with its own `DefaultBodyLimit`).
 pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
 /// The correlation id header.
 pub static CORRELATION_HEADER: HeaderName = HeaderName::from_static("x-correlation-id");
 
-/// Everything the gateway and the user routes share. Cheap to clone.
-#[derive(Clone)]
-pub struct ApiState {
-    /// The API settings.
-    pub config: Arc<ApiConfig>,
-    /// The user service.
-    pub users: Arc<UserService>,
-    /// Role → permissions.
-    pub permissions: Arc<PermissionCache>,
-    /// Rate limits.
-    pub limiter: RateLimiter,
-    /// Counters for `/metrics`.
-    pub metrics: Arc<ApiMetrics>,
-    /// Kafka (the outbox relay; readiness probes its metadata).
-    pub producer: FutureProducer,
-}
-
-impl ApiState {
-    /// Connects to `user_service_db` (migrating it), Redis and Kafka, loads the signing keys
-    /// (creating the first) and the permission table, and creates the bootstrap administrator
-    /// when configured. Fails when a service is unreachable.
-    pub async fn connect(config: &CloudConfig) -> Result<ApiState> {
-        let migrations = crate::db::migrations_for("user_service_db")
-            .ok_or_else(|| Error::Config("no migrations for user_service_db".into()))?;
-        let pool = crate::db::pool(&config.database_url_for("user_service_db"), config.database.max_connections)?;
-        crate::db::migrate(&pool, migrations).await?;
-        let client = redis::Client::open(config.api.redis_url.as_str()).map_err(|e| Error::Redis(e.to_string()))?;
-        let conn = redis::aio::ConnectionManager::new(client).await.map_err(|e| Error::Redis(e.to_string()))?;
-        let keys = KeyRing::load(pool.clone()).await?;
-        let users = Arc::new(UserService {
-            pool,
-            keys,
-            revocations: Revocations::new(conn.clone(), config.api.redis_prefix.clone()),
-            settings: UserSettings {
-                max_failed_logins: config.api.max_failed_logins,
-                lockout: Duration::from_secs(config.api.lockout_secs),
-            },
-        });
-        let permissions = Arc::new(PermissionCache::default());
-        permissions.refresh(&users).await?;
-        if let (Some(email), Some(password)) = (&config.api.admin_email, &config.api.admin_password)
-            && users.ensure_admin(email, password).await?
-        {
-            tracing::info!(%email, "created the bootstrap administrator");
-        }
-        Ok(ApiState {
-            config: Arc::new(config.api.clone()),
-            users,
-            permissions,
-            limiter: RateLimiter::new(conn, &config.api.redis_prefix, &config.api),
-            metrics: Arc::new(ApiMetrics::default()),
-            producer: crate::kafka::producer(&config.kafka.brokers)?,
-        })
-    }
-}
-
 /// The whole API: the user routes, the services' and content routes, health, metrics and the
 /// OpenAPI document, with the gateway's middleware; plus the spec of every route.
 pub async fn app(config: &CloudConfig, state: &ApiState) -> Result<(Router, Vec<RouteSpec>)> {
-    let routes = super::users::routes()
-        .merge(super::health::routes())
-        .with_state::<()>(state.clone())
+    let users = crate::user::routes::UserApi {
+        users: state.users.clone(),
+        limiter: state.limiter.clone(),
+        metrics: state.metrics.clone(),
+    };
+    let routes = crate::user::routes::routes()
+        .with_state::<()>(users)
+        .merge(super::health::routes().with_state::<()>(state.clone()))
         .merge(super::services::routes(config).await?)
         .merge(crate::content::routes(config).await?);
     let (router, specs) = routes.into_parts();
@@ -119,20 +64,6 @@ pub async fn app(config: &CloudConfig, state: &ApiState) -> Result<(Router, Vec<
         .layer(middleware::from_fn_with_state(state.config.trust_forwarded_for, correlate))
         .layer(cors(&state.config));
     Ok((router, specs))
-}
-
-/// The OpenAPI document of every route: this module's, the services' and content's.
-pub fn openapi() -> &'static serde_json::Value {
-    static DOC: OnceLock<serde_json::Value> = OnceLock::new();
-    DOC.get_or_init(|| {
-        let mut doc = super::users::openapi();
-        doc.merge(super::health::openapi());
-        doc.merge(super::services::openapi());
-        doc.merge(crate::content::openapi());
-        doc.info.title = "NimbusU Edge admin API".into();
-        doc.info.version = env!("CARGO_PKG_VERSION").into();
-        serde_json::to_value(&doc).unwrap_or_default()
-    })
 }
 
 /// Serves the API on `listener` until `shutdown`, then finishes requests in flight (at most

@@ -1,6 +1,7 @@
 //! Liveness (`/health`), readiness (`/health/ready`: really asks PostgreSQL, Redis and Kafka),
 //! Prometheus metrics (`/metrics`) and the OpenAPI document (`/openapi.json`). All public.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::Json;
@@ -11,8 +12,8 @@ use axum::routing::get;
 use rdkafka::producer::Producer;
 use serde_json::{Value, json};
 
-use super::gateway::ApiState;
-use super::{Access, ApiRoutes, AppError};
+use super::state::ApiState;
+use crate::http::{Access, ApiRoutes, AppError};
 
 /// How long each readiness probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -92,5 +93,20 @@ async fn metrics(State(state): State<ApiState>) -> Response {
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "health", responses((status = 200, description = "OpenAPI 3 document")))]
 async fn openapi_json() -> Json<Value> {
-    Json(super::gateway::openapi().clone())
+    Json(document().clone())
+}
+
+/// The OpenAPI document of every route: the user service's, this module's, the services' and
+/// content's.
+pub fn document() -> &'static serde_json::Value {
+    static DOC: OnceLock<serde_json::Value> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut doc = crate::user::routes::openapi();
+        doc.merge(self::openapi());
+        doc.merge(super::services::openapi());
+        doc.merge(crate::content::openapi());
+        doc.info.title = "NimbusU Edge admin API".into();
+        doc.info.version = env!("CARGO_PKG_VERSION").into();
+        serde_json::to_value(&doc).unwrap_or_default()
+    })
 }

@@ -17,25 +17,9 @@ use crate::db;
 use crate::error::{Error, Result};
 use crate::registry::{NodeRecord, Registry};
 
-/// Creates the database if the server lacks it (a fresh campus), then applies its pending
-/// migrations. Returns how many migrations ran.
+/// Creates `m`'s database if the server lacks it, then applies its pending migrations.
 pub async fn migrate_database(config: &CloudConfig, m: &db::Migrations) -> Result<usize> {
-    let url = config.database_url_for(m.database);
-    let name = config.database_name(m.database);
-    let admin = db::pool(&db::database_url(&config.database.url, "postgres"), 1)?;
-    let c = admin.get().await?;
-    let exists = c.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]).await?.is_some();
-    if !exists {
-        // The name was validated (`[a-z0-9_]`) or comes from the built-in list: safe to quote.
-        c.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await?;
-        tracing::info!(database = %name, "created database");
-    }
-    drop(c);
-    admin.close();
-    let pool = db::pool(&url, 2)?;
-    let n = db::migrate(&pool, m).await?;
-    pool.close();
-    Ok(n)
+    db::create_and_migrate(&config.database_target(m.database), m).await
 }
 
 /// The databases named in `only` (by their names in [`db::ALL`]), or every database the cloud

@@ -14,10 +14,10 @@ use deadpool_postgres::GenericClient;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::http::ContentState;
 use super::items::Visibility;
-use crate::api::{Access, ApiJson, ApiPath, ApiRoutes, AppError, Caller};
+use super::state::ContentState;
 use crate::error::{Error, FieldError, Result};
+use crate::http::{Access, ApiJson, ApiPath, ApiRoutes, AppError, Caller};
 use crate::listing::{self, Filter, ListQuery, Page};
 
 /// A folder.
@@ -220,7 +220,7 @@ async fn client(s: &ContentState) -> Result<deadpool_postgres::Object, AppError>
 async fn list_folders(
     State(s): State<ContentState>,
     axum::Extension(caller): axum::Extension<Caller>,
-    l: crate::api::services::Listing<FolderFilter>,
+    l: crate::http::Listing<FolderFilter>,
 ) -> Result<Json<Page<Folder>>, AppError> {
     let visibility = s.visibility(&caller).await?;
     Ok(Json(list(&client(&s).await?, l.filter, &visibility, l.query).await.map_err(app)?))

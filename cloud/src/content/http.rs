@@ -33,27 +33,11 @@ use nimbus_core::http::{ApiJson, ApiPath, AppError};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::items::{self, Access, ContentQuery, ContentUpdate, NewContent, NewPermission, NewVersion, Visibility};
+use super::items::{self, Access, ContentQuery, ContentUpdate, NewContent, NewPermission, NewVersion};
+use super::state::{ContentState, is_staff};
 use super::store::{Store, UploadPolicy};
-use crate::api::{Access as RouteAccess, ApiRoutes, Caller, RequestContext};
 use crate::error::Error;
-
-/// What the content handlers share.
-#[derive(Clone)]
-pub struct ContentState {
-    /// `content_service_db`.
-    pub pool: Pool,
-    /// `course_service_db` (students' enrolments).
-    pub courses: Pool,
-    /// `timetable_service_db` (a node's room schedule).
-    pub timetable: Pool,
-    /// `edge_registry_db` (node credentials and rooms).
-    pub registry: Pool,
-    /// The GridFS store.
-    pub store: Store,
-    /// Upload limits.
-    pub policy: UploadPolicy,
-}
+use crate::http::{Access as RouteAccess, ApiRoutes, Caller, RequestContext};
 
 /// Largest `metadata` part of an upload.
 const MAX_METADATA_BYTES: usize = 64 * 1024;
@@ -61,22 +45,9 @@ const MAX_METADATA_BYTES: usize = 64 * 1024;
 /// `Content-Length` check.
 const MULTIPART_OVERHEAD: u64 = 1024 * 1024;
 
-/// Maps the crate's errors, including the content-specific ones, to the seed's `AppError`.
+/// The seed's `AppError` of the crate's errors (the one mapping, [`crate::http`]).
 fn app_error(e: Error) -> AppError {
-    match e {
-        Error::TooLarge { limit } => AppError::payload_too_large(Some(limit)),
-        Error::UnsupportedMedia { declared, detected } => AppError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNSUPPORTED_MEDIA_TYPE",
-            "The file's type is not allowed or does not match its content",
-        )
-        .with_details(json!({ "declared": declared, "detected": detected })),
-        Error::Store(why) => {
-            tracing::error!(%why, "content store failed");
-            AppError::unavailable("The content store is unavailable")
-        }
-        other => AppError::from(other),
-    }
+    AppError::from(e)
 }
 
 type ApiResult<T> = Result<T, AppError>;
@@ -129,48 +100,6 @@ pub fn router(state: ContentState) -> ApiRoutes {
     node_download
 ))]
 pub struct ContentApi;
-
-fn is_staff(caller: &Caller) -> bool {
-    caller.has_role("admin") || caller.permissions.contains("content:write")
-}
-
-impl ContentState {
-    /// What `caller` may see: everything (staff) or a student's courses and grants.
-    pub(crate) async fn visibility(&self, caller: &Caller) -> ApiResult<Visibility> {
-        if is_staff(caller) {
-            return Ok(Visibility::All);
-        }
-        let client = self.courses.get().await.map_err(|e| app_error(e.into()))?;
-        let courses = crate::course::roster::courses_of_student(&client, &caller.user_id).await.map_err(app_error)?;
-        Ok(Visibility::Student { user_id: caller.user_id.clone(), courses })
-    }
-
-    /// The item, if `caller` may see it (else 404).
-    async fn visible_item(&self, caller: &Caller, id: Uuid) -> ApiResult<items::ContentItem> {
-        let visibility = self.visibility(caller).await?;
-        let client = self.pool.get().await.map_err(|e| app_error(e.into()))?;
-        let item = items::get(&client, id).await.map_err(app_error)?;
-        if !items::visible(&client, id, &visibility).await.map_err(app_error)? {
-            return Err(app_error(Error::NotFound { what: "content", id: id.to_string() }));
-        }
-        Ok(item)
-    }
-
-    /// The item, if `caller` may change it: admin, creator or `edit`/`manage` grant (else 403).
-    async fn editable_item(&self, caller: &Caller, id: Uuid) -> ApiResult<items::ContentItem> {
-        let client = self.pool.get().await.map_err(|e| app_error(e.into()))?;
-        let item = items::get(&client, id).await.map_err(app_error)?;
-        if caller.has_role("admin")
-            || item.created_by == caller.user_id
-            || items::may_edit(&client, id, &caller.user_id).await.map_err(app_error)?
-        {
-            Ok(item)
-        } else {
-            Err(AppError::forbidden("Only an admin, the creator or a holder of an edit grant may change this content")
-                .with_details(json!({ "content_id": id })))
-        }
-    }
-}
 
 /// A file name safe to store and to show: no directories, no control characters, no leading
 /// dots, at most 200 characters; `download` when nothing is left.

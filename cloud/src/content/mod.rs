@@ -18,6 +18,7 @@ pub mod folders;
 pub mod http;
 pub mod items;
 pub mod sniff;
+pub mod state;
 pub mod store;
 
 use std::time::Duration;
@@ -27,7 +28,8 @@ use nimbus_core::snapshot::ManifestItem;
 use rdkafka::producer::FutureProducer;
 use tokio_util::sync::CancellationToken;
 
-pub use http::{ContentState, router};
+pub use http::router;
+pub use state::ContentState;
 pub use store::{Store, Stored, UploadPolicy};
 
 use crate::actor::Actor;
@@ -75,7 +77,7 @@ pub async fn manifest(
 
 /// The content routes (admin API and the nodes' download route), with their state built from
 /// `config`: pools of content, course, timetable and registry databases, and the GridFS store.
-pub async fn routes(config: &crate::config::CloudConfig) -> crate::error::Result<crate::api::ApiRoutes> {
+pub async fn routes(config: &crate::config::CloudConfig) -> crate::error::Result<crate::http::ApiRoutes> {
     let pool = |db: &str| crate::db::pool(&config.database_url_for(db), config.database.max_connections.min(8));
     let state = ContentState {
         pool: pool(DATABASE)?,

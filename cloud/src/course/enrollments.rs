@@ -19,8 +19,8 @@ use serde_json::json;
 use tokio_postgres::{Row, Transaction};
 use uuid::Uuid;
 
-use super::courses::{self, Course};
 use super::publish;
+use super::record::{self as courses, Course};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
 use crate::listing::{self, Filter, ListQuery, Page, require_text};

@@ -5,7 +5,7 @@ use deadpool_postgres::Pool;
 use nimbus_core::event::course::{CourseEvent, FacultyAssignmentPayload};
 use uuid::Uuid;
 
-use super::{actor_id, courses, publish};
+use super::{actor_id, publish};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
 use crate::listing::{self, require_text};
@@ -54,7 +54,7 @@ pub async fn assign_faculty(pool: &Pool, actor: &Actor, course_id: Uuid, input: 
     input.validate()?;
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    courses::lock(&tx, course_id).await?;
+    super::record::lock(&tx, course_id).await?;
     let faculty_id = input.faculty_id.trim().to_owned();
     let known = tx.query_opt("SELECT 1 FROM faculties WHERE user_id = $1 AND is_active", &[&faculty_id]).await?;
     if known.is_none() {

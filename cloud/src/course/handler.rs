@@ -16,7 +16,7 @@ use nimbus_core::event::{AnyEvent, Changes};
 use tokio_postgres::Transaction;
 
 use super::profiles::{self, ProfileFields, ProfileKind};
-use crate::worker::{Handler, HandlerError, Origin};
+use crate::consumer::{Handler, HandlerError, Origin};
 
 /// The course service's [`Handler`].
 #[derive(Debug, Clone, Copy, Default)]

@@ -9,6 +9,7 @@
 //! ## Layout
 //! - [`departments`], [`programs`], [`subjects`], [`semesters`] (with the academic calendar):
 //!   reference data.
+//! - [`record`]: the course row ([`record::Course`]) and its lock.
 //! - [`courses`]: courses, activation, prerequisites and corequisites.
 //! - [`faculty`]: who teaches a course.
 //! - [`enrollments`]: enroll (or waitlist), drop (promoting the next waiting student), list.
@@ -23,7 +24,9 @@ pub mod faculty;
 pub mod handler;
 pub mod profiles;
 pub mod programs;
+pub mod record;
 pub mod roster;
+pub mod routes;
 pub mod semesters;
 pub mod subjects;
 

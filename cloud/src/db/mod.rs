@@ -108,6 +108,37 @@ pub async fn migrate(pool: &Pool, m: &Migrations) -> Result<usize> {
     Ok(n)
 }
 
+/// Where one of the cloud's databases lives: the server it is created on, its actual name, and
+/// the URL its pool connects to (which may point elsewhere, see `database.urls`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The server's base URL (`postgres://user@host:port`), where a missing database is created.
+    pub server_url: String,
+    /// The database's actual name.
+    pub name: String,
+    /// The URL the service connects to.
+    pub url: String,
+}
+
+/// Creates the database if the server lacks it (a fresh campus), then applies its pending
+/// migrations. Returns how many migrations ran.
+pub async fn create_and_migrate(target: &Target, m: &Migrations) -> Result<usize> {
+    let admin = pool(&database_url(&target.server_url, "postgres"), 1)?;
+    let c = admin.get().await?;
+    let exists = c.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&target.name]).await?.is_some();
+    if !exists {
+        // The name was validated (`[a-z0-9_]`) or comes from the built-in list: safe to quote.
+        c.batch_execute(&format!("CREATE DATABASE \"{}\"", target.name)).await?;
+        tracing::info!(database = %target.name, "created database");
+    }
+    drop(c);
+    admin.close();
+    let p = pool(&target.url, 2)?;
+    let n = migrate(&p, m).await?;
+    p.close();
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,7 +108,7 @@ pub async fn run(settings: DownlinkSettings, metrics: Arc<DownlinkMetrics>, shut
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(settings.interval) => {}
             _ = trigger.notified() => {
-                if !crate::worker::pause(settings.debounce, &shutdown).await {
+                if !crate::shutdown::pause(settings.debounce, &shutdown).await {
                     break;
                 }
             }
@@ -205,7 +205,7 @@ async fn listen(brokers: String, trigger: Arc<Notify>, shutdown: CancellationTok
                 Ok(_) => trigger.notify_one(),
                 Err(e) => {
                     tracing::debug!(error = %e, "downlink trigger consumer error");
-                    if !crate::worker::pause(Duration::from_secs(1), &shutdown).await {
+                    if !crate::shutdown::pause(Duration::from_secs(1), &shutdown).await {
                         return;
                     }
                 }

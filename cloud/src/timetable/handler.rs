@@ -9,7 +9,7 @@ use tokio_postgres::Transaction;
 
 use super::entries::{self, COLUMNS, from_row};
 use crate::actor::Actor;
-use crate::worker::{Handler, HandlerError, Origin};
+use crate::consumer::{Handler, HandlerError, Origin};
 
 /// The timetable service's [`Handler`].
 #[derive(Debug, Clone, Copy, Default)]

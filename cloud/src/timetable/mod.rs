@@ -25,6 +25,7 @@ pub mod conflicts;
 pub mod entries;
 pub mod handler;
 pub mod rooms;
+pub mod routes;
 pub mod schedule;
 pub mod slots;
 pub mod timetables;

@@ -11,12 +11,15 @@
 //!   sends to classroom nodes.
 //! - [`revocation`]: the revocation list in Redis.
 //! - [`password`]: argon2 hashing and the password policy.
+//! - [`permissions`]: the role → permissions table the gateway authorises with.
 //! - [`service`]: the commands.
 
 pub mod classroom_pin;
 pub mod keys;
 pub mod password;
+pub mod permissions;
 pub mod revocation;
+pub mod routes;
 pub mod service;
 
 pub use classroom_pin::{ClassroomCredential, classroom_credentials};

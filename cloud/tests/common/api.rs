@@ -6,8 +6,9 @@
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use nimbus_cloud::api::{ApiState, RouteSpec};
+use nimbus_cloud::api::ApiState;
 use nimbus_cloud::config::CloudConfig;
+use nimbus_cloud::http::RouteSpec;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 

@@ -9,8 +9,8 @@ use axum::body::Body;
 use axum::http::{Request, Response};
 use bytes::Bytes;
 use deadpool_postgres::Pool;
-use nimbus_cloud::api::{Caller, RequestContext};
 use nimbus_cloud::content::{ContentState, Store, UploadPolicy};
+use nimbus_cloud::http::{Caller, RequestContext};
 use tower::ServiceExt;
 
 use super::TestDb;

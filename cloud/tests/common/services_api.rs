@@ -7,8 +7,9 @@ use std::collections::BTreeSet;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request};
-use nimbus_cloud::api::services::{ServicesState, routes_with};
-use nimbus_cloud::api::{Caller, RequestContext};
+use nimbus_cloud::api::services::routes_with;
+use nimbus_cloud::http::ServicesState;
+use nimbus_cloud::http::{Caller, RequestContext};
 use serde_json::Value;
 use tower::ServiceExt;
 

@@ -7,8 +7,9 @@ use axum::http::{Method, StatusCode};
 use axum::routing::{delete, get, patch, post};
 use uuid::Uuid;
 
-use super::{Acting, Listing, ServicesState, app};
-use crate::api::{Access, ApiJson, ApiPath, ApiRoutes, AppError, Caller};
+use crate::http::{Access, ApiJson, ApiPath, ApiRoutes, AppError, Caller};
+use crate::http::{Acting, Listing};
+use crate::http::{ServicesState, app};
 use crate::listing::Page;
 use crate::timetable::changes::{self, ChangeRequest, ChangeRequestFilter, NewChangeRequest, Review};
 use crate::timetable::conflicts::{self, ConflictFilter, ConflictRecord};

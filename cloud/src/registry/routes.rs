@@ -13,9 +13,10 @@ use nimbus_core::ids::NodeId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Listing, ServicesState, app};
-use crate::api::{Access, ApiJson, ApiPath, ApiRoutes, AppError};
 use crate::error::{Error, FieldError};
+use crate::http::Listing;
+use crate::http::{Access, ApiJson, ApiPath, ApiRoutes, AppError};
+use crate::http::{ServicesState, app};
 use crate::listing::{ListQuery, Page};
 
 const READ: Access = Access::Permission("node:read");

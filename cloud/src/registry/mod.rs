@@ -1,6 +1,9 @@
 //! The edge registry (`edge_registry_db`): which nodes exist, where each one's stream stands in
 //! Kafka (its high-water mark), and when it was last heard from.
 
+pub mod cards;
+pub mod routes;
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};

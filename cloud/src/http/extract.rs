@@ -1,109 +1,15 @@
-//! The admin routes over the campus services: timetable ([`timetable`]), course
-//! ([`course`]), edge nodes ([`nodes`]), attendance reports ([`reports`]), the dead-letter queue
-//! ([`dlq`]) and the cards the nodes could not place ([`cards`]).
-//!
-//! Handlers are thin: they check nothing the route table does not (access is a route layer, see
-//! [`super::routes`]), turn the request into the service command's input and the caller into its
-//! [`crate::actor::Actor`], and map the service's [`Error`] onto the seed's `AppError`.
-
-pub mod cards;
-pub mod course;
-pub mod dlq;
-pub mod nodes;
-pub mod reports;
-pub mod timetable;
+//! Request extractors whose rejections are the seed's [`AppError`]: list queries split into
+//! paging and filters ([`Listing`]), plain query parameters ([`Params`]), and the caller as the
+//! actor of a command ([`Acting`]).
 
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use deadpool_postgres::Pool;
-use rdkafka::producer::FutureProducer;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use utoipa::OpenApi as _;
 
-use super::{ApiRoutes, AppError};
-use crate::cli::nodes::migrate_database;
-use crate::config::CloudConfig;
-use crate::db;
-use crate::error::{Error, Result};
+use super::AppError;
 use crate::listing::ListQuery;
-
-/// What the services' handlers need: a pool per service database and Kafka (DLQ replay).
-#[derive(Clone)]
-pub struct ServicesState {
-    /// `timetable_service_db`.
-    pub timetable: Pool,
-    /// `course_service_db`.
-    pub course: Pool,
-    /// `attendance_service_db` (reports only read it).
-    pub attendance: Pool,
-    /// `edge_registry_db` (nodes, cards, DLQ replay records).
-    pub registry: Pool,
-    /// The Kafka bootstrap servers, for reading `dlq.events`.
-    pub brokers: String,
-    /// Producer for replays: at-least-once is right, the consumers are idempotent on `event_id`.
-    pub producer: FutureProducer,
-}
-
-impl ServicesState {
-    /// Creates and migrates the databases if needed (the API may start before the workers) and
-    /// connects.
-    pub async fn connect(config: &CloudConfig) -> Result<Self> {
-        let pool = |database: &str| -> Result<Pool> {
-            db::pool(&config.database_url_for(database), config.database.max_connections)
-        };
-        for database in ["timetable_service_db", "course_service_db", "attendance_service_db", "edge_registry_db"] {
-            let m =
-                db::migrations_for(database).ok_or_else(|| Error::Config(format!("no migrations for {database}")))?;
-            migrate_database(config, m).await?;
-        }
-        // A replay needs its target topic; the ingest usually created them already. In the
-        // background: the API serves (and reports Kafka unready) while Kafka is down.
-        let (brokers, env) = (config.kafka.brokers.clone(), config.environment);
-        tokio::spawn(async move {
-            if let Err(e) = crate::kafka::ensure_topics(&brokers, env).await {
-                tracing::warn!(error = %e, "cannot create the Kafka topics; DLQ replays fail until Kafka is back");
-            }
-        });
-        Ok(ServicesState {
-            timetable: pool("timetable_service_db")?,
-            course: pool("course_service_db")?,
-            attendance: pool("attendance_service_db")?,
-            registry: pool("edge_registry_db")?,
-            brokers: config.kafka.brokers.clone(),
-            producer: crate::kafka::at_least_once_producer(&config.kafka.brokers)?,
-        })
-    }
-}
-
-/// The services' routes, with their state built from `config`.
-pub async fn routes(config: &CloudConfig) -> Result<ApiRoutes> {
-    Ok(routes_with(ServicesState::connect(config).await?))
-}
-
-/// The services' routes over an existing state.
-pub fn routes_with(state: ServicesState) -> ApiRoutes {
-    ApiRoutes::new()
-        .merge(timetable::routes())
-        .merge(course::routes())
-        .merge(nodes::routes())
-        .merge(reports::routes())
-        .merge(dlq::routes())
-        .merge(cards::routes())
-        .with_state(state)
-}
-
-/// The services' part of the OpenAPI document.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut doc = timetable::Doc::openapi();
-    doc.merge(course::Doc::openapi());
-    doc.merge(nodes::Doc::openapi());
-    doc.merge(reports::Doc::openapi());
-    doc.merge(dlq::Doc::openapi());
-    doc.merge(cards::Doc::openapi());
-    doc
-}
 
 /// A list request's query string split in two: the paging/sorting keys (`limit`, `offset`,
 /// `sort`) into a [`ListQuery`], every other key into the route's filter `F`. Unknown keys and
@@ -166,11 +72,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Acting {
         }
         Ok(Acting(actor))
     }
-}
-
-/// The `AppError` of a service error (shorthand for `map_err(AppError::from)`).
-pub(crate) fn app(e: Error) -> AppError {
-    AppError::from(e)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The consume loop shared by every service: one message at a time, deduplicated and applied in
-//! one PostgreSQL transaction, then its offset committed (see the module docs of `worker`).
+//! one PostgreSQL transaction, then its offset committed (see the module docs of [`crate::consumer`]).
 
 use std::error::Error as StdError;
 use std::sync::Arc;
@@ -16,9 +16,10 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use super::dlq::{self, Failure};
-use super::{CrashHook, Handler, HandlerError, Origin, WorkerMetrics, error_chain, error_summary, pause};
+use super::dead_letter::{self as dlq, Failure};
+use super::{CrashHook, Handler, HandlerError, Origin, WorkerMetrics, error_chain, error_summary};
 use crate::error::{Error, Result};
+use crate::shutdown::pause;
 
 /// Everything the loop needs; built by [`super::Worker::run`].
 pub(crate) struct Consumer<H> {

@@ -21,9 +21,10 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Acting, Listing, Params, ServicesState, app};
-use crate::api::{Access, ApiPath, ApiRoutes, AppError};
 use crate::error::{Error, FieldError, Result};
+use crate::http::{Access, ApiPath, ApiRoutes, AppError};
+use crate::http::{Acting, Listing, Params};
+use crate::http::{ServicesState, app};
 use crate::listing::Page;
 
 const READ: Access = Access::Permission("dlq:read");

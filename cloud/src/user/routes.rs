@@ -1,6 +1,7 @@
 //! The user service's routes: authentication (`/api/v1/auth/*`), users and roles, the caller's
 //! own profile (`/api/v1/me`) and the token keys (`/api/v1/keys`).
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Extension;
@@ -12,15 +13,28 @@ use axum::routing::{delete, get, patch, post, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::gateway::ApiState;
-use super::{Access, ApiJson, ApiPath, ApiRoutes, AppError, Caller, RequestContext};
+use super::service::{NewUser, RoleView, UserFilter, UserPatch};
+use super::{LoginFailure, TokenPair, UserService, UserView};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError};
-use crate::user::service::{NewUser, RoleView, UserFilter, UserPatch};
-use crate::user::{LoginFailure, TokenPair, UserView};
+use crate::http::metrics::ApiMetrics;
+use crate::http::ratelimit::RateLimiter;
+use crate::http::{Access, ApiJson, ApiPath, ApiRoutes, AppError, Caller, RequestContext};
+
+/// What the user routes need: the service, the rate limiter (logins, reset requests) and the
+/// login counters of `/metrics`.
+#[derive(Clone)]
+pub struct UserApi {
+    /// The user service.
+    pub users: Arc<UserService>,
+    /// Rate limits.
+    pub limiter: RateLimiter,
+    /// The API's counters.
+    pub metrics: Arc<ApiMetrics>,
+}
 
 /// The user service's route table.
-pub fn routes() -> ApiRoutes<ApiState> {
+pub fn routes() -> ApiRoutes<UserApi> {
     ApiRoutes::new()
         .route(Method::POST, "/api/v1/auth/login", Access::Public, post(login))
         .route(Method::POST, "/api/v1/auth/logout", Access::Authenticated, post(logout))
@@ -135,7 +149,7 @@ pub struct LoginRequest {
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = TokenPair), (status = 401), (status = 423), (status = 429)))]
 async fn login(
-    State(state): State<ApiState>,
+    State(state): State<UserApi>,
     Extension(ctx): Extension<RequestContext>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<LoginRequest>,
@@ -173,7 +187,7 @@ async fn login(
 /// Ends the caller's session; its tokens stop working at once.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204), (status = 401)))]
 async fn logout(
-    State(state): State<ApiState>,
+    State(state): State<UserApi>,
     Extension(caller): Extension<Caller>,
     Extension(ctx): Extension<RequestContext>,
 ) -> Result<StatusCode, AppError> {
@@ -193,7 +207,7 @@ pub struct RefreshRequest {
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenPair), (status = 401)))]
 async fn refresh(
-    State(state): State<ApiState>,
+    State(state): State<UserApi>,
     Extension(ctx): Extension<RequestContext>,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> Result<Json<TokenPair>, AppError> {
@@ -219,7 +233,7 @@ pub struct PasswordChange {
 #[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = PasswordChange,
     responses((status = 204), (status = 400), (status = 401)))]
 async fn change_password(
-    State(state): State<ApiState>,
+    State(state): State<UserApi>,
     Extension(caller): Extension<Caller>,
     Extension(ctx): Extension<RequestContext>,
     ApiJson(body): ApiJson<PasswordChange>,
@@ -245,7 +259,7 @@ pub struct OwnClassroomPin {
 #[utoipa::path(put, path = "/api/v1/me/classroom-pin", tag = "users", request_body = OwnClassroomPin,
     responses((status = 204), (status = 400), (status = 401), (status = 409)))]
 async fn set_own_classroom_pin(
-    State(state): State<ApiState>,
+    State(state): State<UserApi>,
     Extension(caller): Extension<Caller>,
     Extension(ctx): Extension<RequestContext>,
     ApiJson(body): ApiJson<OwnClassroomPin>,
@@ -266,7 +280,7 @@ pub struct ClassroomPin {
 #[utoipa::path(put, path = "/api/v1/users/{id}/classroom-pin", tag = "users", params(("id" = String, Path)),
     request_body = ClassroomPin, responses((status = 204), (status = 400), (status = 404), (status = 409)))]
 async fn reset_classroom_pin(
-    State(state): State<ApiState>,
+    State(state): State<UserApi>,
     Extension(caller): Extension<Caller>,
     Extension(ctx): Extension<RequestContext>,
     ApiPath(id): ApiPath<String>,
@@ -281,7 +295,7 @@ async fn reset_classroom_pin(
 #[utoipa::path(delete, path = "/api/v1/users/{id}/classroom-pin", tag = "users", params(("id" = String, Path)),
     responses((status = 204), (status = 404), (status = 409)))]
 async fn clear_classroom_pin(
-    State(state): State<ApiState>,
+    State(state): State<UserApi>,
     Extension(caller): Extension<Caller>,
     Extension(ctx): Extension<RequestContext>,
     ApiPath(id): ApiPath<String>,
@@ -303,7 +317,7 @@ pub struct ResetRequest {
 #[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "auth", request_body = ResetRequest,
     responses((status = 202), (status = 400)))]
 async fn request_reset(
-    State(state): State<ApiState>,
+    State(state): State<UserApi>,
     Extension(ctx): Extension<RequestContext>,
     caller: Option<Extension<Caller>>,
     ApiJson(body): ApiJson<ResetRequest>,
@@ -331,7 +345,7 @@ pub struct ResetConfirm {
 #[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", tag = "auth", request_body = ResetConfirm,
     responses((status = 204), (status = 400)))]
 async fn confirm_reset(
-    State(state): State<ApiState>,
+    State(state): State<UserApi>,
     Extension(ctx): Extension<RequestContext>,
     ApiJson(body): ApiJson<ResetConfirm>,
 ) -> Result<StatusCode, AppError> {
@@ -344,7 +358,7 @@ async fn confirm_reset(
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserFilter),
     responses((status = 200, description = "A page of users: items, total, limit, offset")))]
 async fn list_users(
-    State(state): State<ApiState>,
+    State(state): State<UserApi>,
     query: Result<Query<UserFilter>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, AppError> {
     let Query(filter) = query.map_err(|e| {
@@ -359,7 +373,7 @@ async fn list_users(
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
     responses((status = 201, body = UserView), (status = 400), (status = 409)))]
 async fn create_user(
-    State(state): State<ApiState>,
+    State(state): State<UserApi>,
     Extension(caller): Extension<Caller>,
     Extension(ctx): Extension<RequestContext>,
     ApiJson(body): ApiJson<NewUser>,
@@ -371,7 +385,7 @@ async fn create_user(
 /// One user.
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
     responses((status = 200, body = UserView), (status = 404)))]
-async fn get_user(State(state): State<ApiState>, ApiPath(id): ApiPath<String>) -> Result<Json<UserView>, AppError> {
+async fn get_user(State(state): State<UserApi>, ApiPath(id): ApiPath<String>) -> Result<Json<UserView>, AppError> {
     Ok(Json(state.users.get_user(&id).await?))
 }
 
@@ -379,7 +393,7 @@ async fn get_user(State(state): State<ApiState>, ApiPath(id): ApiPath<String>) -
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UserPatch,
     responses((status = 200, body = UserView), (status = 400), (status = 404), (status = 409)))]
 async fn update_user(
-    State(state): State<ApiState>,
+    State(state): State<UserApi>,
     Extension(caller): Extension<Caller>,
     Extension(ctx): Extension<RequestContext>,
     ApiPath(id): ApiPath<String>,
@@ -392,7 +406,7 @@ async fn update_user(
 #[utoipa::path(post, path = "/api/v1/users/{id}/activate", tag = "users", params(("id" = String, Path)),
     responses((status = 200, body = UserView), (status = 404)))]
 async fn activate(
-    State(state): State<ApiState>,
+    State(state): State<UserApi>,
     Extension(caller): Extension<Caller>,
     Extension(ctx): Extension<RequestContext>,
     ApiPath(id): ApiPath<String>,
@@ -412,7 +426,7 @@ pub struct SuspendRequest {
 #[utoipa::path(post, path = "/api/v1/users/{id}/suspend", tag = "users", params(("id" = String, Path)),
     request_body = SuspendRequest, responses((status = 200, body = UserView), (status = 404)))]
 async fn suspend(
-    State(state): State<ApiState>,
+    State(state): State<UserApi>,
     Extension(caller): Extension<Caller>,
     Extension(ctx): Extension<RequestContext>,
     ApiPath(id): ApiPath<String>,
@@ -433,7 +447,7 @@ pub struct RoleRequest {
 #[utoipa::path(post, path = "/api/v1/users/{id}/roles", tag = "users", params(("id" = String, Path)),
     request_body = RoleRequest, responses((status = 200, body = UserView), (status = 400), (status = 404)))]
 async fn assign_role(
-    State(state): State<ApiState>,
+    State(state): State<UserApi>,
     Extension(caller): Extension<Caller>,
     Extension(ctx): Extension<RequestContext>,
     ApiPath(id): ApiPath<String>,
@@ -444,7 +458,7 @@ async fn assign_role(
 
 /// The caller's own account and profile.
 #[utoipa::path(get, path = "/api/v1/me", tag = "users", responses((status = 200, body = UserView), (status = 401)))]
-async fn me(State(state): State<ApiState>, Extension(caller): Extension<Caller>) -> Result<Json<UserView>, AppError> {
+async fn me(State(state): State<UserApi>, Extension(caller): Extension<Caller>) -> Result<Json<UserView>, AppError> {
     Ok(Json(state.users.get_user(&caller.user_id).await?))
 }
 
@@ -452,7 +466,7 @@ async fn me(State(state): State<ApiState>, Extension(caller): Extension<Caller>)
 #[utoipa::path(patch, path = "/api/v1/me", tag = "users", request_body = UserPatch,
     responses((status = 200, body = UserView), (status = 400), (status = 401)))]
 async fn update_me(
-    State(state): State<ApiState>,
+    State(state): State<UserApi>,
     Extension(caller): Extension<Caller>,
     Extension(ctx): Extension<RequestContext>,
     ApiJson(body): ApiJson<UserPatch>,
@@ -462,13 +476,13 @@ async fn update_me(
 
 /// The roles and their permissions.
 #[utoipa::path(get, path = "/api/v1/roles", tag = "users", responses((status = 200, body = Vec<RoleView>)))]
-async fn roles(State(state): State<ApiState>) -> Result<Json<Vec<RoleView>>, AppError> {
+async fn roles(State(state): State<UserApi>) -> Result<Json<Vec<RoleView>>, AppError> {
     Ok(Json(state.users.roles().await?))
 }
 
 /// The public keys that verify user tokens (what classroom nodes receive).
 #[utoipa::path(get, path = "/api/v1/keys", tag = "auth", responses((status = 200, description = "Keys snapshot")))]
-async fn keys(State(state): State<ApiState>) -> Result<Json<nimbus_core::snapshot::KeysSnapshot>, AppError> {
+async fn keys(State(state): State<UserApi>) -> Result<Json<nimbus_core::snapshot::KeysSnapshot>, AppError> {
     Ok(Json(crate::user::key_set(&state.users.pool).await?))
 }
 
@@ -476,7 +490,7 @@ async fn keys(State(state): State<ApiState>) -> Result<Json<nimbus_core::snapsho
 /// they expire.
 #[utoipa::path(post, path = "/api/v1/keys/rotate", tag = "auth", responses((status = 200, description = "The new key id")))]
 async fn rotate_keys(
-    State(state): State<ApiState>,
+    State(state): State<UserApi>,
     Extension(caller): Extension<Caller>,
     Extension(ctx): Extension<RequestContext>,
 ) -> Result<Json<Value>, AppError> {

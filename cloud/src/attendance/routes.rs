@@ -13,9 +13,10 @@ use axum::routing::get;
 use chrono::{Days, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Params, ServicesState, app};
-use crate::api::{Access, ApiPath, ApiRoutes, AppError, Caller};
 use crate::error::{Error, FieldError, Result};
+use crate::http::Params;
+use crate::http::{Access, ApiPath, ApiRoutes, AppError, Caller};
+use crate::http::{ServicesState, app};
 
 const READ: Access = Access::Permission("attendance:read");
 /// Longest range one report may cover.

@@ -9,8 +9,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Acting, Listing, ServicesState, app};
-use crate::api::{Access, ApiJson, ApiPath, ApiRoutes, AppError};
 use crate::course::courses::{self, Course, CourseFilter, CourseUpdate, NewCourse};
 use crate::course::departments::{self, Department, DepartmentFilter, DepartmentUpdate, NewDepartment};
 use crate::course::enrollments::{self, Enrollment, EnrollmentFilter, NewEnrollment};
@@ -18,6 +16,9 @@ use crate::course::faculty::{self, Assignment, NewAssignment};
 use crate::course::programs::{self, NewProgram, Program, ProgramFilter};
 use crate::course::semesters::{self, CalendarEvent, NewCalendarEvent, NewSemester, Semester};
 use crate::course::subjects::{self, NewSubject, Subject, SubjectFilter};
+use crate::http::{Access, ApiJson, ApiPath, ApiRoutes, AppError};
+use crate::http::{Acting, Listing};
+use crate::http::{ServicesState, app};
 use crate::listing::Page;
 
 const READ: Access = Access::Permission("course:read");

@@ -9,9 +9,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Acting, Listing, ServicesState, app};
-use crate::api::{Access, ApiJson, ApiPath, ApiRoutes, AppError};
 use crate::error::{Error, FieldError, Result};
+use crate::http::{Access, ApiJson, ApiPath, ApiRoutes, AppError};
+use crate::http::{Acting, Listing};
+use crate::http::{ServicesState, app};
 use crate::listing::{Filter, ListQuery, Page};
 
 const READ: Access = Access::Permission("node:read");
