@@ -26,6 +26,13 @@ impl Actor {
     }
 
     /// Stamps an event with the correlation id and the acting user (`metadata.actor_id`).
+    /// Who to name in an event's `created_by` / `changed_by` / `updated_by`: the acting user, or
+    /// `system`.
+    pub fn id(&self) -> String {
+        self.user_id.clone().unwrap_or_else(|| "system".to_owned())
+    }
+
+    /// Stamps an event with the request's correlation id and the acting user (`actor_id`).
     pub fn stamp<E: TopicEvent>(&self, mut event: Envelope<E>) -> Envelope<E> {
         if let Some(c) = &self.correlation_id {
             event = event.with_correlation_id(c.clone());

@@ -13,15 +13,27 @@ pub enum Error {
     /// The connection pool failed.
     #[error("database pool: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
-    /// Kafka failed.
-    #[error("kafka: {0}")]
-    Kafka(String),
+    /// Kafka failed: what was being done, and the client's error when there is one.
+    #[error("kafka: {context}{}", cause(.source))]
+    Kafka {
+        /// What was being done.
+        context: String,
+        /// The client's error.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// MQTT failed.
-    #[error("mqtt: {0}")]
-    Mqtt(String),
+    #[error("mqtt: {context}{}", cause(.source))]
+    Mqtt {
+        /// What was being done.
+        context: String,
+        /// The client's error.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// Redis (revocation list, rate limits) failed.
     #[error("redis: {0}")]
-    Redis(String),
+    Redis(#[from] redis::RedisError),
     /// I/O failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -55,8 +67,14 @@ pub enum Error {
     #[error("forbidden: {0}")]
     Forbidden(String),
     /// The content store (MongoDB GridFS) failed.
-    #[error("content store: {0}")]
-    Store(String),
+    #[error("content store: {context}{}", cause(.source))]
+    Store {
+        /// What was being done.
+        context: String,
+        /// The driver's error.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// An upload was larger than the limit (HTTP 413); nothing of it was kept.
     #[error("upload larger than {limit} bytes")]
     TooLarge {
@@ -71,6 +89,46 @@ pub enum Error {
         /// What the first bytes look like.
         detected: String,
     },
+}
+
+/// An infrastructure client's error, kept as the source of ours.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// `": <source>"`, so a log line that prints only our error still says why.
+fn cause(source: &Option<BoxError>) -> String {
+    source.as_ref().map(|s| format!(": {s}")).unwrap_or_default()
+}
+
+impl Error {
+    /// Kafka failed while doing `context`, because of `source`.
+    pub fn kafka(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Kafka { context: context.into(), source: Some(source.into()) }
+    }
+
+    /// Kafka did not do what was expected (`context` says what), without a client error.
+    pub fn kafka_msg(context: impl Into<String>) -> Self {
+        Error::Kafka { context: context.into(), source: None }
+    }
+
+    /// MQTT failed while doing `context`, because of `source`.
+    pub fn mqtt(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Mqtt { context: context.into(), source: Some(source.into()) }
+    }
+
+    /// The MQTT link did not do what was expected, without a client error.
+    pub fn mqtt_msg(context: impl Into<String>) -> Self {
+        Error::Mqtt { context: context.into(), source: None }
+    }
+
+    /// The content store failed while doing `context`, because of `source`.
+    pub fn store(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Store { context: context.into(), source: Some(source.into()) }
+    }
+
+    /// The content store's data is not what it should be.
+    pub fn store_msg(context: impl Into<String>) -> Self {
+        Error::Store { context: context.into(), source: None }
+    }
 }
 
 /// One invalid field of a command's input.

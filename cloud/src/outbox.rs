@@ -48,6 +48,17 @@ pub async fn enqueue<E: TopicEvent>(tx: &tokio_postgres::Transaction<'_>, event:
     Ok(())
 }
 
+/// Writes `event` into `tx`'s outbox as `service` announces it on behalf of `actor` (stamped with
+/// the request's correlation id and the acting user): the one way a command publishes.
+pub async fn publish<E: TopicEvent>(
+    tx: &tokio_postgres::Transaction<'_>,
+    service: &'static str,
+    actor: &crate::actor::Actor,
+    event: E,
+) -> Result<()> {
+    enqueue(tx, &actor.stamp(Envelope::new(service, event))).await
+}
+
 /// Produces every pending row in order, waits for all confirmations and deletes the confirmed
 /// rows; returns how many were published. A row the broker refuses stays for the next round
 /// (and so do the rows after it, keeping each key's order).
@@ -96,10 +107,10 @@ pub async fn publish_pending(pool: &Pool, producer: &FutureProducer, timeout: Du
         client.execute("DELETE FROM event_outbox WHERE id <= $1", &[&last]).await?;
     }
     if let Some(e) = failure {
-        return Err(Error::Kafka(format!("outbox: {e} ({confirmed} of {} published)", rows.len())));
+        return Err(Error::kafka(format!("outbox ({confirmed} of {} published)", rows.len()), e));
     }
     if enqueued < rows.len() && confirmed == 0 {
-        return Err(Error::Kafka("outbox: the producer queue is full".into()));
+        return Err(Error::kafka_msg("outbox: the producer queue is full"));
     }
     Ok(confirmed)
 }

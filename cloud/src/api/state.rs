@@ -40,8 +40,8 @@ impl ApiState {
             .ok_or_else(|| Error::Config("no migrations for user_service_db".into()))?;
         let pool = crate::db::pool(&config.database_url_for("user_service_db"), config.database.max_connections)?;
         crate::db::migrate(&pool, migrations).await?;
-        let client = redis::Client::open(config.api.redis_url.as_str()).map_err(|e| Error::Redis(e.to_string()))?;
-        let conn = redis::aio::ConnectionManager::new(client).await.map_err(|e| Error::Redis(e.to_string()))?;
+        let client = redis::Client::open(config.api.redis_url.as_str())?;
+        let conn = redis::aio::ConnectionManager::new(client).await?;
         let keys = KeyRing::load(pool.clone()).await?;
         let users = Arc::new(UserService {
             pool,

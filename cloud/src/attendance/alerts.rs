@@ -291,7 +291,7 @@ async fn send_one(pool: &Pool, producer: &FutureProducer, thresholds: &AlertThre
     if claimed == 0 {
         return Ok(false);
     }
-    publish(producer, &alert, &notification).await.map_err(Error::Kafka)?;
+    publish(producer, &alert, &notification).await.map_err(|why| Error::kafka_msg(format!("alert: {why}")))?;
     tx.commit().await?;
     tracing::info!(
         student_id = %c.student_id,

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, FieldError, Result};
 use crate::http::Params;
+use crate::http::ServicesState;
 use crate::http::{Access, ApiPath, ApiRoutes, AppError, Caller};
-use crate::http::{ServicesState, app};
 
 const READ: Access = Access::Permission("attendance:read");
 /// Longest range one report may cover.
@@ -220,13 +220,13 @@ async fn course_report(
     Params(q): Params<ReportQuery>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let (from, to) = range(&q).map_err(app)?;
+    let (from, to) = range(&q)?;
     reject_course_filter(&q)?;
-    if !Scope::of(&s, &caller).await.map_err(app)?.allows(&course_id) {
+    if !Scope::of(&s, &caller).await?.allows(&course_id) {
         // Not 403: whether a course the caller does not teach has records is not theirs to know.
-        return Err(app(Error::NotFound { what: "course", id: course_id }));
+        return Err(AppError::from(Error::NotFound { what: "course", id: course_id }));
     }
-    let rows = by_course(&s, &course_id, from, to).await.map_err(app)?;
+    let rows = by_course(&s, &course_id, from, to).await?;
     Ok(answer(Report { report: "course", subject: Some(course_id), from, to, rows }, &q, &headers))
 }
 
@@ -238,10 +238,10 @@ async fn student_report(
     Params(q): Params<ReportQuery>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let (from, to) = range(&q).map_err(app)?;
+    let (from, to) = range(&q)?;
     reject_course_filter(&q)?;
-    let scope = Scope::of(&s, &caller).await.map_err(app)?;
-    let rows = by_student(&s, &student_id, scope.courses(), from, to).await.map_err(app)?;
+    let scope = Scope::of(&s, &caller).await?;
+    let rows = by_student(&s, &student_id, scope.courses(), from, to).await?;
     Ok(answer(Report { report: "student", subject: Some(student_id), from, to, rows }, &q, &headers))
 }
 
@@ -252,9 +252,9 @@ async fn daily_report(
     Params(q): Params<ReportQuery>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let (from, to) = range(&q).map_err(app)?;
-    let scope = Scope::of(&s, &caller).await.map_err(app)?;
-    let rows = daily(&s, q.course_id.as_deref(), scope.courses(), from, to).await.map_err(app)?;
+    let (from, to) = range(&q)?;
+    let scope = Scope::of(&s, &caller).await?;
+    let rows = daily(&s, q.course_id.as_deref(), scope.courses(), from, to).await?;
     Ok(answer(Report { report: "daily", subject: None, from, to, rows }, &q, &headers))
 }
 
@@ -266,9 +266,9 @@ async fn my_attendance(
     Params(q): Params<ReportQuery>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let (from, to) = range(&q).map_err(app)?;
+    let (from, to) = range(&q)?;
     reject_course_filter(&q)?;
-    let rows = by_student(&s, &caller.user_id, None, from, to).await.map_err(app)?;
+    let rows = by_student(&s, &caller.user_id, None, from, to).await?;
     Ok(answer(Report { report: "student", subject: Some(caller.user_id), from, to, rows }, &q, &headers))
 }
 

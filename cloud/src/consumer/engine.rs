@@ -114,9 +114,9 @@ impl<H: Handler> Consumer<H> {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .create()
-            .map_err(|e| Error::Kafka(format!("consumer: {e}")))?;
+            .map_err(|e| Error::kafka("consumer", e))?;
         let names: Vec<&str> = topics.iter().map(|t| t.name()).collect();
-        consumer.subscribe(&names).map_err(|e| Error::Kafka(format!("subscribe {names:?}: {e}")))?;
+        consumer.subscribe(&names).map_err(|e| Error::kafka(format!("subscribe {names:?}"), e))?;
         let consumer = Arc::new(consumer);
 
         let mut crashed = false;

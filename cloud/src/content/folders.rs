@@ -208,12 +208,8 @@ pub fn routes() -> ApiRoutes<ContentState> {
 #[openapi(paths(list_folders, create_folder, show_folder, delete_folder, add_folder_item, remove_folder_item))]
 pub struct FolderApi;
 
-fn app(e: Error) -> AppError {
-    AppError::from(e)
-}
-
 async fn client(s: &ContentState) -> Result<deadpool_postgres::Object, AppError> {
-    s.pool.get().await.map_err(|e| app(e.into()))
+    Ok(s.pool.get().await.map_err(Error::from)?)
 }
 
 #[utoipa::path(get, path = "/api/v1/content-folders", tag = "content", params(("parent_id" = Option<Uuid>, Query), ("top_level" = Option<bool>, Query), ("course_id" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query, description = "name or created_at; - for descending")), responses((status = 200, description = "A page of folders")))]
@@ -223,7 +219,7 @@ async fn list_folders(
     l: crate::http::Listing<FolderFilter>,
 ) -> Result<Json<Page<Folder>>, AppError> {
     let visibility = s.visibility(&caller).await?;
-    Ok(Json(list(&client(&s).await?, l.filter, &visibility, l.query).await.map_err(app)?))
+    Ok(Json(list(&client(&s).await?, l.filter, &visibility, l.query).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/content-folders", tag = "content", responses((status = 201, description = "The folder"), (status = 404, description = "No such parent")))]
@@ -232,7 +228,7 @@ async fn create_folder(
     axum::Extension(caller): axum::Extension<Caller>,
     ApiJson(input): ApiJson<NewFolder>,
 ) -> Result<(StatusCode, Json<Folder>), AppError> {
-    Ok((StatusCode::CREATED, Json(create(&client(&s).await?, &caller.user_id, input).await.map_err(app)?)))
+    Ok((StatusCode::CREATED, Json(create(&client(&s).await?, &caller.user_id, input).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/content-folders/{id}", tag = "content", params(("id" = Uuid, Path)), responses((status = 200, description = "The folder"), (status = 404, description = "No such folder, or not one of the student's courses")))]
@@ -241,18 +237,18 @@ async fn show_folder(
     axum::Extension(caller): axum::Extension<Caller>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Folder>, AppError> {
-    let f = get(&client(&s).await?, id).await.map_err(app)?;
+    let f = get(&client(&s).await?, id).await?;
     if let Visibility::Student { courses, .. } = s.visibility(&caller).await?
         && f.course_id.as_ref().is_some_and(|c| !courses.contains(c))
     {
-        return Err(app(Error::NotFound { what: "folder", id: id.to_string() }));
+        return Err(AppError::from(Error::NotFound { what: "folder", id: id.to_string() }));
     }
     Ok(Json(f))
 }
 
 #[utoipa::path(delete, path = "/api/v1/content-folders/{id}", tag = "content", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted with its subfolders; the items stay")))]
 async fn delete_folder(State(s): State<ContentState>, ApiPath(id): ApiPath<Uuid>) -> Result<StatusCode, AppError> {
-    remove(&client(&s).await?, id).await.map_err(app)?;
+    remove(&client(&s).await?, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -262,7 +258,7 @@ async fn add_folder_item(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(item): ApiJson<FolderItem>,
 ) -> Result<StatusCode, AppError> {
-    add_item(&client(&s).await?, id, item.content_id).await.map_err(app)?;
+    add_item(&client(&s).await?, id, item.content_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -271,6 +267,6 @@ async fn remove_folder_item(
     State(s): State<ContentState>,
     ApiPath((id, content_id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<StatusCode, AppError> {
-    remove_item(&client(&s).await?, id, content_id).await.map_err(app)?;
+    remove_item(&client(&s).await?, id, content_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -45,11 +45,6 @@ const MAX_METADATA_BYTES: usize = 64 * 1024;
 /// `Content-Length` check.
 const MULTIPART_OVERHEAD: u64 = 1024 * 1024;
 
-/// The seed's `AppError` of the crate's errors (the one mapping, [`crate::http`]).
-fn app_error(e: Error) -> AppError {
-    AppError::from(e)
-}
-
 type ApiResult<T> = Result<T, AppError>;
 
 /// The content routes over `state`.
@@ -217,7 +212,7 @@ async fn serve(
             return Ok((res, None));
         }
     };
-    let stream = store.read(&version.mongo_document_id, start, end).await.map_err(app_error)?;
+    let stream = store.read(&version.mongo_document_id, start, end).await?;
     let stream = stream.map(|r| {
         if let Err(e) = &r {
             tracing::error!(error = %e, "content download stream failed");
@@ -325,11 +320,7 @@ async fn receive<M: serde::de::DeserializeOwned + Default>(
                 };
                 let file_name = safe_file_name(field.file_name().unwrap_or(""));
                 let declared = field.content_type().map(str::to_owned);
-                let stored = state
-                    .store
-                    .put(&file_name, declared.as_deref(), &state.policy, Box::pin(field))
-                    .await
-                    .map_err(app_error)?;
+                let stored = state.store.put(&file_name, declared.as_deref(), &state.policy, Box::pin(field)).await?;
                 // Anything after the file is ignored but must be well-formed: a body cut short
                 // after the file's last byte is still an incomplete upload.
                 loop {
@@ -375,16 +366,14 @@ async fn upload(
     let multipart = multipart.map_err(multipart_rejection)?;
     let caller_ref = &caller;
     let (meta, file_name, stored) = receive(&state, multipart, true, |m: &mut NewContent| {
-        m.validate().map_err(app_error)?;
+        m.validate()?;
         if m.is_published {
             caller_ref.require("content:publish")?;
         }
         Ok(())
     })
     .await?;
-    let item = items::create(&state.pool, &state.store, &caller.actor(&ctx), &meta, &file_name, &stored)
-        .await
-        .map_err(app_error)?;
+    let item = items::create(&state.pool, &state.store, &caller.actor(&ctx), &meta, &file_name, &stored).await?;
     Ok((StatusCode::CREATED, Json(item)))
 }
 
@@ -405,9 +394,7 @@ async fn upload_version(
     let multipart = multipart.map_err(multipart_rejection)?;
     state.editable_item(&caller, id).await?;
     let (notes, file_name, stored) = receive(&state, multipart, false, |_: &mut NewVersion| Ok(())).await?;
-    let v = items::add_version(&state.pool, &state.store, &caller.actor(&ctx), id, &file_name, &stored, &notes)
-        .await
-        .map_err(app_error)?;
+    let v = items::add_version(&state.pool, &state.store, &caller.actor(&ctx), id, &file_name, &stored, &notes).await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
 
@@ -429,8 +416,8 @@ async fn search(
             .with_details(json!({ "problem": e.body_text() }))
     })?;
     let visibility = state.visibility(&caller).await?;
-    let client = state.pool.get().await.map_err(|e| app_error(e.into()))?;
-    Ok(Json(items::list(&client, &q, &visibility).await.map_err(app_error)?))
+    let client = state.pool.get().await.map_err(Error::from)?;
+    Ok(Json(items::list(&client, &q, &visibility).await?))
 }
 
 /// One item.
@@ -454,9 +441,9 @@ async fn update(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(mut body): ApiJson<ContentUpdate>,
 ) -> ApiResult<Json<items::ContentItem>> {
-    body.validate().map_err(app_error)?;
+    body.validate()?;
     state.editable_item(&caller, id).await?;
-    Ok(Json(items::update(&state.pool, &caller.actor(&ctx), id, &body).await.map_err(app_error)?))
+    Ok(Json(items::update(&state.pool, &caller.actor(&ctx), id, &body).await?))
 }
 
 /// The courses an item is mapped to.
@@ -478,7 +465,7 @@ async fn set_courses(
     ApiJson(body): ApiJson<CourseIds>,
 ) -> ApiResult<Json<items::ContentItem>> {
     state.editable_item(&caller, id).await?;
-    Ok(Json(items::set_courses(&state.pool, &caller.actor(&ctx), id, body.course_ids).await.map_err(app_error)?))
+    Ok(Json(items::set_courses(&state.pool, &caller.actor(&ctx), id, body.course_ids).await?))
 }
 
 async fn set_published(
@@ -489,7 +476,7 @@ async fn set_published(
     publish: bool,
 ) -> ApiResult<Json<items::ContentItem>> {
     state.editable_item(&caller, id).await?;
-    Ok(Json(items::set_published(&state.pool, &caller.actor(&ctx), id, publish).await.map_err(app_error)?))
+    Ok(Json(items::set_published(&state.pool, &caller.actor(&ctx), id, publish).await?))
 }
 
 /// Publish an item to its courses.
@@ -526,7 +513,7 @@ async fn remove(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
     state.editable_item(&caller, id).await?;
-    items::delete(&state.pool, &caller.actor(&ctx), id).await.map_err(app_error)?;
+    items::delete(&state.pool, &caller.actor(&ctx), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -539,8 +526,8 @@ async fn list_versions(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Vec<items::Version>>> {
     state.visible_item(&caller, id).await?;
-    let client = state.pool.get().await.map_err(|e| app_error(e.into()))?;
-    Ok(Json(items::versions(&client, id).await.map_err(app_error)?))
+    let client = state.pool.get().await.map_err(Error::from)?;
+    Ok(Json(items::versions(&client, id).await?))
 }
 
 async fn download(
@@ -555,11 +542,11 @@ async fn download(
     let n = version.unwrap_or(item.current_version);
     if n != item.current_version && !is_staff(&caller) {
         // Students get the current version only.
-        return Err(app_error(Error::NotFound { what: "content version", id: format!("{id}/{n}") }));
+        return Err(AppError::from(Error::NotFound { what: "content version", id: format!("{id}/{n}") }));
     }
     let v = {
-        let client = state.pool.get().await.map_err(|e| app_error(e.into()))?;
-        items::get_version(&client, id, n).await.map_err(app_error)?
+        let client = state.pool.get().await.map_err(Error::from)?;
+        items::get_version(&client, id, n).await?
     };
     let (res, served) = serve(&state.store, &v, &headers).await?;
     if let Some(range) = served {
@@ -571,7 +558,7 @@ async fn download(
             device_type: None,
             range,
         };
-        items::record_access(&state.pool, &caller.actor(&ctx), id, &access).await.map_err(app_error)?;
+        items::record_access(&state.pool, &caller.actor(&ctx), id, &access).await?;
     }
     Ok(res)
 }
@@ -613,8 +600,8 @@ async fn list_permissions(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Vec<items::Permission>>> {
     state.editable_item(&caller, id).await?;
-    let client = state.pool.get().await.map_err(|e| app_error(e.into()))?;
-    Ok(Json(items::permissions(&client, id).await.map_err(app_error)?))
+    let client = state.pool.get().await.map_err(Error::from)?;
+    Ok(Json(items::permissions(&client, id).await?))
 }
 
 /// Grant a user, a course or a role a permission on an item.
@@ -629,7 +616,7 @@ async fn grant(
     ApiJson(body): ApiJson<NewPermission>,
 ) -> ApiResult<(StatusCode, Json<items::Permission>)> {
     state.editable_item(&caller, id).await?;
-    let p = items::grant(&state.pool, &caller.actor(&ctx), id, &body).await.map_err(app_error)?;
+    let p = items::grant(&state.pool, &caller.actor(&ctx), id, &body).await?;
     Ok((StatusCode::CREATED, Json(p)))
 }
 
@@ -644,7 +631,7 @@ async fn revoke(
     ApiPath((id, permission_id)): ApiPath<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
     state.editable_item(&caller, id).await?;
-    items::revoke(&state.pool, &caller.actor(&ctx), id, permission_id).await.map_err(app_error)?;
+    items::revoke(&state.pool, &caller.actor(&ctx), id, permission_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -679,11 +666,11 @@ async fn authenticate_node(registry: &Pool, headers: &HeaderMap) -> ApiResult<(S
     if node_id.is_empty() || node_id.len() > 128 {
         return Err(node_unauthorized("bad node id"));
     }
-    let client = registry.get().await.map_err(|e| app_error(e.into()))?;
+    let client = registry.get().await.map_err(Error::from)?;
     let row = client
         .query_opt("SELECT room_id, credential_hash FROM nodes WHERE node_id = $1", &[&node_id])
         .await
-        .map_err(|e| app_error(e.into()))?
+        .map_err(Error::from)?
         .ok_or_else(|| node_unauthorized("unknown node"))?;
     let (room, hash): (String, Option<String>) = (row.get(0), row.get(1));
     let hash = hash.ok_or_else(|| node_unauthorized("node has no credential"))?;
@@ -723,23 +710,19 @@ async fn node_download(
         let (node_id, room) = authenticate_node(&state.registry, &headers).await?;
         let ApiPath((id, n)) = path?;
         let courses: Vec<String> = {
-            let client = state.timetable.get().await.map_err(|e| app_error(e.into()))?;
-            let mut ids: Vec<String> = crate::timetable::room_schedule(&client, &room)
-                .await
-                .map_err(app_error)?
-                .into_iter()
-                .map(|e| e.course_id)
-                .collect();
+            let client = state.timetable.get().await.map_err(Error::from)?;
+            let mut ids: Vec<String> =
+                crate::timetable::room_schedule(&client, &room).await?.into_iter().map(|e| e.course_id).collect();
             ids.sort();
             ids.dedup();
             ids
         };
-        let client = state.pool.get().await.map_err(|e| app_error(e.into()))?;
-        let allowed = items::published_for_courses(&client, &courses).await.map_err(app_error)?;
+        let client = state.pool.get().await.map_err(Error::from)?;
+        let allowed = items::published_for_courses(&client, &courses).await?;
         if !allowed.iter().any(|(item, _)| item.id == id) {
-            return Err(app_error(Error::NotFound { what: "content", id: id.to_string() }));
+            return Err(AppError::from(Error::NotFound { what: "content", id: id.to_string() }));
         }
-        let v = items::get_version(&client, id, n).await.map_err(app_error)?;
+        let v = items::get_version(&client, id, n).await?;
         drop(client);
         let (res, served) = serve(&state.store, &v, &headers).await?;
         if let Some(range) = served {
@@ -757,7 +740,7 @@ async fn node_download(
                 device_type: Some("edge-node".into()),
                 range,
             };
-            items::record_access(&state.pool, &actor, id, &access).await.map_err(app_error)?;
+            items::record_access(&state.pool, &actor, id, &access).await?;
         }
         Ok(res)
     }

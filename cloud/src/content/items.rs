@@ -10,13 +10,13 @@ use nimbus_core::event::content::{
     ContentCreatedPayload, ContentDeletedPayload, ContentPublicationPayload, ContentUpdatedPayload,
     ContentVersionedPayload,
 };
-use nimbus_core::event::{ChangeValue, Changes, ContentEvent, Envelope};
+use nimbus_core::event::{ChangeValue, Changes, ContentEvent};
 use serde_json::json;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::store::{Store, Stored};
-use super::{SERVICE, actor_id, sniff};
+use super::{SERVICE, sniff};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
 use crate::listing::{self, Filter, ListQuery, Page, require_text};
@@ -389,7 +389,7 @@ pub async fn create(
         let mut client = pool.get().await?;
         let tx = client.transaction().await?;
         let id = Uuid::new_v4();
-        let by = actor_id(actor);
+        let by = actor.id();
         let content_type = sniff::content_type_of(&stored.mime_type);
         tx.execute(
             "INSERT INTO content_metadata (id, title, description, content_type, department_id, subject_ids, \
@@ -439,8 +439,7 @@ pub async fn create(
             is_published: new.is_published,
             tags: new.tags.clone(),
         };
-        crate::outbox::enqueue(&tx, &actor.stamp(Envelope::new(SERVICE, ContentEvent::ContentCreated(created))))
-            .await?;
+        crate::outbox::publish(&tx, SERVICE, actor, ContentEvent::ContentCreated(created)).await?;
         if new.is_published {
             let published = ContentPublicationPayload {
                 content_id: id.to_string(),
@@ -449,11 +448,7 @@ pub async fn create(
                 changed_by: by,
                 changed_at: chrono::Utc::now(),
             };
-            crate::outbox::enqueue(
-                &tx,
-                &actor.stamp(Envelope::new(SERVICE, ContentEvent::ContentPublished(published))),
-            )
-            .await?;
+            crate::outbox::publish(&tx, SERVICE, actor, ContentEvent::ContentPublished(published)).await?;
         }
         let created = get(&tx, id).await?;
         tx.commit().await?;
@@ -497,7 +492,7 @@ pub async fn add_version(
             .await?
             .ok_or_else(|| not_found(id))?;
         let n: i32 = row.get::<_, i32>(0) + 1;
-        let by = actor_id(actor);
+        let by = actor.id();
         let size = stored.size as i64;
         let created_at: chrono::DateTime<chrono::Utc> = tx
             .query_one(
@@ -534,8 +529,7 @@ pub async fn add_version(
             created_by: by,
             created_at,
         };
-        crate::outbox::enqueue(&tx, &actor.stamp(Envelope::new(SERVICE, ContentEvent::ContentVersioned(payload))))
-            .await?;
+        crate::outbox::publish(&tx, SERVICE, actor, ContentEvent::ContentVersioned(payload)).await?;
         let v = get_version(&tx, id, n).await?;
         tx.commit().await?;
         Ok(v)
@@ -598,10 +592,10 @@ async fn announce_update(
     let payload = ContentUpdatedPayload {
         content_id: id.to_string(),
         changes,
-        updated_by: actor_id(actor),
+        updated_by: actor.id(),
         updated_at: chrono::Utc::now(),
     };
-    crate::outbox::enqueue(tx, &actor.stamp(Envelope::new(SERVICE, ContentEvent::ContentUpdated(payload)))).await
+    crate::outbox::publish(tx, SERVICE, actor, ContentEvent::ContentUpdated(payload)).await
 }
 
 /// Replaces the courses `id` is mapped to; announces `CONTENT_UPDATED` (`course_ids` changed).
@@ -652,12 +646,12 @@ pub async fn set_published(pool: &Pool, actor: &Actor, id: Uuid, publish: bool) 
         content_id: id.to_string(),
         title: old.title.clone(),
         course_ids: old.course_ids.clone(),
-        changed_by: actor_id(actor),
+        changed_by: actor.id(),
         changed_at: chrono::Utc::now(),
     };
     let event =
         if publish { ContentEvent::ContentPublished(payload) } else { ContentEvent::ContentUnpublished(payload) };
-    crate::outbox::enqueue(&tx, &actor.stamp(Envelope::new(SERVICE, event))).await?;
+    crate::outbox::publish(&tx, SERVICE, actor, event).await?;
     let item = get(&tx, id).await?;
     tx.commit().await?;
     Ok(item)
@@ -668,7 +662,7 @@ pub async fn set_published(pool: &Pool, actor: &Actor, id: Uuid, publish: bool) 
 pub async fn delete(pool: &Pool, actor: &Actor, id: Uuid) -> Result<()> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    let by = actor_id(actor);
+    let by = actor.id();
     let row = tx
         .query_opt(
             "UPDATE content_metadata SET is_deleted = true, is_published = false, deleted_at = now(), deleted_by = $2, \
@@ -684,7 +678,7 @@ pub async fn delete(pool: &Pool, actor: &Actor, id: Uuid) -> Result<()> {
         deleted_at: row.get(1),
         is_soft_delete: true,
     };
-    crate::outbox::enqueue(&tx, &actor.stamp(Envelope::new(SERVICE, ContentEvent::ContentDeleted(payload)))).await?;
+    crate::outbox::publish(&tx, SERVICE, actor, ContentEvent::ContentDeleted(payload)).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -777,7 +771,7 @@ async fn announce_permission(
         grantee_type: parse(&p.grantee_type).unwrap_or(Grantee::User),
         grantee_id: p.grantee_id.clone(),
         permission: parse(&p.permission).unwrap_or(ContentPermission::View),
-        changed_by: actor_id(actor),
+        changed_by: actor.id(),
         changed_at: chrono::Utc::now(),
     };
     let event = if granted {
@@ -785,7 +779,7 @@ async fn announce_permission(
     } else {
         ContentEvent::ContentPermissionRevoked(payload)
     };
-    crate::outbox::enqueue(tx, &actor.stamp(Envelope::new(SERVICE, event))).await
+    crate::outbox::publish(tx, SERVICE, actor, event).await
 }
 
 /// Grants `new` on `id` (granting an existing grant again returns it unchanged) and announces
@@ -803,7 +797,7 @@ pub async fn grant(pool: &Pool, actor: &Actor, id: Uuid, new: &NewPermission) ->
             "INSERT INTO content_permissions (content_id, grantee_type, grantee_id, permission, granted_by) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING \
              RETURNING id, grantee_type, grantee_id, permission, granted_by, created_at",
-            &[&id, &grantee_type, &new.grantee_id.trim(), &perm, &actor_id(actor)],
+            &[&id, &grantee_type, &new.grantee_id.trim(), &perm, &actor.id()],
         )
         .await?;
     let p = match inserted {
@@ -908,7 +902,7 @@ pub async fn record_access(pool: &Pool, actor: &Actor, id: Uuid, access: &Access
         duration_seconds: None,
         accessed_at: at,
     };
-    crate::outbox::enqueue(&tx, &actor.stamp(Envelope::new(SERVICE, ContentEvent::ContentAccessed(payload)))).await?;
+    crate::outbox::publish(&tx, SERVICE, actor, ContentEvent::ContentAccessed(payload)).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -32,17 +32,10 @@ pub use http::router;
 pub use state::ContentState;
 pub use store::{Store, Stored, UploadPolicy};
 
-use crate::actor::Actor;
-
 /// The seed's service name.
 pub const SERVICE: &str = "content-service";
 /// The service's own database.
 pub const DATABASE: &str = "content_service_db";
-
-/// Who to name in an event's `created_by` / `changed_by`: the acting user, or `system`.
-pub(crate) fn actor_id(actor: &Actor) -> String {
-    actor.user_id.clone().unwrap_or_else(|| "system".to_owned())
-}
 
 /// The download route of a node for `content_id` at `version`, under `base_url`.
 pub fn node_url(base_url: &str, content_id: &str, version: i32) -> String {

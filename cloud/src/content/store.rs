@@ -66,12 +66,12 @@ pub struct Stored {
     pub mime_type: String,
 }
 
-fn store_err(e: impl Display) -> Error {
-    Error::Store(e.to_string())
+fn store_err(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::store("GridFS", e)
 }
 
 fn oid(id: &str) -> Result<ObjectId> {
-    ObjectId::parse_str(id).map_err(|_| Error::Store(format!("{id:?} is not a GridFS file id")))
+    ObjectId::parse_str(id).map_err(|_| Error::store_msg(format!("{id:?} is not a GridFS file id")))
 }
 
 /// The declared type without parameters, lower-case.
@@ -201,11 +201,11 @@ impl Store {
             .find_one(doc! { "_id": oid })
             .await
             .map_err(store_err)?
-            .ok_or_else(|| Error::Store(format!("GridFS file {id} is missing")))?;
+            .ok_or_else(|| Error::store_msg(format!("GridFS file {id} is missing")))?;
         let length = file.get("length").and_then(bson_u64).unwrap_or(0);
         let chunk_size = file.get("chunkSize").and_then(bson_u64).filter(|c| *c > 0).unwrap_or(255 * 1024);
         if start > end || end > length {
-            return Err(Error::Store(format!("range {start}..{end} outside GridFS file {id} of {length} bytes")));
+            return Err(Error::store_msg(format!("range {start}..{end} outside GridFS file {id} of {length} bytes")));
         }
         let (first, last) = (start / chunk_size, end.saturating_sub(1) / chunk_size);
         let cursor = if start == end {

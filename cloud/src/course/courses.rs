@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 pub use super::record::Course;
 use super::record::{COLUMNS, from_row, lock};
-use super::{actor_id, duplicate, enrollments, publish};
+use super::{duplicate, enrollments, publish};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
 use crate::listing::{self, Filter, ListQuery, Page, require_text};
@@ -138,7 +138,7 @@ pub async fn create_course(pool: &Pool, actor: &Actor, input: NewCourse) -> Resu
                 &input.semester,
                 &input.academic_year,
                 &input.max_students,
-                &actor_id(actor),
+                &actor.id(),
             ],
         )
         .await
@@ -214,7 +214,7 @@ pub async fn update_course(pool: &Pool, actor: &Actor, id: Uuid, input: CourseUp
         let event = CourseEvent::CourseUpdated(CourseUpdatedPayload {
             course_id: id.to_string(),
             changes,
-            updated_by: actor_id(actor),
+            updated_by: actor.id(),
             updated_at: new.updated_at,
         });
         publish(&tx, actor, event).await?;
@@ -230,7 +230,7 @@ fn reference(c: &Course, actor: &Actor) -> CourseRefPayload {
     CourseRefPayload {
         course_id: c.id.to_string(),
         course_code: c.course_code.clone(),
-        changed_by: actor_id(actor),
+        changed_by: actor.id(),
         changed_at: Utc::now(),
     }
 }

@@ -5,7 +5,7 @@ use deadpool_postgres::Pool;
 use nimbus_core::event::course::{CourseEvent, FacultyAssignmentPayload};
 use uuid::Uuid;
 
-use super::{actor_id, publish};
+use super::publish;
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
 use crate::listing::{self, require_text};
@@ -65,7 +65,7 @@ pub async fn assign_faculty(pool: &Pool, actor: &Actor, course_id: Uuid, input: 
             "INSERT INTO faculty_courses (course_id, faculty_id, assignment_role, assigned_by) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (course_id, faculty_id) DO UPDATE SET assignment_role = EXCLUDED.assignment_role \
              RETURNING course_id, faculty_id, assignment_role, assigned_by, assigned_at",
-            &[&course_id, &faculty_id, &input.assignment_role, &actor_id(actor)],
+            &[&course_id, &faculty_id, &input.assignment_role, &actor.id()],
         )
         .await?;
     let a = Assignment {
@@ -79,7 +79,7 @@ pub async fn assign_faculty(pool: &Pool, actor: &Actor, course_id: Uuid, input: 
         course_id: course_id.to_string(),
         faculty_id: a.faculty_id.clone(),
         assignment_role: Some(a.assignment_role.clone()),
-        changed_by: actor_id(actor),
+        changed_by: actor.id(),
         changed_at: Utc::now(),
     });
     publish(&tx, actor, event).await?;
@@ -102,7 +102,7 @@ pub async fn unassign_faculty(pool: &Pool, actor: &Actor, course_id: Uuid, facul
         course_id: course_id.to_string(),
         faculty_id: faculty_id.to_owned(),
         assignment_role: Some(row.get(0)),
-        changed_by: actor_id(actor),
+        changed_by: actor.id(),
         changed_at: Utc::now(),
     });
     publish(&tx, actor, event).await?;

@@ -33,7 +33,7 @@ pub mod subjects;
 pub use handler::CourseHandler;
 pub use roster::{courses_of_student, rosters};
 
-use nimbus_core::event::{Envelope, TopicEvent};
+use nimbus_core::event::TopicEvent;
 
 use crate::actor::Actor;
 use crate::error::{Error, Result};
@@ -43,18 +43,13 @@ pub const SERVICE: &str = "course-service";
 /// The service's own database.
 pub const DATABASE: &str = "course_service_db";
 
-/// Who to name in an event's `created_by` / `changed_by`: the acting user, or `system`.
-pub(crate) fn actor_id(actor: &Actor) -> String {
-    actor.user_id.clone().unwrap_or_else(|| "system".to_owned())
-}
-
 /// Enqueues one of the service's events in `tx`.
 pub(crate) async fn publish<E: TopicEvent>(
     tx: &tokio_postgres::Transaction<'_>,
     actor: &Actor,
     event: E,
 ) -> Result<()> {
-    crate::outbox::enqueue(tx, &actor.stamp(Envelope::new(SERVICE, event))).await
+    crate::outbox::publish(tx, SERVICE, actor, event).await
 }
 
 /// The conflict answered for a duplicate unique value.

@@ -16,9 +16,9 @@ use crate::course::faculty::{self, Assignment, NewAssignment};
 use crate::course::programs::{self, NewProgram, Program, ProgramFilter};
 use crate::course::semesters::{self, CalendarEvent, NewCalendarEvent, NewSemester, Semester};
 use crate::course::subjects::{self, NewSubject, Subject, SubjectFilter};
+use crate::http::ServicesState;
 use crate::http::{Access, ApiJson, ApiPath, ApiRoutes, AppError};
 use crate::http::{Acting, Listing};
-use crate::http::{ServicesState, app};
 use crate::listing::Page;
 
 const READ: Access = Access::Permission("course:read");
@@ -117,7 +117,7 @@ pub struct Doc;
 
 #[utoipa::path(get, path = "/api/v1/departments", tag = "course", params(("is_active" = Option<bool>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of departments")))]
 async fn list_departments(State(s): State<ServicesState>, l: Listing<DepartmentFilter>) -> Answer<Page<Department>> {
-    Ok(Json(departments::list_departments(&s.course, l.filter, l.query).await.map_err(app)?))
+    Ok(Json(departments::list_departments(&s.course, l.filter, l.query).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/departments", tag = "course", responses((status = 201, description = "The department"), (status = 409, description = "Code taken")))]
@@ -126,12 +126,12 @@ async fn create_department(
     Acting(a): Acting,
     ApiJson(input): ApiJson<NewDepartment>,
 ) -> Created<Department> {
-    Ok((StatusCode::CREATED, Json(departments::create_department(&s.course, &a, input).await.map_err(app)?)))
+    Ok((StatusCode::CREATED, Json(departments::create_department(&s.course, &a, input).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/departments/{id}", tag = "course", params(("id" = Uuid, Path)), responses((status = 200, description = "The department")))]
 async fn get_department(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uuid>) -> Answer<Department> {
-    Ok(Json(departments::get_department(&s.course, id).await.map_err(app)?))
+    Ok(Json(departments::get_department(&s.course, id).await?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/departments/{id}", tag = "course", params(("id" = Uuid, Path)), responses((status = 200, description = "The updated department")))]
@@ -141,12 +141,12 @@ async fn update_department(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<DepartmentUpdate>,
 ) -> Answer<Department> {
-    Ok(Json(departments::update_department(&s.course, &a, id, input).await.map_err(app)?))
+    Ok(Json(departments::update_department(&s.course, &a, id, input).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/programs", tag = "course", params(("department_id" = Option<Uuid>, Query), ("is_active" = Option<bool>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of programs")))]
 async fn list_programs(State(s): State<ServicesState>, l: Listing<ProgramFilter>) -> Answer<Page<Program>> {
-    Ok(Json(programs::list_programs(&s.course, l.filter, l.query).await.map_err(app)?))
+    Ok(Json(programs::list_programs(&s.course, l.filter, l.query).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/programs", tag = "course", responses((status = 201, description = "The program")))]
@@ -155,17 +155,17 @@ async fn create_program(
     Acting(a): Acting,
     ApiJson(input): ApiJson<NewProgram>,
 ) -> Created<Program> {
-    Ok((StatusCode::CREATED, Json(programs::create_program(&s.course, &a, input).await.map_err(app)?)))
+    Ok((StatusCode::CREATED, Json(programs::create_program(&s.course, &a, input).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/programs/{id}", tag = "course", params(("id" = Uuid, Path)), responses((status = 200, description = "The program")))]
 async fn get_program(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uuid>) -> Answer<Program> {
-    Ok(Json(programs::get_program(&s.course, id).await.map_err(app)?))
+    Ok(Json(programs::get_program(&s.course, id).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/subjects", tag = "course", params(("department_id" = Option<Uuid>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of subjects")))]
 async fn list_subjects(State(s): State<ServicesState>, l: Listing<SubjectFilter>) -> Answer<Page<Subject>> {
-    Ok(Json(subjects::list_subjects(&s.course, l.filter, l.query).await.map_err(app)?))
+    Ok(Json(subjects::list_subjects(&s.course, l.filter, l.query).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/subjects", tag = "course", responses((status = 201, description = "The subject")))]
@@ -174,17 +174,17 @@ async fn create_subject(
     Acting(a): Acting,
     ApiJson(input): ApiJson<NewSubject>,
 ) -> Created<Subject> {
-    Ok((StatusCode::CREATED, Json(subjects::create_subject(&s.course, &a, input).await.map_err(app)?)))
+    Ok((StatusCode::CREATED, Json(subjects::create_subject(&s.course, &a, input).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/subjects/{id}", tag = "course", params(("id" = Uuid, Path)), responses((status = 200, description = "The subject")))]
 async fn get_subject(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uuid>) -> Answer<Subject> {
-    Ok(Json(subjects::get_subject(&s.course, id).await.map_err(app)?))
+    Ok(Json(subjects::get_subject(&s.course, id).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/semesters", tag = "course", params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of semesters")))]
 async fn list_semesters(State(s): State<ServicesState>, l: Listing<NoFilter>) -> Answer<Page<Semester>> {
-    Ok(Json(semesters::list_semesters(&s.course, l.query).await.map_err(app)?))
+    Ok(Json(semesters::list_semesters(&s.course, l.query).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/semesters", tag = "course", responses((status = 201, description = "The semester")))]
@@ -193,12 +193,12 @@ async fn create_semester(
     Acting(a): Acting,
     ApiJson(input): ApiJson<NewSemester>,
 ) -> Created<Semester> {
-    Ok((StatusCode::CREATED, Json(semesters::create_semester(&s.course, &a, input).await.map_err(app)?)))
+    Ok((StatusCode::CREATED, Json(semesters::create_semester(&s.course, &a, input).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/semesters/{id}", tag = "course", params(("id" = Uuid, Path)), responses((status = 200, description = "The semester")))]
 async fn get_semester(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uuid>) -> Answer<Semester> {
-    Ok(Json(semesters::get_semester(&s.course, id).await.map_err(app)?))
+    Ok(Json(semesters::get_semester(&s.course, id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/semesters/{id}/current", tag = "course", params(("id" = Uuid, Path)), responses((status = 200, description = "Now the current semester")))]
@@ -207,12 +207,12 @@ async fn set_current_semester(
     Acting(a): Acting,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Answer<Semester> {
-    Ok(Json(semesters::set_current_semester(&s.course, &a, id).await.map_err(app)?))
+    Ok(Json(semesters::set_current_semester(&s.course, &a, id).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/semesters/{id}/calendar", tag = "course", params(("id" = Uuid, Path)), responses((status = 200, description = "The semester's calendar events")))]
 async fn calendar(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uuid>) -> Answer<Vec<CalendarEvent>> {
-    Ok(Json(semesters::calendar(&s.course, id).await.map_err(app)?))
+    Ok(Json(semesters::calendar(&s.course, id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/calendar-events", tag = "course", responses((status = 201, description = "The calendar event")))]
@@ -221,12 +221,12 @@ async fn add_calendar_event(
     Acting(a): Acting,
     ApiJson(input): ApiJson<NewCalendarEvent>,
 ) -> Created<CalendarEvent> {
-    Ok((StatusCode::CREATED, Json(semesters::add_calendar_event(&s.course, &a, input).await.map_err(app)?)))
+    Ok((StatusCode::CREATED, Json(semesters::add_calendar_event(&s.course, &a, input).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/courses", tag = "course", params(("department_id" = Option<Uuid>, Query), ("program_id" = Option<Uuid>, Query), ("semester_id" = Option<Uuid>, Query), ("academic_year" = Option<i32>, Query), ("is_active" = Option<bool>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of courses")))]
 async fn list_courses(State(s): State<ServicesState>, l: Listing<CourseFilter>) -> Answer<Page<Course>> {
-    Ok(Json(courses::list_courses(&s.course, l.filter, l.query).await.map_err(app)?))
+    Ok(Json(courses::list_courses(&s.course, l.filter, l.query).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/courses", tag = "course", responses((status = 201, description = "The course"), (status = 409, description = "Code taken this term")))]
@@ -235,12 +235,12 @@ async fn create_course(
     Acting(a): Acting,
     ApiJson(input): ApiJson<NewCourse>,
 ) -> Created<Course> {
-    Ok((StatusCode::CREATED, Json(courses::create_course(&s.course, &a, input).await.map_err(app)?)))
+    Ok((StatusCode::CREATED, Json(courses::create_course(&s.course, &a, input).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/courses/{id}", tag = "course", params(("id" = Uuid, Path)), responses((status = 200, description = "The course")))]
 async fn get_course(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uuid>) -> Answer<Course> {
-    Ok(Json(courses::get_course(&s.course, id).await.map_err(app)?))
+    Ok(Json(courses::get_course(&s.course, id).await?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/courses/{id}", tag = "course", params(("id" = Uuid, Path)), responses((status = 200, description = "The updated course")))]
@@ -250,7 +250,7 @@ async fn update_course(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<CourseUpdate>,
 ) -> Answer<Course> {
-    Ok(Json(courses::update_course(&s.course, &a, id, input).await.map_err(app)?))
+    Ok(Json(courses::update_course(&s.course, &a, id, input).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/courses/{id}", tag = "course", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted")))]
@@ -259,7 +259,7 @@ async fn delete_course(
     Acting(a): Acting,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, AppError> {
-    courses::delete_course(&s.course, &a, id).await.map_err(app)?;
+    courses::delete_course(&s.course, &a, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -269,7 +269,7 @@ async fn activate_course(
     Acting(a): Acting,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Answer<Course> {
-    Ok(Json(courses::set_course_active(&s.course, &a, id, true).await.map_err(app)?))
+    Ok(Json(courses::set_course_active(&s.course, &a, id, true).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/courses/{id}/deactivate", tag = "course", params(("id" = Uuid, Path)), responses((status = 200, description = "Inactive")))]
@@ -278,7 +278,7 @@ async fn deactivate_course(
     Acting(a): Acting,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Answer<Course> {
-    Ok(Json(courses::set_course_active(&s.course, &a, id, false).await.map_err(app)?))
+    Ok(Json(courses::set_course_active(&s.course, &a, id, false).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/courses/{id}/prerequisites", tag = "course", params(("id" = Uuid, Path)), responses((status = 204, description = "Linked")))]
@@ -288,7 +288,7 @@ async fn add_prerequisite(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(link): ApiJson<Link>,
 ) -> Result<StatusCode, AppError> {
-    courses::add_prerequisite(&s.course, &a, id, link.course_id).await.map_err(app)?;
+    courses::add_prerequisite(&s.course, &a, id, link.course_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -299,13 +299,13 @@ async fn add_corequisite(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(link): ApiJson<Link>,
 ) -> Result<StatusCode, AppError> {
-    courses::add_corequisite(&s.course, &a, id, link.course_id).await.map_err(app)?;
+    courses::add_corequisite(&s.course, &a, id, link.course_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/courses/{id}/faculty", tag = "course", params(("id" = Uuid, Path)), responses((status = 200, description = "The course's faculty")))]
 async fn course_faculty(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uuid>) -> Answer<Vec<Assignment>> {
-    Ok(Json(faculty::course_faculty(&s.course, id).await.map_err(app)?))
+    Ok(Json(faculty::course_faculty(&s.course, id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/courses/{id}/faculty", tag = "course", params(("id" = Uuid, Path)), responses((status = 201, description = "Assigned")))]
@@ -315,7 +315,7 @@ async fn assign_faculty(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<NewAssignment>,
 ) -> Created<Assignment> {
-    Ok((StatusCode::CREATED, Json(faculty::assign_faculty(&s.course, &a, id, input).await.map_err(app)?)))
+    Ok((StatusCode::CREATED, Json(faculty::assign_faculty(&s.course, &a, id, input).await?)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/courses/{id}/faculty/{faculty_id}", tag = "course", params(("id" = Uuid, Path), ("faculty_id" = String, Path)), responses((status = 204, description = "Unassigned")))]
@@ -324,13 +324,13 @@ async fn unassign_faculty(
     Acting(a): Acting,
     ApiPath((id, faculty_id)): ApiPath<(Uuid, String)>,
 ) -> Result<StatusCode, AppError> {
-    faculty::unassign_faculty(&s.course, &a, id, &faculty_id).await.map_err(app)?;
+    faculty::unassign_faculty(&s.course, &a, id, &faculty_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/enrollments", tag = "course", params(("course_id" = Option<Uuid>, Query), ("student_id" = Option<String>, Query), ("status" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of enrollments")))]
 async fn list_enrollments(State(s): State<ServicesState>, l: Listing<EnrollmentFilter>) -> Answer<Page<Enrollment>> {
-    Ok(Json(enrollments::list_enrollments(&s.course, l.filter, l.query).await.map_err(app)?))
+    Ok(Json(enrollments::list_enrollments(&s.course, l.filter, l.query).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/enrollments", tag = "course", responses((status = 201, description = "Enrolled, or waitlisted when the course is full")))]
@@ -339,7 +339,7 @@ async fn enroll(
     Acting(a): Acting,
     ApiJson(input): ApiJson<NewEnrollment>,
 ) -> Created<Enrollment> {
-    Ok((StatusCode::CREATED, Json(enrollments::enroll(&s.course, &a, input).await.map_err(app)?)))
+    Ok((StatusCode::CREATED, Json(enrollments::enroll(&s.course, &a, input).await?)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/courses/{id}/enrollments/{student_id}", tag = "course", params(("id" = Uuid, Path), ("student_id" = String, Path)), responses((status = 200, description = "Dropped; the first waiting student promoted")))]
@@ -348,6 +348,6 @@ async fn drop_enrollment(
     Acting(a): Acting,
     ApiPath((id, student_id)): ApiPath<(Uuid, String)>,
 ) -> Answer<Value> {
-    let (dropped, promoted) = enrollments::drop_enrollment(&s.course, &a, id, &student_id).await.map_err(app)?;
+    let (dropped, promoted) = enrollments::drop_enrollment(&s.course, &a, id, &student_id).await?;
     Ok(Json(json!({ "dropped": dropped, "promoted": promoted })))
 }

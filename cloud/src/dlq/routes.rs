@@ -22,9 +22,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, FieldError, Result};
+use crate::http::ServicesState;
 use crate::http::{Access, ApiPath, ApiRoutes, AppError};
 use crate::http::{Acting, Listing, Params};
-use crate::http::{ServicesState, app};
 use crate::listing::Page;
 
 const READ: Access = Access::Permission("dlq:read");
@@ -124,7 +124,7 @@ pub async fn letters(s: &ServicesState) -> Result<Vec<Letter>> {
     let brokers = s.brokers.clone();
     let mut letters = tokio::task::spawn_blocking(move || read_topic(&brokers))
         .await
-        .map_err(|e| Error::Kafka(format!("dlq reader: {e}")))??;
+        .map_err(|e| Error::kafka("dlq reader", e))??;
     let c = s.registry.get().await?;
     let rows = c.query("SELECT dlq_partition, dlq_offset, replayed_at FROM dlq_replays", &[]).await?;
     for r in rows {
@@ -137,7 +137,7 @@ pub async fn letters(s: &ServicesState) -> Result<Vec<Letter>> {
 }
 
 fn read_topic(brokers: &str) -> Result<Vec<Letter>> {
-    let kafka = |e: rdkafka::error::KafkaError| Error::Kafka(format!("dlq reader: {e}"));
+    let kafka = |e: rdkafka::error::KafkaError| Error::kafka("dlq reader", e);
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "nimbus-api-dlq-reader")
@@ -164,7 +164,7 @@ fn read_topic(brokers: &str) -> Result<Vec<Letter>> {
     let mut next: Vec<(i32, i64)> = ends.iter().map(|(p, _)| (*p, 0)).collect();
     while ends.iter().zip(&next).any(|((_, high), (_, seen))| seen < high) {
         if Instant::now() > deadline {
-            return Err(Error::Kafka("dlq reader: timed out reading dlq.events".into()));
+            return Err(Error::kafka_msg("dlq reader: timed out reading dlq.events"));
         }
         let Some(msg) = consumer.poll(Duration::from_millis(200)) else { continue };
         let msg = msg.map_err(kafka)?;
@@ -220,8 +220,8 @@ async fn list_letters(
     State(s): State<ServicesState>,
     l: Listing<LetterFilter>,
 ) -> Result<Json<Page<Letter>>, AppError> {
-    let (limit, offset, _) = l.query.resolve(&[("id", "id"), ("last_attempt_at", "last_attempt_at")]).map_err(app)?;
-    let mut all: Vec<Letter> = letters(&s).await.map_err(app)?.into_iter().filter(|x| x.matches(&l.filter)).collect();
+    let (limit, offset, _) = l.query.resolve(&[("id", "id"), ("last_attempt_at", "last_attempt_at")])?;
+    let mut all: Vec<Letter> = letters(&s).await?.into_iter().filter(|x| x.matches(&l.filter)).collect();
     match l.query.sort.as_deref() {
         Some("last_attempt_at") => all.sort_by_key(|x| x.last_attempt_at),
         Some("-last_attempt_at") => all.sort_by_key(|x| std::cmp::Reverse(x.last_attempt_at)),
@@ -258,7 +258,7 @@ async fn find(s: &ServicesState, id: &str) -> Result<Letter> {
 
 #[utoipa::path(get, path = "/api/v1/dlq/{id}", tag = "dlq", params(("id" = String, Path, description = "partition-offset")), responses((status = 200, description = "The dead letter with the original event"), (status = 404, description = "No such letter")))]
 async fn get_letter(State(s): State<ServicesState>, ApiPath(id): ApiPath<String>) -> Result<Json<Letter>, AppError> {
-    Ok(Json(find(&s, &id).await.map_err(app)?))
+    Ok(Json(find(&s, &id).await?))
 }
 
 /// Produces the original event to its topic and records the replay.
@@ -280,7 +280,7 @@ async fn replay(s: &ServicesState, l: &Letter, by: &str) -> Result<()> {
         v => serde_json::to_vec(v)?,
     };
     let record = FutureRecord::to(topic.name()).key(l.original_key.as_bytes()).payload(&payload);
-    s.producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| Error::Kafka(e.to_string()))?;
+    s.producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| Error::kafka("replay", e))?;
     let c = s.registry.get().await?;
     c.execute(
         "INSERT INTO dlq_replays (dlq_partition, dlq_offset, original_topic, replayed_by) VALUES ($1, $2, $3, $4)
@@ -299,8 +299,8 @@ async fn replay_one(
     Acting(a): Acting,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ReplayOutcome>, AppError> {
-    let l = find(&s, &id).await.map_err(app)?;
-    replay(&s, &l, a.user_id.as_deref().unwrap_or("")).await.map_err(app)?;
+    let l = find(&s, &id).await?;
+    replay(&s, &l, a.user_id.as_deref().unwrap_or("")).await?;
     Ok(Json(ReplayOutcome { replayed: 1, skipped: 0, failed: Vec::new() }))
 }
 
@@ -318,7 +318,7 @@ async fn replay_all(
     };
     let by = a.user_id.unwrap_or_default();
     let mut outcome = ReplayOutcome { replayed: 0, skipped: 0, failed: Vec::new() };
-    for l in letters(&s).await.map_err(app)?.iter().filter(|l| l.matches(&filter)) {
+    for l in letters(&s).await?.iter().filter(|l| l.matches(&filter)) {
         if l.replayed_at.is_some() && !q.force.unwrap_or(false) {
             outcome.skipped += 1;
             continue;

@@ -23,7 +23,7 @@ pub struct Publisher {
 impl Publisher {
     /// Connects (lazily: the event loop keeps reconnecting with backoff) with `mqtt`.
     pub fn start(mqtt: &MqttConfig, timeout: Duration, shutdown: CancellationToken) -> Result<Self> {
-        let mut options = mqtt.options().map_err(|e| Error::Mqtt(e.to_string()))?;
+        let mut options = mqtt.options().map_err(|e| Error::mqtt("options", e))?;
         // Snapshots are retained on the broker; the downlink itself needs no session.
         options.set_clean_session(true);
         let (client, mut eventloop) = AsyncClient::new(options, 16);
@@ -66,11 +66,11 @@ impl Publisher {
         self.client
             .publish(topic.as_str(), QoS::AtLeastOnce, true, bytes)
             .await
-            .map_err(|e| Error::Mqtt(format!("publish {topic}: {e}")))?;
+            .map_err(|e| Error::mqtt(format!("publish {topic}"), e))?;
         match tokio::time::timeout(self.timeout, self.acks.recv()).await {
             Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(Error::Mqtt("downlink connection closed".into())),
-            Err(_) => Err(Error::Mqtt(format!("no PUBACK for {topic} within {:?}", self.timeout))),
+            Ok(None) => Err(Error::mqtt_msg("downlink connection closed")),
+            Err(_) => Err(Error::mqtt_msg(format!("no PUBACK for {topic} within {:?}", self.timeout))),
         }
     }
 }

@@ -29,7 +29,6 @@ use crate::error::Error;
 pub use extract::{Acting, Listing, Params};
 pub use routes::{Access, ApiRoutes, AuthFailure, RouteSpec};
 pub use state::ServicesState;
-pub(crate) use state::app;
 
 /// Who is calling: set by the authentication middleware from a valid access token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,8 +104,8 @@ impl From<Error> for AppError {
                 "The file's type is not allowed or does not match its content",
             )
             .with_details(json!({ "declared": declared, "detected": detected })),
-            Error::Store(why) => {
-                tracing::error!(%why, "content store failed");
+            e @ Error::Store { .. } => {
+                tracing::error!(error = %e, "content store failed");
                 AppError::unavailable("The content store is unavailable")
             }
             other => AppError::internal(other),

@@ -9,7 +9,6 @@
 use deadpool_postgres::Pool;
 use rdkafka::producer::FutureProducer;
 
-use super::AppError;
 use crate::config::CloudConfig;
 use crate::db;
 use crate::error::{Error, Result};
@@ -60,9 +59,4 @@ impl ServicesState {
             producer: crate::kafka::at_least_once_producer(&config.kafka.brokers)?,
         })
     }
-}
-
-/// The `AppError` of a service error (shorthand for `map_err(AppError::from)`).
-pub(crate) fn app(e: Error) -> AppError {
-    AppError::from(e)
 }

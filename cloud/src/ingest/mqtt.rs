@@ -271,7 +271,7 @@ pub async fn run(
                 if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
                     // Without its subscriptions the ingest would run and do nothing; better to
                     // stop and say why.
-                    result = Err(Error::Mqtt(format!(
+                    result = Err(Error::mqtt_msg(format!(
                         "the broker refused subscribing to {uplink_filter} or {status_filter}; the cloud account \
                          needs `topic read $share/#` and `topic readwrite nimbus/v1/nodes/#` in the broker ACL"
                     )));

@@ -16,10 +16,8 @@ use crate::error::{Error, Result};
 /// Creates every topic of the seed that does not exist yet, with the seed's partitions and
 /// retention and the environment's replication. Returns the names it created.
 pub async fn ensure_topics(brokers: &str, env: Environment) -> Result<Vec<&'static str>> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .map_err(|e| Error::Kafka(format!("admin client: {e}")))?;
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().map_err(|e| Error::kafka("admin client", e))?;
     let retention: Vec<String> = TOPICS.iter().map(|s| s.retention.as_millis().to_string()).collect();
     let min_isr = env.min_insync_replicas().to_string();
     let new: Vec<NewTopic<'_>> = TOPICS
@@ -32,13 +30,13 @@ pub async fn ensure_topics(brokers: &str, env: Environment) -> Result<Vec<&'stat
         })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = admin.create_topics(&new, &opts).await.map_err(|e| Error::Kafka(format!("create topics: {e}")))?;
+    let results = admin.create_topics(&new, &opts).await.map_err(|e| Error::kafka("create topics", e))?;
     let mut created = Vec::new();
     for (spec, result) in TOPICS.iter().zip(results) {
         match result {
             Ok(_) => created.push(spec.topic.name()),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => return Err(Error::Kafka(format!("create topic {name}: {code}"))),
+            Err((name, code)) => return Err(Error::kafka(format!("create topic {name}"), code)),
         }
     }
     if !created.is_empty() {
@@ -65,7 +63,7 @@ pub fn producer_with_timeout(brokers: &str, delivery_timeout: Duration) -> Resul
         .set("request.timeout.ms", delivery_timeout.min(Duration::from_secs(30)).as_millis().to_string())
         .set("linger.ms", "5")
         .create()
-        .map_err(|e| Error::Kafka(format!("producer: {e}")))
+        .map_err(|e| Error::kafka("producer", e))
 }
 
 /// A producer without idempotence (`acks=all`, retries on): for messages that are at-least-once
@@ -78,5 +76,5 @@ pub fn at_least_once_producer(brokers: &str) -> Result<FutureProducer> {
         .set("acks", "all")
         .set("message.timeout.ms", "30000")
         .create()
-        .map_err(|e| Error::Kafka(format!("producer: {e}")))
+        .map_err(|e| Error::kafka("producer", e))
 }

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::{Error, FieldError, Result};
+use crate::http::ServicesState;
 use crate::http::{Access, ApiJson, ApiPath, ApiRoutes, AppError};
 use crate::http::{Acting, Listing};
-use crate::http::{ServicesState, app};
 use crate::listing::{Filter, ListQuery, Page};
 
 const READ: Access = Access::Permission("node:read");
@@ -195,7 +195,7 @@ async fn list_cards(State(s): State<ServicesState>, l: Listing<CardFilter>) -> R
     f.and("user_id = $?", l.filter.user_id).and("role = $?", l.filter.role);
     let sortable = [("card_uid", "card_uid"), ("user_id", "user_id"), ("assigned_at", "assigned_at")];
     let cols = "card_uid, user_id, role, display_name, assigned_by, assigned_at";
-    Ok(Json(page_of(&s, ("cards", cols), f, l.query, &sortable, "card_uid", card).await.map_err(app)?))
+    Ok(Json(page_of(&s, ("cards", cols), f, l.query, &sortable, "card_uid", card).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/cards", tag = "cards", responses((status = 201, description = "Mapped"), (status = 409, description = "The card belongs to someone")))]
@@ -205,16 +205,16 @@ async fn assign_card(
     ApiJson(input): ApiJson<NewCard>,
 ) -> Result<(StatusCode, Json<Card>), AppError> {
     let by = a.user_id.unwrap_or_default();
-    Ok((StatusCode::CREATED, Json(map(&s, &input.card_uid, &input.holder, &by).await.map_err(app)?)))
+    Ok((StatusCode::CREATED, Json(map(&s, &input.card_uid, &input.holder, &by).await?)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/cards/{card_uid}", tag = "cards", params(("card_uid" = String, Path)), responses((status = 204, description = "Removed; nodes stop accepting it with their next roster")))]
 async fn remove_card(State(s): State<ServicesState>, ApiPath(uid): ApiPath<String>) -> Result<StatusCode, AppError> {
-    let uid = normalise_uid(&uid).map_err(app)?;
-    let c = s.registry.get().await.map_err(|e| app(e.into()))?;
-    let n = c.execute("DELETE FROM cards WHERE card_uid = $1", &[&uid]).await.map_err(|e| app(e.into()))?;
+    let uid = normalise_uid(&uid)?;
+    let c = s.registry.get().await.map_err(Error::from)?;
+    let n = c.execute("DELETE FROM cards WHERE card_uid = $1", &[&uid]).await.map_err(Error::from)?;
     if n == 0 {
-        return Err(app(Error::NotFound { what: "card", id: uid }));
+        return Err(AppError::from(Error::NotFound { what: "card", id: uid }));
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -240,7 +240,7 @@ async fn list_unknown(
         last_seen: r.get(3),
         tap_count: r.get(4),
     };
-    Ok(Json(page_of(&s, ("unknown_cards", cols), f, l.query, &sortable, "card_uid, node_id", map).await.map_err(app)?))
+    Ok(Json(page_of(&s, ("unknown_cards", cols), f, l.query, &sortable, "card_uid, node_id", map).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/cards/unknown/{card_uid}/map", tag = "cards", params(("card_uid" = String, Path)), responses((status = 201, description = "Mapped and removed from quarantine"), (status = 404, description = "Not in quarantine")))]
@@ -250,18 +250,16 @@ async fn map_unknown(
     ApiPath(uid): ApiPath<String>,
     ApiJson(holder): ApiJson<CardHolder>,
 ) -> Result<(StatusCode, Json<Card>), AppError> {
-    let uid = normalise_uid(&uid).map_err(app)?;
-    let c = s.registry.get().await.map_err(|e| app(e.into()))?;
-    let quarantined = c
-        .query_opt("SELECT 1 FROM unknown_cards WHERE card_uid = $1 LIMIT 1", &[&uid])
-        .await
-        .map_err(|e| app(e.into()))?;
+    let uid = normalise_uid(&uid)?;
+    let c = s.registry.get().await.map_err(Error::from)?;
+    let quarantined =
+        c.query_opt("SELECT 1 FROM unknown_cards WHERE card_uid = $1 LIMIT 1", &[&uid]).await.map_err(Error::from)?;
     if quarantined.is_none() {
-        return Err(app(Error::NotFound { what: "unknown card", id: uid }));
+        return Err(AppError::from(Error::NotFound { what: "unknown card", id: uid }));
     }
     drop(c);
     let by = a.user_id.unwrap_or_default();
-    Ok((StatusCode::CREATED, Json(map(&s, &uid, &holder, &by).await.map_err(app)?)))
+    Ok((StatusCode::CREATED, Json(map(&s, &uid, &holder, &by).await?)))
 }
 
 #[cfg(test)]

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use crate::error::{Error, FieldError};
 use crate::http::Listing;
+use crate::http::ServicesState;
 use crate::http::{Access, ApiJson, ApiPath, ApiRoutes, AppError};
-use crate::http::{ServicesState, app};
 use crate::listing::{ListQuery, Page};
 
 const READ: Access = Access::Permission("node:read");
@@ -126,7 +126,7 @@ fn view(r: &tokio_postgres::Row) -> NodeView {
 
 #[utoipa::path(get, path = "/api/v1/nodes", tag = "nodes", params(("room_id" = Option<String>, Query), ("online" = Option<bool>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query, description = "node_id, room_id, last_seen_at; - for descending")), responses((status = 200, description = "A page of nodes")))]
 async fn list_nodes(State(s): State<ServicesState>, l: Listing<NodeFilter>) -> Result<Json<Page<NodeView>>, AppError> {
-    list(&s, l.filter, l.query).await.map(Json).map_err(app)
+    Ok(Json(list(&s, l.filter, l.query).await?))
 }
 
 async fn list(s: &ServicesState, filter: NodeFilter, query: ListQuery) -> crate::Result<Page<NodeView>> {
@@ -150,12 +150,12 @@ async fn get_node(
     State(s): State<ServicesState>,
     ApiPath(node_id): ApiPath<String>,
 ) -> Result<Json<NodeView>, AppError> {
-    let c = s.registry.get().await.map_err(|e| app(e.into()))?;
+    let c = s.registry.get().await.map_err(Error::from)?;
     let row = c
         .query_opt(&format!("{VIEW_SQL} WHERE n.node_id = $1"), &[&node_id])
         .await
-        .map_err(|e| app(e.into()))?
-        .ok_or_else(|| app(Error::NotFound { what: "node", id: node_id.clone() }))?;
+        .map_err(Error::from)?
+        .ok_or_else(|| AppError::from(Error::NotFound { what: "node", id: node_id.clone() }))?;
     Ok(Json(view(&row)))
 }
 
@@ -169,19 +169,19 @@ async fn register_node(
     let mut errors = Vec::new();
     let node = NodeId::new(&input.node_id).map_err(|e| errors.push(FieldError::new("node_id", e.to_string()))).ok();
     crate::listing::require_text(&mut errors, "room_id", &input.room_id, 64);
-    crate::listing::finish(errors).map_err(app)?;
+    crate::listing::finish(errors)?;
     let Some(node) = node else { return Err(AppError::internal("node id checked above")) };
     let (password, hash) = new_credential()?;
-    let c = s.registry.get().await.map_err(|e| app(e.into()))?;
+    let c = s.registry.get().await.map_err(Error::from)?;
     let inserted = c
         .execute(
             "INSERT INTO nodes (node_id, room_id, credential_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             &[&node.as_str(), &input.room_id, &hash],
         )
         .await
-        .map_err(|e| app(e.into()))?;
+        .map_err(Error::from)?;
     if inserted == 0 {
-        return Err(app(Error::Conflict {
+        return Err(AppError::from(Error::Conflict {
             message: format!("node {} is already registered", node.as_str()),
             details: json!({ "node_id": node.as_str() }),
         }));
@@ -198,13 +198,13 @@ async fn issue_credentials(
     ApiPath(node_id): ApiPath<String>,
 ) -> Result<Json<Credentials>, AppError> {
     let (password, hash) = new_credential()?;
-    let c = s.registry.get().await.map_err(|e| app(e.into()))?;
+    let c = s.registry.get().await.map_err(Error::from)?;
     let n = c
         .execute("UPDATE nodes SET credential_hash = $2 WHERE node_id = $1", &[&node_id, &hash])
         .await
-        .map_err(|e| app(e.into()))?;
+        .map_err(Error::from)?;
     if n == 0 {
-        return Err(app(Error::NotFound { what: "node", id: node_id }));
+        return Err(AppError::from(Error::NotFound { what: "node", id: node_id }));
     }
     tracing::info!(node = %node_id, "node credentials reissued");
     Ok(Json(Credentials { node_id: node_id.clone(), username: node_id, password }))

@@ -8,7 +8,6 @@ use deadpool_postgres::Pool;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::actor_id;
 use super::entries::{self, Booking, Entry, EntryUpdate};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
@@ -161,7 +160,7 @@ pub async fn create_change_request(pool: &Pool, actor: &Actor, input: NewChangeR
             ),
             &[
                 &input.entry_id,
-                &actor_id(actor),
+                &actor.id(),
                 &input.reason.trim(),
                 &input.new_room_id,
                 &input.new_faculty_id.as_deref().map(str::trim),
@@ -211,7 +210,7 @@ async fn decide(
                 "UPDATE schedule_change_requests SET status = $2, reviewed_by = $3, reviewed_at = now(), review_note = $4 \
                  WHERE id = $1 RETURNING {COLUMNS}"
             ),
-            &[&id, &status, &actor_id(actor), &note],
+            &[&id, &status, &actor.id(), &note],
         )
         .await?;
     Ok(from_row(&row))

@@ -24,8 +24,8 @@
 
 use chrono::{NaiveDate, NaiveTime, Utc};
 use deadpool_postgres::Pool;
+use nimbus_core::event::TimetableEvent;
 use nimbus_core::event::timetable::ScheduleConflictPayload;
-use nimbus_core::event::{Envelope, TimetableEvent};
 use serde_json::json;
 use tokio_postgres::{Row, Transaction};
 use uuid::Uuid;
@@ -34,7 +34,6 @@ use super::SERVICE;
 use crate::actor::Actor;
 use crate::error::{Error, Result};
 use crate::listing::{self, Filter, ListQuery, Page};
-use crate::outbox;
 
 /// Where and when a booking wants to be.
 #[derive(Debug, Clone, PartialEq)]
@@ -182,7 +181,7 @@ pub(crate) async fn record(
             ConflictKind::Room => TimetableEvent::RoomConflictDetected(payload),
             ConflictKind::Faculty => TimetableEvent::FacultyConflictDetected(payload),
         };
-        outbox::enqueue(tx, &actor.stamp(Envelope::new(SERVICE, event))).await?;
+        crate::outbox::publish(tx, SERVICE, actor, event).await?;
         listed.push(json!({
             "conflict_id": conflict_id,
             "kind": c.kind,

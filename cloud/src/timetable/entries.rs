@@ -4,18 +4,17 @@
 
 use chrono::{NaiveDate, NaiveTime, Utc};
 use deadpool_postgres::Pool;
+use nimbus_core::event::TimetableEvent;
 use nimbus_core::event::timetable::TimetableEntryPayload;
-use nimbus_core::event::{Envelope, TimetableEvent};
 use serde_json::json;
 use tokio_postgres::{Row, Transaction};
 use uuid::Uuid;
 
 use super::conflicts::{self, Placement};
-use super::{SERVICE, actor_id, rooms, slots, timetables};
+use super::{rooms, slots, timetables};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
 use crate::listing::{self, Filter, ListQuery, Page, require_text};
-use crate::outbox;
 
 /// A timetable entry.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -207,10 +206,6 @@ pub(crate) fn payload(e: &Entry, changed_by: String) -> TimetableEntryPayload {
     }
 }
 
-pub(crate) async fn enqueue(tx: &Transaction<'_>, actor: &Actor, event: TimetableEvent) -> Result<()> {
-    outbox::enqueue(tx, &actor.stamp(Envelope::new(SERVICE, event))).await
-}
-
 /// The outcome of a booking inside a transaction the caller commits either way: a rejected
 /// booking has its conflicts recorded, which must be kept.
 pub(crate) enum Booking {
@@ -307,12 +302,12 @@ pub async fn add_entry(pool: &Pool, actor: &Actor, input: NewEntry) -> Result<En
                     &end,
                     &input.effective_from,
                     &input.effective_until,
-                    &actor_id(actor),
+                    &actor.id(),
                 ],
             )
             .await?;
         let entry = from_row(&row);
-        enqueue(&tx, actor, TimetableEvent::EntryAdded(payload(&entry, actor_id(actor)))).await?;
+        super::publish(&tx, actor, TimetableEvent::EntryAdded(payload(&entry, actor.id()))).await?;
         Booking::Done(entry)
     } else {
         let proposed = serde_json::to_value(&input).unwrap_or_default();
@@ -395,7 +390,7 @@ pub(crate) async fn modify_in(tx: &Transaction<'_>, actor: &Actor, id: Uuid, upd
         )
         .await?;
     let entry = from_row(&row);
-    enqueue(tx, actor, TimetableEvent::EntryModified(payload(&entry, actor_id(actor)))).await?;
+    super::publish(tx, actor, TimetableEvent::EntryModified(payload(&entry, actor.id()))).await?;
     Ok(Booking::Done(entry))
 }
 
@@ -425,7 +420,7 @@ pub async fn delete_entry(pool: &Pool, actor: &Actor, id: Uuid) -> Result<()> {
         return Err(Error::NotFound { what: "timetable entry", id: id.to_string() });
     };
     let entry = from_row(&row);
-    enqueue(&tx, actor, TimetableEvent::EntryDeleted(payload(&entry, actor_id(actor)))).await?;
+    super::publish(&tx, actor, TimetableEvent::EntryDeleted(payload(&entry, actor.id()))).await?;
     tx.commit().await?;
     Ok(())
 }

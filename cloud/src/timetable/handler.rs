@@ -34,7 +34,7 @@ impl Handler for TimetableHandler {
                 for r in &rows {
                     let entry = from_row(r);
                     let by = if p.changed_by.is_empty() { "course-service".to_owned() } else { p.changed_by.clone() };
-                    entries::enqueue(tx, &actor, TimetableEvent::EntryDeleted(entries::payload(&entry, by)))
+                    super::publish(tx, &actor, TimetableEvent::EntryDeleted(entries::payload(&entry, by)))
                         .await
                         .map_err(reject)?;
                 }

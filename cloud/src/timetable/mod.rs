@@ -33,14 +33,16 @@ pub mod timetables;
 pub use handler::TimetableHandler;
 pub use schedule::room_schedule;
 
-use crate::actor::Actor;
-
 /// The seed's service name.
 pub const SERVICE: &str = "timetable-service";
 /// The service's own database.
 pub const DATABASE: &str = "timetable_service_db";
 
-/// Who to name in an event's `changed_by`: the acting user, or `system`.
-pub(crate) fn actor_id(actor: &Actor) -> String {
-    actor.user_id.clone().unwrap_or_else(|| "system".to_owned())
+/// Enqueues one of the service's events in `tx` (see [`crate::outbox::publish`]).
+pub(crate) async fn publish(
+    tx: &tokio_postgres::Transaction<'_>,
+    actor: &crate::actor::Actor,
+    event: nimbus_core::event::TimetableEvent,
+) -> crate::error::Result<()> {
+    crate::outbox::publish(tx, SERVICE, actor, event).await
 }

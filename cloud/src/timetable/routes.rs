@@ -7,9 +7,9 @@ use axum::http::{Method, StatusCode};
 use axum::routing::{delete, get, patch, post};
 use uuid::Uuid;
 
+use crate::http::ServicesState;
 use crate::http::{Access, ApiJson, ApiPath, ApiRoutes, AppError, Caller};
 use crate::http::{Acting, Listing};
-use crate::http::{ServicesState, app};
 use crate::listing::Page;
 use crate::timetable::changes::{self, ChangeRequest, ChangeRequestFilter, NewChangeRequest, Review};
 use crate::timetable::conflicts::{self, ConflictFilter, ConflictRecord};
@@ -89,7 +89,7 @@ pub struct Doc;
 
 #[utoipa::path(get, path = "/api/v1/rooms", tag = "timetable", params(("building" = Option<String>, Query), ("room_type" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of rooms")))]
 async fn list_rooms(State(s): State<ServicesState>, l: Listing<RoomFilter>) -> Answer<Page<Room>> {
-    Ok(Json(rooms::list_rooms(&s.timetable, l.filter, l.query).await.map_err(app)?))
+    Ok(Json(rooms::list_rooms(&s.timetable, l.filter, l.query).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/rooms", tag = "timetable", responses((status = 201, description = "The room"), (status = 409, description = "Room number taken")))]
@@ -98,12 +98,12 @@ async fn create_room(
     Acting(a): Acting,
     ApiJson(input): ApiJson<NewRoom>,
 ) -> Created<Room> {
-    Ok((StatusCode::CREATED, Json(rooms::create_room(&s.timetable, &a, input).await.map_err(app)?)))
+    Ok((StatusCode::CREATED, Json(rooms::create_room(&s.timetable, &a, input).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/rooms/{id}", tag = "timetable", params(("id" = Uuid, Path)), responses((status = 200, description = "The room"), (status = 404, description = "No such room")))]
 async fn get_room(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uuid>) -> Answer<Room> {
-    Ok(Json(rooms::get_room(&s.timetable, id).await.map_err(app)?))
+    Ok(Json(rooms::get_room(&s.timetable, id).await?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/rooms/{id}", tag = "timetable", params(("id" = Uuid, Path)), responses((status = 200, description = "The updated room")))]
@@ -113,7 +113,7 @@ async fn update_room(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<RoomUpdate>,
 ) -> Answer<Room> {
-    Ok(Json(rooms::update_room(&s.timetable, &a, id, input).await.map_err(app)?))
+    Ok(Json(rooms::update_room(&s.timetable, &a, id, input).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/rooms/{id}", tag = "timetable", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted"), (status = 409, description = "The room is still booked")))]
@@ -122,13 +122,13 @@ async fn delete_room(
     Acting(a): Acting,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, AppError> {
-    rooms::delete_room(&s.timetable, &a, id).await.map_err(app)?;
+    rooms::delete_room(&s.timetable, &a, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/time-slots", tag = "timetable", params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of time slots")))]
 async fn list_slots(State(s): State<ServicesState>, l: Listing<TimeSlotFilter>) -> Answer<Page<TimeSlot>> {
-    Ok(Json(slots::list_time_slots(&s.timetable, l.filter, l.query).await.map_err(app)?))
+    Ok(Json(slots::list_time_slots(&s.timetable, l.filter, l.query).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/time-slots", tag = "timetable", responses((status = 201, description = "The time slot")))]
@@ -137,12 +137,12 @@ async fn create_slot(
     Acting(a): Acting,
     ApiJson(input): ApiJson<NewTimeSlot>,
 ) -> Created<TimeSlot> {
-    Ok((StatusCode::CREATED, Json(slots::create_time_slot(&s.timetable, &a, input).await.map_err(app)?)))
+    Ok((StatusCode::CREATED, Json(slots::create_time_slot(&s.timetable, &a, input).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/time-slots/{id}", tag = "timetable", params(("id" = Uuid, Path)), responses((status = 200, description = "The time slot")))]
 async fn get_slot(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uuid>) -> Answer<TimeSlot> {
-    Ok(Json(slots::get_time_slot(&s.timetable, id).await.map_err(app)?))
+    Ok(Json(slots::get_time_slot(&s.timetable, id).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/time-slots/{id}", tag = "timetable", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted")))]
@@ -151,13 +151,13 @@ async fn delete_slot(
     Acting(a): Acting,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, AppError> {
-    slots::delete_time_slot(&s.timetable, &a, id).await.map_err(app)?;
+    slots::delete_time_slot(&s.timetable, &a, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/timetables", tag = "timetable", params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of timetables")))]
 async fn list_timetables(State(s): State<ServicesState>, l: Listing<TimetableFilter>) -> Answer<Page<Timetable>> {
-    Ok(Json(timetables::list_timetables(&s.timetable, l.filter, l.query).await.map_err(app)?))
+    Ok(Json(timetables::list_timetables(&s.timetable, l.filter, l.query).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/timetables", tag = "timetable", responses((status = 201, description = "The draft timetable")))]
@@ -166,12 +166,12 @@ async fn create_timetable(
     Acting(a): Acting,
     ApiJson(input): ApiJson<NewTimetable>,
 ) -> Created<Timetable> {
-    Ok((StatusCode::CREATED, Json(timetables::create_timetable(&s.timetable, &a, input).await.map_err(app)?)))
+    Ok((StatusCode::CREATED, Json(timetables::create_timetable(&s.timetable, &a, input).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/timetables/{id}", tag = "timetable", params(("id" = Uuid, Path)), responses((status = 200, description = "The timetable")))]
 async fn get_timetable(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uuid>) -> Answer<Timetable> {
-    Ok(Json(timetables::get_timetable(&s.timetable, id).await.map_err(app)?))
+    Ok(Json(timetables::get_timetable(&s.timetable, id).await?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/timetables/{id}", tag = "timetable", params(("id" = Uuid, Path)), responses((status = 200, description = "The updated timetable")))]
@@ -181,7 +181,7 @@ async fn update_timetable(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<TimetableUpdate>,
 ) -> Answer<Timetable> {
-    Ok(Json(timetables::update_timetable(&s.timetable, &a, id, input).await.map_err(app)?))
+    Ok(Json(timetables::update_timetable(&s.timetable, &a, id, input).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/timetables/{id}/publish", tag = "timetable", params(("id" = Uuid, Path)), responses((status = 200, description = "Published: nodes receive it through the downlink")))]
@@ -190,7 +190,7 @@ async fn publish_timetable(
     Acting(a): Acting,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Answer<Timetable> {
-    Ok(Json(timetables::publish_timetable(&s.timetable, &a, id).await.map_err(app)?))
+    Ok(Json(timetables::publish_timetable(&s.timetable, &a, id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/timetables/{id}/archive", tag = "timetable", params(("id" = Uuid, Path)), responses((status = 200, description = "Archived")))]
@@ -199,12 +199,12 @@ async fn archive_timetable(
     Acting(a): Acting,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Answer<Timetable> {
-    Ok(Json(timetables::archive_timetable(&s.timetable, &a, id).await.map_err(app)?))
+    Ok(Json(timetables::archive_timetable(&s.timetable, &a, id).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/timetable-entries", tag = "timetable", params(("timetable_id" = Option<Uuid>, Query), ("room_id" = Option<Uuid>, Query), ("course_id" = Option<String>, Query), ("faculty_id" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of entries")))]
 async fn list_entries(State(s): State<ServicesState>, l: Listing<EntryFilter>) -> Answer<Page<Entry>> {
-    Ok(Json(entries::list_entries(&s.timetable, l.filter, l.query).await.map_err(app)?))
+    Ok(Json(entries::list_entries(&s.timetable, l.filter, l.query).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/timetable-entries", tag = "timetable", responses((status = 201, description = "The entry"), (status = 409, description = "Room or faculty double-booked; details list the conflicting entries")))]
@@ -213,12 +213,12 @@ async fn add_entry(
     Acting(a): Acting,
     ApiJson(input): ApiJson<NewEntry>,
 ) -> Created<Entry> {
-    Ok((StatusCode::CREATED, Json(entries::add_entry(&s.timetable, &a, input).await.map_err(app)?)))
+    Ok((StatusCode::CREATED, Json(entries::add_entry(&s.timetable, &a, input).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/timetable-entries/{id}", tag = "timetable", params(("id" = Uuid, Path)), responses((status = 200, description = "The entry")))]
 async fn get_entry(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uuid>) -> Answer<Entry> {
-    Ok(Json(entries::get_entry(&s.timetable, id).await.map_err(app)?))
+    Ok(Json(entries::get_entry(&s.timetable, id).await?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/timetable-entries/{id}", tag = "timetable", params(("id" = Uuid, Path)), responses((status = 200, description = "The moved or changed entry"), (status = 409, description = "Double booking")))]
@@ -228,7 +228,7 @@ async fn modify_entry(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<EntryUpdate>,
 ) -> Answer<Entry> {
-    Ok(Json(entries::modify_entry(&s.timetable, &a, id, input).await.map_err(app)?))
+    Ok(Json(entries::modify_entry(&s.timetable, &a, id, input).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/timetable-entries/{id}", tag = "timetable", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted")))]
@@ -237,13 +237,13 @@ async fn delete_entry(
     Acting(a): Acting,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, AppError> {
-    entries::delete_entry(&s.timetable, &a, id).await.map_err(app)?;
+    entries::delete_entry(&s.timetable, &a, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/timetable-conflicts", tag = "timetable", params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of recorded conflicts")))]
 async fn list_conflicts(State(s): State<ServicesState>, l: Listing<ConflictFilter>) -> Answer<Page<ConflictRecord>> {
-    Ok(Json(conflicts::list_conflicts(&s.timetable, l.filter, l.query).await.map_err(app)?))
+    Ok(Json(conflicts::list_conflicts(&s.timetable, l.filter, l.query).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/timetable-conflicts/{id}/resolve", tag = "timetable", params(("id" = Uuid, Path)), responses((status = 200, description = "Marked resolved")))]
@@ -252,7 +252,7 @@ async fn resolve_conflict(
     Acting(a): Acting,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Answer<ConflictRecord> {
-    Ok(Json(conflicts::resolve_conflict(&s.timetable, &a, id).await.map_err(app)?))
+    Ok(Json(conflicts::resolve_conflict(&s.timetable, &a, id).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/schedule-change-requests", tag = "timetable", params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of change requests")))]
@@ -260,7 +260,7 @@ async fn list_change_requests(
     State(s): State<ServicesState>,
     l: Listing<ChangeRequestFilter>,
 ) -> Answer<Page<ChangeRequest>> {
-    Ok(Json(changes::list_change_requests(&s.timetable, l.filter, l.query).await.map_err(app)?))
+    Ok(Json(changes::list_change_requests(&s.timetable, l.filter, l.query).await?))
 }
 
 /// Faculty ask for a change of their classes; admins review it. Students read timetables but
@@ -275,7 +275,7 @@ async fn create_change_request(
     if !(caller.has_role("faculty") || caller.has_role("admin")) {
         return Err(AppError::forbidden("Only faculty and admins can request schedule changes"));
     }
-    Ok((StatusCode::CREATED, Json(changes::create_change_request(&s.timetable, &a, input).await.map_err(app)?)))
+    Ok((StatusCode::CREATED, Json(changes::create_change_request(&s.timetable, &a, input).await?)))
 }
 
 #[utoipa::path(post, path = "/api/v1/schedule-change-requests/{id}/approve", tag = "timetable", params(("id" = Uuid, Path)), responses((status = 200, description = "Approved and applied"), (status = 409, description = "The change would double-book")))]
@@ -285,7 +285,7 @@ async fn approve_change_request(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(review): ApiJson<Review>,
 ) -> Answer<serde_json::Value> {
-    let (request, entry) = changes::approve_change_request(&s.timetable, &a, id, review).await.map_err(app)?;
+    let (request, entry) = changes::approve_change_request(&s.timetable, &a, id, review).await?;
     Ok(Json(serde_json::json!({ "request": request, "entry": entry })))
 }
 
@@ -296,5 +296,5 @@ async fn reject_change_request(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(review): ApiJson<Review>,
 ) -> Answer<ChangeRequest> {
-    Ok(Json(changes::reject_change_request(&s.timetable, &a, id, review).await.map_err(app)?))
+    Ok(Json(changes::reject_change_request(&s.timetable, &a, id, review).await?))
 }

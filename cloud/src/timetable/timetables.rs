@@ -4,16 +4,14 @@
 
 use chrono::{NaiveDate, Utc};
 use deadpool_postgres::Pool;
+use nimbus_core::event::TimetableEvent;
 use nimbus_core::event::timetable::{TimetablePayload, TimetablePublishedPayload};
-use nimbus_core::event::{Envelope, TimetableEvent};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{SERVICE, actor_id};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
 use crate::listing::{self, Filter, ListQuery, Page, require_text};
-use crate::outbox;
 
 /// The statuses of a timetable.
 pub const STATUSES: &[&str] = &["draft", "published", "archived"];
@@ -152,13 +150,9 @@ fn payload(t: &Timetable, actor: &Actor) -> TimetablePayload {
         department_id: t.department_id.clone(),
         program_id: t.program_id.clone(),
         semester_number: t.semester_number,
-        changed_by: actor_id(actor),
+        changed_by: actor.id(),
         changed_at: Utc::now(),
     }
-}
-
-async fn enqueue(tx: &tokio_postgres::Transaction<'_>, actor: &Actor, event: TimetableEvent) -> Result<()> {
-    outbox::enqueue(tx, &actor.stamp(Envelope::new(SERVICE, event))).await
 }
 
 /// Creates a draft timetable and announces `TIMETABLE_CREATED`.
@@ -183,12 +177,12 @@ pub async fn create_timetable(pool: &Pool, actor: &Actor, input: NewTimetable) -
                 &input.program_id,
                 &input.effective_from,
                 &input.effective_until,
-                &actor_id(actor),
+                &actor.id(),
             ],
         )
         .await?;
     let t = from_row(&row);
-    enqueue(&tx, actor, TimetableEvent::TimetableCreated(payload(&t, actor))).await?;
+    super::publish(&tx, actor, TimetableEvent::TimetableCreated(payload(&t, actor))).await?;
     tx.commit().await?;
     Ok(t)
 }
@@ -253,7 +247,7 @@ pub async fn update_timetable(pool: &Pool, actor: &Actor, id: Uuid, input: Timet
         )
         .await?;
     let t = from_row(&row);
-    enqueue(&tx, actor, TimetableEvent::TimetableUpdated(payload(&t, actor))).await?;
+    super::publish(&tx, actor, TimetableEvent::TimetableUpdated(payload(&t, actor))).await?;
     tx.commit().await?;
     Ok(t)
 }
@@ -274,7 +268,7 @@ pub async fn publish_timetable(pool: &Pool, actor: &Actor, id: Uuid) -> Result<T
         .query_one("SELECT count(*) FROM timetable_entries WHERE timetable_id = $1 AND is_active", &[&id])
         .await?
         .get(0);
-    let by = actor_id(actor);
+    let by = actor.id();
     let row = tx
         .query_one(
             &format!(
@@ -301,7 +295,7 @@ pub async fn publish_timetable(pool: &Pool, actor: &Actor, id: Uuid) -> Result<T
         published_at,
         effective_from,
     });
-    enqueue(&tx, actor, event).await?;
+    super::publish(&tx, actor, event).await?;
     tx.commit().await?;
     Ok(t)
 }
@@ -322,7 +316,7 @@ pub async fn archive_timetable(pool: &Pool, actor: &Actor, id: Uuid) -> Result<T
         )
         .await?;
     let t = from_row(&row);
-    enqueue(&tx, actor, TimetableEvent::TimetableUpdated(payload(&t, actor))).await?;
+    super::publish(&tx, actor, TimetableEvent::TimetableUpdated(payload(&t, actor))).await?;
     tx.commit().await?;
     Ok(t)
 }

@@ -17,7 +17,7 @@ pub struct Revocations {
 }
 
 fn redis_error(e: redis::RedisError) -> Error {
-    Error::Redis(e.to_string())
+    Error::Redis(e)
 }
 
 impl Revocations {

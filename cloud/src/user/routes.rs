@@ -13,7 +13,7 @@ use axum::routing::{delete, get, patch, post, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::service::{NewUser, RoleView, UserFilter, UserPatch};
+use super::service::{NewUser, RefreshFailure, RoleView, UserFilter, UserPatch};
 use super::{LoginFailure, TokenPair, UserService, UserView};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError};
@@ -216,8 +216,10 @@ async fn refresh(
     invalid(errors)?;
     match state.users.refresh(&actor(&ctx, None), body.refresh_token.trim()).await {
         Ok(tokens) => Ok(Json(tokens)),
-        Err(Ok(why)) => Err(AppError::unauthorized("Invalid refresh token").with_details(json!({ "reason": why }))),
-        Err(Err(e)) => Err(e.into()),
+        Err(RefreshFailure::Rejected(why)) => {
+            Err(AppError::unauthorized("Invalid refresh token").with_details(json!({ "reason": why })))
+        }
+        Err(RefreshFailure::Internal(e)) => Err(e.into()),
     }
 }
 

@@ -11,7 +11,7 @@ use nimbus_core::event::auth::{
     PasswordResetRequestedPayload, SessionPayload, TokenRefreshedPayload,
 };
 use nimbus_core::event::user::{RoleChangedPayload, UserCreatedPayload, UserStatusChangedPayload, UserUpdatedPayload};
-use nimbus_core::event::{AuthEvent, ChangeValue, Changes, Envelope, TopicEvent, UserEvent};
+use nimbus_core::event::{AuthEvent, ChangeValue, Changes, TopicEvent, UserEvent};
 use nimbus_core::token::{ACCESS_TOKEN_SECS, Claims, ISSUER, REFRESH_TOKEN_SECS, TokenType};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -93,6 +93,22 @@ pub struct TokenPair {
     pub session_id: String,
     pub user_id: String,
     pub roles: Vec<String>,
+}
+
+/// Why a refresh was refused.
+#[derive(Debug)]
+pub enum RefreshFailure {
+    /// The token is not accepted (expired, revoked, reused, unknown session, …): the reason for
+    /// the 401's details.
+    Rejected(String),
+    /// Something else failed.
+    Internal(Error),
+}
+
+impl<E: Into<Error>> From<E> for RefreshFailure {
+    fn from(e: E) -> Self {
+        RefreshFailure::Internal(e.into())
+    }
 }
 
 /// Why a login was refused.
@@ -262,7 +278,7 @@ fn parse_id(what: &'static str, id: &str) -> Result<Uuid> {
 }
 
 pub(super) async fn publish<E: TopicEvent>(tx: &Transaction<'_>, actor: &Actor, event: E) -> Result<()> {
-    crate::outbox::enqueue(tx, &actor.stamp(Envelope::new(SERVICE, event))).await
+    crate::outbox::publish(tx, SERVICE, actor, event).await
 }
 
 pub(super) async fn log_activity(
@@ -279,10 +295,6 @@ pub(super) async fn log_activity(
     )
     .await?;
     Ok(())
-}
-
-fn actor_name(actor: &Actor) -> String {
-    actor.user_id.clone().unwrap_or_else(|| "system".to_owned())
 }
 
 impl UserService {
@@ -406,7 +418,7 @@ impl UserService {
                 role_id: role_id.to_string(),
                 role_name: new.role.clone(),
                 status: "active".into(),
-                created_by: actor_name(actor),
+                created_by: actor.id(),
                 requires_approval: false,
             }),
         )
@@ -541,7 +553,7 @@ impl UserService {
         let payload = UserUpdatedPayload {
             user_id: uid.to_string(),
             changes: changes.clone(),
-            updated_by: actor_name(actor),
+            updated_by: actor.id(),
             updated_at: Utc::now(),
         };
         let event = if own_profile { UserEvent::ProfileUpdated(payload) } else { UserEvent::UserUpdated(payload) };
@@ -590,7 +602,7 @@ impl UserService {
             user_id: uid.to_string(),
             email: Some(email),
             status: status.into(),
-            changed_by: actor_name(actor),
+            changed_by: actor.id(),
             changed_at: Utc::now(),
             reason: reason.clone(),
         };
@@ -642,7 +654,7 @@ impl UserService {
             user_id: uid.to_string(),
             role_id: role_id.to_string(),
             role_name: role_name.to_owned(),
-            changed_by: actor_name(actor),
+            changed_by: actor.id(),
             changed_at: now,
         };
         publish(&tx, actor, UserEvent::RoleRevoked(payload(old_id, &old_name))).await?;
@@ -839,77 +851,70 @@ impl UserService {
 
     /// Exchanges a refresh token for a new pair (rotation). Presenting a refresh token that was
     /// already exchanged is reuse: the whole session is revoked. The error is the 401's reason.
-    pub async fn refresh(&self, actor: &Actor, refresh_token: &str) -> std::result::Result<TokenPair, Result<String>> {
-        let claims = self.keys.verify(refresh_token, TokenType::Refresh).await.map_err(Ok)?;
+    pub async fn refresh(&self, actor: &Actor, refresh_token: &str) -> std::result::Result<TokenPair, RefreshFailure> {
+        let claims = self.keys.verify(refresh_token, TokenType::Refresh).await.map_err(RefreshFailure::Rejected)?;
         match self.revocations.check(&claims).await {
-            Ok(Some(why)) => return Err(Ok(why.to_owned())),
+            Ok(Some(why)) => return Err(RefreshFailure::Rejected(why.to_owned())),
             Ok(None) => {}
-            Err(e) => return Err(Err(e)),
+            Err(e) => return Err(RefreshFailure::Internal(e)),
         }
-        let inner = async {
-            let (Ok(sid), Ok(uid), Ok(jti)) =
-                (Uuid::parse_str(&claims.sid), Uuid::parse_str(&claims.sub), Uuid::parse_str(&claims.jti))
-            else {
-                return Ok(Err("invalid token".to_owned()));
-            };
-            let mut client = self.pool.get().await?;
-            let tx = client.transaction().await?;
-            let Some(row) = tx
-                .query_opt(
-                    "SELECT s.refresh_jti, s.revoked_at IS NOT NULL, u.status, r.name
-                     FROM active_sessions s JOIN users u ON u.id = s.user_id JOIN roles r ON r.id = u.role_id
-                     WHERE s.id = $1 AND s.user_id = $2 FOR UPDATE OF s",
-                    &[&sid, &uid],
-                )
-                .await?
-            else {
-                return Ok(Err("unknown session".to_owned()));
-            };
-            let (current, revoked, status, role): (Uuid, bool, String, String) =
-                (row.get(0), row.get(1), row.get(2), row.get(3));
-            if revoked {
-                return Ok(Err("session revoked".to_owned()));
-            }
-            let now = Utc::now();
-            if current != jti {
-                // Reuse of a rotated refresh token: someone else may hold the session.
-                end_session(&tx, actor, uid, sid, "refresh_token_reuse", now).await?;
-                log_activity(&tx, Some(uid), "REFRESH_TOKEN_REUSE", actor, json!({ "session_id": sid })).await?;
-                self.revocations.revoke_session(&sid.to_string()).await?;
-                tx.commit().await?;
-                return Ok(Err("refresh token reuse; session revoked".to_owned()));
-            }
-            if status != "active" {
-                return Ok(Err(format!("account {status}")));
-            }
-            let next = Uuid::new_v4();
-            tx.execute(
-                "UPDATE active_sessions SET refresh_jti = $2, last_refreshed_at = now(),
-                     expires_at = now() + make_interval(secs => $3)
-                 WHERE id = $1",
-                &[&sid, &next, &(REFRESH_TOKEN_SECS as f64)],
-            )
-            .await?;
-            let tokens = self.issue(uid, &role, sid, next, now.timestamp())?;
-            publish(
-                &tx,
-                actor,
-                AuthEvent::TokenRefreshed(TokenRefreshedPayload {
-                    user_id: uid.to_string(),
-                    session_id: sid.to_string(),
-                    refreshed_at: now,
-                    expires_at: now + chrono::Duration::seconds(ACCESS_TOKEN_SECS),
-                }),
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(Ok(tokens))
+        let (Ok(sid), Ok(uid), Ok(jti)) =
+            (Uuid::parse_str(&claims.sid), Uuid::parse_str(&claims.sub), Uuid::parse_str(&claims.jti))
+        else {
+            return Err(RefreshFailure::Rejected("invalid token".to_owned()));
         };
-        match inner.await {
-            Ok(Ok(tokens)) => Ok(tokens),
-            Ok(Err(why)) => Err(Ok(why)),
-            Err(e) => Err(Err(e)),
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let Some(row) = tx
+            .query_opt(
+                "SELECT s.refresh_jti, s.revoked_at IS NOT NULL, u.status, r.name
+                 FROM active_sessions s JOIN users u ON u.id = s.user_id JOIN roles r ON r.id = u.role_id
+                 WHERE s.id = $1 AND s.user_id = $2 FOR UPDATE OF s",
+                &[&sid, &uid],
+            )
+            .await?
+        else {
+            return Err(RefreshFailure::Rejected("unknown session".to_owned()));
+        };
+        let (current, revoked, status, role): (Uuid, bool, String, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        if revoked {
+            return Err(RefreshFailure::Rejected("session revoked".to_owned()));
         }
+        let now = Utc::now();
+        if current != jti {
+            // Reuse of a rotated refresh token: someone else may hold the session.
+            end_session(&tx, actor, uid, sid, "refresh_token_reuse", now).await?;
+            log_activity(&tx, Some(uid), "REFRESH_TOKEN_REUSE", actor, json!({ "session_id": sid })).await?;
+            self.revocations.revoke_session(&sid.to_string()).await?;
+            tx.commit().await?;
+            return Err(RefreshFailure::Rejected("refresh token reuse; session revoked".to_owned()));
+        }
+        if status != "active" {
+            return Err(RefreshFailure::Rejected(format!("account {status}")));
+        }
+        let next = Uuid::new_v4();
+        tx.execute(
+            "UPDATE active_sessions SET refresh_jti = $2, last_refreshed_at = now(),
+                 expires_at = now() + make_interval(secs => $3)
+             WHERE id = $1",
+            &[&sid, &next, &(REFRESH_TOKEN_SECS as f64)],
+        )
+        .await?;
+        let tokens = self.issue(uid, &role, sid, next, now.timestamp())?;
+        publish(
+            &tx,
+            actor,
+            AuthEvent::TokenRefreshed(TokenRefreshedPayload {
+                user_id: uid.to_string(),
+                session_id: sid.to_string(),
+                refreshed_at: now,
+                expires_at: now + chrono::Duration::seconds(ACCESS_TOKEN_SECS),
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(tokens)
     }
 
     /// Ends the caller's session: its tokens are revoked at once; publishes `LOGOUT`.
