@@ -588,14 +588,9 @@ impl CloudConfig {
         }
     }
 
-    /// The ingest instance's MQTT client id.
-    pub fn ingest_client_id(&self) -> String {
-        format!("nimbus-ingest-{}", self.ingest.instance)
-    }
-
-    /// The ingest's MQTT connection settings.
-    pub fn ingest_mqtt(&self) -> nimbus_sync::transport::MqttConfig {
-        let mut m = nimbus_sync::transport::MqttConfig::new(&self.mqtt.url, self.ingest_client_id());
+    /// The cloud's broker account (`mqtt.*`) under the MQTT client id `client_id`.
+    pub fn mqtt_client(&self, client_id: String) -> nimbus_sync::transport::MqttConfig {
+        let mut m = nimbus_sync::transport::MqttConfig::new(&self.mqtt.url, client_id);
         m.keep_alive = Duration::from_secs(self.mqtt.keep_alive_secs);
         if let Some(u) = &self.mqtt.username {
             m.username = Some(u.clone());
@@ -604,25 +599,14 @@ impl CloudConfig {
         m
     }
 
-    /// The downlink's settings: the cloud's broker account under its own client id.
-    pub fn downlink_settings(&self) -> crate::downlink::DownlinkSettings {
-        let mut mqtt = self.ingest_mqtt();
-        mqtt.client_id = format!("nimbus-downlink-{}", self.ingest.instance);
-        crate::downlink::DownlinkSettings {
-            mqtt,
-            brokers: Some(self.kafka.brokers.clone()),
-            databases: crate::downlink::compose::DatabaseUrls {
-                registry: self.registry_url(),
-                timetable: self.database_url_for("timetable_service_db"),
-                course: self.database_url_for("course_service_db"),
-                user: self.database_url_for("user_service_db"),
-                content: self.database_url_for("content_service_db"),
-            },
-            content_base_url: self.downlink.public_url.clone(),
-            interval: Duration::from_secs(self.downlink.interval_secs.max(1)),
-            debounce: Duration::from_millis(self.downlink.debounce_ms),
-            publish_timeout: Duration::from_secs(10),
-        }
+    /// The ingest instance's MQTT client id.
+    pub fn ingest_client_id(&self) -> String {
+        format!("nimbus-ingest-{}", self.ingest.instance)
+    }
+
+    /// The ingest's MQTT connection settings.
+    pub fn ingest_mqtt(&self) -> nimbus_sync::transport::MqttConfig {
+        self.mqtt_client(self.ingest_client_id())
     }
 
     /// How long Kafka may take to confirm an event.
@@ -715,20 +699,12 @@ mod tests {
     #[test]
     fn a_service_database_can_live_elsewhere() {
         let toml = "[database.urls]\ncourse_service_db = \"postgres://c@elsewhere:5432/courses\"\n";
-        let c = CloudConfig::from_sources(
-            Some(toml),
-            env(&[
-                ("TIMETABLE_DATABASE_URL", "postgres://t@tt:5432/tt_test"),
-                ("NIMBUS_PUBLIC_URL", "https://cloud.campus"),
-            ]),
-        )
-        .unwrap();
+        let c =
+            CloudConfig::from_sources(Some(toml), env(&[("TIMETABLE_DATABASE_URL", "postgres://t@tt:5432/tt_test")]))
+                .unwrap();
         assert_eq!(c.database_url_for("timetable_service_db"), "postgres://t@tt:5432/tt_test");
         assert_eq!(c.database_url_for("course_service_db"), "postgres://c@elsewhere:5432/courses");
         assert_eq!(c.database_url_for("user_service_db"), "postgres://postgres@127.0.0.1:5432/user_service_db");
-        let d = c.downlink_settings();
-        assert_eq!(d.databases.timetable, "postgres://t@tt:5432/tt_test");
-        assert_eq!(d.content_base_url, "https://cloud.campus");
     }
 
     #[test]

@@ -253,7 +253,8 @@ async fn downlink(config: CloudConfig) -> anyhow::Result<()> {
     nodes::migrate_database(&config, registry).await.context("cannot migrate the registry (DATABASE_URL)")?;
     let shutdown = stop_on_signal("stopping the downlink");
     let metrics = std::sync::Arc::new(nimbus_cloud::downlink::DownlinkMetrics::default());
-    nimbus_cloud::downlink::run(config.downlink_settings(), metrics, shutdown).await?;
+    nimbus_cloud::downlink::run(nimbus_cloud::downlink::DownlinkSettings::from_config(&config), metrics, shutdown)
+        .await?;
     Ok(())
 }
 
@@ -293,7 +294,7 @@ async fn all(config: CloudConfig) -> anyhow::Result<()> {
         });
     }
     {
-        let (settings, stop) = (config.downlink_settings(), shutdown.clone());
+        let (settings, stop) = (nimbus_cloud::downlink::DownlinkSettings::from_config(&config), shutdown.clone());
         let metrics = std::sync::Arc::new(nimbus_cloud::downlink::DownlinkMetrics::default());
         roles.spawn(async move {
             ("downlink", nimbus_cloud::downlink::run(settings, metrics, stop).await.map_err(anyhow::Error::from))
