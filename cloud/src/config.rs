@@ -27,8 +27,9 @@
 //! | `content.max_bytes` | `NIMBUS_CONTENT_MAX_BYTES` | `536870912` (512 MiB) |
 //! | `content.allowed_mime_types` | | PDF, Office, images, MP4/MP3, ZIP, plain text (see [`ContentConfig`]) |
 //!
-//! Secrets (the MQTT password, a password inside the database URL) never reach logs: the
-//! `Debug` impls redact them.
+//! Secrets never reach logs: the MQTT password and the bootstrap administrator's password are
+//! [`Secret`]s, whose `Debug` prints no more than that they are set, and the `Debug` impls redact a
+//! password inside any URL (database, Redis, MongoDB, MQTT, the public URL).
 
 use std::fmt;
 use std::path::Path;
@@ -38,6 +39,41 @@ use nimbus_core::topics::Environment;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+
+/// A secret setting: never printed, not even by `{:?}`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(s)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_owned())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
 
 /// Everything the cloud roles read at start.
 #[derive(Clone, Deserialize)]
@@ -78,7 +114,7 @@ pub struct ApiConfig {
     /// The bootstrap administrator created on start when absent (`NIMBUS_ADMIN_EMAIL`).
     pub admin_email: Option<String>,
     /// Its initial password (`NIMBUS_ADMIN_PASSWORD`); never logged.
-    pub admin_password: Option<String>,
+    pub admin_password: Option<Secret>,
     /// Length of a rate-limit window in seconds.
     pub rate_window_secs: u64,
     /// Requests per window from one client address (`NIMBUS_RATE_LIMIT_IP`).
@@ -129,17 +165,22 @@ impl fmt::Debug for ApiConfig {
             .field("redis_prefix", &self.redis_prefix)
             .field("cors_origins", &self.cors_origins)
             .field("admin_email", &self.admin_email)
-            .field("admin_password", &self.admin_password.as_ref().map(|_| REDACTED))
+            .field("admin_password", &self.admin_password)
+            .field("rate_window_secs", &self.rate_window_secs)
             .field("rate_limit_ip", &self.rate_limit_ip)
             .field("rate_limit_user", &self.rate_limit_user)
             .field("rate_limit_login", &self.rate_limit_login)
             .field("max_failed_logins", &self.max_failed_logins)
+            .field("lockout_secs", &self.lockout_secs)
+            .field("request_timeout_secs", &self.request_timeout_secs)
+            .field("permissions_refresh_secs", &self.permissions_refresh_secs)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
             .finish()
     }
 }
 
 /// Settings of the downlink role.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DownlinkConfig {
     /// The cloud API's address as nodes reach it, for the content manifest's download URLs
@@ -208,7 +249,7 @@ pub struct MqttSettings {
     /// The cloud's broker account; the ACL lets it read every node's uplink.
     pub username: Option<String>,
     /// Its password.
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Keep-alive in seconds; a dead connection is noticed within about 1.5 times this.
     pub keep_alive_secs: u64,
     /// Largest MQTT packet the ingest reads. Deliberately far above the protocol's frame limit:
@@ -368,7 +409,7 @@ impl CloudConfig {
             self.mqtt.username = Some(v);
         }
         if let Some(v) = get("MQTT_PASSWORD") {
-            self.mqtt.password = Some(v);
+            self.mqtt.password = Some(Secret(v));
         }
         if let Some(v) = get("INGEST_GROUP") {
             self.ingest.group = v;
@@ -401,7 +442,7 @@ impl CloudConfig {
             self.api.admin_email = Some(v);
         }
         if let Some(v) = get("NIMBUS_ADMIN_PASSWORD") {
-            self.api.admin_password = Some(v);
+            self.api.admin_password = Some(Secret(v));
         }
         let number = |name: &str, setting: &str| -> Result<Option<u64>> {
             match get(name) {
@@ -559,7 +600,7 @@ impl CloudConfig {
                     "must be set together".into(),
                 );
             }
-            (Some(_), Some(p)) if p.chars().count() < 8 => {
+            (Some(_), Some(p)) if p.expose().chars().count() < 8 => {
                 return bad("api.admin_password (NIMBUS_ADMIN_PASSWORD)", "must be at least 8 characters".into());
             }
             _ => {}
@@ -594,7 +635,7 @@ impl CloudConfig {
         m.keep_alive = Duration::from_secs(self.mqtt.keep_alive_secs);
         if let Some(u) = &self.mqtt.username {
             m.username = Some(u.clone());
-            m.password = Some(self.mqtt.password.clone().unwrap_or_default());
+            m.password = Some(self.mqtt.password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default());
         }
         m
     }
@@ -641,6 +682,7 @@ impl fmt::Debug for CloudConfig {
             .field("kafka", &self.kafka)
             .field("mqtt", &self.mqtt)
             .field("ingest", &self.ingest)
+            .field("downlink", &self.downlink)
             .field("api", &self.api)
             .field("content", &self.content)
             .finish()
@@ -649,10 +691,13 @@ impl fmt::Debug for CloudConfig {
 
 impl fmt::Debug for DatabaseConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let urls: std::collections::BTreeMap<&str, String> =
+            self.urls.iter().map(|(k, v)| (k.as_str(), redact_url(v))).collect();
         f.debug_struct("DatabaseConfig")
             .field("url", &redact_url(&self.url))
             .field("registry_database", &self.registry_database)
             .field("max_connections", &self.max_connections)
+            .field("urls", &urls)
             .finish()
     }
 }
@@ -662,9 +707,19 @@ impl fmt::Debug for MqttSettings {
         f.debug_struct("MqttSettings")
             .field("url", &redact_url(&self.url))
             .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| REDACTED))
+            .field("password", &self.password)
             .field("keep_alive_secs", &self.keep_alive_secs)
             .field("max_incoming_bytes", &self.max_incoming_bytes)
+            .finish()
+    }
+}
+
+impl fmt::Debug for DownlinkConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DownlinkConfig")
+            .field("public_url", &redact_url(&self.public_url))
+            .field("interval_secs", &self.interval_secs)
+            .field("debounce_ms", &self.debounce_ms)
             .finish()
     }
 }
@@ -732,7 +787,7 @@ mod tests {
         assert_eq!(c.registry_url(), "postgres://cloud:pw@db.campus:5432/edge_registry_db");
         assert_eq!(c.kafka.brokers, "k9:9092");
         assert_eq!(c.kafka.delivery_timeout_ms, 5000);
-        assert_eq!(c.mqtt.password.as_deref(), Some("from-env"));
+        assert_eq!(c.mqtt.password, Some(Secret::new("from-env")));
         assert_eq!(c.ingest.group, "blue");
         assert_eq!(c.ingest_client_id(), "nimbus-ingest-ingest-a");
         let m = c.ingest_mqtt();
@@ -754,22 +809,49 @@ mod tests {
         assert!(error(Some("[mqtt]\nmax_incoming_bytes = 1000"), &[]).contains("mqtt.max_incoming_bytes"));
     }
 
+    /// Every secret a configuration can hold, from the environment: the passwords, and URLs
+    /// that may embed one.
+    const SECRETS: &[(&str, &str)] = &[
+        ("MQTT_PASSWORD", "mqtt-secret-1"),
+        ("NIMBUS_ADMIN_PASSWORD", "admin-secret-2"),
+        ("DATABASE_URL", "postgres://cloud:db-secret-3@db:5432/x"),
+        ("REDIS_URL", "redis://default:redis-secret-4@redis:6379/0"),
+        ("MONGODB_URI", "mongodb://content:mongo-secret-5@mongodb:27017/?directConnection=true"),
+        ("NIMBUS_PUBLIC_URL", "https://cloud:public-secret-6@cloud.campus"),
+        ("MQTT_URL", "mqtt://cloud:url-secret-7@broker:1883"),
+        ("USER_DATABASE_URL", "postgres://u:service-secret-user@db:5432/users"),
+        ("CONTENT_DATABASE_URL", "postgres://u:service-secret-content@db:5432/c"),
+        ("NOTIFICATION_DATABASE_URL", "postgres://u:service-secret-notification@db:5432/n"),
+        ("COURSE_DATABASE_URL", "postgres://u:service-secret-course@db:5432/c"),
+        ("TIMETABLE_DATABASE_URL", "postgres://u:service-secret-timetable@db:5432/t"),
+        ("ATTENDANCE_DATABASE_URL", "postgres://u:service-secret-attendance@db:5432/a"),
+        ("ANNOUNCEMENT_DATABASE_URL", "postgres://u:service-secret-announcement@db:5432/a"),
+        ("COMMUNICATION_DATABASE_URL", "postgres://u:service-secret-communication@db:5432/c"),
+        ("ANALYTICS_DATABASE_URL", "postgres://u:service-secret-analytics@db:5432/a"),
+    ];
+
+    fn secret_of(value: &str) -> &str {
+        match value.split_once("://") {
+            Some((_, rest)) => {
+                rest.split_once('@').and_then(|(user, _)| user.split_once(':')).map_or(value, |(_, p)| p)
+            }
+            None => value,
+        }
+    }
+
     #[test]
-    fn debug_output_redacts_passwords() {
-        let c = CloudConfig::from_sources(
-            None,
-            env(&[("DATABASE_URL", "postgres://cloud:db-secret@h:5432/x"), ("MQTT_PASSWORD", "mqtt-secret")]),
-        )
-        .unwrap();
-        let text = format!("{c:?}");
-        assert!(!text.contains("db-secret") && !text.contains("mqtt-secret"), "{text}");
-        let c = CloudConfig::from_sources(
-            None,
-            env(&[("NIMBUS_ADMIN_EMAIL", "root@campus.edu"), ("NIMBUS_ADMIN_PASSWORD", "admin-secret-pw")]),
-        )
-        .unwrap();
-        assert!(!format!("{c:?}").contains("admin-secret-pw"));
-        assert!(text.contains("postgres://cloud:<redacted>@h:5432/x"), "{text}");
+    fn debug_output_of_a_configuration_full_of_secrets_contains_none_of_them() {
+        let mut vars = SECRETS.to_vec();
+        vars.push(("NIMBUS_ADMIN_EMAIL", "root@campus.edu"));
+        let config = CloudConfig::from_sources(None, env(&vars)).unwrap();
+        let text = format!("{config:?}");
+        for (name, value) in SECRETS {
+            assert!(!text.contains(secret_of(value)), "{name}'s secret is in {text}");
+        }
+        assert!(text.contains("postgres://cloud:<redacted>@db:5432/x"), "{text}");
+        assert!(text.contains("root@campus.edu"), "{text}");
+        assert_eq!(config.mqtt.password.as_ref().map(Secret::expose), Some("mqtt-secret-1"));
+        assert_eq!(format!("{:?}", Secret::new("x")), "Secret([redacted])");
         assert_eq!(redact_url("postgres://u@h/x"), "postgres://u@h/x");
         assert_eq!(redact_url("mqtt://u:p@h:1883"), "mqtt://u:<redacted>@h:1883");
     }
