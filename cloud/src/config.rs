@@ -1,35 +1,24 @@
-//! The cloud roles' configuration, loaded once at start: built-in defaults for a single-machine
-//! campus (everything on loopback), then an optional TOML file, then environment variables, then
-//! validation. Every validation error names the setting (TOML key and environment variable), so
-//! an operator knows what to fix without reading code.
+//! The cloud roles' configuration, loaded once at start into one typed [`CloudConfig`]:
+//! built-in defaults for a single-machine campus (everything on loopback), then an optional TOML
+//! file, then environment variables, then validation. Every validation error names the setting
+//! (TOML key and environment variable), so an operator knows what to fix without reading code.
 //!
-//! | TOML key | environment | default |
-//! | --- | --- | --- |
-//! | `environment` | `NIMBUS_ENV` | `development` |
-//! | `database.url` | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432` (server; the database name is replaced) |
-//! | `database.registry_database` | `NIMBUS_REGISTRY_DB` | `edge_registry_db` |
-//! | `kafka.brokers` | `KAFKA_BROKERS` | `127.0.0.1:9092` |
-//! | `kafka.delivery_timeout_ms` | | `30000` |
-//! | `mqtt.url` | `MQTT_URL` | `mqtt://127.0.0.1:1883` |
-//! | `mqtt.username` / `mqtt.password` | `MQTT_USERNAME` / `MQTT_PASSWORD` | `nimbus-cloud` / none |
-//! | `ingest.group` | `INGEST_GROUP` | `nimbus-ingest` |
-//! | `ingest.instance` | `INGEST_INSTANCE` | the host name |
-//! | `api.bind` | `NIMBUS_API_BIND` | `0.0.0.0:8080` |
-//! | `api.redis_url` | `REDIS_URL` | `redis://127.0.0.1:6379` |
-//! | `api.redis_prefix` | `NIMBUS_REDIS_PREFIX` | `nimbus:` |
-//! | `api.cors_origins` | `NIMBUS_CORS_ORIGINS` (comma-separated) | none |
-//! | `api.admin_email` / `api.admin_password` | `NIMBUS_ADMIN_EMAIL` / `NIMBUS_ADMIN_PASSWORD` | none |
-//! | `api.rate_limit_ip` / `api.rate_limit_user` / `api.rate_limit_login` | `NIMBUS_RATE_LIMIT_IP` / `_USER` / `_LOGIN` | 600 / 600 / 10 per window |
-//! | `api.max_failed_logins` | `NIMBUS_MAX_FAILED_LOGINS` | `5` |
-//! | `content.mongodb_uri` | `MONGODB_URI` | `mongodb://127.0.0.1:27017/?directConnection=true` |
-//! | `content.mongodb_database` | `NIMBUS_CONTENT_MONGO_DB` | `content_files` |
-//! | `content.bucket` | `NIMBUS_CONTENT_BUCKET` | `fs` |
-//! | `content.max_bytes` | `NIMBUS_CONTENT_MAX_BYTES` | `536870912` (512 MiB) |
-//! | `content.allowed_mime_types` | | PDF, Office, images, MP4/MP3, ZIP, plain text (see [`ContentConfig`]) |
+//! - **TOML keys** are the fields below (`[api] bind = "…"` is `api.bind`); settings without a
+//!   variable (`kafka.delivery_timeout_ms`, `content.allowed_mime_types`, …) are set only there.
+//! - **Environment variables** are the rows of [`ENV`], one table that names each variable, its
+//!   TOML key, the roles that read it, what it means, its default and how it is applied.
+//!   [`CloudConfig::from_sources`] applies exactly those rows; docs/cloud.md's configuration
+//!   table is generated from it (a unit test fails when they differ) and the compose test checks
+//!   `docker-compose.yml` against it. No other code reads the environment, apart from the
+//!   `--config` file's `NIMBUS_CLOUD_CONFIG` (clap) and the log filter's `RUST_LOG`.
+//! - **Secrets** are [`Secret`]s (the MQTT password, the bootstrap administrator's password) and
+//!   URLs that may embed a password are redacted: no `{:?}` of the configuration shows either.
 //!
-//! Secrets (the MQTT password, a password inside the database URL) never reach logs: the
-//! `Debug` impls redact them.
+//! This is a low module: it imports no role (only the error type and the database URL helper).
+//! Each role builds its own settings from it, as the downlink's `DownlinkSettings::from_config`
+//! does.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
@@ -38,6 +27,478 @@ use nimbus_core::topics::Environment;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+
+/// A secret setting: never printed, not even by `{:?}`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(s)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_owned())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The environment
+// ---------------------------------------------------------------------------------------------
+
+/// A role of the binary, by its subcommand. `nimbus-cloud all` runs ingest, worker, downlink and
+/// api in one process and so reads what any of them reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `nimbus-cloud migrate`.
+    Migrate,
+    /// `nimbus-cloud nodes register|list`.
+    Nodes,
+    /// `nimbus-cloud ingest`.
+    Ingest,
+    /// `nimbus-cloud worker --service …`.
+    Worker,
+    /// `nimbus-cloud downlink`.
+    Downlink,
+    /// `nimbus-cloud api`.
+    Api,
+}
+
+impl Role {
+    /// Every role that loads the configuration.
+    pub const ALL: [Role; 6] = [Role::Migrate, Role::Nodes, Role::Ingest, Role::Worker, Role::Downlink, Role::Api];
+
+    /// Its subcommand.
+    pub fn subcommand(self) -> &'static str {
+        match self {
+            Role::Migrate => "migrate",
+            Role::Nodes => "nodes",
+            Role::Ingest => "ingest",
+            Role::Worker => "worker",
+            Role::Downlink => "downlink",
+            Role::Api => "api",
+        }
+    }
+}
+
+/// How a variable's value changes the configuration. A value that is empty or only blanks is
+/// never applied (the setting keeps its TOML or default value).
+#[derive(Clone, Copy)]
+pub enum Apply {
+    /// The value as it is.
+    Text(fn(&mut CloudConfig) -> &mut String),
+    /// The value, for a setting that is otherwise absent.
+    Optional(fn(&mut CloudConfig) -> &mut Option<String>),
+    /// The value as a [`Secret`].
+    Secret(fn(&mut CloudConfig) -> &mut Option<Secret>),
+    /// A whole number (`… is not a number` otherwise).
+    Number(fn(&mut CloudConfig) -> &mut u64),
+    /// A comma-separated list; blank items are dropped.
+    List(fn(&mut CloudConfig) -> &mut Vec<String>),
+    /// The URL of one service database, by its seed name, into `database.urls`.
+    ServiceDatabase(&'static str),
+    /// Anything else; the error completes "`<setting> (<VAR>): <value> …`".
+    With(fn(&mut CloudConfig, String) -> std::result::Result<(), &'static str>),
+}
+
+impl Apply {
+    fn apply(self, config: &mut CloudConfig, value: String) -> std::result::Result<(), &'static str> {
+        match self {
+            Apply::Text(field) => *field(config) = value,
+            Apply::Optional(field) => *field(config) = Some(value),
+            Apply::Secret(field) => *field(config) = Some(Secret(value)),
+            Apply::Number(field) => *field(config) = value.trim().parse().map_err(|_| "is not a number")?,
+            Apply::List(field) => {
+                *field(config) = value.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect()
+            }
+            Apply::ServiceDatabase(database) => {
+                config.database.urls.insert(database.to_owned(), value);
+            }
+            Apply::With(f) => f(config, value)?,
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Apply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Apply::Text(_) => f.write_str("Text"),
+            Apply::Optional(_) => f.write_str("Optional"),
+            Apply::Secret(_) => f.write_str("Secret"),
+            Apply::Number(_) => f.write_str("Number"),
+            Apply::List(_) => f.write_str("List"),
+            Apply::ServiceDatabase(db) => write!(f, "ServiceDatabase({db})"),
+            Apply::With(_) => f.write_str("With"),
+        }
+    }
+}
+
+/// One environment variable the configuration reads: a row of [`ENV`].
+#[derive(Debug, Clone, Copy)]
+pub struct EnvVar {
+    /// The variable.
+    pub name: &'static str,
+    /// The TOML key it overrides; empty when it has none.
+    pub key: &'static str,
+    /// The roles that read it.
+    pub roles: &'static [Role],
+    /// What it sets, in one line (Markdown, for docs/cloud.md).
+    pub about: &'static str,
+    /// Its default, as documented (Markdown; a value in backticks is the literal default).
+    pub default: &'static str,
+    /// How it is applied.
+    pub apply: Apply,
+}
+
+const EVERY: &[Role] = &Role::ALL;
+const SERVICE_DB_ROLES: &[Role] = &[Role::Migrate, Role::Worker, Role::Downlink, Role::Api];
+const SERVICE_DB_DEFAULT: &str = "on `DATABASE_URL`, by the seed's name";
+
+/// Every environment variable the configuration reads, in the order of docs/cloud.md's table.
+/// The one place to add a variable: [`CloudConfig::from_sources`] applies these rows and nothing
+/// else, and the docs and compose tests read this table.
+pub const ENV: &[EnvVar] = &[
+    EnvVar {
+        name: "NIMBUS_ENV",
+        key: "environment",
+        roles: EVERY,
+        about: "`development` (replication 1) or `production` (replication 3, min ISR 2; requires broker credentials)",
+        default: "`development`",
+        apply: Apply::With(|c, v| {
+            c.environment = match v.trim() {
+                "development" => Environment::Development,
+                "production" => Environment::Production,
+                _ => return Err("is not development or production"),
+            };
+            Ok(())
+        }),
+    },
+    EnvVar {
+        name: "DATABASE_URL",
+        key: "database.url",
+        roles: EVERY,
+        about: "PostgreSQL server (the database name is chosen per role; a password in it is redacted in logs)",
+        default: "`postgres://postgres@127.0.0.1:5432`",
+        apply: Apply::Text(|c| &mut c.database.url),
+    },
+    EnvVar {
+        name: "NIMBUS_REGISTRY_DB",
+        key: "database.registry_database",
+        roles: &[Role::Migrate, Role::Nodes, Role::Ingest, Role::Downlink, Role::Api],
+        about: "name of the edge registry database on `DATABASE_URL`",
+        default: "`edge_registry_db`",
+        apply: Apply::Text(|c| &mut c.database.registry_database),
+    },
+    EnvVar {
+        name: "USER_DATABASE_URL",
+        key: "database.urls.user_service_db",
+        roles: SERVICE_DB_ROLES,
+        about: "`user_service_db` elsewhere or under another name (full URL)",
+        default: SERVICE_DB_DEFAULT,
+        apply: Apply::ServiceDatabase("user_service_db"),
+    },
+    EnvVar {
+        name: "CONTENT_DATABASE_URL",
+        key: "database.urls.content_service_db",
+        roles: SERVICE_DB_ROLES,
+        about: "`content_service_db` elsewhere or under another name (full URL)",
+        default: SERVICE_DB_DEFAULT,
+        apply: Apply::ServiceDatabase("content_service_db"),
+    },
+    EnvVar {
+        name: "NOTIFICATION_DATABASE_URL",
+        key: "database.urls.notification_service_db",
+        roles: SERVICE_DB_ROLES,
+        about: "`notification_service_db` elsewhere or under another name (full URL)",
+        default: SERVICE_DB_DEFAULT,
+        apply: Apply::ServiceDatabase("notification_service_db"),
+    },
+    EnvVar {
+        name: "COURSE_DATABASE_URL",
+        key: "database.urls.course_service_db",
+        roles: SERVICE_DB_ROLES,
+        about: "`course_service_db` elsewhere or under another name (full URL)",
+        default: SERVICE_DB_DEFAULT,
+        apply: Apply::ServiceDatabase("course_service_db"),
+    },
+    EnvVar {
+        name: "TIMETABLE_DATABASE_URL",
+        key: "database.urls.timetable_service_db",
+        roles: SERVICE_DB_ROLES,
+        about: "`timetable_service_db` elsewhere or under another name (full URL)",
+        default: SERVICE_DB_DEFAULT,
+        apply: Apply::ServiceDatabase("timetable_service_db"),
+    },
+    EnvVar {
+        name: "ATTENDANCE_DATABASE_URL",
+        key: "database.urls.attendance_service_db",
+        roles: SERVICE_DB_ROLES,
+        about: "`attendance_service_db` elsewhere or under another name (full URL)",
+        default: SERVICE_DB_DEFAULT,
+        apply: Apply::ServiceDatabase("attendance_service_db"),
+    },
+    EnvVar {
+        name: "ANNOUNCEMENT_DATABASE_URL",
+        key: "database.urls.announcement_service_db",
+        roles: SERVICE_DB_ROLES,
+        about: "`announcement_service_db` elsewhere or under another name (full URL)",
+        default: SERVICE_DB_DEFAULT,
+        apply: Apply::ServiceDatabase("announcement_service_db"),
+    },
+    EnvVar {
+        name: "COMMUNICATION_DATABASE_URL",
+        key: "database.urls.communication_service_db",
+        roles: SERVICE_DB_ROLES,
+        about: "`communication_service_db` elsewhere or under another name (full URL)",
+        default: SERVICE_DB_DEFAULT,
+        apply: Apply::ServiceDatabase("communication_service_db"),
+    },
+    EnvVar {
+        name: "ANALYTICS_DATABASE_URL",
+        key: "database.urls.analytics_service_db",
+        roles: SERVICE_DB_ROLES,
+        about: "`analytics_service_db` elsewhere or under another name (full URL)",
+        default: SERVICE_DB_DEFAULT,
+        apply: Apply::ServiceDatabase("analytics_service_db"),
+    },
+    EnvVar {
+        name: "KAFKA_BROKERS",
+        key: "kafka.brokers",
+        roles: &[Role::Ingest, Role::Worker, Role::Downlink, Role::Api],
+        about: "Kafka bootstrap servers, `host:port[,host:port…]`",
+        default: "`127.0.0.1:9092`",
+        apply: Apply::Text(|c| &mut c.kafka.brokers),
+    },
+    EnvVar {
+        name: "MQTT_URL",
+        key: "mqtt.url",
+        roles: &[Role::Ingest, Role::Downlink],
+        about: "the campus MQTT broker",
+        default: "`mqtt://127.0.0.1:1883`",
+        apply: Apply::Text(|c| &mut c.mqtt.url),
+    },
+    EnvVar {
+        name: "MQTT_USERNAME",
+        key: "mqtt.username",
+        roles: &[Role::Ingest, Role::Downlink],
+        about: "the cloud's broker account",
+        default: "`nimbus-cloud`",
+        apply: Apply::Optional(|c| &mut c.mqtt.username),
+    },
+    EnvVar {
+        name: "MQTT_PASSWORD",
+        key: "mqtt.password",
+        roles: &[Role::Ingest, Role::Downlink],
+        about: "its password (a secret, never logged; required in production)",
+        default: "none",
+        apply: Apply::Secret(|c| &mut c.mqtt.password),
+    },
+    EnvVar {
+        name: "INGEST_GROUP",
+        key: "ingest.group",
+        roles: &[Role::Ingest],
+        about: "the ingest's shared-subscription group",
+        default: "`nimbus-ingest`",
+        apply: Apply::Text(|c| &mut c.ingest.group),
+    },
+    EnvVar {
+        name: "INGEST_INSTANCE",
+        key: "ingest.instance",
+        roles: &[Role::Ingest, Role::Downlink],
+        about: "this instance's stable name: MQTT client ids `nimbus-ingest-<instance>`, `nimbus-downlink-<instance>`",
+        default: "the host name",
+        apply: Apply::Text(|c| &mut c.ingest.instance),
+    },
+    EnvVar {
+        name: "HOSTNAME",
+        key: "",
+        roles: &[Role::Ingest, Role::Downlink],
+        about: "the host name, reduced to a-z, 0-9 and `-`: the default of `ingest.instance`",
+        default: "set by the system (else `/etc/hostname`, else `local`)",
+        apply: Apply::With(|c, v| {
+            // Only a default: a TOML `ingest.instance` or INGEST_INSTANCE (applied whenever it is
+            // set, before or after this row) wins.
+            if c.ingest.instance.is_empty() {
+                c.ingest.instance = instance_from_host(&v);
+            }
+            Ok(())
+        }),
+    },
+    EnvVar {
+        name: "NIMBUS_SERVICE_DB",
+        key: "worker.database",
+        roles: &[Role::Worker],
+        about: "staging and tests: an existing database on `DATABASE_URL` a worker uses instead of its service's (not migrated)",
+        default: "the service's own",
+        apply: Apply::Optional(|c| &mut c.worker.database),
+    },
+    EnvVar {
+        name: "NIMBUS_WORKER_GROUP",
+        key: "worker.group",
+        roles: &[Role::Worker],
+        about: "staging and tests: a Kafka consumer group id replacing the seed's",
+        default: "the seed's group",
+        apply: Apply::Optional(|c| &mut c.worker.group),
+    },
+    EnvVar {
+        name: "NIMBUS_PUBLIC_URL",
+        key: "downlink.public_url",
+        roles: &[Role::Downlink],
+        about: "the API's address as nodes reach it (content manifest URLs)",
+        default: "`http://127.0.0.1:8080`",
+        apply: Apply::Text(|c| &mut c.downlink.public_url),
+    },
+    EnvVar {
+        name: "DOWNLINK_INTERVAL_SECS",
+        key: "downlink.interval_secs",
+        roles: &[Role::Downlink],
+        about: "the downlink's full reconciliation period, seconds",
+        default: "`30`",
+        apply: Apply::Number(|c| &mut c.downlink.interval_secs),
+    },
+    EnvVar {
+        name: "NIMBUS_API_BIND",
+        key: "api.bind",
+        roles: &[Role::Api],
+        about: "the admin API's listen address",
+        default: "`0.0.0.0:8080`",
+        apply: Apply::Text(|c| &mut c.api.bind),
+    },
+    EnvVar {
+        name: "REDIS_URL",
+        key: "api.redis_url",
+        roles: &[Role::Api],
+        about: "Redis for revocations and rate limits",
+        default: "`redis://127.0.0.1:6379`",
+        apply: Apply::Text(|c| &mut c.api.redis_url),
+    },
+    EnvVar {
+        name: "NIMBUS_REDIS_PREFIX",
+        key: "api.redis_prefix",
+        roles: &[Role::Api],
+        about: "prefix of every Redis key (deployments and tests can share one Redis)",
+        default: "`nimbus:`",
+        apply: Apply::Text(|c| &mut c.api.redis_prefix),
+    },
+    EnvVar {
+        name: "NIMBUS_CORS_ORIGINS",
+        key: "api.cors_origins",
+        roles: &[Role::Api],
+        about: "comma-separated origins browsers may call the API from (`*` for any)",
+        default: "none",
+        apply: Apply::List(|c| &mut c.api.cors_origins),
+    },
+    EnvVar {
+        name: "NIMBUS_ADMIN_EMAIL",
+        key: "api.admin_email",
+        roles: &[Role::Api],
+        about: "the bootstrap administrator, created on start when no user has that email (never reset)",
+        default: "none",
+        apply: Apply::Optional(|c| &mut c.api.admin_email),
+    },
+    EnvVar {
+        name: "NIMBUS_ADMIN_PASSWORD",
+        key: "api.admin_password",
+        roles: &[Role::Api],
+        about: "its initial password, at least 8 characters (a secret, never logged)",
+        default: "none",
+        apply: Apply::Secret(|c| &mut c.api.admin_password),
+    },
+    EnvVar {
+        name: "NIMBUS_RATE_LIMIT_IP",
+        key: "api.rate_limit_ip",
+        roles: &[Role::Api],
+        about: "requests per window (`api.rate_window_secs`, 60 s) from one client address",
+        default: "`600`",
+        apply: Apply::Number(|c| &mut c.api.rate_limit_ip),
+    },
+    EnvVar {
+        name: "NIMBUS_RATE_LIMIT_USER",
+        key: "api.rate_limit_user",
+        roles: &[Role::Api],
+        about: "requests per window by one user",
+        default: "`600`",
+        apply: Apply::Number(|c| &mut c.api.rate_limit_user),
+    },
+    EnvVar {
+        name: "NIMBUS_RATE_LIMIT_LOGIN",
+        key: "api.rate_limit_login",
+        roles: &[Role::Api],
+        about: "login and password-reset attempts per window from one client address",
+        default: "`10`",
+        apply: Apply::Number(|c| &mut c.api.rate_limit_login),
+    },
+    EnvVar {
+        name: "NIMBUS_MAX_FAILED_LOGINS",
+        key: "api.max_failed_logins",
+        roles: &[Role::Api],
+        about: "failed logins in a row that lock an account for `api.lockout_secs` (900 s)",
+        default: "`5`",
+        apply: Apply::With(|c, v| {
+            let n: u64 = v.trim().parse().map_err(|_| "is not a number")?;
+            c.api.max_failed_logins = u32::try_from(n).unwrap_or(u32::MAX);
+            Ok(())
+        }),
+    },
+    EnvVar {
+        name: "MONGODB_URI",
+        key: "content.mongodb_uri",
+        roles: &[Role::Api],
+        about: "MongoDB holding content files (GridFS); `mongodb://` only (a password in it is redacted in logs)",
+        default: "`mongodb://127.0.0.1:27017/?directConnection=true`",
+        apply: Apply::Text(|c| &mut c.content.mongodb_uri),
+    },
+    EnvVar {
+        name: "NIMBUS_CONTENT_MONGO_DB",
+        key: "content.mongodb_database",
+        roles: &[Role::Api],
+        about: "the MongoDB database holding the bucket",
+        default: "`content_files`",
+        apply: Apply::Text(|c| &mut c.content.mongodb_database),
+    },
+    EnvVar {
+        name: "NIMBUS_CONTENT_BUCKET",
+        key: "content.bucket",
+        roles: &[Role::Api],
+        about: "the GridFS bucket (`<bucket>.files`, `<bucket>.chunks`)",
+        default: "`fs`",
+        apply: Apply::Text(|c| &mut c.content.bucket),
+    },
+    EnvVar {
+        name: "NIMBUS_CONTENT_MAX_BYTES",
+        key: "content.max_bytes",
+        roles: &[Role::Api],
+        about: "largest content file accepted, bytes",
+        default: "`536870912` (512 MiB)",
+        apply: Apply::Number(|c| &mut c.content.max_bytes),
+    },
+];
+
+// ---------------------------------------------------------------------------------------------
+// The settings
+// ---------------------------------------------------------------------------------------------
 
 /// Everything the cloud roles read at start.
 #[derive(Clone, Deserialize)]
@@ -54,6 +515,8 @@ pub struct CloudConfig {
     pub mqtt: MqttSettings,
     /// The ingest role.
     pub ingest: IngestConfig,
+    /// The workers.
+    pub worker: WorkerConfig,
     /// The downlink role.
     pub downlink: DownlinkConfig,
     /// The admin API (gateway and user service).
@@ -78,7 +541,7 @@ pub struct ApiConfig {
     /// The bootstrap administrator created on start when absent (`NIMBUS_ADMIN_EMAIL`).
     pub admin_email: Option<String>,
     /// Its initial password (`NIMBUS_ADMIN_PASSWORD`); never logged.
-    pub admin_password: Option<String>,
+    pub admin_password: Option<Secret>,
     /// Length of a rate-limit window in seconds.
     pub rate_window_secs: u64,
     /// Requests per window from one client address (`NIMBUS_RATE_LIMIT_IP`).
@@ -121,31 +584,15 @@ impl Default for ApiConfig {
     }
 }
 
-impl fmt::Debug for ApiConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiConfig")
-            .field("bind", &self.bind)
-            .field("redis_url", &redact_url(&self.redis_url))
-            .field("redis_prefix", &self.redis_prefix)
-            .field("cors_origins", &self.cors_origins)
-            .field("admin_email", &self.admin_email)
-            .field("admin_password", &self.admin_password.as_ref().map(|_| REDACTED))
-            .field("rate_limit_ip", &self.rate_limit_ip)
-            .field("rate_limit_user", &self.rate_limit_user)
-            .field("rate_limit_login", &self.rate_limit_login)
-            .field("max_failed_logins", &self.max_failed_logins)
-            .finish()
-    }
-}
-
 /// Settings of the downlink role.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DownlinkConfig {
     /// The cloud API's address as nodes reach it, for the content manifest's download URLs
     /// (`NIMBUS_PUBLIC_URL`).
     pub public_url: String,
-    /// Full reconciliation period in seconds (changes that are events are picked up sooner).
+    /// Full reconciliation period in seconds (changes that are events are picked up sooner)
+    /// (`DOWNLINK_INTERVAL_SECS`).
     pub interval_secs: u64,
     /// Wait after a change event before reconciling, in milliseconds.
     pub debounce_ms: u64,
@@ -155,6 +602,20 @@ impl Default for DownlinkConfig {
     fn default() -> Self {
         DownlinkConfig { public_url: "http://127.0.0.1:8080".into(), interval_secs: 30, debounce_ms: 500 }
     }
+}
+
+/// Settings of the workers (`nimbus-cloud worker`): overrides for staging and tests only, unset
+/// in production, where each worker uses its service's database and the seed's consumer group.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// An existing database on `database.url` to use instead of the service's own, which is then
+    /// neither created nor migrated (`NIMBUS_SERVICE_DB`), as `database.registry_database` does
+    /// for the registry.
+    pub database: Option<String>,
+    /// A consumer group id replacing the seed's (`NIMBUS_WORKER_GROUP`). A deployment under
+    /// another id would apply every event a second time.
+    pub group: Option<String>,
 }
 
 /// PostgreSQL settings.
@@ -172,21 +633,8 @@ pub struct DatabaseConfig {
     /// Full URLs of individual service databases that live elsewhere (or under another name),
     /// by their seed name: `[database.urls] timetable_service_db = "postgres://…"`. From the
     /// environment as `<SERVICE>_DATABASE_URL` (`TIMETABLE_DATABASE_URL`, `USER_DATABASE_URL`, …).
-    pub urls: std::collections::BTreeMap<String, String>,
+    pub urls: BTreeMap<String, String>,
 }
-
-/// The seed's service databases that may be overridden one by one (`<SERVICE>_DATABASE_URL`).
-pub const SERVICE_DATABASES: [&str; 9] = [
-    "user_service_db",
-    "content_service_db",
-    "notification_service_db",
-    "course_service_db",
-    "timetable_service_db",
-    "attendance_service_db",
-    "announcement_service_db",
-    "communication_service_db",
-    "analytics_service_db",
-];
 
 /// Kafka settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -208,7 +656,7 @@ pub struct MqttSettings {
     /// The cloud's broker account; the ACL lets it read every node's uplink.
     pub username: Option<String>,
     /// Its password.
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Keep-alive in seconds; a dead connection is noticed within about 1.5 times this.
     pub keep_alive_secs: u64,
     /// Largest MQTT packet the ingest reads. Deliberately far above the protocol's frame limit:
@@ -229,7 +677,8 @@ pub struct IngestConfig {
     /// This instance's stable name; the MQTT client id is `nimbus-ingest-<instance>`. It must be
     /// the same across restarts (the broker keeps the persistent session, with the messages
     /// queued while the instance was down, under it) and different between instances (the
-    /// broker disconnects an older client when a newer one takes its id).
+    /// broker disconnects an older client when a newer one takes its id). Empty (the default)
+    /// until loaded: then the host name (`HOSTNAME`).
     pub instance: String,
     /// Batches processed at once across all nodes (each node is always one at a time). Bounds
     /// database connections and events waiting in the Kafka producer.
@@ -251,6 +700,7 @@ impl Default for CloudConfig {
             kafka: KafkaConfig::default(),
             mqtt: MqttSettings::default(),
             ingest: IngestConfig::default(),
+            worker: WorkerConfig::default(),
             downlink: DownlinkConfig::default(),
             api: ApiConfig::default(),
             content: ContentConfig::default(),
@@ -291,7 +741,7 @@ impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             group: "nimbus-ingest".into(),
-            instance: default_instance(),
+            instance: String::new(),
             max_in_flight: 8,
             max_nodes: 10_000,
             lock_timeout_ms: 60_000,
@@ -300,11 +750,13 @@ impl Default for IngestConfig {
     }
 }
 
-/// The host name, reduced to `[a-z0-9-]`: stable across restarts of one machine, distinct
+/// The instance name used when none is set: stable across restarts of one machine, distinct
 /// between machines.
-fn default_instance() -> String {
-    let host =
-        std::env::var("HOSTNAME").ok().or_else(|| std::fs::read_to_string("/etc/hostname").ok()).unwrap_or_default();
+const FALLBACK_INSTANCE: &str = "local";
+
+/// A host name reduced to `[a-z0-9-]` (at most 64 characters): stable across restarts of one
+/// machine, distinct between machines.
+fn instance_from_host(host: &str) -> String {
     let name: String = host
         .trim()
         .chars()
@@ -312,11 +764,19 @@ fn default_instance() -> String {
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
         .collect();
     let name = name.trim_matches('-');
-    if name.is_empty() { "local".into() } else { name.chars().take(64).collect() }
+    if name.is_empty() { FALLBACK_INSTANCE.into() } else { name.chars().take(64).collect() }
+}
+
+/// Whether `name` is a database name the cloud accepts (and may quote in `CREATE DATABASE`).
+fn is_database_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 impl CloudConfig {
     /// Defaults, then the TOML file at `path` (if any), then the process environment, validated.
+    /// Without a `HOSTNAME` variable the host name comes from `/etc/hostname`.
     pub fn load(path: Option<&Path>) -> Result<Self> {
         let text = match path {
             Some(p) => Some(
@@ -324,11 +784,16 @@ impl CloudConfig {
             ),
             None => None,
         };
-        Self::from_sources(text.as_deref(), |name| std::env::var(name).ok())
+        Self::from_sources(text.as_deref(), |name| {
+            std::env::var(name)
+                .ok()
+                .or_else(|| if name == "HOSTNAME" { std::fs::read_to_string("/etc/hostname").ok() } else { None })
+        })
     }
 
-    /// Defaults, then `toml` (if any), then the variables `env` returns, validated. Separate from
-    /// [`CloudConfig::load`] so tests need not touch the process environment.
+    /// Defaults, then `toml` (if any), then the variables of [`ENV`] that `env` returns,
+    /// validated. `env` is asked for those variables only, and is the only source of the
+    /// environment: tests need not touch the process's.
     pub fn from_sources(toml: Option<&str>, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let mut config: CloudConfig = match toml {
             Some(text) => toml::from_str(text).map_err(|e| Error::Config(format!("config file: {e}")))?,
@@ -339,110 +804,18 @@ impl CloudConfig {
         Ok(config)
     }
 
+    /// Applies every row of [`ENV`] whose variable `env` has (and is not blank).
     fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<()> {
-        let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        if let Some(v) = get("NIMBUS_ENV") {
-            self.environment = match v.trim() {
-                "development" => Environment::Development,
-                "production" => Environment::Production,
-                other => {
-                    return Err(Error::Config(format!(
-                        "environment (NIMBUS_ENV): {other:?} is not development or production"
-                    )));
-                }
-            };
-        }
-        if let Some(v) = get("DATABASE_URL") {
-            self.database.url = v;
-        }
-        if let Some(v) = get("NIMBUS_REGISTRY_DB") {
-            self.database.registry_database = v;
-        }
-        if let Some(v) = get("KAFKA_BROKERS") {
-            self.kafka.brokers = v;
-        }
-        if let Some(v) = get("MQTT_URL") {
-            self.mqtt.url = v;
-        }
-        if let Some(v) = get("MQTT_USERNAME") {
-            self.mqtt.username = Some(v);
-        }
-        if let Some(v) = get("MQTT_PASSWORD") {
-            self.mqtt.password = Some(v);
-        }
-        if let Some(v) = get("INGEST_GROUP") {
-            self.ingest.group = v;
-        }
-        if let Some(v) = get("INGEST_INSTANCE") {
-            self.ingest.instance = v;
-        }
-        for database in SERVICE_DATABASES {
-            let var = format!("{}_DATABASE_URL", database.trim_end_matches("_service_db").to_uppercase());
-            if let Some(v) = get(&var) {
-                self.database.urls.insert(database.to_owned(), v);
-            }
-        }
-        if let Some(v) = get("NIMBUS_PUBLIC_URL") {
-            self.downlink.public_url = v;
-        }
-        if let Some(v) = get("NIMBUS_API_BIND") {
-            self.api.bind = v;
-        }
-        if let Some(v) = get("REDIS_URL") {
-            self.api.redis_url = v;
-        }
-        if let Some(v) = get("NIMBUS_REDIS_PREFIX") {
-            self.api.redis_prefix = v;
-        }
-        if let Some(v) = get("NIMBUS_CORS_ORIGINS") {
-            self.api.cors_origins = v.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect();
-        }
-        if let Some(v) = get("NIMBUS_ADMIN_EMAIL") {
-            self.api.admin_email = Some(v);
-        }
-        if let Some(v) = get("NIMBUS_ADMIN_PASSWORD") {
-            self.api.admin_password = Some(v);
-        }
-        let number = |name: &str, setting: &str| -> Result<Option<u64>> {
-            match get(name) {
-                Some(v) => v
-                    .trim()
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| Error::Config(format!("{setting} ({name}): {v:?} is not a number"))),
-                None => Ok(None),
-            }
-        };
-        if let Some(n) = number("NIMBUS_RATE_LIMIT_IP", "api.rate_limit_ip")? {
-            self.api.rate_limit_ip = n;
-        }
-        if let Some(n) = number("NIMBUS_RATE_LIMIT_USER", "api.rate_limit_user")? {
-            self.api.rate_limit_user = n;
-        }
-        if let Some(n) = number("NIMBUS_RATE_LIMIT_LOGIN", "api.rate_limit_login")? {
-            self.api.rate_limit_login = n;
-        }
-        if let Some(n) = number("NIMBUS_MAX_FAILED_LOGINS", "api.max_failed_logins")? {
-            self.api.max_failed_logins = u32::try_from(n).unwrap_or(u32::MAX);
-        }
-        if let Some(v) = get("DOWNLINK_INTERVAL_SECS") {
-            self.downlink.interval_secs = v.trim().parse().map_err(|_| {
-                Error::Config(format!("downlink.interval_secs (DOWNLINK_INTERVAL_SECS): {v:?} is not a number"))
+        for var in ENV {
+            let Some(value) = env(var.name).filter(|v| !v.trim().is_empty()) else { continue };
+            var.apply.apply(self, value.clone()).map_err(|problem| {
+                let setting =
+                    if var.key.is_empty() { var.name.to_owned() } else { format!("{} ({})", var.key, var.name) };
+                Error::Config(format!("{setting}: {value:?} {problem}"))
             })?;
         }
-        if let Some(v) = get("MONGODB_URI") {
-            self.content.mongodb_uri = v;
-        }
-        if let Some(v) = get("NIMBUS_CONTENT_MONGO_DB") {
-            self.content.mongodb_database = v;
-        }
-        if let Some(v) = get("NIMBUS_CONTENT_BUCKET") {
-            self.content.bucket = v;
-        }
-        if let Some(v) = get("NIMBUS_CONTENT_MAX_BYTES") {
-            self.content.max_bytes = v.trim().parse().map_err(|_| {
-                Error::Config(format!("content.max_bytes (NIMBUS_CONTENT_MAX_BYTES): {v:?} is not a number of bytes"))
-            })?;
+        if self.ingest.instance.is_empty() {
+            self.ingest.instance = FALLBACK_INSTANCE.into();
         }
         Ok(())
     }
@@ -459,10 +832,7 @@ impl CloudConfig {
             return bad("database.url (DATABASE_URL)", format!("not a valid PostgreSQL URL: {e}"));
         }
         let db = &self.database.registry_database;
-        if db.is_empty()
-            || db.len() > 63
-            || !db.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        {
+        if !is_database_name(db) {
             return bad(
                 "database.registry_database (NIMBUS_REGISTRY_DB)",
                 format!("{db:?} must be 1 to 63 characters of a-z, 0-9 and _"),
@@ -534,6 +904,20 @@ impl CloudConfig {
             return bad("ingest.lock_timeout_ms", "must be at least 1000".into());
         }
 
+        if let Some(db) = &self.worker.database
+            && !is_database_name(db)
+        {
+            return bad(
+                "worker.database (NIMBUS_SERVICE_DB)",
+                format!("{db:?} must be 1 to 63 characters of a-z, 0-9 and _"),
+            );
+        }
+        if let Some(group) = &self.worker.group
+            && (group.trim().is_empty() || group.len() > 255)
+        {
+            return bad("worker.group (NIMBUS_WORKER_GROUP)", "must be 1 to 255 characters".into());
+        }
+
         if self.api.bind.parse::<std::net::SocketAddr>().is_err() {
             return bad("api.bind (NIMBUS_API_BIND)", format!("{:?} must be host:port", self.api.bind));
         }
@@ -559,7 +943,7 @@ impl CloudConfig {
                     "must be set together".into(),
                 );
             }
-            (Some(_), Some(p)) if p.chars().count() < 8 => {
+            (Some(_), Some(p)) if p.expose().chars().count() < 8 => {
                 return bad("api.admin_password (NIMBUS_ADMIN_PASSWORD)", "must be at least 8 characters".into());
             }
             _ => {}
@@ -598,6 +982,17 @@ impl CloudConfig {
         }
     }
 
+    /// The cloud's broker account (`mqtt.*`) under the MQTT client id `client_id`.
+    pub fn mqtt_client(&self, client_id: String) -> nimbus_sync::transport::MqttConfig {
+        let mut m = nimbus_sync::transport::MqttConfig::new(&self.mqtt.url, client_id);
+        m.keep_alive = Duration::from_secs(self.mqtt.keep_alive_secs);
+        if let Some(u) = &self.mqtt.username {
+            m.username = Some(u.clone());
+            m.password = Some(self.mqtt.password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default());
+        }
+        m
+    }
+
     /// The ingest instance's MQTT client id.
     pub fn ingest_client_id(&self) -> String {
         format!("nimbus-ingest-{}", self.ingest.instance)
@@ -605,34 +1000,7 @@ impl CloudConfig {
 
     /// The ingest's MQTT connection settings.
     pub fn ingest_mqtt(&self) -> nimbus_sync::transport::MqttConfig {
-        let mut m = nimbus_sync::transport::MqttConfig::new(&self.mqtt.url, self.ingest_client_id());
-        m.keep_alive = Duration::from_secs(self.mqtt.keep_alive_secs);
-        if let Some(u) = &self.mqtt.username {
-            m.username = Some(u.clone());
-            m.password = Some(self.mqtt.password.clone().unwrap_or_default());
-        }
-        m
-    }
-
-    /// The downlink's settings: the cloud's broker account under its own client id.
-    pub fn downlink_settings(&self) -> crate::downlink::DownlinkSettings {
-        let mut mqtt = self.ingest_mqtt();
-        mqtt.client_id = format!("nimbus-downlink-{}", self.ingest.instance);
-        crate::downlink::DownlinkSettings {
-            mqtt,
-            brokers: Some(self.kafka.brokers.clone()),
-            databases: crate::downlink::compose::DatabaseUrls {
-                registry: self.registry_url(),
-                timetable: self.database_url_for("timetable_service_db"),
-                course: self.database_url_for("course_service_db"),
-                user: self.database_url_for("user_service_db"),
-                content: self.database_url_for("content_service_db"),
-            },
-            content_base_url: self.downlink.public_url.clone(),
-            interval: Duration::from_secs(self.downlink.interval_secs.max(1)),
-            debounce: Duration::from_millis(self.downlink.debounce_ms),
-            publish_timeout: Duration::from_secs(10),
-        }
+        self.mqtt_client(self.ingest_client_id())
     }
 
     /// How long Kafka may take to confirm an event.
@@ -667,6 +1035,8 @@ impl fmt::Debug for CloudConfig {
             .field("kafka", &self.kafka)
             .field("mqtt", &self.mqtt)
             .field("ingest", &self.ingest)
+            .field("worker", &self.worker)
+            .field("downlink", &self.downlink)
             .field("api", &self.api)
             .field("content", &self.content)
             .finish()
@@ -675,10 +1045,12 @@ impl fmt::Debug for CloudConfig {
 
 impl fmt::Debug for DatabaseConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let urls: BTreeMap<&str, String> = self.urls.iter().map(|(k, v)| (k.as_str(), redact_url(v))).collect();
         f.debug_struct("DatabaseConfig")
             .field("url", &redact_url(&self.url))
             .field("registry_database", &self.registry_database)
             .field("max_connections", &self.max_connections)
+            .field("urls", &urls)
             .finish()
     }
 }
@@ -688,16 +1060,48 @@ impl fmt::Debug for MqttSettings {
         f.debug_struct("MqttSettings")
             .field("url", &redact_url(&self.url))
             .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| REDACTED))
+            .field("password", &self.password)
             .field("keep_alive_secs", &self.keep_alive_secs)
             .field("max_incoming_bytes", &self.max_incoming_bytes)
             .finish()
     }
 }
 
+impl fmt::Debug for DownlinkConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DownlinkConfig")
+            .field("public_url", &redact_url(&self.public_url))
+            .field("interval_secs", &self.interval_secs)
+            .field("debounce_ms", &self.debounce_ms)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("bind", &self.bind)
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("cors_origins", &self.cors_origins)
+            .field("admin_email", &self.admin_email)
+            .field("admin_password", &self.admin_password)
+            .field("rate_window_secs", &self.rate_window_secs)
+            .field("rate_limit_ip", &self.rate_limit_ip)
+            .field("rate_limit_user", &self.rate_limit_user)
+            .field("rate_limit_login", &self.rate_limit_login)
+            .field("max_failed_logins", &self.max_failed_logins)
+            .field("lockout_secs", &self.lockout_secs)
+            .field("request_timeout_secs", &self.request_timeout_secs)
+            .field("permissions_refresh_secs", &self.permissions_refresh_secs)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use std::collections::{BTreeSet, HashMap};
 
     use super::*;
 
@@ -718,27 +1122,66 @@ mod tests {
         assert_eq!(c.kafka.brokers, "127.0.0.1:9092");
         assert_eq!(c.mqtt.url, "mqtt://127.0.0.1:1883");
         assert_eq!(c.ingest.group, "nimbus-ingest");
-        assert!(c.ingest_client_id().starts_with("nimbus-ingest-"));
+        assert_eq!(c.ingest_client_id(), "nimbus-ingest-local");
         assert_eq!(c.delivery_timeout(), Duration::from_secs(30));
+        assert_eq!((c.worker.database, c.worker.group), (None, None));
+    }
+
+    #[test]
+    fn the_instance_defaults_to_the_host_name_the_loader_was_given() {
+        let instance = |toml: Option<&str>, vars: &[(&str, &str)]| {
+            CloudConfig::from_sources(toml, env(vars)).unwrap().ingest.instance
+        };
+        assert_eq!(instance(None, &[("HOSTNAME", "Cloud_Box.campus\n")]), "cloud-box-campus");
+        assert_eq!(instance(None, &[("HOSTNAME", "--")]), "local");
+        assert_eq!(instance(None, &[("HOSTNAME", "box"), ("INGEST_INSTANCE", "ingest-1")]), "ingest-1");
+        assert_eq!(instance(Some("[ingest]\ninstance = \"from-file\""), &[("HOSTNAME", "box")]), "from-file");
     }
 
     #[test]
     fn a_service_database_can_live_elsewhere() {
         let toml = "[database.urls]\ncourse_service_db = \"postgres://c@elsewhere:5432/courses\"\n";
-        let c = CloudConfig::from_sources(
-            Some(toml),
-            env(&[
-                ("TIMETABLE_DATABASE_URL", "postgres://t@tt:5432/tt_test"),
-                ("NIMBUS_PUBLIC_URL", "https://cloud.campus"),
-            ]),
-        )
-        .unwrap();
+        let c =
+            CloudConfig::from_sources(Some(toml), env(&[("TIMETABLE_DATABASE_URL", "postgres://t@tt:5432/tt_test")]))
+                .unwrap();
         assert_eq!(c.database_url_for("timetable_service_db"), "postgres://t@tt:5432/tt_test");
         assert_eq!(c.database_url_for("course_service_db"), "postgres://c@elsewhere:5432/courses");
         assert_eq!(c.database_url_for("user_service_db"), "postgres://postgres@127.0.0.1:5432/user_service_db");
-        let d = c.downlink_settings();
-        assert_eq!(d.databases.timetable, "postgres://t@tt:5432/tt_test");
-        assert_eq!(d.content_base_url, "https://cloud.campus");
+    }
+
+    #[test]
+    fn every_seed_service_database_has_its_variable() {
+        let rows: BTreeSet<&str> = ENV
+            .iter()
+            .filter_map(|v| match v.apply {
+                Apply::ServiceDatabase(db) => {
+                    let service = db.strip_suffix("_service_db").expect("a seed service database");
+                    assert_eq!(v.name, format!("{}_DATABASE_URL", service.to_uppercase()));
+                    assert_eq!(v.key, format!("database.urls.{db}"));
+                    Some(db)
+                }
+                _ => None,
+            })
+            .collect();
+        for m in crate::db::ALL.iter().filter(|m| m.database != "edge_registry_db") {
+            assert!(rows.contains(m.database), "{} has no <SERVICE>_DATABASE_URL row in ENV", m.database);
+        }
+        assert_eq!(rows.len(), 9, "the seed has nine service databases");
+    }
+
+    #[test]
+    fn worker_overrides_are_settings_too() {
+        let c = CloudConfig::from_sources(
+            None,
+            env(&[("NIMBUS_SERVICE_DB", "nimbus_test_1"), ("NIMBUS_WORKER_GROUP", "t-attendance")]),
+        )
+        .unwrap();
+        assert_eq!(c.worker.database.as_deref(), Some("nimbus_test_1"));
+        assert_eq!(c.worker.group.as_deref(), Some("t-attendance"));
+        let c = CloudConfig::from_sources(Some("[worker]\ndatabase = \"staging_attendance\""), env(&[])).unwrap();
+        assert_eq!(c.worker.database.as_deref(), Some("staging_attendance"));
+        assert!(error(None, &[("NIMBUS_SERVICE_DB", "Bad-Name")]).contains("worker.database (NIMBUS_SERVICE_DB)"));
+        assert!(error(Some("[worker]\ngroup = \" \""), &[]).contains("worker.group (NIMBUS_WORKER_GROUP)"));
     }
 
     #[test]
@@ -766,22 +1209,35 @@ mod tests {
         assert_eq!(c.registry_url(), "postgres://cloud:pw@db.campus:5432/edge_registry_db");
         assert_eq!(c.kafka.brokers, "k9:9092");
         assert_eq!(c.kafka.delivery_timeout_ms, 5000);
-        assert_eq!(c.mqtt.password.as_deref(), Some("from-env"));
+        assert_eq!(c.mqtt.password, Some(Secret::new("from-env")));
         assert_eq!(c.ingest.group, "blue");
         assert_eq!(c.ingest_client_id(), "nimbus-ingest-ingest-a");
         let m = c.ingest_mqtt();
         assert_eq!((m.username.as_deref(), m.password.as_deref()), (Some("nimbus-cloud"), Some("from-env")));
+        assert_eq!(c.mqtt_client("nimbus-downlink-ingest-a".into()).password.as_deref(), Some("from-env"));
+    }
+
+    #[test]
+    fn blank_variables_are_ignored_and_lists_are_split() {
+        let c = CloudConfig::from_sources(
+            None,
+            env(&[("KAFKA_BROKERS", "  "), ("NIMBUS_CORS_ORIGINS", "https://a.campus, ,https://b.campus")]),
+        )
+        .unwrap();
+        assert_eq!(c.kafka.brokers, "127.0.0.1:9092");
+        assert_eq!(c.api.cors_origins, ["https://a.campus", "https://b.campus"]);
     }
 
     #[test]
     fn validation_errors_name_the_setting() {
-        assert!(error(None, &[("NIMBUS_ENV", "staging")]).contains("NIMBUS_ENV"));
+        assert!(error(None, &[("NIMBUS_ENV", "staging")]).contains("environment (NIMBUS_ENV): \"staging\" is not"));
         assert!(error(None, &[("DATABASE_URL", "mysql://x")]).contains("database.url (DATABASE_URL)"));
         assert!(error(None, &[("KAFKA_BROKERS", "localhost")]).contains("kafka.brokers (KAFKA_BROKERS)"));
         assert!(error(None, &[("MQTT_URL", "http://broker")]).contains("mqtt.url (MQTT_URL)"));
         assert!(error(None, &[("INGEST_GROUP", "a/b")]).contains("ingest.group (INGEST_GROUP)"));
         assert!(error(None, &[("INGEST_INSTANCE", "a b")]).contains("ingest.instance (INGEST_INSTANCE)"));
         assert!(error(None, &[("NIMBUS_ENV", "production")]).contains("mqtt.password (MQTT_PASSWORD)"));
+        assert!(error(None, &[("NIMBUS_ADMIN_EMAIL", "a@b.c"), ("NIMBUS_ADMIN_PASSWORD", "short")]).contains("8"));
         assert!(error(Some("[ingest]\nmax_in_flight = 0"), &[]).contains("ingest.max_in_flight"));
         assert!(error(Some("[kafka]\ndelivery_timeout_ms = 10"), &[]).contains("kafka.delivery_timeout_ms"));
         assert!(error(Some("[kafka]\nbrokerz = \"x:1\""), &[]).contains("brokerz"));
@@ -789,23 +1245,179 @@ mod tests {
     }
 
     #[test]
-    fn debug_output_redacts_passwords() {
-        let c = CloudConfig::from_sources(
-            None,
-            env(&[("DATABASE_URL", "postgres://cloud:db-secret@h:5432/x"), ("MQTT_PASSWORD", "mqtt-secret")]),
-        )
-        .unwrap();
-        let text = format!("{c:?}");
-        assert!(!text.contains("db-secret") && !text.contains("mqtt-secret"), "{text}");
-        let c = CloudConfig::from_sources(
-            None,
-            env(&[("NIMBUS_ADMIN_EMAIL", "root@campus.edu"), ("NIMBUS_ADMIN_PASSWORD", "admin-secret-pw")]),
-        )
-        .unwrap();
-        assert!(!format!("{c:?}").contains("admin-secret-pw"));
-        assert!(text.contains("postgres://cloud:<redacted>@h:5432/x"), "{text}");
+    fn a_number_variable_that_is_not_a_number_is_refused_by_name() {
+        let numbers = ENV.iter().filter(|v| matches!(v.apply, Apply::Number(_)) || v.name.ends_with("_LOGINS"));
+        for var in numbers {
+            let e = error(None, &[(var.name, "lots")]);
+            assert!(e.ends_with(&format!("{} ({}): \"lots\" is not a number", var.key, var.name)), "{e}");
+        }
+    }
+
+    /// Every secret a configuration can hold, from the environment: the passwords, and URLs
+    /// that may embed one.
+    const SECRETS: &[(&str, &str)] = &[
+        ("MQTT_PASSWORD", "mqtt-secret-1"),
+        ("NIMBUS_ADMIN_PASSWORD", "admin-secret-2"),
+        ("DATABASE_URL", "postgres://cloud:db-secret-3@db:5432/x"),
+        ("REDIS_URL", "redis://default:redis-secret-4@redis:6379/0"),
+        ("MONGODB_URI", "mongodb://content:mongo-secret-5@mongodb:27017/?directConnection=true"),
+        ("NIMBUS_PUBLIC_URL", "https://cloud:public-secret-6@cloud.campus"),
+        ("MQTT_URL", "mqtt://cloud:url-secret-7@broker:1883"),
+        ("USER_DATABASE_URL", "postgres://u:service-secret-user@db:5432/users"),
+        ("CONTENT_DATABASE_URL", "postgres://u:service-secret-content@db:5432/c"),
+        ("NOTIFICATION_DATABASE_URL", "postgres://u:service-secret-notification@db:5432/n"),
+        ("COURSE_DATABASE_URL", "postgres://u:service-secret-course@db:5432/c"),
+        ("TIMETABLE_DATABASE_URL", "postgres://u:service-secret-timetable@db:5432/t"),
+        ("ATTENDANCE_DATABASE_URL", "postgres://u:service-secret-attendance@db:5432/a"),
+        ("ANNOUNCEMENT_DATABASE_URL", "postgres://u:service-secret-announcement@db:5432/a"),
+        ("COMMUNICATION_DATABASE_URL", "postgres://u:service-secret-communication@db:5432/c"),
+        ("ANALYTICS_DATABASE_URL", "postgres://u:service-secret-analytics@db:5432/a"),
+    ];
+
+    fn secret_of(value: &str) -> &str {
+        match value.split_once("://") {
+            Some((_, rest)) => {
+                rest.split_once('@').and_then(|(user, _)| user.split_once(':')).map_or(value, |(_, p)| p)
+            }
+            None => value,
+        }
+    }
+
+    #[test]
+    fn debug_output_of_a_configuration_full_of_secrets_contains_none_of_them() {
+        // A row that could carry a secret and is missing here fails, so a new one is not missed.
+        for var in ENV
+            .iter()
+            .filter(|v| matches!(v.apply, Apply::Secret(_)) || v.name.ends_with("_URL") || v.name.ends_with("_URI"))
+        {
+            assert!(SECRETS.iter().any(|(n, _)| *n == var.name), "{} may hold a secret; add it to SECRETS", var.name);
+        }
+        let mut vars = SECRETS.to_vec();
+        vars.push(("NIMBUS_ADMIN_EMAIL", "root@campus.edu"));
+        let config = CloudConfig::from_sources(None, env(&vars)).unwrap();
+        let text = format!("{config:?}");
+        for (name, value) in SECRETS {
+            assert!(!text.contains(secret_of(value)), "{name}'s secret is in {text}");
+        }
+        assert!(text.contains("postgres://cloud:<redacted>@db:5432/x"), "{text}");
+        assert!(text.contains("root@campus.edu"), "{text}");
+        assert_eq!(config.mqtt.password.as_ref().map(Secret::expose), Some("mqtt-secret-1"));
+        assert_eq!(format!("{:?}", Secret::new("x")), "Secret([redacted])");
         assert_eq!(redact_url("postgres://u@h/x"), "postgres://u@h/x");
         assert_eq!(redact_url("mqtt://u:p@h:1883"), "mqtt://u:<redacted>@h:1883");
+    }
+
+    #[test]
+    fn the_loader_reads_the_rows_of_the_table_and_nothing_else() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        CloudConfig::from_sources(None, |name| {
+            asked.borrow_mut().push(name.to_owned());
+            None
+        })
+        .unwrap();
+        let rows: Vec<String> = ENV.iter().map(|v| v.name.to_owned()).collect();
+        assert_eq!(asked.into_inner(), rows);
+        let unique: BTreeSet<&str> = ENV.iter().map(|v| v.name).collect();
+        assert_eq!(unique.len(), ENV.len(), "a variable is listed twice");
+    }
+
+    /// `(environment value, TOML value)` that set the same thing, for rows with a TOML key.
+    fn sample(var: &EnvVar) -> Option<(&'static str, &'static str)> {
+        if var.key.is_empty() {
+            return None;
+        }
+        Some(match var.apply {
+            Apply::Number(_) => ("7", "7"),
+            Apply::List(_) => ("a, b", "[\"a\", \"b\"]"),
+            Apply::With(_) if var.name == "NIMBUS_ENV" => ("production", "\"production\""),
+            Apply::With(_) => ("7", "7"),
+            _ => ("sample", "\"sample\""),
+        })
+    }
+
+    #[test]
+    fn each_variable_sets_its_toml_key() {
+        for var in ENV {
+            let Some((env_value, toml_value)) = sample(var) else { continue };
+            let (section, field) = var.key.rsplit_once('.').unwrap_or(("", var.key));
+            let toml = if section.is_empty() {
+                format!("{field} = {toml_value}\n")
+            } else {
+                format!("[{section}]\n{field} = {toml_value}\n")
+            };
+            let mut from_toml: CloudConfig =
+                toml::from_str(&toml).unwrap_or_else(|e| panic!("{}: {} is not a TOML key: {e}", var.name, var.key));
+            from_toml.apply_env(env(&[])).unwrap();
+            let mut from_env = CloudConfig::default();
+            from_env.apply_env(env(&[(var.name, env_value)])).unwrap();
+            assert_eq!(format!("{from_toml:?}"), format!("{from_env:?}"), "{} does not set {}", var.name, var.key);
+            let mut untouched = CloudConfig::default();
+            untouched.apply_env(env(&[])).unwrap();
+            assert_ne!(format!("{from_env:?}"), format!("{untouched:?}"), "{} sets nothing", var.name);
+        }
+    }
+
+    #[test]
+    fn the_documented_defaults_are_the_defaults() {
+        let defaults = format!("{:?}", CloudConfig::from_sources(None, env(&[])).unwrap());
+        for var in ENV {
+            let Some(literal) = var.default.strip_prefix('`').and_then(|d| d.split_once('`')).map(|(l, _)| l) else {
+                continue;
+            };
+            let c = CloudConfig::from_sources(None, env(&[(var.name, literal)])).unwrap();
+            assert_eq!(format!("{c:?}"), defaults, "{}'s documented default {literal:?} is not its default", var.name);
+        }
+    }
+
+    const DOCS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/cloud.md");
+    const TABLE_START: &str = "<!-- generated from ENV in cloud/src/config.rs; a unit test fails when it differs -->";
+    const TABLE_END: &str = "<!-- end of the generated table -->";
+
+    /// docs/cloud.md's configuration table, generated from [`ENV`].
+    fn markdown_table() -> String {
+        let mut out = String::from("| variable | TOML key | read by | setting | default |\n|---|---|---|---|---|\n");
+        for var in ENV {
+            let key = if var.key.is_empty() { String::new() } else { format!("`{}`", var.key) };
+            let roles = if var.roles == Role::ALL {
+                "every role".to_owned()
+            } else {
+                var.roles.iter().map(|r| r.subcommand()).collect::<Vec<_>>().join(", ")
+            };
+            out.push_str(&format!("| `{}` | {key} | {roles} | {} | {} |\n", var.name, var.about, var.default));
+        }
+        out
+    }
+
+    #[test]
+    fn the_docs_configuration_table_is_the_table() {
+        let docs = std::fs::read_to_string(DOCS).unwrap();
+        let expected = markdown_table();
+        let documented = docs
+            .split_once(TABLE_START)
+            .and_then(|(_, rest)| rest.split_once(TABLE_END))
+            .map(|(table, _)| table.trim())
+            .unwrap_or_else(|| {
+                panic!("docs/cloud.md has no {TABLE_START} … {TABLE_END} block; it should hold:\n{expected}")
+            });
+        assert!(
+            documented == expected.trim(),
+            "docs/cloud.md's configuration table differs from config::ENV; replace it with:\n{expected}"
+        );
+    }
+
+    #[test]
+    fn the_docs_name_no_variable_the_configuration_does_not_read() {
+        let docs = std::fs::read_to_string(DOCS).unwrap();
+        let known: BTreeSet<&str> = ENV.iter().map(|v| v.name).chain(["NIMBUS_CLOUD_CONFIG"]).collect();
+        for token in docs.split('`').skip(1).step_by(2) {
+            let looks_like_a_variable =
+                token.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+                    && (token.starts_with("NIMBUS_") || token.ends_with("_DATABASE_URL"));
+            assert!(
+                !looks_like_a_variable || known.contains(token),
+                "docs/cloud.md names {token}, which no row of ENV reads"
+            );
+        }
     }
 }
 

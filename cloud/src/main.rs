@@ -229,21 +229,21 @@ async fn worker(config: CloudConfig, service: String) -> anyhow::Result<()> {
 }
 
 /// A worker's settings, its database created and migrated. Staging and tests may point a worker
-/// at another (existing) database and consumer group (NIMBUS_SERVICE_DB, NIMBUS_WORKER_GROUP),
-/// as NIMBUS_REGISTRY_DB does for the registry; production uses the seed's names.
+/// at another (existing) database and consumer group (`worker.database`, `worker.group`), as
+/// `database.registry_database` does for the registry; production uses the seed's names.
 async fn worker_settings(config: &CloudConfig, service: &str) -> anyhow::Result<nimbus_cloud::worker::WorkerSettings> {
     let database = format!("{}_service_db", service.trim_end_matches("-service"));
     let migrations = nimbus_cloud::db::migrations_for(&database)
         .with_context(|| format!("no worker for service {service:?} (known: attendance, timetable, course)"))?;
-    let url = match std::env::var("NIMBUS_SERVICE_DB") {
-        Ok(name) => nimbus_cloud::db::database_url(&config.database.url, &name),
-        Err(_) => {
+    let url = match &config.worker.database {
+        Some(name) => nimbus_cloud::db::database_url(&config.database.url, name),
+        None => {
             nodes::migrate_database(config, migrations).await.with_context(|| format!("cannot migrate {database}"))?;
             config.database_url_for(&database)
         }
     };
     let mut settings = nimbus_cloud::worker::WorkerSettings::new(&config.kafka.brokers, url);
-    settings.group_id = std::env::var("NIMBUS_WORKER_GROUP").ok();
+    settings.group_id = config.worker.group.clone();
     tracing::info!(%service, %database, brokers = %config.kafka.brokers, "starting the worker");
     Ok(settings)
 }
@@ -253,7 +253,8 @@ async fn downlink(config: CloudConfig) -> anyhow::Result<()> {
     nodes::migrate_database(&config, registry).await.context("cannot migrate the registry (DATABASE_URL)")?;
     let shutdown = stop_on_signal("stopping the downlink");
     let metrics = std::sync::Arc::new(nimbus_cloud::downlink::DownlinkMetrics::default());
-    nimbus_cloud::downlink::run(config.downlink_settings(), metrics, shutdown).await?;
+    nimbus_cloud::downlink::run(nimbus_cloud::downlink::DownlinkSettings::from_config(&config), metrics, shutdown)
+        .await?;
     Ok(())
 }
 
@@ -293,7 +294,7 @@ async fn all(config: CloudConfig) -> anyhow::Result<()> {
         });
     }
     {
-        let (settings, stop) = (config.downlink_settings(), shutdown.clone());
+        let (settings, stop) = (nimbus_cloud::downlink::DownlinkSettings::from_config(&config), shutdown.clone());
         let metrics = std::sync::Arc::new(nimbus_cloud::downlink::DownlinkMetrics::default());
         roles.spawn(async move {
             ("downlink", nimbus_cloud::downlink::run(settings, metrics, stop).await.map_err(anyhow::Error::from))

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use nimbus_cloud::config::CloudConfig;
+use nimbus_cloud::config::{CloudConfig, ENV};
 use nimbus_cloud::worker::{Worker, WorkerSettings};
 use nimbus_core::groups::{CONSUMER_GROUPS, group_for_service};
 use nimbus_core::topics::{Environment, TOPICS};
@@ -24,225 +24,62 @@ const CLOUD_DOCKERFILE: &str = "cloud/Dockerfile";
 /// margin the configuration demands of `mqtt.max_incoming_bytes`).
 const MQTT_PACKET_OVERHEAD: usize = 1024;
 
-/// For every environment variable the cloud code reads: the roles (by subcommand; `*` is every
-/// role) that use it, and whether those roles must set it because the built-in default is wrong
-/// inside compose. A role may set only variables of its own.
-struct Var {
-    name: &'static str,
-    used_by: &'static [&'static str],
-    must_set: bool,
-    why: &'static str,
-}
+/// The variables the binary reads outside the configuration (`config::ENV` lists every other
+/// one, with the roles that read it): clap's `--config` file and the log filter. Every role reads
+/// them.
+const OUTSIDE_CONFIG: &[&str] = &["NIMBUS_CLOUD_CONFIG", "RUST_LOG"];
 
-const VARS: &[Var] = &[
-    Var {
-        name: "NIMBUS_ENV",
-        used_by: &["*"],
-        must_set: true,
-        why: "it decides the replication of the topics the roles create, which must suit the compose Kafka",
-    },
-    Var {
-        name: "DATABASE_URL",
-        used_by: &["*"],
-        must_set: true,
-        why: "the default server is 127.0.0.1, not the postgres service",
-    },
-    Var {
-        name: "NIMBUS_REGISTRY_DB",
-        used_by: &["migrate", "ingest"],
-        must_set: false,
-        why: "the default edge_registry_db is the database scripts/init-databases.sh creates",
-    },
-    Var {
-        name: "KAFKA_BROKERS",
-        used_by: &["ingest", "worker", "api"],
-        must_set: true,
-        why: "the default broker is 127.0.0.1:9092, not the kafka service",
-    },
-    Var {
-        name: "MQTT_URL",
-        used_by: &["ingest"],
-        must_set: true,
-        why: "the default broker is 127.0.0.1:1883, not the mosquitto service",
-    },
-    Var {
-        name: "MQTT_USERNAME",
-        used_by: &["ingest"],
-        must_set: true,
-        why: "it must be the account the ACL and the password file know, so compose states it",
-    },
-    Var {
-        name: "MQTT_PASSWORD",
-        used_by: &["ingest"],
-        must_set: true,
-        why: "it has no default and the broker refuses anonymous clients",
-    },
-    Var { name: "INGEST_GROUP", used_by: &["ingest"], must_set: false, why: "the default group is fine" },
-    Var {
-        name: "INGEST_INSTANCE",
-        used_by: &["ingest"],
-        must_set: true,
-        why: "the default is the host name, which in a container is its id and changes when it is \
-              re-created, losing the instance's persistent MQTT session",
-    },
-    Var {
-        name: "NIMBUS_CLOUD_CONFIG",
-        used_by: &["*"],
-        must_set: false,
-        why: "compose configures the roles through the environment, without a file",
-    },
-    Var { name: "RUST_LOG", used_by: &["*"], must_set: false, why: "the default log filter is fine" },
-    Var {
-        name: "ANALYTICS_DATABASE_URL",
-        used_by: &[],
-        must_set: false,
-        why: "one service database elsewhere; compose runs every database on DATABASE_URL by the seed's name",
-    },
-    Var {
-        name: "ANNOUNCEMENT_DATABASE_URL",
-        used_by: &[],
-        must_set: false,
-        why: "one service database elsewhere; compose runs every database on DATABASE_URL by the seed's name",
-    },
-    Var {
-        name: "ATTENDANCE_DATABASE_URL",
-        used_by: &[],
-        must_set: false,
-        why: "one service database elsewhere; compose runs every database on DATABASE_URL by the seed's name",
-    },
-    Var {
-        name: "COMMUNICATION_DATABASE_URL",
-        used_by: &[],
-        must_set: false,
-        why: "one service database elsewhere; compose runs every database on DATABASE_URL by the seed's name",
-    },
-    Var {
-        name: "CONTENT_DATABASE_URL",
-        used_by: &[],
-        must_set: false,
-        why: "one service database elsewhere; compose runs every database on DATABASE_URL by the seed's name",
-    },
-    Var {
-        name: "COURSE_DATABASE_URL",
-        used_by: &[],
-        must_set: false,
-        why: "one service database elsewhere; compose runs every database on DATABASE_URL by the seed's name",
-    },
-    Var {
-        name: "NOTIFICATION_DATABASE_URL",
-        used_by: &[],
-        must_set: false,
-        why: "one service database elsewhere; compose runs every database on DATABASE_URL by the seed's name",
-    },
-    Var {
-        name: "TIMETABLE_DATABASE_URL",
-        used_by: &[],
-        must_set: false,
-        why: "one service database elsewhere; compose runs every database on DATABASE_URL by the seed's name",
-    },
-    Var {
-        name: "USER_DATABASE_URL",
-        used_by: &[],
-        must_set: false,
-        why: "one service database elsewhere; compose runs every database on DATABASE_URL by the seed's name",
-    },
-    Var {
-        name: "NIMBUS_PUBLIC_URL",
-        used_by: &[],
-        must_set: false,
-        why: "the downlink's manifest URLs; compose runs no downlink yet",
-    },
-    Var { name: "DOWNLINK_INTERVAL_SECS", used_by: &[], must_set: false, why: "the default period suits a campus" },
-    Var {
-        name: "NIMBUS_SERVICE_DB",
-        used_by: &[],
-        must_set: false,
-        why: "it points a worker at another, existing database and skips its migrations (staging and tests); \
-              compose runs the seed's database, created and migrated by the worker",
-    },
-    Var {
-        name: "NIMBUS_WORKER_GROUP",
-        used_by: &[],
-        must_set: false,
-        why: "it is a test hook replacing the seed's consumer group id; a deployment under another id would \
-              apply every event a second time",
-    },
-    Var { name: "HOSTNAME", used_by: &[], must_set: false, why: "Docker sets it; INGEST_INSTANCE replaces its use" },
-    Var {
-        name: "NIMBUS_API_BIND",
-        used_by: &["api"],
-        must_set: false,
-        why: "the default 0.0.0.0:8080 is the seed's gateway port on every interface",
-    },
-    Var {
-        name: "REDIS_URL",
-        used_by: &["api"],
-        must_set: true,
-        why: "the default is 127.0.0.1:6379, not the redis service",
-    },
-    Var {
-        name: "MONGODB_URI",
-        used_by: &["api"],
-        must_set: true,
-        why: "the default is 127.0.0.1:27017, not the mongodb service (content file bytes, GridFS)",
-    },
-    Var {
-        name: "NIMBUS_CONTENT_MONGO_DB",
-        used_by: &["api"],
-        must_set: false,
-        why: "the default database name serves one deployment",
-    },
-    Var {
-        name: "NIMBUS_CONTENT_BUCKET",
-        used_by: &["api"],
-        must_set: false,
-        why: "the default GridFS bucket (fs) serves one deployment",
-    },
-    Var {
-        name: "NIMBUS_CONTENT_MAX_BYTES",
-        used_by: &["api"],
-        must_set: false,
-        why: "the 512 MiB default upload limit suits course material",
-    },
-    Var {
-        name: "NIMBUS_REDIS_PREFIX",
-        used_by: &["api"],
-        must_set: false,
-        why: "compose's Redis serves one deployment",
-    },
-    Var {
-        name: "NIMBUS_CORS_ORIGINS",
-        used_by: &["api"],
-        must_set: false,
-        why: "no browser front end is served from another origin yet",
-    },
-    Var {
-        name: "NIMBUS_ADMIN_EMAIL",
-        used_by: &["api"],
-        must_set: false,
-        why: "it names the bootstrap administrator; compose gives it a default",
-    },
-    Var {
-        name: "NIMBUS_ADMIN_PASSWORD",
-        used_by: &["api"],
-        must_set: true,
-        why: "without a bootstrap administrator nobody can log in to create the first users",
-    },
-    Var { name: "NIMBUS_RATE_LIMIT_IP", used_by: &["api"], must_set: false, why: "the default limit suits a campus" },
-    Var { name: "NIMBUS_RATE_LIMIT_USER", used_by: &["api"], must_set: false, why: "the default limit suits a campus" },
-    Var {
-        name: "NIMBUS_RATE_LIMIT_LOGIN",
-        used_by: &["api"],
-        must_set: false,
-        why: "the default limit suits a campus",
-    },
-    Var {
-        name: "NIMBUS_MAX_FAILED_LOGINS",
-        used_by: &["api"],
-        must_set: false,
-        why: "the default (5) is the usual lockout threshold",
-    },
+/// Variables every role that reads them must set in compose, because the built-in default is
+/// wrong there: the variable and why.
+const COMPOSE_MUST_SET: &[(&str, &str)] = &[
+    ("NIMBUS_ENV", "it decides the replication of the topics the roles create, which must suit the compose Kafka"),
+    ("DATABASE_URL", "the default server is 127.0.0.1, not the postgres service"),
+    ("KAFKA_BROKERS", "the default broker is 127.0.0.1:9092, not the kafka service"),
+    ("MQTT_URL", "the default broker is 127.0.0.1:1883, not the mosquitto service"),
+    ("MQTT_USERNAME", "it must be the account the ACL and the password file know, so compose states it"),
+    ("MQTT_PASSWORD", "it has no default and the broker refuses anonymous clients"),
+    (
+        "INGEST_INSTANCE",
+        "the default is the host name, which in a container is its id and changes when it is re-created, losing \
+         the instance's persistent MQTT session",
+    ),
+    ("REDIS_URL", "the default is 127.0.0.1:6379, not the redis service"),
+    ("MONGODB_URI", "the default is 127.0.0.1:27017, not the mongodb service (content file bytes, GridFS)"),
+    ("NIMBUS_ADMIN_PASSWORD", "without a bootstrap administrator nobody can log in to create the first users"),
 ];
+
+/// Variables no compose role may set, although a role reads them: the variable and why.
+const COMPOSE_MUST_NOT_SET: &[(&str, &str)] = &[
+    ("NIMBUS_CLOUD_CONFIG", "compose configures the roles through the environment, without a file"),
+    (
+        "NIMBUS_SERVICE_DB",
+        "it points a worker at another, existing database and skips its migrations (staging and tests); compose \
+         runs the seed's database, created and migrated by the worker",
+    ),
+    (
+        "NIMBUS_WORKER_GROUP",
+        "it is a test hook replacing the seed's consumer group id; a deployment under another id would apply every \
+         event a second time",
+    ),
+    ("HOSTNAME", "Docker sets it; INGEST_INSTANCE replaces its use"),
+    ("USER_DATABASE_URL", SERVICE_DATABASE_ELSEWHERE),
+    ("CONTENT_DATABASE_URL", SERVICE_DATABASE_ELSEWHERE),
+    ("NOTIFICATION_DATABASE_URL", SERVICE_DATABASE_ELSEWHERE),
+    ("COURSE_DATABASE_URL", SERVICE_DATABASE_ELSEWHERE),
+    ("TIMETABLE_DATABASE_URL", SERVICE_DATABASE_ELSEWHERE),
+    ("ATTENDANCE_DATABASE_URL", SERVICE_DATABASE_ELSEWHERE),
+    ("ANNOUNCEMENT_DATABASE_URL", SERVICE_DATABASE_ELSEWHERE),
+    ("COMMUNICATION_DATABASE_URL", SERVICE_DATABASE_ELSEWHERE),
+    ("ANALYTICS_DATABASE_URL", SERVICE_DATABASE_ELSEWHERE),
+];
+
+const SERVICE_DATABASE_ELSEWHERE: &str =
+    "one service database elsewhere; compose runs every database on DATABASE_URL by the seed's name";
+
+/// Whether the binary reads `name` at all.
+fn known_variable(name: &str) -> bool {
+    OUTSIDE_CONFIG.contains(&name) || ENV.iter().any(|v| v.name == name)
+}
 
 // ---------------------------------------------------------------------------------------------
 // Reading the files
@@ -503,8 +340,17 @@ impl Role {
         self.args.first().map_or("", String::as_str)
     }
 
-    fn uses(&self, var: &Var) -> bool {
-        var.used_by.iter().any(|r| *r == "*" || *r == self.subcommand())
+    /// Whether the role reads `name`: by `config::ENV`'s roles (`all` reads what any role
+    /// reads), or it is read outside the configuration, by every role.
+    fn uses(&self, name: &str) -> bool {
+        self.subcommand() == "all"
+            || OUTSIDE_CONFIG.contains(&name)
+            || ENV.iter().any(|v| v.name == name && v.roles.iter().any(|r| r.subcommand() == self.subcommand()))
+    }
+
+    /// The roles `config::ENV` says read `name`, for messages.
+    fn readers(name: &str) -> Vec<&'static str> {
+        ENV.iter().filter(|v| v.name == name).flat_map(|v| v.roles.iter().map(|r| r.subcommand())).collect()
     }
 
     /// The configuration the role loads, from its compose environment with sample secrets.
@@ -570,7 +416,7 @@ fn host_port_of(text: &str) -> (String, u16) {
 // What the code reads
 // ---------------------------------------------------------------------------------------------
 
-/// The variables `CloudConfig` reads, observed through its public loader.
+/// The variables `CloudConfig` asks its loader for.
 fn config_env_names() -> BTreeSet<String> {
     let seen = RefCell::new(BTreeSet::new());
     let _ = CloudConfig::from_sources(None, |name| {
@@ -601,10 +447,11 @@ fn literals_after(text: &str, marker: &str) -> Vec<String> {
         .collect()
 }
 
-/// Every environment variable the binary reads: the configuration's, clap's `env = "…"`
-/// arguments, direct `std::env::var` calls, and `RUST_LOG` of the log filter (outside tests).
+/// The variables the code reads by name, outside the configuration's loader: clap's
+/// `env = "…"` arguments, direct `std::env::var` calls, and `RUST_LOG` of the log filter
+/// (outside tests).
 fn code_env_names() -> BTreeSet<String> {
-    let mut names = config_env_names();
+    let mut names = BTreeSet::new();
     let mut files = Vec::new();
     rust_sources(&path("cloud/src"), &mut files);
     for file in files {
@@ -712,31 +559,38 @@ fn the_long_running_roles_are_the_ingest_and_a_worker_per_service_that_has_one()
 }
 
 #[test]
-fn the_test_knows_every_environment_variable_the_code_reads() {
+fn the_code_reads_no_environment_variable_behind_the_configurations_back() {
+    let outside: BTreeSet<String> = OUTSIDE_CONFIG.iter().map(|n| n.to_string()).collect();
     let code = code_env_names();
-    let known: BTreeSet<String> = VARS.iter().map(|v| v.name.to_owned()).collect();
-    let unknown: Vec<&String> = code.difference(&known).collect();
+    let unknown: Vec<&String> = code.difference(&outside).collect();
     assert!(
         unknown.is_empty(),
-        "the cloud code reads {unknown:?}, which compose_stack.rs's VARS does not list: add each with the roles \
-         that use it and whether compose must set it (and set it in {COMPOSE} if so)"
+        "the cloud code reads {unknown:?} directly; make each a setting with a row in config::ENV, so it is loaded \
+         once, validated and documented"
     );
-    let stale: Vec<&String> = known.difference(&code).collect();
-    assert!(stale.is_empty(), "VARS lists {stale:?}, which the cloud code no longer reads");
+    let stale: Vec<&String> = outside.difference(&code).collect();
+    assert!(stale.is_empty(), "OUTSIDE_CONFIG lists {stale:?}, which the cloud code no longer reads");
+    let table: BTreeSet<String> = ENV.iter().map(|v| v.name.to_owned()).collect();
+    assert_eq!(config_env_names(), table, "CloudConfig's loader reads other variables than config::ENV's rows");
+}
+
+#[test]
+fn the_compose_rules_name_only_variables_the_code_reads() {
+    for (name, _) in COMPOSE_MUST_SET.iter().chain(COMPOSE_MUST_NOT_SET) {
+        assert!(known_variable(name), "compose_stack.rs has a rule for {name}, which nimbus-cloud no longer reads");
+    }
 }
 
 #[test]
 fn every_role_sets_the_variables_whose_defaults_do_not_work_in_compose() {
     let compose = compose();
     for role in roles(&compose) {
-        for var in VARS.iter().filter(|v| v.must_set && role.uses(v)) {
+        for (name, why) in COMPOSE_MUST_SET.iter().filter(|(name, _)| role.uses(name)) {
             assert!(
-                role.env.get(var.name).is_some_and(|v| !v.trim().is_empty()),
-                "service {} (`{}`) does not set {}: {}",
+                role.env.get(*name).is_some_and(|v| !v.trim().is_empty()),
+                "service {} (`{}`) does not set {name}: {why}",
                 role.service,
                 role.subcommand(),
-                var.name,
-                var.why
             );
         }
     }
@@ -745,27 +599,23 @@ fn every_role_sets_the_variables_whose_defaults_do_not_work_in_compose() {
 #[test]
 fn no_role_sets_a_variable_the_code_does_not_read_or_the_role_does_not_use() {
     let compose = compose();
-    let code = code_env_names();
     for role in roles(&compose) {
         for name in role.env.keys() {
             assert!(
-                code.contains(name),
-                "service {} sets {name}, which nimbus-cloud never reads (a typo?); it reads {code:?}",
+                known_variable(name),
+                "service {} sets {name}, which nimbus-cloud never reads (a typo?); it reads config::ENV's variables \
+                 and {OUTSIDE_CONFIG:?}",
                 role.service
             );
-            let var = VARS.iter().find(|v| v.name == name).expect("checked by the_test_knows_every_…");
+            if let Some((_, why)) = COMPOSE_MUST_NOT_SET.iter().find(|(n, _)| n == name) {
+                panic!("service {} sets {name}, which no compose role may set: {why}", role.service);
+            }
             assert!(
-                !var.used_by.is_empty(),
-                "service {} sets {name}, which no compose role may set: {}",
-                role.service,
-                var.why
-            );
-            assert!(
-                role.uses(var),
-                "service {} (`{}`) sets {name}, which only {:?} use{}",
+                role.uses(name),
+                "service {} (`{}`) sets {name}, which only {:?} read{}",
                 role.service,
                 role.subcommand(),
-                var.used_by,
+                Role::readers(name),
                 if is_secret_name(name) { ": a secret the role does not need" } else { "" }
             );
         }

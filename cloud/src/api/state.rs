@@ -55,7 +55,7 @@ impl ApiState {
         let permissions = Arc::new(PermissionCache::default());
         permissions.refresh(&users).await?;
         if let (Some(email), Some(password)) = (&config.api.admin_email, &config.api.admin_password)
-            && users.ensure_admin(email, password).await?
+            && users.ensure_admin(email, password.expose()).await?
         {
             tracing::info!(%email, "created the bootstrap administrator");
         }

@@ -44,6 +44,7 @@ use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::CloudConfig;
 use crate::error::Result;
 use compose::Sources;
 
@@ -78,6 +79,28 @@ pub struct DownlinkSettings {
     pub debounce: Duration,
     /// How long the broker may take to confirm a publish.
     pub publish_timeout: Duration,
+}
+
+impl DownlinkSettings {
+    /// The downlink's settings from the configuration: the cloud's broker account under its own
+    /// client id (`nimbus-downlink-<ingest.instance>`), the service databases, the public URL.
+    pub fn from_config(config: &CloudConfig) -> Self {
+        DownlinkSettings {
+            mqtt: config.mqtt_client(format!("nimbus-downlink-{}", config.ingest.instance)),
+            brokers: Some(config.kafka.brokers.clone()),
+            databases: compose::DatabaseUrls {
+                registry: config.registry_url(),
+                timetable: config.database_url_for("timetable_service_db"),
+                course: config.database_url_for("course_service_db"),
+                user: config.database_url_for("user_service_db"),
+                content: config.database_url_for("content_service_db"),
+            },
+            content_base_url: config.downlink.public_url.clone(),
+            interval: Duration::from_secs(config.downlink.interval_secs.max(1)),
+            debounce: Duration::from_millis(config.downlink.debounce_ms),
+            publish_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Counters of the downlink, for logs and tests.
@@ -211,5 +234,29 @@ async fn listen(brokers: String, trigger: Arc<Notify>, shutdown: CancellationTok
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_come_from_the_configuration_under_the_downlinks_own_client_id() {
+        let env = |name: &str| match name {
+            "TIMETABLE_DATABASE_URL" => Some("postgres://t@tt:5432/tt_test".to_owned()),
+            "NIMBUS_PUBLIC_URL" => Some("https://cloud.campus".to_owned()),
+            "INGEST_INSTANCE" => Some("ingest-a".to_owned()),
+            "MQTT_PASSWORD" => Some("broker-secret".to_owned()),
+            _ => None,
+        };
+        let config = CloudConfig::from_sources(None, env).unwrap();
+        let d = DownlinkSettings::from_config(&config);
+        assert_eq!(d.databases.timetable, "postgres://t@tt:5432/tt_test");
+        assert_eq!(d.databases.course, "postgres://postgres@127.0.0.1:5432/course_service_db");
+        assert_eq!(d.content_base_url, "https://cloud.campus");
+        assert_eq!(d.mqtt.client_id, "nimbus-downlink-ingest-a");
+        assert_eq!(d.mqtt.password.as_deref(), Some("broker-secret"));
+        assert_eq!(d.interval, Duration::from_secs(30));
     }
 }
