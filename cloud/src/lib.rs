@@ -75,6 +75,8 @@ pub mod error;
 pub mod http;
 pub mod ingest;
 pub mod kafka;
+#[cfg(test)]
+mod layout;
 pub mod listing;
 pub mod outbox;
 pub mod registry;
