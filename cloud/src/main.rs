@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use nimbus_cloud::cli::{events, nodes};
 use nimbus_cloud::config::CloudConfig;
+use nimbus_cloud::registry::Registered;
 use nimbus_core::topics::{Environment, Topic};
 use tokio_util::sync::CancellationToken;
 
@@ -63,7 +64,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum NodesCommand {
-    /// Register a node (or update its room); the ingest refuses batches of unregistered nodes.
+    /// Register a node; the ingest refuses batches of unregistered nodes. Registering an id again
+    /// is refused unless nothing changes, or `--replace` moves it or replaces its credential.
     Register {
         /// The node id (its MQTT username): a-z, 0-9 and '-'.
         node_id: String,
@@ -74,6 +76,9 @@ enum NodesCommand {
         /// this binary does not hash passwords itself.
         #[arg(long)]
         credential_hash: Option<String>,
+        /// Move an already registered node to `--room` and/or replace its credential hash.
+        #[arg(long)]
+        replace: bool,
     },
     /// List the nodes with their high-water marks and status.
     List {
@@ -357,7 +362,7 @@ async fn wait_for_stop_signal() {
 
 async fn nodes_command(config: CloudConfig, command: NodesCommand) -> anyhow::Result<ExitCode> {
     match command {
-        NodesCommand::Register { node_id, room, credential_hash } => {
+        NodesCommand::Register { node_id, room, credential_hash, replace } => {
             let node = match nodes::check_registration(&node_id, &room, credential_hash.as_deref()) {
                 Ok(node) => node,
                 Err(e) => {
@@ -366,8 +371,21 @@ async fn nodes_command(config: CloudConfig, command: NodesCommand) -> anyhow::Re
                 }
             };
             let registry = nodes::registry(&config).await?;
-            registry.register(&node, room.trim(), credential_hash.as_deref()).await?;
-            println!("registered {node} in room {}", room.trim());
+            match registry.register(&node, room.trim(), credential_hash.as_deref(), replace).await {
+                Ok(outcome) => {
+                    let what = match outcome {
+                        Registered::Created => "registered",
+                        Registered::Unchanged => "already registered (unchanged):",
+                        Registered::Replaced => "re-registered",
+                    };
+                    println!("{what} {node} in room {}", room.trim());
+                }
+                Err(e @ nimbus_cloud::Error::Conflict { .. }) => {
+                    eprintln!("error: {e} (use --replace)");
+                    return Ok(ExitCode::from(2));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         NodesCommand::List { json } => {
             let list = nodes::registry(&config).await?.list().await?;

@@ -43,7 +43,7 @@ async fn migrations_apply_once_and_the_high_water_mark_never_moves_backwards() {
     let registry = Registry::new(db.pool.clone());
     let node = NodeId::new("room-101").unwrap();
     assert!(registry.node(&node).await.unwrap().is_none());
-    registry.register(&node, "101", Some("$argon2id$...")).await.unwrap();
+    registry.register(&node, "101", Some("$argon2id$..."), false).await.unwrap();
     assert_eq!(registry.node(&node).await.unwrap().unwrap().high_water_mark, 0);
     assert_eq!(registry.advance(&node, 40).await.unwrap(), 40);
     assert_eq!(registry.advance(&node, 12).await.unwrap(), 40, "a late confirmation does not rewind");

@@ -49,6 +49,21 @@ async fn migrate_then_register_and_list_nodes() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "registered room-101 in room 101\n");
     assert!(run(&db, &["nodes", "register", "room-102", "--room", "102"]).status.success());
+    // The one registration rule (the API's too): nothing new is harmless, a move or another
+    // credential is refused unless asked for.
+    let again = run(&db, &["nodes", "register", "room-101", "--room", "101"]);
+    assert_eq!(text(&again.stdout), "already registered (unchanged): room-101 in room 101\n");
+    let moved = run(&db, &["nodes", "register", "room-101", "--room", "201"]);
+    assert_eq!(moved.status.code(), Some(2));
+    assert!(text(&moved.stderr).contains("already registered in room 101"), "{}", text(&moved.stderr));
+    let rekeyed = run(
+        &db,
+        &["nodes", "register", "room-101", "--room", "101", "--credential-hash", &hash.replace("aGFz", "b2xk")],
+    );
+    assert_eq!(rekeyed.status.code(), Some(2), "another credential is a takeover unless asked for");
+    let replaced = run(&db, &["nodes", "register", "room-101", "--room", "201", "--replace"]);
+    assert_eq!(text(&replaced.stdout), "re-registered room-101 in room 201\n");
+    assert!(run(&db, &["nodes", "register", "room-101", "--room", "101", "--replace"]).status.success());
 
     let bad = run(&db, &["nodes", "register", "Room 103", "--room", "103"]);
     assert_eq!(bad.status.code(), Some(2));

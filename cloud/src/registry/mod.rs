@@ -11,7 +11,7 @@ use deadpool_postgres::{Object, Pool};
 use nimbus_core::ids::NodeId;
 use tokio_postgres::Row;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A node as the registry knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,23 +59,86 @@ pub struct Registry {
     pool: Pool,
 }
 
+/// What [`Registry::register`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registered {
+    /// A new node.
+    Created,
+    /// The node was registered exactly so already.
+    Unchanged,
+    /// The node moved room or got a new credential (asked for with `replace`).
+    Replaced,
+}
+
+fn already_registered(node: &NodeId, room: Option<&str>) -> Error {
+    let room_note = room.map(|r| format!(" in room {r}")).unwrap_or_default();
+    Error::Conflict {
+        message: format!(
+            "node {} is already registered{room_note}; moving or re-keying it must be asked for explicitly",
+            node.as_str()
+        ),
+        details: serde_json::json!({ "node_id": node.as_str(), "room_id": room }),
+    }
+}
+
 impl Registry {
     /// Over a pool connected to `edge_registry_db`.
     pub fn new(pool: Pool) -> Self {
         Registry { pool }
     }
 
-    /// Adds a node (or updates its room and credential hash).
-    pub async fn register(&self, node: &NodeId, room_id: &str, credential_hash: Option<&str>) -> Result<()> {
-        let c = self.pool.get().await?;
-        c.execute(
-            "INSERT INTO nodes (node_id, room_id, credential_hash) VALUES ($1, $2, $3)
-             ON CONFLICT (node_id) DO UPDATE SET room_id = excluded.room_id,
-                 credential_hash = COALESCE(excluded.credential_hash, nodes.credential_hash)",
-            &[&node.as_str(), &room_id, &credential_hash],
-        )
-        .await?;
-        Ok(())
+    /// Registers a node: **the one registration rule**, for the API and the operators' CLI alike.
+    /// A new id is added. An id already registered is refused with [`Error::Conflict`] (409)
+    /// unless the registration says nothing new (same room, no other credential: re-running a
+    /// provisioning script is harmless) or `replace` is set, which moves the node to `room_id`
+    /// and replaces its credential hash (when one is given) on purpose: a node id is its MQTT
+    /// identity, and silently re-keying or moving it would hand that identity to someone else.
+    pub async fn register(
+        &self,
+        node: &NodeId,
+        room_id: &str,
+        credential_hash: Option<&str>,
+        replace: bool,
+    ) -> Result<Registered> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let current = tx
+            .query_opt("SELECT room_id, credential_hash FROM nodes WHERE node_id = $1 FOR UPDATE", &[&node.as_str()])
+            .await?;
+        let outcome = match current {
+            None => {
+                // Two registrations at once: the loser's insert finds the winner's row.
+                let n = tx
+                    .execute(
+                        "INSERT INTO nodes (node_id, room_id, credential_hash) VALUES ($1, $2, $3)
+                         ON CONFLICT (node_id) DO NOTHING",
+                        &[&node.as_str(), &room_id, &credential_hash],
+                    )
+                    .await?;
+                if n == 0 {
+                    return Err(already_registered(node, None));
+                }
+                Registered::Created
+            }
+            Some(row) => {
+                let (room, hash): (String, Option<String>) = (row.get(0), row.get(1));
+                let same = room == room_id && credential_hash.is_none_or(|h| hash.as_deref() == Some(h));
+                if same {
+                    Registered::Unchanged
+                } else if replace {
+                    tx.execute(
+                        "UPDATE nodes SET room_id = $2, credential_hash = COALESCE($3, credential_hash) WHERE node_id = $1",
+                        &[&node.as_str(), &room_id, &credential_hash],
+                    )
+                    .await?;
+                    Registered::Replaced
+                } else {
+                    return Err(already_registered(node, Some(&room)));
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
     }
 
     /// The node, if registered.

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use nimbus_core::ids::NodeId;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::error::{Error, FieldError};
 use crate::http::Listing;
@@ -159,8 +159,9 @@ async fn get_node(
     Ok(Json(view(&row)))
 }
 
-/// Registers a node and issues its credentials (a node id already registered is a 409: moving a
-/// node to another room is a deliberate re-registration by the operators' CLI).
+/// Registers a node and issues its credentials. A node id already registered is a 409 (the one
+/// registration rule, [`super::Registry::register`]); new credentials for it are
+/// `POST /api/v1/nodes/{id}/credentials`, a move is the operators' `nodes register --replace`.
 #[utoipa::path(post, path = "/api/v1/nodes", tag = "nodes", responses((status = 201, description = "Registered; the password is shown only now"), (status = 409, description = "Already registered")))]
 async fn register_node(
     State(s): State<ServicesState>,
@@ -172,20 +173,9 @@ async fn register_node(
     crate::listing::finish(errors)?;
     let Some(node) = node else { return Err(AppError::internal("node id checked above")) };
     let (password, hash) = new_credential()?;
-    let c = s.registry.get().await.map_err(Error::from)?;
-    let inserted = c
-        .execute(
-            "INSERT INTO nodes (node_id, room_id, credential_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            &[&node.as_str(), &input.room_id, &hash],
-        )
-        .await
-        .map_err(Error::from)?;
-    if inserted == 0 {
-        return Err(AppError::from(Error::Conflict {
-            message: format!("node {} is already registered", node.as_str()),
-            details: json!({ "node_id": node.as_str() }),
-        }));
-    }
+    // A new credential is never "nothing new": an id already registered is a 409 (the one rule,
+    // `Registry::register`); re-keying is `POST /api/v1/nodes/{id}/credentials`.
+    super::Registry::new(s.registry.clone()).register(&node, input.room_id.trim(), Some(&hash), false).await?;
     tracing::info!(node = node.as_str(), room = %input.room_id, "node registered");
     let id = node.as_str().to_owned();
     Ok((StatusCode::CREATED, Json(Credentials { node_id: id.clone(), username: id, password })))

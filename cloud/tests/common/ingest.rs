@@ -117,7 +117,7 @@ pub async fn setup(nodes: &[&str], extra_broker_users: &[&str]) -> (TestDb, Mosq
     nimbus_cloud::db::migrate(&db.pool, m).await.unwrap();
     let registry = Registry::new(db.pool.clone());
     for n in nodes {
-        registry.register(&NodeId::new(*n).unwrap(), "r-101", None).await.unwrap();
+        registry.register(&NodeId::new(*n).unwrap(), "r-101", None, false).await.unwrap();
     }
     let users: Vec<(&str, &str)> = nodes.iter().chain(extra_broker_users).map(|n| (*n, NODE_PASSWORD)).collect();
     let broker = Mosquitto::start(&users);
