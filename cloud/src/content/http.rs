@@ -18,7 +18,6 @@
 //! `Content-Disposition` whose file name is sanitised. Every download is logged
 //! (`content_access_logs` + `CONTENT_ACCESSED`).
 
-use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, Query, State};
@@ -26,8 +25,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
 use axum::{Extension, Json};
-use base64::Engine;
-use deadpool_postgres::Pool;
 use futures_util::StreamExt;
 use nimbus_core::http::{ApiJson, ApiPath, AppError};
 use serde_json::json;
@@ -635,64 +632,6 @@ async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn node_unauthorized(why: &str) -> AppError {
-    tracing::info!(why, "node download refused");
-    AppError::unauthorized("Node authentication required")
-}
-
-fn with_basic_challenge(e: AppError) -> Response {
-    let mut res = e.into_response();
-    if res.status() == StatusCode::UNAUTHORIZED {
-        res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"nimbus-node\""));
-    }
-    res
-}
-
-/// Checks HTTP Basic `node_id:password` against the registry's argon2 credential hash; returns
-/// the node's id and room.
-async fn authenticate_node(registry: &Pool, headers: &HeaderMap) -> ApiResult<(String, String)> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| node_unauthorized("no credentials"))?;
-    let encoded = value.strip_prefix("Basic ").ok_or_else(|| node_unauthorized("not Basic"))?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| node_unauthorized("malformed Basic credentials"))?;
-    let (node_id, password) =
-        decoded.split_once(':').ok_or_else(|| node_unauthorized("malformed Basic credentials"))?;
-    if node_id.is_empty() || node_id.len() > 128 {
-        return Err(node_unauthorized("bad node id"));
-    }
-    let client = registry.get().await.map_err(Error::from)?;
-    let row = client
-        .query_opt("SELECT room_id, credential_hash FROM nodes WHERE node_id = $1", &[&node_id])
-        .await
-        .map_err(Error::from)?
-        .ok_or_else(|| node_unauthorized("unknown node"))?;
-    let (room, hash): (String, Option<String>) = (row.get(0), row.get(1));
-    let hash = hash.ok_or_else(|| node_unauthorized("node has no credential"))?;
-    if !hash.starts_with("$argon2") {
-        // mosquitto's $7$ (PBKDF2-SHA512) and anything else: register an argon2 hash for nodes
-        // that download content.
-        tracing::warn!(node_id, "node credential hash is not argon2; the download route only verifies argon2");
-        return Err(node_unauthorized("credential hash scheme not supported by the download route"));
-    }
-    let password = password.to_owned();
-    let ok = tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash)
-            .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
-    })
-    .await
-    .map_err(AppError::internal)?;
-    if !ok {
-        return Err(node_unauthorized("wrong password"));
-    }
-    Ok((node_id.to_owned(), room))
-}
-
 /// A classroom node downloads a version listed in its manifest (HTTP Basic with its registry
 /// credentials; only content of the courses on its room's published timetable; `Range` to
 /// resume).
@@ -707,7 +646,7 @@ async fn node_download(
     headers: HeaderMap,
 ) -> Response {
     let result: ApiResult<Response> = async {
-        let (node_id, room) = authenticate_node(&state.registry, &headers).await?;
+        let (node_id, room) = crate::registry::node_auth::authenticate_node(&state.registry, &headers).await?;
         let ApiPath((id, n)) = path?;
         let courses: Vec<String> = {
             let client = state.timetable.get().await.map_err(Error::from)?;
@@ -747,7 +686,7 @@ async fn node_download(
     .await;
     match result {
         Ok(res) => res,
-        Err(e) => with_basic_challenge(e),
+        Err(e) => crate::registry::node_auth::with_basic_challenge(e),
     }
 }
 

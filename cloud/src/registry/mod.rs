@@ -1,7 +1,19 @@
-//! The edge registry (`edge_registry_db`): which nodes exist, where each one's stream stands in
-//! Kafka (its high-water mark), and when it was last heard from.
+//! # The edge registry (`edge_registry_db`)
+//!
+//! Which nodes exist and in which room, their credentials, where each one's stream stands in
+//! Kafka (its high-water mark, under the per-node row lock the ingest stores a batch with), when
+//! each was last heard from, refused frames, the downlink's published snapshot versions, cards and
+//! the unknown-card quarantine, DLQ replay records. Tables: `nodes`, `ingest_rejections`,
+//! `node_snapshots`, `cards`, `unknown_cards`, `dlq_replays` (`migrations/edge_registry_db/`).
+//! Publishes and consumes no topic.
+//!
+//! - this file: [`Registry`], including [`Registry::register`], the one registration rule;
+//! - [`routes`]: the nodes as admins see them, registration and credentials over HTTP;
+//! - [`cards`]: card mapping and the quarantine, over HTTP;
+//! - [`node_auth`]: a node's HTTP Basic login, for the content download route.
 
 pub mod cards;
+pub mod node_auth;
 pub mod routes;
 
 use std::time::Duration;
