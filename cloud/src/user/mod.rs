@@ -12,8 +12,11 @@
 //! - [`revocation`]: the revocation list in Redis.
 //! - [`password`]: argon2 hashing and the password policy.
 //! - [`permissions`]: the role → permissions table the gateway authorises with.
-//! - [`service`]: the commands.
+//! - [`service`]: [`UserService`], the views and inputs of its commands.
+//! - [`accounts`]: users, profiles, activation and suspension, roles.
+//! - [`sessions`]: login, tokens and their rotation, logout, passwords.
 
+pub mod accounts;
 pub mod classroom_pin;
 pub mod keys;
 pub mod password;
@@ -21,6 +24,7 @@ pub mod permissions;
 pub mod revocation;
 pub mod routes;
 pub mod service;
+pub mod sessions;
 
 pub use classroom_pin::{ClassroomCredential, classroom_credentials};
 pub use keys::KeyRing;
