@@ -45,7 +45,7 @@ fn modules() -> BTreeMap<String, String> {
 
 /// The identifiers of a path that starts at `at` in `code` (`a::b::{c, d}` gives `a::b::c`,
 /// `a::b::d`).
-fn paths_after<'a>(code: &'a str, at: &str) -> Vec<String> {
+fn paths_after(code: &str, at: &str) -> Vec<String> {
     let mut out = Vec::new();
     for (i, _) in code.match_indices(at) {
         let before = code[..i].chars().next_back();

@@ -25,8 +25,10 @@
 //!   ([`attendance::handler`], `attendance-service-group`, idempotency in
 //!   [`attendance::handler`] and [`consumer`]), the low-attendance job ([`attendance::alerts`]),
 //!   reports ([`attendance::routes`]) (`attendance_service_db`).
-//! - [`content`]: metadata in `content_service_db`, bytes in MongoDB GridFS, uploads, ranged
-//!   downloads, folders, the nodes' download route and manifests.
+//! - [`content`]: metadata in `content_service_db`, bytes in MongoDB GridFS, changes on
+//!   `content.events` (no consumer group); routes ([`content::routes`](mod@content::routes)),
+//!   uploads ([`content::upload`]), ranged downloads and the nodes' download route
+//!   ([`content::download`]), folders, manifests.
 //! - [`registry`]: the edge registry (`edge_registry_db`): nodes, credentials, high-water marks,
 //!   last seen, refused frames; node registration ([`registry::routes`]); cards and the
 //!   unknown-card quarantine ([`registry::cards`]).

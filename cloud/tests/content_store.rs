@@ -174,6 +174,22 @@ async fn range_reads_cross_chunk_boundaries_and_answer_conditional_requests() {
     assert_eq!(p["access_type"], "download");
     assert_eq!(p["ip_address"], "10.1.2.3");
     assert_eq!(p["content_id"], item["id"]);
+
+    // If-Range: this version's tag keeps the range; another (a resume of other bytes) gets the
+    // whole file. If-None-Match compares weakly.
+    let etag = format!("\"{}\"", sha(&file));
+    let ranged = |if_range: &str| {
+        Request::get(&uri).header("range", "bytes=0-9").header("if-range", if_range).body(Body::empty()).unwrap()
+    };
+    let res = env.call(Some(&admin), ranged(&etag)).await;
+    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(body_bytes(res).await.as_ref(), &file[..10]);
+    let res = env.call(Some(&admin), ranged("\"old\"")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers().get("content-range").is_none());
+    assert_eq!(body_bytes(res).await.len(), file.len());
+    let req = Request::get(&uri).header("if-none-match", format!("W/{etag}")).body(Body::empty()).unwrap();
+    assert_eq!(env.call(Some(&admin), req).await.status(), StatusCode::NOT_MODIFIED);
     env.stop().await;
 }
 

@@ -16,6 +16,9 @@
 //! With the default `std` feature:
 //! - [`event`]: the event envelope, one typed enum per topic with every event type's payload,
 //!   validation with field-precise errors, and the dead-letter envelope.
+//! - [`http_file`]: serving a stored file over HTTP, the one rule for the cloud and the node:
+//!   `Range` and `If-Range`, `ETag` and `If-None-Match`, the `Last-Modified` date, and a
+//!   `Content-Disposition` whose file name is sanitised.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 
@@ -31,6 +34,8 @@ pub mod topics;
 pub mod event;
 #[cfg(feature = "axum")]
 pub mod http;
+#[cfg(feature = "std")]
+pub mod http_file;
 #[cfg(feature = "std")]
 pub mod snapshot;
 #[cfg(feature = "std")]

@@ -1,25 +1,43 @@
 //! # The content service
 //!
-//! Course material: metadata, versions, course mapping, permissions, tags, folders and the access
-//! log in `content_service_db`; the bytes of every version in MongoDB GridFS. Every change is
-//! announced on `content.events` through the service's transactional outbox
-//! ([`crate::outbox`]), relayed by [`spawn_relay`] (which the `api` process starts).
+//! Course material. The service owns:
+//! - in `content_service_db`: `content_metadata`, `content_versions`, `content_course_mapping`,
+//!   `content_permissions`, `content_tags`, `content_tag_mapping`, `content_folders`,
+//!   `content_folder_items`, `content_access_logs`, and its `event_outbox`;
+//! - in MongoDB, the GridFS bucket holding the bytes of every version (`content.database`,
+//!   `<content.bucket>.files` / `.chunks`);
+//! - the topic `content.events`: every change (and every download, `CONTENT_ACCESSED`) is
+//!   announced through the service's transactional outbox ([`crate::outbox`]), relayed by
+//!   [`spawn_relay`], which the `api` process starts.
+//!
+//! It consumes no topic: the seed's `content-service-group` (on `user.events`) has no handler
+//! here, so no worker runs for it. It reads other services only through their functions:
+//! enrolments ([`crate::course::roster`]), a room's schedule ([`crate::timetable::room_schedule`])
+//! and node credentials ([`crate::registry::node_auth`]).
 //!
 //! ## Layout
-//! - [`sniff`]: what an upload really is, from its first bytes (magic numbers).
-//! - [`store`]: the GridFS store: streaming, size-limited, hashing uploads; ranged reads.
+//! - [`routes`](mod@routes): the route table, its OpenAPI document and the thin handlers (who sees what).
+//! - [`upload`]: multipart upload intake: size limits, the `metadata` part, the file streamed to
+//!   the store.
+//! - [`download`]: who may download which version, the ranged response (`Range`, `If-Range`,
+//!   `ETag`, `Content-Disposition`: [`nimbus_core::http_file`]) and the access log.
+//! - [`state`]: [`ContentState`] and the visibility and edit checks the handlers share.
 //! - [`items`]: the commands and queries on `content_service_db` (create, version, publish,
 //!   courses, permissions, delete, search, access log), each with its event.
-//! - [`http`]: the admin API's content routes and the classroom nodes' download route, with
-//!   `Range`, `ETag` and a sanitised `Content-Disposition`.
-//! - [`manifest`]: what a node's room needs, for the downlink.
+//! - [`folders`]: folders of items, with their routes.
+//! - [`store`]: the GridFS store: streaming, size-limited, hashing uploads; ranged reads.
+//! - [`sniff`]: what an upload really is, from its first bytes (magic numbers).
+//! - this file: [`manifest`] (what a node's room needs, for the downlink), [`routes()`](fn@routes)
+//!   and [`openapi`] for the api role, [`spawn_relay`] / [`start_relay`].
 
+pub mod download;
 pub mod folders;
-pub mod http;
 pub mod items;
+pub mod routes;
 pub mod sniff;
 pub mod state;
 pub mod store;
+pub mod upload;
 
 use std::time::Duration;
 
@@ -28,7 +46,7 @@ use nimbus_core::snapshot::ManifestItem;
 use rdkafka::producer::FutureProducer;
 use tokio_util::sync::CancellationToken;
 
-pub use http::router;
+pub use self::routes::router;
 pub use state::ContentState;
 pub use store::{Store, Stored, UploadPolicy};
 
@@ -85,7 +103,7 @@ pub async fn routes(config: &crate::config::CloudConfig) -> crate::error::Result
 
 /// The content routes' part of the OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut doc = <http::ContentApi as utoipa::OpenApi>::openapi();
+    let mut doc = <self::routes::ContentApi as utoipa::OpenApi>::openapi();
     doc.merge(<folders::FolderApi as utoipa::OpenApi>::openapi());
     doc
 }

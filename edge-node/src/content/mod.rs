@@ -4,7 +4,9 @@
 //! - [`manifest`]: the cloud's manifest, validated (no path tricks from a hostile one).
 //! - [`download`]: resumable, verified fetch into `partial/` and atomic rename into `files/`.
 //! - [`cache`]: rows in `content_items`, disk budget, LRU eviction, the start-up scrub.
-//! - [`serve`]: Range, ETag and `Content-Disposition` for the LAN routes in `http::content`.
+//! - [`serve`]: streaming a cached file from disk and `If-Modified-Since` for the LAN routes in
+//!   `http::content`; `Range`, `If-Range`, `ETag` and `Content-Disposition` follow the rule shared
+//!   with the cloud, [`nimbus_core::http_file`].
 //!
 //! [`ContentCache::run`] is the node's content task: scrub at start, then reconcile with the
 //! manifest whenever a new one (or a new day, which changes what is pinned) arrives, and download

@@ -27,6 +27,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use nimbus_core::event::content::{AccessType, ContentAccessedPayload};
+use nimbus_core::http_file::{self, ByteRange};
 use nimbus_core::token::Claims;
 use nimbus_core::topics::Topic;
 use rusqlite::Connection;
@@ -38,7 +39,7 @@ use super::{AppState, blocking};
 use crate::clock::{Clock, Now};
 use crate::content::cache::{self, ItemRow, Paths};
 use crate::content::manifest::valid_content_id;
-use crate::content::serve::{self, RangeRequest};
+use crate::content::serve;
 use crate::outbox::{self, Priority};
 use crate::store::Store;
 use crate::token::KeyRing;
@@ -215,7 +216,7 @@ pub async fn download(
         }
     };
     let size = meta.len();
-    let etag = serve::etag(&item.sha256);
+    let etag = http_file::etag(&item.sha256);
     let last_modified = serve::http_date(item.completed_ms.unwrap_or_else(|| cache::mtime_ms(&meta)));
     let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
 
@@ -226,34 +227,37 @@ pub async fn download(
         .header(header::CACHE_CONTROL, "private, no-cache");
     // RFC 9110 13.2.2: If-None-Match decides when present; If-Modified-Since only without it.
     let not_modified = match header_str(header::IF_NONE_MATCH) {
-        Some(h) => serve::none_match(h, &etag),
+        Some(h) => http_file::none_match(h, &etag),
         None => header_str(header::IF_MODIFIED_SINCE).is_some_and(|h| serve::not_modified_since(h, &last_modified)),
     };
     if not_modified {
         return res.status(StatusCode::NOT_MODIFIED).body(axum::body::Body::empty()).map_err(AppError::internal);
     }
     // If-Range with another validator: the file changed since the client's first part; send it whole.
-    let range_header = match header_str(header::IF_RANGE) {
-        Some(v) if v.trim() != etag && v.trim() != last_modified => None,
-        _ => header_str(header::RANGE),
-    };
-    let (status, start, len) = match serve::parse_range(range_header, size) {
-        RangeRequest::Full => (StatusCode::OK, 0, size),
-        RangeRequest::Partial { start, end } => {
-            res = res.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"));
-            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
-        }
-        RangeRequest::Unsatisfiable => {
+    let range = http_file::requested_range(
+        header_str(header::RANGE),
+        header_str(header::IF_RANGE),
+        &etag,
+        &last_modified,
+        size,
+    );
+    let (status, start, len) = match range {
+        ByteRange::Full => (StatusCode::OK, 0, size),
+        ByteRange::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        ByteRange::Unsatisfiable => {
             let mut r =
                 AppError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE_NOT_SATISFIABLE", "Range not satisfiable")
                     .with_details(serde_json::json!({ "size": size }))
                     .into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+            if let Some(v) = range.content_range(size).and_then(|v| HeaderValue::from_str(&v).ok()) {
                 r.headers_mut().insert(header::CONTENT_RANGE, v);
             }
             return Ok(r);
         }
     };
+    if let Some(content_range) = range.content_range(size) {
+        res = res.header(header::CONTENT_RANGE, content_range);
+    }
     let body = serve::file_body(&path, start, len).await.map_err(AppError::internal)?;
     let content_type =
         HeaderValue::from_str(&item.mime).unwrap_or(HeaderValue::from_static("application/octet-stream"));
@@ -261,7 +265,7 @@ pub async fn download(
         .status(status)
         .header(header::CONTENT_TYPE, content_type)
         .header(header::CONTENT_LENGTH, len)
-        .header(header::CONTENT_DISPOSITION, serve::content_disposition(&item.file_name))
+        .header(header::CONTENT_DISPOSITION, http_file::content_disposition(&item.file_name))
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         // Course files share the node's origin with the faculty page: even an HTML file opened
         // in the browser runs no script there.
