@@ -2,7 +2,6 @@
 //!
 //! Register numbers and bit values are written out from the datasheet here instead of being
 //! imported from the driver, so a wrong constant in the driver fails the tests.
-#![allow(dead_code)] // each test binary uses a different subset
 
 use embedded_hal_mock::eh1::spi::{Mock, Transaction};
 

@@ -1,14 +1,13 @@
 //! MFRC522 driver against register-level SPI transcripts.
 
-mod common;
-
 use std::convert::Infallible;
 
-use common::*;
 use embedded_hal::spi::{ErrorType, Operation, SpiDevice};
 use embedded_hal_mock::eh1::delay::{CheckedDelay, NoopDelay, Transaction as DelayTx};
 use embedded_hal_mock::eh1::spi::Mock;
 use nimbus_firmware::mfrc522::{Atqa, ChipVersion, Error, Initialized, Mfrc522, RECEIVE_POLLS, RESET_POLLS, Received};
+
+use crate::common::*;
 
 type Reader = Mfrc522<Mock<u8>, NoopDelay, Initialized>;
 
