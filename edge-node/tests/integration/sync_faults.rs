@@ -3,8 +3,6 @@
 //! receiver rules. Each test checks that the cloud ends with exactly the node's sequence
 //! 1..=N: no gaps, no duplicates.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -20,6 +18,8 @@ use nimbus_sync::testing::{FakeCloud, Mosquitto};
 use nimbus_sync::topics::NodeTopic;
 use nimbus_sync::transport::MqttConfig;
 use rumqttc::{AsyncClient, QoS};
+
+use crate::common;
 
 const NODE: &str = "room-201";
 const PASSWORD: &str = "pw-201";

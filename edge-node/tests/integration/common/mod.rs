@@ -2,7 +2,6 @@
 //! a connection mid-body or send wrong bytes on demand (faults a real service cannot produce when
 //! asked), deterministic test files, manifests, and Ed25519-signed user tokens whose public key
 //! goes into the node's keys snapshot.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -5,12 +5,9 @@
 //! Cast: student-a takes cs101, student-b takes ma201, faculty-1 teaches cs101 in this room,
 //! student-c takes nothing here. `doc-cs` belongs to cs101, `doc-ma` to ma201.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
 use nimbus_core::token::TokenType;
 use nimbus_edge::attendance::{Attendance, Rules};
 use nimbus_edge::clock::{Clock, ManualClock};
@@ -25,6 +22,8 @@ use reqwest::header::{self, HeaderMap};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
+
+use crate::common::*;
 
 struct Node {
     base: String,

@@ -3,17 +3,16 @@
 //! the disk budget evicts least recently used unpinned items, and a crash mid-download leaves the
 //! old or the new state, never a complete-looking partial file.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
 use nimbus_edge::clock::{Clock, ManualClock};
 use nimbus_edge::content::cache::{self, Paths};
 use nimbus_edge::content::{CacheSettings, ContentCache};
 use nimbus_edge::store::Store;
+
+use crate::common::*;
 
 fn settings(dir: &Path) -> CacheSettings {
     CacheSettings { retry_base: Duration::from_secs(5), ..CacheSettings::new(dir.join("content"), ROOM) }

@@ -2,15 +2,14 @@
 //! would stop it): nothing that claims to be complete is left, the old state stands, and after a
 //! restart the download resumes with `Range` from what reached the disk and the file is served.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::*;
 use nimbus_edge::content::cache::{self, Paths};
 use nimbus_edge::store::Store;
+
+use crate::common::*;
 
 struct Node {
     child: Child,
