@@ -5,7 +5,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use nimbus_cloud::config::CloudConfig;
@@ -134,8 +133,6 @@ pub struct FakeNode {
     pub id: NodeId,
     client: AsyncClient,
     replies: mpsc::UnboundedReceiver<Message>,
-    /// Connection losses seen by its event loop.
-    pub disconnects: Arc<AtomicU64>,
     task: JoinHandle<()>,
 }
 
@@ -151,8 +148,6 @@ impl FakeNode {
         let ack_topic = NodeTopic::Ack(id.clone()).name();
         let (tx, replies) = mpsc::unbounded_channel();
         let (ready_tx, mut ready) = mpsc::unbounded_channel();
-        let disconnects = Arc::new(AtomicU64::new(0));
-        let lost = disconnects.clone();
         let sub = client.clone();
         let task = tokio::spawn(async move {
             loop {
@@ -169,17 +164,14 @@ impl FakeNode {
                         let _ = tx.send(msg);
                     }
                     Ok(_) => {}
-                    Err(_) => {
-                        lost.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
             }
         });
         tokio::time::timeout(Duration::from_secs(10), ready.recv())
             .await
             .unwrap_or_else(|_| panic!("node {node} could not connect and subscribe to its ack topic"));
-        FakeNode { id, client, replies, disconnects, task }
+        FakeNode { id, client, replies, task }
     }
 
     /// Publishes a frame on this node's uplink topic.

@@ -3,11 +3,10 @@
 //! routes and methods, and SQL/HTML injection strings in every text field. Each is answered
 //! with the seed's AppError and the right status, and a refused request stores nothing.
 
-mod common;
-
 use axum::http::{Method, StatusCode};
-use common::api::TestApi;
 use serde_json::{Value, json};
+
+use crate::common::api::TestApi;
 
 const HOSTILE: [&str; 5] = [
     "'; DROP TABLE users; --",

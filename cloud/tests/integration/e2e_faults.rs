@@ -3,17 +3,17 @@
 //! ingest is SIGKILLed mid-stream, or the Kafka broker itself (a private tansu) is stopped for a
 //! while. Afterwards every session is in `attendance_service_db` exactly once.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::e2e::{Proc, cloud, edge_binary, sigkill};
 use nimbus_core::topics::Environment;
 use nimbus_edge::outbox;
 use nimbus_edge::store::Store;
 use nimbus_sync::testing::{Mosquitto, free_port};
+
+use crate::common;
+use crate::common::e2e::{Proc, cloud, edge_binary, sigkill};
 
 const SESSIONS: usize = 300;
 

@@ -3,14 +3,13 @@
 //! into Kafka, and cancelling the token stops the server. A dead Kafka makes readiness 503
 //! naming it.
 
-mod common;
-
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use common::api::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApi, test_config};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+
+use crate::common::api::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApi, test_config};
 
 #[tokio::test]
 async fn the_server_serves_is_ready_relays_its_outbox_and_stops_on_cancel() {

@@ -3,8 +3,6 @@
 //! tokens at once, expired and foreign tokens, key rotation, password change and reset, rate
 //! limits, and a cloud token verified by the classroom node's offline verifier.
 
-mod common;
-
 use nimbus_core::snapshot::KeysSnapshot;
 
 /// The field names of a JSON object, sorted (serde_json may keep insertion order).
@@ -15,9 +13,10 @@ fn sorted_keys(v: &serde_json::Value) -> Vec<&String> {
 }
 
 use axum::http::{Method, StatusCode};
-use common::api::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApi, USER_PASSWORD};
 use nimbus_core::token::{Claims, ISSUER, TokenType};
 use serde_json::{Value, json};
+
+use crate::common::api::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApi, USER_PASSWORD};
 
 fn token(pair: &Value, which: &str) -> String {
     pair[which].as_str().unwrap().to_owned()

@@ -1,5 +1,4 @@
 //! Helpers for tests that run the real binaries as separate processes.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -9,8 +9,6 @@
 //! the token the cloud issued, verified offline with the key from the downlink; a student of
 //! another course, a forged token and a session logged out in the cloud are refused.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -20,10 +18,12 @@ use std::time::{Duration, Instant};
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHasher, SaltString};
 use chrono::{Datelike, Timelike};
-use common::e2e::{Proc, cloud};
 use nimbus_sync::testing::Mosquitto;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+use crate::common;
+use crate::common::e2e::{Proc, cloud};
 
 const SIZE: usize = 50 * 1024 * 1024;
 /// The proxy cuts the node's first download after this many response bytes.

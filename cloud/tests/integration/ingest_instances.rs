@@ -2,12 +2,12 @@
 //! and even two instances that both receive the same frame store it once (the node's registry
 //! row is locked while a batch is stored; the second instance then sees the new mark).
 
-mod common;
-
 use std::time::Duration;
 
-use common::ingest::*;
 use nimbus_sync::frame::Message;
+
+use crate::common;
+use crate::common::ingest::*;
 
 const REPLY: Duration = Duration::from_secs(30);
 

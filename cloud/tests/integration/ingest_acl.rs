@@ -2,14 +2,14 @@
 //! uplink, and the ingest refuses (and counts) batches naming another node or from nodes the
 //! registry does not know.
 
-mod common;
-
 use std::time::Duration;
 
-use common::TestDb;
-use common::ingest::*;
 use nimbus_sync::frame::Message;
 use nimbus_sync::topics::NodeTopic;
+
+use crate::common;
+use crate::common::TestDb;
+use crate::common::ingest::*;
 
 const REPLY: Duration = Duration::from_secs(30);
 

@@ -6,17 +6,17 @@
 //! downlink, the API and the broker stop, and the faculty member signs in on the node with their
 //! staff number (and later their e-mail) and opens the class's session.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHasher, SaltString};
 use chrono::{Datelike, Timelike};
-use common::e2e::{Proc, cloud, http};
 use nimbus_edge::testing::{Browser, Screen};
 use nimbus_sync::testing::Mosquitto;
 use serde_json::{Value, json};
+
+use crate::common;
+use crate::common::e2e::{Proc, cloud, http};
 
 async fn migrated(database: &str) -> common::TestDb {
     let db = common::TestDb::create().await;

@@ -3,13 +3,12 @@
 //! traversal in ids and names, students of other courses and nodes with wrong passwords are
 //! refused with the seed's error shape.
 
-mod common;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use base64::Engine;
-use common::content::*;
 use serde_json::json;
+
+use crate::common::content::*;
 
 const MIB: usize = 1024 * 1024;
 

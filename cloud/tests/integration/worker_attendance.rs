@@ -6,8 +6,6 @@
 //! (`WorkerSettings::group_id`, the test hook), which is first moved to the end of every topic the
 //! worker reads so that the topics' history (other tests, earlier runs) is not replayed.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +28,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use AttendanceStatus::{Absent, Excused, Late, Present};
+
+use crate::common;
 
 /// Every test finishes within this or fails.
 const TEST_LIMIT: Duration = Duration::from_secs(150);

@@ -23,7 +23,6 @@ pub const USER_PASSWORD: &str = "user-password-1";
 /// A running test API.
 pub struct TestApi {
     pub dbs: Vec<TestDb>,
-    pub config: CloudConfig,
     pub state: ApiState,
     pub router: Router,
     pub specs: Vec<RouteSpec>,
@@ -49,7 +48,7 @@ impl TestApi {
         let state =
             ApiState::connect(&config).await.expect("PostgreSQL and Redis must be reachable (scripts/services.sh)");
         let (router, specs) = nimbus_cloud::api::app(&config, &state).await.unwrap();
-        TestApi { dbs, config, state, router, specs }
+        TestApi { dbs, state, router, specs }
     }
 
     /// The user service's database.

@@ -4,14 +4,14 @@
 //! acks it; `nimbus-cloud worker --service attendance` writes `attendance_service_db`
 //! (PostgreSQL). The taps end as exactly the expected rows, and the node's outbox drains.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::e2e::{Proc, cloud, http, tap};
 use nimbus_core::topics::Environment;
 use nimbus_sync::testing::Mosquitto;
 use serde_json::json;
+
+use crate::common;
+use crate::common::e2e::{Proc, cloud, http, tap};
 
 async fn until<F, Fut>(within: Duration, what: &str, mut check: F)
 where

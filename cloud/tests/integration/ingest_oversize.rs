@@ -1,11 +1,11 @@
 //! A node publishing a frame over the protocol's size limit must not take the ingest down.
 
-mod common;
-
 use std::time::Duration;
 
-use common::ingest::*;
 use nimbus_sync::frame::{FrameLimits, Message};
+
+use crate::common;
+use crate::common::ingest::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_frame_is_refused_and_counted_and_the_ingest_keeps_working() {

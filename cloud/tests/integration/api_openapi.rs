@@ -1,12 +1,11 @@
 //! The OpenAPI document served at `/openapi.json` describes exactly the routes that exist: the
 //! set of (method, path) in it equals the set of declared route specs of the full app.
 
-mod common;
-
 use std::collections::BTreeSet;
 
 use axum::http::{Method, StatusCode};
-use common::api::TestApi;
+
+use crate::common::api::TestApi;
 
 #[tokio::test]
 async fn the_openapi_document_lists_exactly_the_declared_routes() {

@@ -4,20 +4,20 @@
 //! topic. Authentication is the gateway's (tested in its own files); here a layer supplies the
 //! caller, as the gateway does.
 
-mod common;
-
 use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use axum::http::Method;
 use chrono::Utc;
-use common::ingest::KafkaMark;
-use common::services_api::{Services, caller};
 use nimbus_core::event::DeadLetterEvent;
 use nimbus_core::topics::Topic;
 use rdkafka::producer::FutureRecord;
 use serde_json::{Value, json};
 use uuid::Uuid;
+
+use crate::common;
+use crate::common::ingest::KafkaMark;
+use crate::common::services_api::{Services, caller};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_double_booking_is_a_409_whose_details_name_the_entry_it_conflicts_with() {

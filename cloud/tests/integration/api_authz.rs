@@ -3,13 +3,12 @@
 //! a token signed by another key, a revoked token, and a token of each role. Routes added later
 //! are covered automatically, since the walk iterates the route specs.
 
-mod common;
-
 use axum::http::{Method, StatusCode};
-use common::api::{TestApi, USER_PASSWORD, fill_path};
 use nimbus_cloud::api::Access;
 use nimbus_core::token::Claims;
 use serde_json::json;
+
+use crate::common::api::{TestApi, USER_PASSWORD, fill_path};
 
 fn body_for(method: &Method) -> Option<serde_json::Value> {
     matches!(*method, Method::POST | Method::PUT | Method::PATCH).then(|| json!({}))

@@ -2,16 +2,16 @@
 //! dead-letter shape and the batch is acked, so one bad row cannot stall a node forever;
 //! tombstones are skipped.
 
-mod common;
-
 use std::time::Duration;
 
-use common::ingest::*;
 use nimbus_core::event::{ContentEvent, DeadLetterEvent, Envelope, Message as SeedMessage};
 use nimbus_core::topics::Topic;
 use nimbus_sync::frame::Message;
 use nimbus_sync::identity;
 use serde_json::json;
+
+use crate::common;
+use crate::common::ingest::*;
 
 const REPLY: Duration = Duration::from_secs(30);
 

@@ -1,13 +1,13 @@
 //! Taps of cards a node did not know reach the registry's quarantine exactly once, in the same
 //! transaction as the node's high-water mark, so a resent batch does not count them again.
 
-mod common;
-
 use std::time::Duration;
 
-use common::ingest::*;
 use nimbus_sync::frame::Message;
 use serde_json::json;
+
+use crate::common;
+use crate::common::ingest::*;
 
 const REPLY: Duration = Duration::from_secs(30);
 

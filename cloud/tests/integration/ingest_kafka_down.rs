@@ -1,12 +1,12 @@
 //! Kafka unavailable: the ingest must not ack or move the mark, and must not pile frames up;
 //! once an ingest with a working Kafka gets the node's resend, the batch is stored exactly once.
 
-mod common;
-
 use std::time::Duration;
 
-use common::ingest::*;
 use nimbus_sync::frame::Message;
+
+use crate::common;
+use crate::common::ingest::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_kafka_down_nothing_is_acked_and_the_mark_stays_then_a_working_ingest_acks() {

@@ -2,14 +2,14 @@
 //! streaming uploads into GridFS, versions, ranged downloads, publication into node manifests,
 //! the nodes' download route, and the events each command leaves in the outbox.
 
-mod common;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use base64::Engine;
-use common::content::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+
+use crate::common;
+use crate::common::content::*;
 
 const MIB: usize = 1024 * 1024;
 

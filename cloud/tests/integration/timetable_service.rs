@@ -2,8 +2,6 @@
 //! recorded (with their events in the outbox), concurrency, publishing, the room schedule,
 //! validation and hostile text. Each test has its own database.
 
-mod common;
-
 use chrono::NaiveTime;
 use nimbus_cloud::actor::Actor;
 use nimbus_cloud::error::Error;
@@ -15,6 +13,8 @@ use nimbus_cloud::timetable::{conflicts, room_schedule};
 use nimbus_core::event::{AnyEvent, Message, TimetableEvent};
 use nimbus_core::topics::Topic;
 use uuid::Uuid;
+
+use crate::common;
 
 async fn service_db() -> common::TestDb {
     let db = common::TestDb::create().await;

@@ -1,10 +1,10 @@
 //! Shared helpers for the cloud's integration tests: real services from the environment
 //! (loopback defaults), and a fresh PostgreSQL database per test.
-#![allow(dead_code)]
 
 pub mod api;
 pub mod content;
 pub mod e2e;
+pub mod ingest;
 pub mod services_api;
 
 use deadpool_postgres::Pool;
@@ -47,8 +47,6 @@ impl TestDb {
         c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await.unwrap();
     }
 }
-
-pub mod ingest;
 
 /// Commits `group`'s offsets at the current end of every partition of `topics`, so a consumer
 /// started in that group reads only what is produced from now on (topics are shared by tests).

@@ -4,16 +4,16 @@
 //! (`nimbus-edge`) caches it and runs on it: the published class is the one in force in its room.
 //! A change publishes a new version; no change publishes nothing.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use chrono::{Datelike, NaiveTime, Timelike};
-use common::e2e::{Proc, cloud, http};
 use nimbus_cloud::actor::Actor;
 use nimbus_cloud::timetable::{entries, rooms, timetables};
 use nimbus_sync::testing::Mosquitto;
 use serde_json::Value;
+
+use crate::common;
+use crate::common::e2e::{Proc, cloud, http};
 
 async fn migrated(database: &str) -> common::TestDb {
     let db = common::TestDb::create().await;

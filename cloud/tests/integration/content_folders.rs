@@ -2,12 +2,11 @@
 //! course's items in nested folders; a folder grants nothing, so a student lists only folders of
 //! their courses and finds only items they could see anyway; deleting a folder keeps its items.
 
-mod common;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::content::*;
 use serde_json::{Value, json};
+
+use crate::common::content::*;
 
 fn json_req(method: &str, uri: &str, body: Value) -> Request<Body> {
     Request::builder()

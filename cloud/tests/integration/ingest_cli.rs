@@ -1,17 +1,17 @@
 //! `nimbus-cloud migrate`, `nodes register|list` and `ingest` as an operator runs them: the real
 //! binary against real services, configured through the environment.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::TestDb;
-use common::ingest::*;
 use nimbus_sync::frame::Message;
 use nimbus_sync::testing::{CLOUD_USER, Mosquitto};
+
+use crate::common;
+use crate::common::TestDb;
+use crate::common::ingest::*;
 
 fn nimbus_cloud(db: &TestDb) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_nimbus-cloud"));

@@ -1,8 +1,6 @@
 //! The cloud's foundation against real services: topics on the Kafka-protocol broker, migrations
 //! and the registry on PostgreSQL.
 
-mod common;
-
 use std::time::Duration;
 
 use nimbus_cloud::kafka;
@@ -11,6 +9,8 @@ use nimbus_core::ids::NodeId;
 use nimbus_core::topics::{Environment, TOPICS};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::common;
 
 #[tokio::test]
 async fn the_seeds_thirteen_topics_exist_with_their_partitions_after_ensure_topics_twice() {

@@ -2,15 +2,15 @@
 //! fake classroom node publishes outbox batches and the tests check Kafka, the acks and the
 //! registry's high-water mark.
 
-mod common;
-
 use std::time::Duration;
 
-use common::ingest::*;
 use nimbus_core::event::{AttendanceEvent, Envelope};
 use nimbus_sync::frame::{self, Message, Status};
 use nimbus_sync::identity;
 use nimbus_sync::topics::NodeTopic;
+
+use crate::common;
+use crate::common::ingest::*;
 
 const REPLY: Duration = Duration::from_secs(30);
 
