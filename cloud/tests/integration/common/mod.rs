@@ -1,7 +1,11 @@
 //! Shared helpers for the cloud's integration tests: real services from the environment
-//! (loopback defaults), and a fresh PostgreSQL database per test.
+//! (loopback defaults), and a fresh PostgreSQL database per test. Per concern: [`api`] (the admin
+//! API in-process), [`compose`] (the campus deployment's files), [`content`] (the content
+//! service), [`e2e`] (the real binaries as processes), [`ingest`] (the ingest, fake nodes, Kafka
+//! reads), [`services_api`] (the services' admin routes).
 
 pub mod api;
+pub mod compose;
 pub mod content;
 pub mod e2e;
 pub mod ingest;
