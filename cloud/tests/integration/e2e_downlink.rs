@@ -65,14 +65,16 @@ async fn a_timetable_published_in_the_cloud_reaches_the_node_and_is_in_force_the
     let registry = common::TestDb::create().await;
     let timetable = migrated("timetable_service_db").await;
     let course = migrated("course_service_db").await;
+    // The roster carries the faculty's sign-in credentials, which the user service holds.
+    let users = migrated("user_service_db").await;
     let (user, cloud_password) = nimbus_sync::testing::CLOUD_USER;
     let env = vec![
         ("DATABASE_URL", common::database_server()),
         ("NIMBUS_REGISTRY_DB", registry.name.clone()),
         ("TIMETABLE_DATABASE_URL", timetable.url.clone()),
         ("COURSE_DATABASE_URL", course.url.clone()),
-        // No user or content service in this test: those snapshots are skipped, the others flow.
-        ("USER_DATABASE_URL", registry.url.clone()),
+        ("USER_DATABASE_URL", users.url.clone()),
+        // No content service in this test: the manifest is skipped, the others flow.
         ("CONTENT_DATABASE_URL", registry.url.clone()),
         ("KAFKA_BROKERS", common::kafka_brokers()),
         ("MQTT_URL", broker.url.clone()),
@@ -182,7 +184,7 @@ async fn a_timetable_published_in_the_cloud_reaches_the_node_and_is_in_force_the
 
     assert!(edge.stop(), "the node stops cleanly");
     assert!(downlink.stop(), "the downlink stops cleanly on SIGTERM");
-    for db in [registry, timetable, course] {
+    for db in [registry, timetable, course, users] {
         db.drop_now().await;
     }
 }
