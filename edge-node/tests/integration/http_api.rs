@@ -154,20 +154,22 @@ async fn readiness_probes_the_database() {
 #[tokio::test]
 async fn readiness_is_503_when_the_database_does_not_answer() {
     let n = node();
-    // Hold the store's only connection longer than the probe waits.
+    // Hold the store's only connection until the probe has given up on it.
     let store = n.att.store().clone();
     let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let holder = std::thread::spawn(move || {
         store
             .with(|_| {
                 held_tx.send(()).unwrap();
-                std::thread::sleep(nimbus_edge::http::READY_TIMEOUT + Duration::from_millis(700));
+                let _ = release_rx.recv();
                 Ok(())
             })
             .unwrap()
     });
     held_rx.recv().unwrap();
     let a = send(&n.app, req(Method::GET, "/health/ready", None, None)).await;
+    drop(release_tx);
     let v = a.app_error(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE");
     assert_eq!(v["details"]["checks"]["database"], "timeout");
     holder.join().unwrap();

@@ -84,13 +84,15 @@ async fn a_request_in_flight_at_shutdown_still_gets_its_answer() {
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(run(listener, state, shutdown.clone()));
 
-    // Make the readiness probe slow (but within its own timeout) by holding the database.
+    // Make the readiness probe slow (but within its own timeout) by holding the database until
+    // the shutdown has begun.
     let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let holder = std::thread::spawn(move || {
         store
             .with(|_| {
                 held_tx.send(()).unwrap();
-                std::thread::sleep(Duration::from_millis(800));
+                let _ = release_rx.recv();
                 Ok(())
             })
             .unwrap()
@@ -98,8 +100,12 @@ async fn a_request_in_flight_at_shutdown_still_gets_its_answer() {
     held_rx.recv().unwrap();
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(b"GET /health/ready HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    // Long enough for the server to read the request (the probe then waits on the database).
     tokio::time::sleep(Duration::from_millis(200)).await;
     shutdown.cancel();
+    // The server is shutting down with the request still waiting; now let it finish.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(release_tx);
 
     let mut out = Vec::new();
     tokio::time::timeout(PROMPTLY, s.read_to_end(&mut out)).await.expect("answer in time").unwrap();

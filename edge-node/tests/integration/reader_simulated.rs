@@ -3,7 +3,7 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nimbus_core::ids::CardUid;
 use nimbus_core::reader::{CardRead, Feedback, ReaderKind};
@@ -13,6 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Upper bound for anything that should happen "promptly"; generous for a loaded 2-core CI box.
@@ -25,6 +26,7 @@ const STRANGER: &str = "0BAD";
 /// A card whose verdict the fake node holds back until it has answered some other tap.
 const SLOW: &str = "0001";
 
+/// Every tap the fake node received, and when by tokio's clock (virtual in paused tests).
 type Seen = Arc<Mutex<Vec<(CardRead, Instant)>>>;
 
 fn uid(s: &str) -> CardUid {
@@ -287,7 +289,8 @@ fn script_file(text: &str) -> tempfile::NamedTempFile {
     file
 }
 
-#[tokio::test]
+// The script's delays pass on tokio's paused clock, which moves on whenever every task waits.
+#[tokio::test(start_paused = true)]
 async fn script_taps_each_card_after_its_delay_then_waits_for_shutdown() {
     let script = script_file("# demo\n0 04A1B2C3\n\n150 04A1B2C3   # again: duplicate\n50 0BAD\n");
     let node = Node::start(SimulatedReader::script(script.path()));
@@ -335,7 +338,7 @@ async fn missing_script_is_an_io_error_naming_the_file() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn shutdown_interrupts_a_script_delay() {
     let script = script_file("600000 04A1B2C3\n");
     let node = Node::start(SimulatedReader::script(script.path()));
