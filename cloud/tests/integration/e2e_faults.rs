@@ -18,6 +18,10 @@ use crate::common::e2e::{Proc, cloud, edge_binary, sigkill};
 const SESSIONS: usize = 300;
 
 struct Stack {
+    /// The node's id and the tag of its sessions' ids: only these are counted (the worker reads
+    /// the shared topic, where tests running alongside produce attendance events too).
+    node: String,
+    tag: String,
     env: Vec<(&'static str, String)>,
     node_dir: tempfile::TempDir,
     attendance_db: common::TestDb,
@@ -53,7 +57,7 @@ async fn stack(brokers: &str) -> Stack {
         ),
     )
     .unwrap();
-    Stack { env, node_dir, attendance_db, registry_db, _broker: broker }
+    Stack { node, tag: suffix, env, node_dir, attendance_db, registry_db, _broker: broker }
 }
 
 fn start_node(dir: &Path) -> Proc {
@@ -70,20 +74,18 @@ fn start_node(dir: &Path) -> Proc {
     Proc(child)
 }
 
-async fn processed(db: &common::TestDb) -> i64 {
-    match db.pool.get().await {
-        Ok(c) => match c.query_one("SELECT count(*) FROM processed_events", &[]).await {
-            Ok(r) => r.get(0),
-            Err(_) => 0,
-        },
-        Err(_) => 0,
-    }
+/// How many of the node's events the worker applied (before its migration: none).
+async fn processed(stack: &Stack) -> i64 {
+    let Ok(c) = stack.attendance_db.pool.get().await else { return 0 };
+    let sql = "SELECT count(*) FROM processed_events WHERE event_id IN \
+               (SELECT event_id FROM attendance_records WHERE source_node_id = $1)";
+    c.query_one(sql, &[&stack.node]).await.map_or(0, |r| r.get(0))
 }
 
-async fn wait_processed(db: &common::TestDb, at_least: i64, within: Duration) {
+async fn wait_processed(stack: &Stack, at_least: i64, within: Duration) {
     let deadline = Instant::now() + within;
     loop {
-        let n = processed(db).await;
+        let n = processed(stack).await;
         if n >= at_least {
             return;
         }
@@ -92,22 +94,21 @@ async fn wait_processed(db: &common::TestDb, at_least: i64, within: Duration) {
     }
 }
 
-/// Every session exactly once: SESSIONS events applied, 3 records each, no duplicates.
+/// Every session of the node exactly once: SESSIONS events applied, 3 records each, no duplicates.
 async fn assert_exactly_once(stack: &Stack) {
     let c = stack.attendance_db.pool.get().await.unwrap();
-    let row = c
-        .query_one("SELECT count(*), count(DISTINCT attendance_id), count(DISTINCT (attendance_id, student_id)) FROM attendance_records", &[])
-        .await
-        .unwrap();
+    let sql = "SELECT count(*), count(DISTINCT attendance_id), count(DISTINCT (attendance_id, student_id)) \
+               FROM attendance_records WHERE source_node_id = $1";
+    let row = c.query_one(sql, &[&stack.node]).await.unwrap();
     let (records, sessions, distinct): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
     assert_eq!((records, sessions, distinct), (3 * SESSIONS as i64, SESSIONS as i64, 3 * SESSIONS as i64));
-    let summary: i64 = c
-        .query_one("SELECT coalesce(sum(present + late + absent), 0)::BIGINT FROM attendance_summary", &[])
-        .await
-        .unwrap()
-        .get(0);
+    // The node's courses are `course-<tag>-<n>` (see `prefill_sessions`).
+    let courses = format!("course-{}-%", stack.tag);
+    let sql = "SELECT coalesce(sum(present + late + absent), 0)::BIGINT FROM attendance_summary \
+               WHERE course_id LIKE $1";
+    let summary: i64 = c.query_one(sql, &[&courses]).await.unwrap().get(0);
     assert_eq!(summary, 3 * SESSIONS as i64, "the summary counted every record once");
-    assert_eq!(processed(&stack.attendance_db).await, SESSIONS as i64);
+    assert_eq!(processed(stack).await, SESSIONS as i64);
 }
 
 fn outbox_backlog(dir: &Path) -> u64 {
@@ -128,13 +129,13 @@ async fn the_ingest_killed_mid_stream_and_restarted_loses_and_doubles_nothing() 
     let worker = Proc(cloud(&["worker", "--service", "attendance"], &s.env).spawn().unwrap());
     let mut ingest = Proc(cloud(&["ingest"], &s.env).spawn().unwrap());
     let node = start_node(s.node_dir.path());
-    wait_processed(&s.attendance_db, 40, Duration::from_secs(60)).await;
+    wait_processed(&s, 40, Duration::from_secs(60)).await;
     sigkill(&mut ingest);
-    let at_kill = processed(&s.attendance_db).await;
+    let at_kill = processed(&s).await;
     assert!(at_kill < SESSIONS as i64, "the kill came mid-stream ({at_kill} applied)");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let ingest = Proc(cloud(&["ingest"], &s.env).spawn().unwrap());
-    wait_processed(&s.attendance_db, SESSIONS as i64, Duration::from_secs(120)).await;
+    wait_processed(&s, SESSIONS as i64, Duration::from_secs(120)).await;
     wait_drained(s.node_dir.path()).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_exactly_once(&s).await;
@@ -208,13 +209,13 @@ async fn kafka_stopped_for_a_while_and_restarted_loses_and_doubles_nothing() {
     let worker = Proc(cloud(&["worker", "--service", "attendance"], &s.env).spawn().unwrap());
     let ingest = Proc(cloud(&["ingest"], &s.env).spawn().unwrap());
     let node = start_node(s.node_dir.path());
-    wait_processed(&s.attendance_db, 40, Duration::from_secs(60)).await;
+    wait_processed(&s, 40, Duration::from_secs(60)).await;
     kafka.stop();
-    let at_stop = processed(&s.attendance_db).await;
+    let at_stop = processed(&s).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(outbox_backlog(s.node_dir.path()) > 0, "with Kafka down the node keeps its events");
     kafka.spawn();
-    wait_processed(&s.attendance_db, SESSIONS as i64, Duration::from_secs(180)).await;
+    wait_processed(&s, SESSIONS as i64, Duration::from_secs(180)).await;
     wait_drained(s.node_dir.path()).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(at_stop < SESSIONS as i64, "Kafka stopped mid-stream ({at_stop} applied)");
