@@ -187,10 +187,7 @@ fn start(settings: WorkerSettings) -> Running {
 
 /// A fresh database, a primed group of our own and the settings for a worker in it.
 async fn setup() -> (String, common::TestDb, WorkerSettings) {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    common::capture_logs();
     let brokers = ensure_topics().await;
     let db = common::TestDb::create().await;
     let group = format!("attendance-service-group-test-{}", Uuid::new_v4().simple());

@@ -107,10 +107,7 @@ impl RunningIngest {
 /// `extra_broker_users`, which are in the broker only).
 pub async fn setup(nodes: &[&str], extra_broker_users: &[&str]) -> (TestDb, Mosquitto, Registry) {
     // `RUST_LOG=nimbus_cloud=debug` shows what the ingest does; captured per test by libtest.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_test_writer()
-        .try_init();
+    super::capture_logs();
     let db = TestDb::create().await;
     let m = nimbus_cloud::db::migrations_for("edge_registry_db").unwrap();
     nimbus_cloud::db::migrate(&db.pool, m).await.unwrap();

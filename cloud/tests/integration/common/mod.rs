@@ -14,6 +14,16 @@ pub mod services_api;
 use deadpool_postgres::Pool;
 use rdkafka::consumer::Consumer;
 
+/// Sends the logs of the code under test to libtest's per-test output (shown when a test fails),
+/// filtered by `RUST_LOG` (default `warn`). The subscriber is global to the process, so it is set
+/// here for every test alike: the first call installs it, later calls do nothing.
+pub fn capture_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+}
+
 /// `KAFKA_BROKERS` or the local broker.
 pub fn kafka_brokers() -> String {
     std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
