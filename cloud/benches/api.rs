@@ -9,7 +9,9 @@
 //!     cargo bench -p nimbus-cloud --bench api
 //!     API_BENCH_CLIENTS=32 API_BENCH_SECS=20 cargo bench -p nimbus-cloud --bench api
 
-#[path = "../tests/common/mod.rs"]
+// The integration tests' support; this bench uses only the test API's configuration.
+#[path = "../tests/integration/common/mod.rs"]
+#[allow(dead_code)]
 mod common;
 
 use std::future::Future;

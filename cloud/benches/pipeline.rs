@@ -6,7 +6,9 @@
 //!
 //!     cargo build --release -p nimbus-edge && cargo bench -p nimbus-cloud --bench pipeline
 
-#[path = "../tests/common/mod.rs"]
+// The integration tests' support; this bench uses only the end-to-end process helpers.
+#[path = "../tests/integration/common/mod.rs"]
+#[allow(dead_code)]
 mod common;
 
 use std::process::{Command, Stdio};

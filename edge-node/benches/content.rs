@@ -27,7 +27,9 @@ use nimbus_edge::store::Store;
 use nimbus_edge::timetable;
 use sha2::{Digest, Sha256};
 
-#[path = "../tests/common/mod.rs"]
+// The integration tests' support; this bench uses only the key, roster and token helpers.
+#[path = "../tests/integration/common/mod.rs"]
+#[allow(dead_code)]
 mod common;
 
 const FILES: usize = 20;

@@ -1,7 +1,7 @@
 //! The node's side of the protocol as a state machine with no I/O: the caller owns the MQTT
 //! client, the clock and the SQLite outbox, feeds in what happened (`on_ack`, `on_resend`,
 //! `on_disconnect`) and does what [`Sender::poll`] and the returned [`Effect`]s say. That keeps
-//! every retry and restart path testable with a fake peer (`tests/exactly_once.rs`).
+//! every retry and restart path testable with a fake peer (`tests/integration/exactly_once.rs`).
 //!
 //! # Rules
 //! - **One batch in flight** (window of 1). The next batch is built only once the cloud has

@@ -1,0 +1,99 @@
+//! Shared helpers for the cloud's integration tests: real services from the environment
+//! (loopback defaults), and a fresh PostgreSQL database per test. Per concern: [`api`] (the admin
+//! API in-process), [`compose`] (the campus deployment's files), [`content`] (the content
+//! service), [`e2e`] (the real binaries as processes), [`ingest`] (the ingest, fake nodes, Kafka
+//! reads), [`services_api`] (the services' admin routes).
+
+pub mod api;
+pub mod compose;
+pub mod content;
+pub mod e2e;
+pub mod ingest;
+pub mod services_api;
+
+use deadpool_postgres::Pool;
+use rdkafka::consumer::Consumer;
+
+/// Sends the logs of the code under test to libtest's per-test output (shown when a test fails),
+/// filtered by `RUST_LOG` (default `warn`). The subscriber is global to the process, so it is set
+/// here for every test alike: the first call installs it, later calls do nothing.
+pub fn capture_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+}
+
+/// `KAFKA_BROKERS` or the local broker.
+pub fn kafka_brokers() -> String {
+    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// `DATABASE_URL` (server, any database) or the local server.
+pub fn database_server() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A database created for one test and dropped by [`TestDb::drop_now`].
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+    pub pool: Pool,
+}
+
+impl TestDb {
+    /// Creates `nimbus_test_<random>`; fails loudly if PostgreSQL is unreachable.
+    pub async fn create() -> TestDb {
+        let name = format!("nimbus_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = nimbus_cloud::db::pool(&nimbus_cloud::db::database_url(&database_server(), "postgres"), 1).unwrap();
+        let c = admin.get().await.expect("PostgreSQL must be reachable (DATABASE_URL); run scripts/services.sh up");
+        c.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+        let url = nimbus_cloud::db::database_url(&database_server(), &name);
+        let pool = nimbus_cloud::db::pool(&url, 4).unwrap();
+        TestDb { name, url, pool }
+    }
+
+    /// Drops the database (connections first).
+    pub async fn drop_now(self) {
+        self.pool.close();
+        let admin = nimbus_cloud::db::pool(&nimbus_cloud::db::database_url(&database_server(), "postgres"), 1).unwrap();
+        let c = admin.get().await.unwrap();
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await.unwrap();
+    }
+}
+
+/// Commits `group`'s offsets at the current end of every partition of `topics`, so a consumer
+/// started in that group reads only what is produced from now on (topics are shared by tests).
+pub async fn prime_group(brokers: &str, group: &str, topics: &[nimbus_core::topics::Topic]) {
+    let (brokers, group) = (brokers.to_owned(), group.to_owned());
+    let topics = topics.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let c: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "latest")
+            .create()
+            .unwrap();
+        let names: Vec<&str> = topics.iter().map(|t| t.name()).collect();
+        c.subscribe(&names).unwrap();
+        let expected: usize = topics.iter().map(|t| t.spec().partitions as usize).sum();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let _ = c.poll(std::time::Duration::from_millis(100));
+            if c.assignment().unwrap().count() == expected {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "group {group} never got its {expected} partitions");
+        }
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for e in c.assignment().unwrap().elements() {
+            let (_, high) = c.fetch_watermarks(e.topic(), e.partition(), std::time::Duration::from_secs(10)).unwrap();
+            tpl.add_partition_offset(e.topic(), e.partition(), rdkafka::Offset::Offset(high)).unwrap();
+        }
+        c.commit(&tpl, rdkafka::consumer::CommitMode::Sync).unwrap();
+        c.unsubscribe();
+    })
+    .await
+    .unwrap();
+}
