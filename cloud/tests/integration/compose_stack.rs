@@ -20,7 +20,6 @@ use crate::common::compose::*;
 /// margin the configuration demands of `mqtt.max_incoming_bytes`).
 const MQTT_PACKET_OVERHEAD: usize = 1024;
 
-
 /// Variables every role that reads them must set in compose, because the built-in default is
 /// wrong there: the variable and why.
 const COMPOSE_MUST_SET: &[(&str, &str)] = &[
