@@ -6,7 +6,7 @@
 //! downlink, the API and the broker stop, and the faculty member signs in on the node with their
 //! staff number (and later their e-mail) and opens the class's session.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHasher, SaltString};
@@ -16,29 +16,7 @@ use nimbus_sync::testing::Mosquitto;
 use serde_json::{Value, json};
 
 use crate::common;
-use crate::common::e2e::{Proc, cloud, http};
-
-async fn migrated(database: &str) -> common::TestDb {
-    let db = common::TestDb::create().await;
-    nimbus_cloud::db::migrate(&db.pool, nimbus_cloud::db::migrations_for(database).unwrap()).await.unwrap();
-    db
-}
-
-fn wait_for<T>(what: &str, within: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-fn created(what: &str, (status, body): (u16, Value)) -> Value {
-    assert_eq!(status, 201, "creating {what}: {body}");
-    body
-}
+use crate::common::e2e::{Proc, cloud, created, http, migrated, wait_for};
 
 fn login(api: &str, email: &str, password: &str) -> String {
     let (status, body) =

@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHasher, SaltString};
@@ -23,17 +23,11 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::common;
-use crate::common::e2e::{Proc, cloud};
+use crate::common::e2e::{Proc, cloud, created, migrated, wait_for};
 
 const SIZE: usize = 50 * 1024 * 1024;
 /// The proxy cuts the node's first download after this many response bytes.
 const CUT_AFTER: usize = 12 * 1024 * 1024;
-
-async fn migrated(database: &str) -> common::TestDb {
-    let db = common::TestDb::create().await;
-    nimbus_cloud::db::migrate(&db.pool, nimbus_cloud::db::migrations_for(database).unwrap()).await.unwrap();
-    db
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -99,11 +93,6 @@ fn login(api: &str, email: &str, password: &str) -> String {
     body["access_token"].as_str().unwrap().to_owned()
 }
 
-fn created(what: &str, (status, body): (u16, Value)) -> Value {
-    assert_eq!(status, 201, "creating {what}: {body}");
-    body
-}
-
 /// A TCP proxy to `upstream` that cuts the first connection after `CUT_AFTER` response bytes and
 /// records the request head of every connection.
 struct CuttingProxy {
@@ -163,17 +152,6 @@ impl CuttingProxy {
             }
         });
         CuttingProxy { addr, heads, cut }
-    }
-}
-
-fn wait_for<T>(what: &str, within: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
     }
 }
 

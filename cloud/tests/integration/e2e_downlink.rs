@@ -13,14 +13,7 @@ use nimbus_sync::testing::Mosquitto;
 use serde_json::Value;
 
 use crate::common;
-use crate::common::e2e::{Proc, cloud, http};
-
-async fn migrated(database: &str) -> common::TestDb {
-    let db = common::TestDb::create().await;
-    let m = nimbus_cloud::db::migrations_for(database).unwrap();
-    nimbus_cloud::db::migrate(&db.pool, m).await.unwrap();
-    db
-}
+use crate::common::e2e::{Proc, cloud, http, migrated};
 
 fn status(addr: &str) -> Value {
     http(addr, "GET", "/api/status", None, None).1

@@ -201,3 +201,30 @@ pub fn start_simulated_node(config: &Path) -> Node {
     let field = |k: &str| ready.split_whitespace().find_map(|w| w.strip_prefix(k)).unwrap().to_owned();
     Node { proc: Proc(child), http: field("http="), reader: field("reader=") }
 }
+
+/// A fresh test database with `database`'s migrations applied (one of the seed's service
+/// databases, by name).
+pub async fn migrated(database: &str) -> super::TestDb {
+    let db = super::TestDb::create().await;
+    nimbus_cloud::db::migrate(&db.pool, nimbus_cloud::db::migrations_for(database).unwrap()).await.unwrap();
+    db
+}
+
+/// Polls `check` every 250 ms until it gives a value (returned) or `within` passes (panics
+/// naming `what`).
+pub fn wait_for<T>(what: &str, within: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The body of a `201 Created`; panics with the body otherwise.
+pub fn created(what: &str, (status, body): (u16, Value)) -> Value {
+    assert_eq!(status, 201, "creating {what}: {body}");
+    body
+}
