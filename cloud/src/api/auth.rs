@@ -1,8 +1,8 @@
 //! Authentication: the middleware that turns a bearer access token into a [`Caller`] (or an
 //! [`AuthFailure`] saying why the token was not accepted), with `Caller::permissions` from the
-//! user service's role → permissions table ([`crate::user::permissions::PermissionCache`]). It never
-//! rejects a request itself; the route
-//! table's access layer does (public routes ignore both).
+//! user service's role → permissions table ([`crate::user::permissions::PermissionCache`]). It
+//! never rejects a request itself; the route table's access layer does (public routes ignore
+//! both).
 
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;

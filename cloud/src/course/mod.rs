@@ -4,7 +4,8 @@
 //! capacity), faculty assignments, enrollments with a waitlist, and the student and faculty
 //! profiles kept from `user.events`, in `course_service_db`. Changes are announced on
 //! `course.events` and `enrollment.events` through the service's transactional outbox
-//! ([`crate::outbox`]).
+//! ([`crate::outbox`]), relayed by its worker. It consumes `user.events` as
+//! `course-service-group` ([`handler`]). Its HTTP routes are [`routes`].
 //!
 //! ## Layout
 //! - [`departments`], [`programs`], [`subjects`], [`semesters`] (with the academic calendar):
@@ -16,6 +17,7 @@
 //! - [`profiles`]: the students and faculties profiles.
 //! - [`roster`]: [`rosters`] and [`courses_of_student`] for the downlink.
 //! - [`handler`]: [`CourseHandler`], keeping profiles from `user.events`.
+//! - [`routes`]: the admin routes (catalogue, assignments, enrollments).
 
 pub mod courses;
 pub mod departments;

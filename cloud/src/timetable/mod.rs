@@ -2,7 +2,8 @@
 //!
 //! Rooms, weekly time slots, timetables and their entries in `timetable_service_db`, with
 //! conflict detection on every booking, schedule change requests, and `timetable.events`
-//! published through the service's transactional outbox ([`crate::outbox`]).
+//! published through the service's transactional outbox ([`crate::outbox`]), relayed by its
+//! worker. It consumes `course.events` as `timetable-service-group` ([`handler`]).
 //!
 //! Commands are plain async functions the admin API calls with a pool, an [`Actor`] and a
 //! validated input; they return [`crate::error::Result`] (validation → 400, missing → 404,
@@ -17,6 +18,7 @@
 //! - [`changes`]: schedule change requests (create, approve → applied with the check, reject).
 //! - [`schedule`]: [`room_schedule`], a room's published entries for the downlink.
 //! - [`handler`]: [`TimetableHandler`], reacting to `course.events`.
+//! - [`routes`]: the admin routes over all of the above.
 //!
 //! [`Actor`]: crate::actor::Actor
 

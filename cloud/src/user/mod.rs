@@ -3,7 +3,10 @@
 //! Identities, roles and permissions, profiles, login sessions with rotating refresh tokens,
 //! password changes and reset tokens, account locking, activation and suspension. Every change
 //! is written with its seed event (`user.events`, `auth.events`) into the database's
-//! `event_outbox` in the same transaction ([`crate::outbox`]); the API process relays it.
+//! `event_outbox` in the same transaction ([`crate::outbox`]); the API process relays it. Tables:
+//! `users`, `roles`, `permissions`, `role_permissions`, `user_profiles`, `active_sessions`,
+//! `password_reset_tokens`, `user_activity_logs`, `signing_keys`, `classroom_pins`,
+//! `event_outbox`. It consumes no topic; its HTTP routes are [`routes`].
 //!
 //! - [`classroom_pin`]: faculty PINs for the classroom nodes' page, and the sign-in credentials
 //!   the downlink delivers in roster snapshots.
@@ -11,6 +14,7 @@
 //!   sends to classroom nodes.
 //! - [`revocation`]: the revocation list in Redis.
 //! - [`password`]: argon2 hashing and the password policy.
+//! - [`routes`]: authentication, users, roles, the caller's own profile and PIN, token keys.
 //! - [`permissions`]: the role → permissions table the gateway authorises with.
 //! - [`service`]: [`UserService`], the views and inputs of its commands.
 //! - [`accounts`]: users, profiles, activation and suspension, roles.
