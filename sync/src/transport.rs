@@ -21,8 +21,8 @@ pub enum TransportError {
     TlsUnavailable(String),
 }
 
-/// How to reach the broker as one client.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How to reach the broker as one client. `Debug` never shows the password (settings get logged).
+#[derive(Clone, PartialEq, Eq)]
 pub struct MqttConfig {
     /// `mqtt://host:port` or `mqtts://host:port`.
     pub url: String,
@@ -34,6 +34,18 @@ pub struct MqttConfig {
     pub password: Option<String>,
     /// Keep-alive interval; a dead connection is noticed within about 1.5 times this.
     pub keep_alive: Duration,
+}
+
+impl std::fmt::Debug for MqttConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttConfig")
+            .field("url", &self.url)
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field("keep_alive", &self.keep_alive)
+            .finish()
+    }
 }
 
 impl MqttConfig {
@@ -135,6 +147,15 @@ impl Default for Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_password() {
+        let mut c = MqttConfig::new("mqtt://127.0.0.1:1883", "node-1");
+        c.username = Some("node-1".into());
+        c.password = Some("s3cret-pw".into());
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cret-pw") && shown.contains("[redacted]") && shown.contains("node-1"), "{shown}");
+    }
 
     #[test]
     fn urls_give_host_port_and_tls() {
