@@ -172,12 +172,21 @@ mongo_up() {
 }
 
 # --- Browser for the pages' tests (Debian's Chromium and ChromeDriver) ------------------------------
-browser_ok() { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }
+AXE_VERSION=4.14.1
+AXE_JS="$STATE_DIR/axe/node_modules/axe-core/axe.min.js"
+browser_ok() { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && [ -f "$AXE_JS" ]; }
 
 browser_up() {
-  if ! browser_ok; then
+  if ! [ -x /usr/bin/chromium ] || ! [ -x /usr/bin/chromedriver ]; then
     log "installing Chromium and ChromeDriver (the pages' browser tests)"
     apt_install chromium chromium-driver
+  fi
+  if ! [ -f "$AXE_JS" ]; then
+    # axe-core: the accessibility rules the browser tests run in the page.
+    log "installing axe-core $AXE_VERSION into $STATE_DIR/axe"
+    command -v npm >/dev/null || apt_install npm
+    mkdir -p "$STATE_DIR/axe"
+    (cd "$STATE_DIR/axe" && npm install --silent --no-audit --no-fund "axe-core@$AXE_VERSION" >/dev/null)
   fi
   browser_ok || die "Chromium or ChromeDriver is missing after the install"
   log "Chromium $(/usr/bin/chromedriver --version 2>/dev/null | awk '{print $2}') is ready"
@@ -190,6 +199,7 @@ export REDIS_URL=\${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT}
 export MQTT_URL=\${MQTT_URL:-mqtt://127.0.0.1:$MQTT_PORT}
 export KAFKA_BROKERS=\${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}
 export MONGODB_URI=\${MONGODB_URI:-mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true}
+export NIMBUS_AXE_JS=\${NIMBUS_AXE_JS:-$AXE_JS}
 EOF
 }
 
@@ -200,7 +210,7 @@ check_all() {
   mqtt_ok 2>/dev/null || { log "Mosquitto is not answering on 127.0.0.1:$MQTT_PORT"; failed=1; }
   kafka_ok || { log "Kafka is not answering on 127.0.0.1:$KAFKA_PORT"; failed=1; }
   port_open "$MONGO_PORT" || { log "MongoDB is not answering on 127.0.0.1:$MONGO_PORT"; failed=1; }
-  browser_ok || { log "Chromium/ChromeDriver are not installed"; failed=1; }
+  browser_ok || { log "Chromium/ChromeDriver or axe-core are not installed"; failed=1; }
   return $failed
 }
 

@@ -180,6 +180,34 @@ impl Browser {
         self.cmd(reqwest::Method::POST, "/execute/async", Some(json!({ "script": script, "args": args }))).await
     }
 
+    /// The serious and critical accessibility violations axe-core finds on the page shown now,
+    /// as `"<rule>: <help> (<targets>)"` lines. axe-core comes from `scripts/services.sh`
+    /// (`NIMBUS_AXE_JS`); WebDriver injects it past the page's Content-Security-Policy.
+    pub async fn accessibility_violations(&self) -> Vec<String> {
+        let path = std::env::var("NIMBUS_AXE_JS").unwrap_or_else(|_| {
+            let home = std::env::var("HOME").unwrap_or_default();
+            format!("{home}/.local/share/nimbus-services/axe/node_modules/axe-core/axe.min.js")
+        });
+        let axe = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("axe-core at {path}: {e}; run scripts/services.sh up"));
+        self.script(&axe, json!([])).await;
+        let found = self
+            .script_async(
+                "var done = arguments[arguments.length - 1];\
+                 axe.run(document, { resultTypes: ['violations'] }).then(function (r) {\
+                   done(r.violations.filter(function (v) { return v.impact === 'serious' || v.impact === 'critical'; })\
+                     .map(function (v) { return v.id + ': ' + v.help + ' (' +\
+                       v.nodes.map(function (n) { return n.target.join(' '); }).join(', ') + ')'; }));\
+                 }, function (e) { done(['axe failed: ' + e]); });",
+                json!([]),
+            )
+            .await;
+        found
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect())
+            .unwrap_or_default()
+    }
+
     /// Saves a PNG of the viewport to `path`.
     pub async fn screenshot(&self, path: &Path) {
         let v = self.cmd(reqwest::Method::GET, "/screenshot", None).await;

@@ -223,3 +223,20 @@ async fn a_faculty_member_marks_on_a_390_px_phone() {
     let s5 = view.students.iter().find(|x| x.student_id == "student-5").unwrap();
     assert_eq!(s5.status, Some(AttendanceStatus::Late));
 }
+
+#[tokio::test]
+async fn the_faculty_pages_have_no_serious_accessibility_violations() {
+    let n = node().await;
+    let base = format!("http://127.0.0.1:{}", n.port);
+    for screen in [Screen::Desktop { width: 1280, height: 900 }, Screen::Phone { width: 390, height: 844 }] {
+        let b = Browser::start(screen).await;
+        b.goto(&format!("{base}/login")).await;
+        assert_eq!(b.accessibility_violations().await, Vec::<String>::new(), "sign-in page, {screen:?}");
+        sign_in(&b, &base).await;
+        if n.att.open().unwrap().is_none() {
+            b.submit("form[action='/page/open'] button").await;
+        }
+        assert!(b.text().await.contains("Open session"), "{}", b.text().await);
+        assert_eq!(b.accessibility_violations().await, Vec::<String>::new(), "marking page, {screen:?}");
+    }
+}
