@@ -8,74 +8,20 @@
 
 use std::time::Duration;
 
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHasher, SaltString};
 use chrono::{Datelike, Timelike};
 use nimbus_edge::testing::{Browser, Screen};
-use nimbus_sync::testing::Mosquitto;
 use serde_json::{Value, json};
 
 use crate::common;
-use crate::common::e2e::{Proc, cloud, created, http, migrated, wait_for};
-
-fn login(api: &str, email: &str, password: &str) -> String {
-    let (status, body) =
-        http(api, "POST", "/api/v1/auth/login", Some(json!({"email": email, "password": password})), None);
-    assert_eq!(status, 200, "login of {email}: {body}");
-    body["access_token"].as_str().unwrap().to_owned()
-}
+use crate::common::e2e::{Proc, Stack, cloud, created, http, login, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_faculty_member_created_in_the_cloud_signs_in_at_the_node_with_the_uplink_down() {
-    let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    let (node, node_password, room) = (format!("cl-{suffix}"), format!("pw-{suffix}-node"), format!("CL-{suffix}"));
-    let broker = Mosquitto::start(&[(&node, &node_password)]);
-    let registry = common::TestDb::create().await;
-    let (timetable, course, users, content) = (
-        migrated("timetable_service_db").await,
-        migrated("course_service_db").await,
-        migrated("user_service_db").await,
-        migrated("content_service_db").await,
-    );
-    let api = format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
-    let (cloud_user, cloud_password) = nimbus_sync::testing::CLOUD_USER;
-    let admin_password = format!("admin-{suffix}-secret");
-    let env = vec![
-        ("DATABASE_URL", common::database_server()),
-        ("NIMBUS_REGISTRY_DB", registry.name.clone()),
-        ("TIMETABLE_DATABASE_URL", timetable.url.clone()),
-        ("COURSE_DATABASE_URL", course.url.clone()),
-        ("USER_DATABASE_URL", users.url.clone()),
-        ("CONTENT_DATABASE_URL", content.url.clone()),
-        ("NIMBUS_CONTENT_MONGO_DB", format!("e2e_classroom_{suffix}")),
-        ("NIMBUS_REDIS_PREFIX", format!("e2e-{suffix}:")),
-        ("KAFKA_BROKERS", common::kafka_brokers()),
-        ("MQTT_URL", broker.url.clone()),
-        ("MQTT_USERNAME", cloud_user.to_owned()),
-        ("MQTT_PASSWORD", cloud_password.to_owned()),
-        ("NIMBUS_API_BIND", api.clone()),
-        ("NIMBUS_ADMIN_EMAIL", format!("admin-{suffix}@campus.test")),
-        ("NIMBUS_ADMIN_PASSWORD", admin_password.clone()),
-        ("DOWNLINK_INTERVAL_SECS", "1".to_owned()),
-    ];
-    let hash = argon2::Argon2::default()
-        .hash_password(node_password.as_bytes(), &SaltString::generate(&mut OsRng))
-        .unwrap()
-        .to_string();
-    assert!(cloud(&["migrate", "edge_registry_db"], &env).status().unwrap().success());
-    assert!(
-        cloud(&["nodes", "register", &node, "--room", &room, "--credential-hash", &hash], &env)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let api_proc = Proc(cloud(&["api"], &env).spawn().unwrap());
-    wait_for("the API", Duration::from_secs(60), || {
-        std::net::TcpStream::connect(&api)
-            .ok()
-            .and_then(|_| (http(&api, "GET", "/health", None, None).0 == 200).then_some(()))
-    });
-    let admin = login(&api, &format!("admin-{suffix}@campus.test"), &admin_password);
+    let stack = Stack::prepare("cl", |_| Vec::new()).await;
+    let api_proc = stack.start_api();
+    let Stack { suffix, room, api, admin_email, admin_password, env, dbs, .. } = &stack;
+    let (suffix, api) = (suffix.clone(), api.clone());
+    let admin = login(&api, admin_email, admin_password);
     let post = |path: &str, body: Value| http(&api, "POST", path, Some(body), Some(&admin));
 
     // The admin creates the faculty member. Their profile reaches the course service through
@@ -90,7 +36,7 @@ async fn a_faculty_member_created_in_the_cloud_signs_in_at_the_node_with_the_upl
         ),
     );
     let (faculty_id, staff_number) = (faculty["id"].as_str().unwrap().to_owned(), faculty["register_no"].to_string());
-    course
+    dbs.course
         .pool
         .get()
         .await
@@ -159,20 +105,9 @@ async fn a_faculty_member_created_in_the_cloud_signs_in_at_the_node_with_the_upl
     assert_eq!(status, 204, "{body}");
 
     // The downlink and the node; the roster snapshot brings her credentials.
-    let downlink = Proc(cloud(&["downlink"], &env).spawn().unwrap());
+    let downlink = Proc(cloud(&["downlink"], env).spawn().unwrap());
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "node_id = \"{node}\"\nroom_id = \"{room}\"\ndata_dir = \"{}\"\n[http]\nbind = \"127.0.0.1:0\"\n\
-             [reader]\nsimulated_bind = \"127.0.0.1:0\"\n[cloud]\nmqtt_url = \"{}\"\nmqtt_password = \"{node_password}\"\n\
-             [discovery]\nenabled = false\n",
-            dir.path().join("data").display(),
-            broker.url
-        ),
-    )
-    .unwrap();
+    let config = stack.node_config(dir.path(), "");
     let node_proc = common::e2e::start_simulated_node(&config);
     let lan = node_proc.http.clone();
     // The simulated node starts with the demo data (versions 1); the cloud's are newer.
@@ -186,6 +121,7 @@ async fn a_faculty_member_created_in_the_cloud_signs_in_at_the_node_with_the_upl
     // The cloud goes away.
     assert!(downlink.stop(), "the downlink stops cleanly");
     assert!(api_proc.stop(), "the API stops cleanly");
+    let Stack { broker, dbs, .. } = stack;
     drop(broker);
 
     let b = Browser::start(Screen::Phone { width: 390, height: 844 }).await;
@@ -213,7 +149,5 @@ async fn a_faculty_member_created_in_the_cloud_signs_in_at_the_node_with_the_upl
     assert!(b.text().await.contains("Signed in as Ada Lovelace"), "{}", b.text().await);
 
     assert!(node_proc.proc.stop(), "the node stops cleanly");
-    for db in [registry, timetable, course, users, content] {
-        db.drop_now().await;
-    }
+    dbs.drop_all().await;
 }

@@ -15,23 +15,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHasher, SaltString};
 use chrono::{Datelike, Timelike};
-use nimbus_sync::testing::Mosquitto;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::common;
-use crate::common::e2e::{Proc, cloud, created, migrated, wait_for};
+use crate::common::e2e::{Proc, Stack, cloud, created, login, wait_for};
 
 const SIZE: usize = 50 * 1024 * 1024;
 /// The proxy cuts the node's first download after this many response bytes.
 const CUT_AFTER: usize = 12 * 1024 * 1024;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// One HTTP/1.1 exchange: (status, headers lower-cased, body bytes).
 fn request(addr: &str, method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> (u16, String, Vec<u8>) {
@@ -84,13 +77,6 @@ fn json_call(addr: &str, method: &str, path: &str, token: Option<&str>, body: Op
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let (status, _, bytes) = request(addr, method, path, &headers, body.as_bytes());
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-}
-
-fn login(api: &str, email: &str, password: &str) -> String {
-    let (status, body) =
-        json_call(api, "POST", "/api/v1/auth/login", None, Some(json!({"email": email, "password": password})));
-    assert_eq!(status, 200, "login of {email}: {body}");
-    body["access_token"].as_str().unwrap().to_owned()
 }
 
 /// A TCP proxy to `upstream` that cuts the first connection after `CUT_AFTER` response bytes and
@@ -157,61 +143,20 @@ impl CuttingProxy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_uploaded_through_the_api_reaches_students_from_the_node_even_with_the_cloud_gone() {
-    let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    let (node, node_password, room) = (format!("ct-{suffix}"), format!("pw-{suffix}-node"), format!("CR-{suffix}"));
-    let broker = Mosquitto::start(&[(&node, &node_password)]);
-    let registry = common::TestDb::create().await;
-    let (timetable, course, users, content, attendance) = (
-        migrated("timetable_service_db").await,
-        migrated("course_service_db").await,
-        migrated("user_service_db").await,
-        migrated("content_service_db").await,
-        migrated("attendance_service_db").await,
-    );
-    let api_port = free_port();
-    let api = format!("127.0.0.1:{api_port}");
-    let api_upstream = api.clone();
-    let proxy = CuttingProxy::start(api_upstream);
-    let (cloud_user, cloud_password) = nimbus_sync::testing::CLOUD_USER;
-    let admin_password = format!("admin-{suffix}-secret");
-    let env = vec![
-        ("DATABASE_URL", common::database_server()),
-        ("NIMBUS_REGISTRY_DB", registry.name.clone()),
-        ("TIMETABLE_DATABASE_URL", timetable.url.clone()),
-        ("COURSE_DATABASE_URL", course.url.clone()),
-        ("USER_DATABASE_URL", users.url.clone()),
-        ("CONTENT_DATABASE_URL", content.url.clone()),
-        ("ATTENDANCE_DATABASE_URL", attendance.url.clone()),
-        ("NIMBUS_CONTENT_MONGO_DB", format!("e2e_content_{suffix}")),
-        ("NIMBUS_REDIS_PREFIX", format!("e2e-{suffix}:")),
-        ("KAFKA_BROKERS", common::kafka_brokers()),
-        ("MQTT_URL", broker.url.clone()),
-        ("MQTT_USERNAME", cloud_user.to_owned()),
-        ("MQTT_PASSWORD", cloud_password.to_owned()),
-        ("NIMBUS_API_BIND", api.clone()),
-        // Nodes reach the cloud's download route through the cutting proxy.
-        ("NIMBUS_PUBLIC_URL", format!("http://{}", proxy.addr)),
-        ("NIMBUS_ADMIN_EMAIL", format!("admin-{suffix}@campus.test")),
-        ("NIMBUS_ADMIN_PASSWORD", admin_password.clone()),
-        ("DOWNLINK_INTERVAL_SECS", "1".to_owned()),
-    ];
-    // The node's credential: the registry keeps its argon2 hash, the node and the broker the
-    // password.
-    let hash = argon2::Argon2::default()
-        .hash_password(node_password.as_bytes(), &SaltString::generate(&mut OsRng))
-        .unwrap()
-        .to_string();
-    assert!(cloud(&["migrate", "edge_registry_db"], &env).status().unwrap().success());
-    assert!(
-        cloud(&["nodes", "register", &node, "--room", &room, "--credential-hash", &hash], &env)
-            .status()
-            .unwrap()
-            .success()
-    );
-
-    let api_proc = Proc(cloud(&["api"], &env).spawn().unwrap());
-    wait_for("the API", Duration::from_secs(60), || (request(&api, "GET", "/health", &[], b"").0 == 200).then_some(()));
-    let admin = login(&api, &format!("admin-{suffix}@campus.test"), &admin_password);
+    // Nodes reach the cloud's download route through the cutting proxy.
+    let proxy = std::cell::OnceCell::new();
+    let stack = Stack::prepare("ct", |api| {
+        let p = CuttingProxy::start(api.to_owned());
+        let url = format!("http://{}", p.addr);
+        let _ = proxy.set(p);
+        vec![("NIMBUS_PUBLIC_URL", url)]
+    })
+    .await;
+    let proxy = proxy.into_inner().expect("the proxy");
+    let api_proc = stack.start_api();
+    let Stack { suffix, room, api, admin_email, admin_password, env, dbs, .. } = &stack;
+    let (suffix, api) = (suffix.clone(), api.clone());
+    let admin = login(&api, admin_email, admin_password);
 
     // The catalogue: a course taught in the node's room now, and another course elsewhere.
     let dept = created(
@@ -275,7 +220,7 @@ async fn a_file_uploaded_through_the_api_reaches_students_from_the_node_even_wit
             ),
         );
         let id = user["id"].as_str().or(user["user_id"].as_str()).unwrap().to_owned();
-        course
+        dbs.course
             .pool
             .get()
             .await
@@ -381,20 +326,9 @@ async fn a_file_uploaded_through_the_api_reaches_students_from_the_node_even_wit
     assert_eq!(status, 200, "{body}");
 
     // The downlink and the node.
-    let downlink = Proc(cloud(&["downlink"], &env).spawn().unwrap());
+    let downlink = Proc(cloud(&["downlink"], env).spawn().unwrap());
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "node_id = \"{node}\"\nroom_id = \"{room}\"\ndata_dir = \"{}\"\n[http]\nbind = \"127.0.0.1:0\"\n\
-             [reader]\nsimulated_bind = \"127.0.0.1:0\"\n[cloud]\nmqtt_url = \"{}\"\nmqtt_password = \"{node_password}\"\n\
-             [content]\nretry_base_ms = 200\n[discovery]\nenabled = false\n",
-            dir.path().join("data").display(),
-            broker.url
-        ),
-    )
-    .unwrap();
+    let config = stack.node_config(dir.path(), "[content]\nretry_base_ms = 200\n");
     let node_proc = common::e2e::start_simulated_node(&config);
     let lan = node_proc.http.clone();
     let student = &student_tokens[0];
@@ -435,6 +369,7 @@ async fn a_file_uploaded_through_the_api_reaches_students_from_the_node_even_wit
     // The cloud goes away: API, downlink and the broker.
     assert!(downlink.stop(), "the downlink stops cleanly");
     assert!(api_proc.stop(), "the API stops cleanly");
+    let Stack { broker, dbs, .. } = stack;
     drop(broker);
     assert_ne!(request(&api, "GET", "/health", &[], b"").0, 200, "no cloud API any more");
 
@@ -463,8 +398,6 @@ async fn a_file_uploaded_through_the_api_reaches_students_from_the_node_even_wit
 
     assert!(node_proc.proc.stop(), "the node stops cleanly");
     let mongo = mongodb::Client::with_uri_str(common::content::mongodb_uri()).await.unwrap();
-    mongo.database(&format!("e2e_content_{suffix}")).drop().await.unwrap();
-    for db in [registry, timetable, course, users, content, attendance] {
-        db.drop_now().await;
-    }
+    mongo.database(&format!("e2e_ct_{suffix}")).drop().await.unwrap();
+    dbs.drop_all().await;
 }

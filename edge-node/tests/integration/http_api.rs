@@ -156,23 +156,12 @@ async fn readiness_is_503_when_the_database_does_not_answer() {
     let n = node();
     // Hold the store's only connection until the probe has given up on it.
     let store = n.att.store().clone();
-    let (held_tx, held_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let holder = std::thread::spawn(move || {
-        store
-            .with(|_| {
-                held_tx.send(()).unwrap();
-                let _ = release_rx.recv();
-                Ok(())
-            })
-            .unwrap()
-    });
-    held_rx.recv().unwrap();
+    let hold = crate::common::StoreHold::take(store);
     let a = send(&n.app, req(Method::GET, "/health/ready", None, None)).await;
-    drop(release_tx);
+    let held = hold.release();
     let v = a.app_error(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE");
     assert_eq!(v["details"]["checks"]["database"], "timeout");
-    holder.join().unwrap();
+    held.join().unwrap();
 }
 
 #[tokio::test]

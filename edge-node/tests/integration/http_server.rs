@@ -86,18 +86,7 @@ async fn a_request_in_flight_at_shutdown_still_gets_its_answer() {
 
     // Make the readiness probe slow (but within its own timeout) by holding the database until
     // the shutdown has begun.
-    let (held_tx, held_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let holder = std::thread::spawn(move || {
-        store
-            .with(|_| {
-                held_tx.send(()).unwrap();
-                let _ = release_rx.recv();
-                Ok(())
-            })
-            .unwrap()
-    });
-    held_rx.recv().unwrap();
+    let hold = crate::common::StoreHold::take(store);
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(b"GET /health/ready HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
     // Long enough for the server to read the request (the probe then waits on the database).
@@ -105,7 +94,7 @@ async fn a_request_in_flight_at_shutdown_still_gets_its_answer() {
     shutdown.cancel();
     // The server is shutting down with the request still waiting; now let it finish.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    drop(release_tx);
+    let held = hold.release();
 
     let mut out = Vec::new();
     tokio::time::timeout(PROMPTLY, s.read_to_end(&mut out)).await.expect("answer in time").unwrap();
@@ -113,5 +102,5 @@ async fn a_request_in_flight_at_shutdown_still_gets_its_answer() {
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     assert!(answer.contains("\"status\":\"ready\""), "{answer}");
     tokio::time::timeout(PROMPTLY, server).await.expect("run returns once drained").unwrap().unwrap();
-    holder.join().unwrap();
+    held.join().unwrap();
 }

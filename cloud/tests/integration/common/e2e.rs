@@ -228,3 +228,140 @@ pub fn created(what: &str, (status, body): (u16, Value)) -> Value {
     assert_eq!(status, 201, "creating {what}: {body}");
     body
 }
+
+/// The fresh service databases of a whole-cloud end-to-end test.
+pub struct StackDatabases {
+    pub registry: super::TestDb,
+    pub timetable: super::TestDb,
+    pub course: super::TestDb,
+    pub users: super::TestDb,
+    pub content: super::TestDb,
+    pub attendance: super::TestDb,
+}
+
+impl StackDatabases {
+    /// Drops them all.
+    pub async fn drop_all(self) {
+        for db in [self.registry, self.timetable, self.course, self.users, self.content, self.attendance] {
+            db.drop_now().await;
+        }
+    }
+}
+
+/// A whole cloud for an end-to-end test, before any role runs: every service database fresh, a
+/// private broker that knows one node, the roles' environment (the API on a free port, the
+/// downlink reconciling every second, a bootstrap admin), and the node registered with an argon2
+/// hash of its password. Names carry a random suffix, so such tests run side by side.
+pub struct Stack {
+    /// The random part of every name.
+    pub suffix: String,
+    /// The node's id, its broker password and its room.
+    pub node: String,
+    pub node_password: String,
+    pub room: String,
+    /// The private broker (drop it to take the uplink away).
+    pub broker: nimbus_sync::testing::Mosquitto,
+    /// `host:port` of the API.
+    pub api: String,
+    /// The bootstrap administrator.
+    pub admin_email: String,
+    pub admin_password: String,
+    /// The environment every `nimbus-cloud` role of the test gets.
+    pub env: Vec<(&'static str, String)>,
+    /// The databases.
+    pub dbs: StackDatabases,
+}
+
+impl Stack {
+    /// Prepares the stack; node ids start with `prefix`; `extra(api)` adds variables that depend
+    /// on the API's address.
+    pub async fn prepare(prefix: &str, extra: impl FnOnce(&str) -> Vec<(&'static str, String)>) -> Stack {
+        use argon2::password_hash::rand_core::OsRng;
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+        let (node, node_password) = (format!("{prefix}-{suffix}"), format!("pw-{suffix}-node"));
+        let room = format!("{}-{suffix}", prefix.to_uppercase());
+        let broker = nimbus_sync::testing::Mosquitto::start(&[(&node, &node_password)]);
+        let dbs = StackDatabases {
+            registry: super::TestDb::create().await,
+            timetable: migrated("timetable_service_db").await,
+            course: migrated("course_service_db").await,
+            users: migrated("user_service_db").await,
+            content: migrated("content_service_db").await,
+            attendance: migrated("attendance_service_db").await,
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let api = format!("127.0.0.1:{port}");
+        let (cloud_user, cloud_password) = nimbus_sync::testing::CLOUD_USER;
+        let (admin_email, admin_password) = (format!("admin-{suffix}@campus.test"), format!("admin-{suffix}-secret"));
+        let mut env = vec![
+            ("DATABASE_URL", super::database_server()),
+            ("NIMBUS_REGISTRY_DB", dbs.registry.name.clone()),
+            ("TIMETABLE_DATABASE_URL", dbs.timetable.url.clone()),
+            ("COURSE_DATABASE_URL", dbs.course.url.clone()),
+            ("USER_DATABASE_URL", dbs.users.url.clone()),
+            ("CONTENT_DATABASE_URL", dbs.content.url.clone()),
+            ("ATTENDANCE_DATABASE_URL", dbs.attendance.url.clone()),
+            ("NIMBUS_CONTENT_MONGO_DB", format!("e2e_{prefix}_{suffix}")),
+            ("NIMBUS_REDIS_PREFIX", format!("e2e-{suffix}:")),
+            ("KAFKA_BROKERS", super::kafka_brokers()),
+            ("MQTT_URL", broker.url.clone()),
+            ("MQTT_USERNAME", cloud_user.to_owned()),
+            ("MQTT_PASSWORD", cloud_password.to_owned()),
+            ("NIMBUS_API_BIND", api.clone()),
+            ("NIMBUS_ADMIN_EMAIL", admin_email.clone()),
+            ("NIMBUS_ADMIN_PASSWORD", admin_password.clone()),
+            ("DOWNLINK_INTERVAL_SECS", "1".to_owned()),
+        ];
+        env.extend(extra(&api));
+        // The registry keeps the argon2 hash of the node's credential; the node and the broker
+        // the password.
+        let hash = argon2::Argon2::default()
+            .hash_password(node_password.as_bytes(), &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string();
+        assert!(cloud(&["migrate", "edge_registry_db"], &env).status().unwrap().success());
+        let register = ["nodes", "register", &node, "--room", &room, "--credential-hash", &hash];
+        assert!(cloud(&register, &env).status().unwrap().success());
+        Stack { suffix, node, node_password, room, broker, api, admin_email, admin_password, env, dbs }
+    }
+
+    /// Starts `nimbus-cloud api` and waits until it answers `/health`.
+    pub fn start_api(&self) -> Proc {
+        let api = Proc(cloud(&["api"], &self.env).spawn().unwrap());
+        wait_for("the API", Duration::from_secs(60), || {
+            TcpStream::connect(&self.api)
+                .ok()
+                .and_then(|_| (http(&self.api, "GET", "/health", None, None).0 == 200).then_some(()))
+        });
+        api
+    }
+
+    /// The config file of a simulated node for this stack's node, under `dir`.
+    pub fn node_config(&self, dir: &Path, extra_toml: &str) -> PathBuf {
+        let config = dir.join("node.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "node_id = \"{}\"\nroom_id = \"{}\"\ndata_dir = \"{}\"\n[http]\nbind = \"127.0.0.1:0\"\n\
+                 [reader]\nsimulated_bind = \"127.0.0.1:0\"\n[cloud]\nmqtt_url = \"{}\"\nmqtt_password = \"{}\"\n\
+                 [discovery]\nenabled = false\n{extra_toml}",
+                self.node,
+                self.room,
+                dir.join("data").display(),
+                self.broker.url,
+                self.node_password
+            ),
+        )
+        .unwrap();
+        config
+    }
+}
+
+/// Logs in through the API; the access token.
+pub fn login(api: &str, email: &str, password: &str) -> String {
+    let (status, body) =
+        http(api, "POST", "/api/v1/auth/login", Some(serde_json::json!({"email": email, "password": password})), None);
+    assert_eq!(status, 200, "login of {email}: {body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}

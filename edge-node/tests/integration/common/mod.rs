@@ -352,3 +352,35 @@ pub fn spawn_edge(args: &[&str], config: &std::path::Path) -> (std::process::Chi
     std::thread::spawn(move || lines.for_each(drop));
     (child, ready)
 }
+
+/// The store's only connection, held by another thread until released: a database that does
+/// not answer, for the readiness probe's tests.
+pub struct StoreHold {
+    release: std::sync::mpsc::Sender<()>,
+    holder: std::thread::JoinHandle<()>,
+}
+
+impl StoreHold {
+    /// Holds `store` once the returned value exists.
+    pub fn take(store: Store) -> StoreHold {
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            store
+                .with(|_| {
+                    held_tx.send(()).unwrap();
+                    let _ = release_rx.recv();
+                    Ok(())
+                })
+                .unwrap()
+        });
+        held_rx.recv().unwrap();
+        StoreHold { release, holder }
+    }
+
+    /// Lets the store go; join the handle to know it has.
+    pub fn release(self) -> std::thread::JoinHandle<()> {
+        drop(self.release);
+        self.holder
+    }
+}
