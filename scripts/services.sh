@@ -14,6 +14,7 @@ set -euo pipefail
 STATE_DIR=${NIMBUS_SERVICES_DIR:-$HOME/.local/share/nimbus-services}
 TANSU_VERSION=0.6.0
 SECANTUS_VERSION=0.7.0b3
+AIOSMTPD_VERSION=1.4.6
 PG_PORT=5432
 REDIS_PORT=6379
 MQTT_PORT=1883
@@ -171,6 +172,21 @@ mongo_up() {
   wait_for "MongoDB wire server" 60 port_open "$MONGO_PORT"
 }
 
+# --- SMTP (aiosmtpd) for the notification service's tests ------------------------------------------
+# Not a daemon: each test starts its own server (scripts/smtp_sink.py) on its own port and reads
+# the messages it stored, so tests never see each other's mail and can stop the server at will.
+SMTP_VENV="$STATE_DIR/smtp-venv"
+smtp_ok() { "$SMTP_VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null; }
+
+smtp_up() {
+  if ! smtp_ok; then
+    log "installing aiosmtpd $AIOSMTPD_VERSION (the tests' SMTP server) into $SMTP_VENV"
+    python3 -m venv "$SMTP_VENV"
+    "$SMTP_VENV/bin/pip" install -q "aiosmtpd==$AIOSMTPD_VERSION"
+  fi
+  smtp_ok || die "aiosmtpd is missing after the install"
+}
+
 # --- Browser for the pages' tests (Debian's Chromium and ChromeDriver) ------------------------------
 AXE_VERSION=4.14.1
 AXE_JS="$STATE_DIR/axe/node_modules/axe-core/axe.min.js"
@@ -200,6 +216,7 @@ export MQTT_URL=\${MQTT_URL:-mqtt://127.0.0.1:$MQTT_PORT}
 export KAFKA_BROKERS=\${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}
 export MONGODB_URI=\${MONGODB_URI:-mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true}
 export NIMBUS_AXE_JS=\${NIMBUS_AXE_JS:-$AXE_JS}
+export NIMBUS_SMTP_PYTHON=\${NIMBUS_SMTP_PYTHON:-$SMTP_VENV/bin/python}
 EOF
 }
 
@@ -211,6 +228,7 @@ check_all() {
   kafka_ok || { log "Kafka is not answering on 127.0.0.1:$KAFKA_PORT"; failed=1; }
   port_open "$MONGO_PORT" || { log "MongoDB is not answering on 127.0.0.1:$MONGO_PORT"; failed=1; }
   browser_ok || { log "Chromium/ChromeDriver or axe-core are not installed"; failed=1; }
+  smtp_ok || { log "aiosmtpd (the tests' SMTP server) is not installed"; failed=1; }
   return $failed
 }
 
@@ -223,6 +241,7 @@ case "${1:-up}" in
     mosquitto_up
     kafka_up
     mongo_up
+    smtp_up
     browser_up
     log "all services are up"
     ;;

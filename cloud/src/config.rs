@@ -494,6 +494,62 @@ pub const ENV: &[EnvVar] = &[
         default: "`536870912` (512 MiB)",
         apply: Apply::Number(|c| &mut c.content.max_bytes),
     },
+    EnvVar {
+        name: "SMTP_HOST",
+        key: "notification.smtp_host",
+        roles: &[Role::Worker],
+        about: "the SMTP server the notification worker sends e-mail through; unset: no e-mail channel",
+        default: "none",
+        apply: Apply::Optional(|c| &mut c.notification.smtp_host),
+    },
+    EnvVar {
+        name: "SMTP_PORT",
+        key: "notification.smtp_port",
+        roles: &[Role::Worker],
+        about: "its port",
+        default: "`25`",
+        apply: Apply::Number(|c| &mut c.notification.smtp_port),
+    },
+    EnvVar {
+        name: "SMTP_FROM",
+        key: "notification.smtp_from",
+        roles: &[Role::Worker],
+        about: "the sender of every e-mail (`Name <address>`); its domain ends every `Message-ID`",
+        default: "`NimbusU <noreply@nimbus.invalid>`",
+        apply: Apply::Text(|c| &mut c.notification.smtp_from),
+    },
+    EnvVar {
+        name: "SMTP_USERNAME",
+        key: "notification.smtp_username",
+        roles: &[Role::Worker],
+        about: "SMTP account, when the server requires one",
+        default: "none",
+        apply: Apply::Optional(|c| &mut c.notification.smtp_username),
+    },
+    EnvVar {
+        name: "SMTP_PASSWORD",
+        key: "notification.smtp_password",
+        roles: &[Role::Worker],
+        about: "its password (a secret, never logged)",
+        default: "none",
+        apply: Apply::Secret(|c| &mut c.notification.smtp_password),
+    },
+    EnvVar {
+        name: "NIMBUS_RESET_URL",
+        key: "notification.reset_url",
+        roles: &[Role::Worker],
+        about: "the page that takes a password reset token; the mailed link is `<this>?token=…`",
+        default: "`http://127.0.0.1:8080/reset-password`",
+        apply: Apply::Text(|c| &mut c.notification.reset_url),
+    },
+    EnvVar {
+        name: "NOTIFICATION_CONCURRENCY",
+        key: "notification.concurrency",
+        roles: &[Role::Worker],
+        about: "messages the notification worker has in flight at once (also the most a crash can send twice)",
+        default: "`8`",
+        apply: Apply::Number(|c| &mut c.notification.concurrency),
+    },
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -523,6 +579,8 @@ pub struct CloudConfig {
     pub api: ApiConfig,
     /// The content service (GridFS store, upload limits).
     pub content: ContentConfig,
+    /// The notification service's channels and sender.
+    pub notification: NotificationConfig,
 }
 
 /// Settings of the admin API (`nimbus-cloud api`).
@@ -704,6 +762,7 @@ impl Default for CloudConfig {
             downlink: DownlinkConfig::default(),
             api: ApiConfig::default(),
             content: ContentConfig::default(),
+            notification: NotificationConfig::default(),
         }
     }
 }
@@ -949,6 +1008,7 @@ impl CloudConfig {
             _ => {}
         }
         self.content.validate()?;
+        self.notification.validate()?;
         Ok(())
     }
 
@@ -1437,6 +1497,64 @@ pub struct ContentConfig {
     pub max_bytes: u64,
     /// MIME types an upload may declare; the sniffed bytes must agree with the declared type.
     pub allowed_mime_types: Vec<String>,
+}
+
+/// Settings of the notification worker: its SMTP server, the reset page, its concurrency.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationConfig {
+    /// SMTP host; `None` leaves the worker without an e-mail channel (e-mail rows then fail
+    /// with "not configured" instead of waiting forever).
+    pub smtp_host: Option<String>,
+    /// SMTP port.
+    pub smtp_port: u64,
+    /// The sender.
+    pub smtp_from: String,
+    /// SMTP account.
+    pub smtp_username: Option<String>,
+    /// Its password.
+    pub smtp_password: Option<Secret>,
+    /// The page a reset link opens.
+    pub reset_url: String,
+    /// Messages in flight at once.
+    pub concurrency: u64,
+}
+
+impl Default for NotificationConfig {
+    fn default() -> Self {
+        NotificationConfig {
+            smtp_host: None,
+            smtp_port: 25,
+            smtp_from: "NimbusU <noreply@nimbus.invalid>".into(),
+            smtp_username: None,
+            smtp_password: None,
+            reset_url: "http://127.0.0.1:8080/reset-password".into(),
+            concurrency: 8,
+        }
+    }
+}
+
+impl NotificationConfig {
+    /// Checks the settings; the error names the setting.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |setting: &str, problem: &str| Err(Error::Config(format!("{setting}: {problem}")));
+        if !(1..=65535).contains(&self.smtp_port) {
+            return bad("notification.smtp_port (SMTP_PORT)", "must be 1 to 65535");
+        }
+        if self.smtp_from.parse::<lettre::message::Mailbox>().is_err() {
+            return bad("notification.smtp_from (SMTP_FROM)", "is not an e-mail address");
+        }
+        if self.smtp_username.is_some() != self.smtp_password.is_some() {
+            return bad("notification.smtp_username (SMTP_USERNAME)", "and SMTP_PASSWORD go together");
+        }
+        if !(self.reset_url.starts_with("http://") || self.reset_url.starts_with("https://")) {
+            return bad("notification.reset_url (NIMBUS_RESET_URL)", "must be an http(s) URL");
+        }
+        if !(1..=256).contains(&self.concurrency) {
+            return bad("notification.concurrency (NOTIFICATION_CONCURRENCY)", "must be 1 to 256");
+        }
+        Ok(())
+    }
 }
 
 /// The MIME types accepted by default: course material, not executables.

@@ -32,6 +32,10 @@
 //! - [`registry`]: the edge registry (`edge_registry_db`): nodes, credentials, high-water marks,
 //!   last seen, refused frames; node registration ([`registry::routes`]); cards and the
 //!   unknown-card quarantine ([`registry::cards`]).
+//! - [`notification`]: e-mail, SMS, push and the in-app inbox (`notification_service_db`):
+//!   [`notification::handler`] is `notification-service-group`; a durable queue shared by every
+//!   worker instance ([`notification::queue`], [`notification::sender`]), bulk fan-out
+//!   ([`notification::bulk`]), templates, preferences, the inbox routes.
 //! - [`dlq`]: listing, inspecting and replaying `dlq.events` ([`dlq::routes`]).
 //!
 //! Roles (`nimbus-cloud <role>`; they compose services and add nothing of their own):
@@ -80,6 +84,7 @@ pub mod kafka;
 #[cfg(test)]
 mod layout;
 pub mod listing;
+pub mod notification;
 pub mod outbox;
 pub mod registry;
 pub mod shutdown;

@@ -36,7 +36,7 @@ enum Command {
     /// committed after the database transaction; failures go to dlq.events after the seed's
     /// retries). Creates and migrates the service database first; stops on SIGTERM or Ctrl-C.
     Worker {
-        /// The service: attendance, timetable or course.
+        /// The service: attendance, timetable, course or notification.
         #[arg(long)]
         service: String,
     },
@@ -47,8 +47,8 @@ enum Command {
     /// NIMBUS_API_BIND (default 0.0.0.0:8080). Migrates user_service_db and creates the
     /// bootstrap administrator first; stops on SIGTERM or Ctrl-C after finishing requests.
     Api,
-    /// Every role in one process, for a small campus: ingest, the attendance, timetable and
-    /// course workers, the downlink and the admin API. Stops on SIGTERM or Ctrl-C.
+    /// Every role in one process, for a small campus: ingest, the attendance, timetable, course
+    /// and notification workers, the downlink and the admin API. Stops on SIGTERM or Ctrl-C.
     All,
     /// Create (if missing) and migrate the cloud's databases.
     Migrate {
@@ -239,7 +239,7 @@ async fn worker(config: CloudConfig, service: String) -> anyhow::Result<()> {
 async fn worker_settings(config: &CloudConfig, service: &str) -> anyhow::Result<nimbus_cloud::worker::WorkerSettings> {
     let database = format!("{}_service_db", service.trim_end_matches("-service"));
     let migrations = nimbus_cloud::db::migrations_for(&database)
-        .with_context(|| format!("no worker for service {service:?} (known: attendance, timetable, course)"))?;
+        .with_context(|| format!("no worker for service {service:?} (known: attendance, timetable, course, notification)"))?;
     let url = match &config.worker.database {
         Some(name) => nimbus_cloud::db::database_url(&config.database.url, name),
         None => {
@@ -249,6 +249,14 @@ async fn worker_settings(config: &CloudConfig, service: &str) -> anyhow::Result<
     };
     let mut settings = nimbus_cloud::worker::WorkerSettings::new(&config.kafka.brokers, url);
     settings.group_id = config.worker.group.clone();
+    if database == nimbus_cloud::notification::DATABASE {
+        let n = &mut settings.notification;
+        n.users_url = config.database_url_for("user_service_db");
+        n.courses_url = config.database_url_for("course_service_db");
+        n.email = nimbus_cloud::notification::channels::EmailSettings::from_config(&config.notification);
+        n.reset_url = config.notification.reset_url.clone();
+        n.sender.concurrency = config.notification.concurrency as usize;
+    }
     tracing::info!(%service, %database, brokers = %config.kafka.brokers, "starting the worker");
     Ok(settings)
 }
@@ -291,7 +299,7 @@ async fn all(config: CloudConfig) -> anyhow::Result<()> {
             async move { ("ingest", nimbus_cloud::ingest::run(config, stop).await.map_err(anyhow::Error::from)) },
         );
     }
-    for service in ["attendance", "timetable", "course"] {
+    for service in ["attendance", "timetable", "course", "notification"] {
         let settings = worker_settings(&config, service).await?;
         let stop = shutdown.clone();
         roles.spawn(async move {

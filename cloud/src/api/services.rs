@@ -20,6 +20,7 @@ pub fn routes_with(state: ServicesState) -> ApiRoutes {
         .merge(crate::registry::routes::routes())
         .merge(crate::attendance::routes::routes())
         .merge(crate::dlq::routes::routes())
+        .merge(crate::notification::routes::routes())
         .merge(crate::registry::cards::routes())
         .with_state(state)
 }
@@ -31,6 +32,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(crate::registry::routes::Doc::openapi());
     doc.merge(crate::attendance::routes::Doc::openapi());
     doc.merge(crate::dlq::routes::Doc::openapi());
+    doc.merge(crate::notification::routes::Doc::openapi());
     doc.merge(crate::registry::cards::Doc::openapi());
     doc
 }

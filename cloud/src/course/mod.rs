@@ -19,6 +19,7 @@
 //! - [`handler`]: [`CourseHandler`], keeping profiles from `user.events`.
 //! - [`routes`]: the admin routes (catalogue, assignments, enrollments).
 
+pub mod audience;
 pub mod courses;
 pub mod departments;
 pub mod enrollments;

@@ -42,7 +42,12 @@ pub const ALL: &[Migrations] = &[
         steps: &[
             (1, include_str!("../../../migrations/user_service_db/0001_init.sql")),
             (2, include_str!("../../../migrations/user_service_db/0002_classroom_pins.sql")),
+            (3, include_str!("../../../migrations/user_service_db/0003_notification_permissions.sql")),
         ],
+    },
+    Migrations {
+        database: "notification_service_db",
+        steps: &[(1, include_str!("../../../migrations/notification_service_db/0001_init.sql"))],
     },
     Migrations {
         database: "content_service_db",

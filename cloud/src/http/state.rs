@@ -22,6 +22,8 @@ pub struct ServicesState {
     pub course: Pool,
     /// `attendance_service_db` (reports only read it).
     pub attendance: Pool,
+    /// `notification_service_db` (inboxes, templates; admin sends go through its outbox).
+    pub notification: Pool,
     /// `edge_registry_db` (nodes, cards, DLQ replay records).
     pub registry: Pool,
     /// The Kafka bootstrap servers, for reading `dlq.events`.
@@ -37,7 +39,13 @@ impl ServicesState {
         let pool = |database: &str| -> Result<Pool> {
             db::pool(&config.database_url_for(database), config.database.max_connections)
         };
-        for database in ["timetable_service_db", "course_service_db", "attendance_service_db", "edge_registry_db"] {
+        for database in [
+            "timetable_service_db",
+            "course_service_db",
+            "attendance_service_db",
+            "notification_service_db",
+            "edge_registry_db",
+        ] {
             let m =
                 db::migrations_for(database).ok_or_else(|| Error::Config(format!("no migrations for {database}")))?;
             db::create_and_migrate(&config.database_target(database), m).await?;
@@ -54,6 +62,7 @@ impl ServicesState {
             timetable: pool("timetable_service_db")?,
             course: pool("course_service_db")?,
             attendance: pool("attendance_service_db")?,
+            notification: pool("notification_service_db")?,
             registry: pool("edge_registry_db")?,
             brokers: config.kafka.brokers.clone(),
             producer: crate::kafka::at_least_once_producer(&config.kafka.brokers)?,

@@ -22,6 +22,7 @@
 
 pub mod accounts;
 pub mod classroom_pin;
+pub mod directory;
 pub mod keys;
 pub mod password;
 pub mod permissions;

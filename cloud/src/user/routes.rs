@@ -313,9 +313,9 @@ pub struct ResetRequest {
     pub email: String,
 }
 
-/// Requests a password reset token. Always 202, whether the email exists or not. An
-/// administrator (`user:write`) gets the token in the answer to hand over (there is no mail
-/// delivery yet); anyone else gets nothing back.
+/// Requests a password reset. Always 202, whether the email exists or not. The user receives an
+/// e-mail with a reset link (the notification service); an administrator (`user:write`) instead
+/// gets the token in the answer to hand over, and no e-mail is sent.
 #[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "auth", request_body = ResetRequest,
     responses((status = 202), (status = 400)))]
 async fn request_reset(
@@ -326,11 +326,11 @@ async fn request_reset(
 ) -> Result<Response, AppError> {
     state.limiter.hit("login", ctx.client_ip.as_deref().unwrap_or("unknown"), state.limiter.login).await?;
     let caller = caller.map(|Extension(c)| c);
-    let token = state.users.request_reset(&actor(&ctx, caller.as_ref()), &body.email).await?;
     let admin = caller.as_ref().is_some_and(|c| c.require("user:write").is_ok());
+    let token = state.users.request_reset(&actor(&ctx, caller.as_ref()), &body.email, admin).await?;
     let body = match token {
-        Some(t) if admin => json!({ "status": "accepted", "reset_token": t }),
-        _ => json!({ "status": "accepted" }),
+        Some(t) => json!({ "status": "accepted", "reset_token": t }),
+        None => json!({ "status": "accepted" }),
     };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }

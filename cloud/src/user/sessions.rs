@@ -347,10 +347,12 @@ impl UserService {
         Ok(())
     }
 
-    /// Issues a reset token for the active account with `email` (nothing when there is none, so
-    /// the answer does not reveal which emails exist). Only the token's SHA-256 is stored; the
-    /// token is returned once. Publishes `PASSWORD_RESET_REQUESTED` (with the token's id only).
-    pub async fn request_reset(&self, actor: &Actor, email: &str) -> Result<Option<String>> {
+    /// Starts a password reset for the active account with `email` (nothing when there is none,
+    /// so the answer does not reveal which emails exist) and publishes `PASSWORD_RESET_REQUESTED`
+    /// (with the reset's id only). With `hand_over` (an administrator asked) the token is
+    /// returned once; otherwise the notification service mints one and mails the link. Only a
+    /// token's SHA-256 is ever stored.
+    pub async fn request_reset(&self, actor: &Actor, email: &str, hand_over: bool) -> Result<Option<String>> {
         let email = normalize_email(email);
         let mut errors = Vec::new();
         check_email(&mut errors, "email", &email);
@@ -362,7 +364,11 @@ impl UserService {
             return Ok(None);
         };
         let uid: Uuid = row.get(0);
+        // A token handed to an administrator is stored as `admin:<hash>` (the notification service
+        // leaves it alone); otherwise the row waits as `pending:<random>`, which no token hashes
+        // to, until the notification service mints the token it mails ([`super::directory`]).
         let token = random_token()?;
+        let token_hash = if hand_over { format!("admin:{}", sha256_hex(&token)) } else { format!("pending:{token}") };
         let now = Utc::now();
         let expires = now + chrono::Duration::seconds(RESET_TOKEN_SECS);
         // Only the newest token is usable.
@@ -371,7 +377,7 @@ impl UserService {
         let id: Uuid = tx
             .query_one(
                 "INSERT INTO password_reset_tokens (user_id, token_hash, expires_at) VALUES ($1, $2, $3) RETURNING id",
-                &[&uid, &sha256_hex(&token), &expires],
+                &[&uid, &token_hash, &expires],
             )
             .await?
             .get(0);
@@ -390,7 +396,7 @@ impl UserService {
         .await?;
         log_activity(&tx, Some(uid), "PASSWORD_RESET_REQUESTED", actor, json!({ "reset_token_id": id })).await?;
         tx.commit().await?;
-        Ok(Some(token))
+        Ok(hand_over.then_some(token))
     }
 
     /// Sets a new password with a reset token (once, before it expires); revokes every session.
@@ -406,7 +412,7 @@ impl UserService {
         let row = client
             .query_opt(
                 "SELECT t.id, t.user_id FROM password_reset_tokens t JOIN users u ON u.id = t.user_id
-                 WHERE t.token_hash = $1 AND t.used_at IS NULL AND t.expires_at > now() AND u.status = 'active'",
+                 WHERE t.token_hash IN ($1, 'admin:' || $1) AND t.used_at IS NULL AND t.expires_at > now() AND u.status = 'active'",
                 &[&sha256_hex(token.trim())],
             )
             .await?;

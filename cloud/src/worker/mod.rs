@@ -15,7 +15,9 @@
 //! publishes. In NimbusU Edge, classroom nodes mark attendance and the edge ingest publishes
 //! `ATTENDANCE_MARKED` / `ATTENDANCE_UPDATED` to `attendance.events` on the attendance service's
 //! behalf, so the service's database is filled by consuming that topic. The alerts the service
-//! publishes there itself come back to it and are ignored.
+//! publishes there itself come back to it and are ignored. The second: the **notification
+//! service also subscribes to `auth.events`**, because the password reset e-mail
+//! (`PASSWORD_RESET_REQUESTED`) is its to send.
 //!
 //! The offsets start at the earliest message for a new group (`auto.offset.reset=earliest`) and
 //! are only committed by the worker (`enable.auto.commit=false`).
@@ -43,6 +45,7 @@ use nimbus_core::topics::Topic;
 use tokio_util::sync::CancellationToken;
 
 use crate::attendance;
+use crate::notification;
 pub use crate::consumer::{CrashHook, Handler, HandlerError, MetricsSnapshot, Origin, WorkerMetrics};
 use crate::error::{Error, Result};
 
@@ -68,6 +71,8 @@ pub struct WorkerSettings {
     pub fail_after_db_commit_once: Option<CrashHook>,
     /// How often the outbox relay looks for events to publish when it found none.
     pub outbox_interval: Duration,
+    /// The notification service's channels, neighbours and sender (ignored by other services).
+    pub notification: notification::NotificationSettings,
 }
 
 impl WorkerSettings {
@@ -82,6 +87,7 @@ impl WorkerSettings {
             alerts: attendance::alerts::AlertSettings::default(),
             fail_after_db_commit_once: None,
             outbox_interval: Duration::from_millis(200),
+            notification: notification::NotificationSettings::default(),
         }
     }
 }
@@ -93,6 +99,9 @@ pub fn subscriptions(group: &ConsumerGroup) -> Vec<Topic> {
     if group.service == attendance::SERVICE && !topics.contains(&Topic::AttendanceEvents) {
         topics.push(Topic::AttendanceEvents);
     }
+    if group.service == notification::SERVICE && !topics.contains(&Topic::AuthEvents) {
+        topics.push(Topic::AuthEvents);
+    }
     topics
 }
 
@@ -101,6 +110,7 @@ pub struct Worker {
     group: &'static ConsumerGroup,
     settings: WorkerSettings,
     metrics: Arc<WorkerMetrics>,
+    notification_metrics: Arc<notification::sender::SenderMetrics>,
 }
 
 impl Worker {
@@ -110,12 +120,22 @@ impl Worker {
         let group = group_for_service(service)
             .ok_or_else(|| Error::Config(format!("worker: {service:?} is not a service of the seed")))?;
         Service::of(group.service)?;
-        Ok(Worker { group, settings, metrics: Arc::new(WorkerMetrics::default()) })
+        Ok(Worker {
+            group,
+            settings,
+            metrics: Arc::new(WorkerMetrics::default()),
+            notification_metrics: Arc::new(notification::sender::SenderMetrics::default()),
+        })
     }
 
     /// The worker's counters, shared with the running loop.
     pub fn metrics(&self) -> Arc<WorkerMetrics> {
         self.metrics.clone()
+    }
+
+    /// The notification sender's counters (zero for other services).
+    pub fn notification_metrics(&self) -> Arc<notification::sender::SenderMetrics> {
+        self.notification_metrics.clone()
     }
 
     /// The group id the worker consumes as: the seed's, unless a test overrides it.
@@ -156,6 +176,26 @@ impl Worker {
                 attendance::alerts::alert_loop(&pool, &producer, &thresholds, every, &metrics, stop).await;
             }));
         }
+        let mut notification_handler = None;
+        if service == Service::Notification {
+            let n = &self.settings.notification;
+            let directory = notification::intake::Directory {
+                users: crate::db::pool(&n.users_url, 4)?,
+                courses: crate::db::pool(&n.courses_url, 4)?,
+            };
+            let channels = notification::channels::Channels {
+                email: n.email.as_ref().map(notification::channels::Email::new).transpose()?,
+                in_app: notification::channels::InApp::default(),
+            };
+            let (p, c, s, m, stop) =
+                (pool.clone(), channels.clone(), n.sender.clone(), self.notification_metrics.clone(), jobs.clone());
+            background.push(tokio::spawn(notification::sender::run(p, c, s, m, stop)));
+            let (p, d, c, every, stop) =
+                (pool.clone(), directory.clone(), channels.clone(), n.bulk_interval, jobs.clone());
+            background.push(tokio::spawn(notification::bulk::expand_loop(p, d, c, every, stop)));
+            notification_handler =
+                Some(notification::NotificationHandler { channels, directory, reset_url: n.reset_url.clone() });
+        }
         if service.publishes() {
             // The service's own events, written by its commands (the admin API) into its outbox.
             let relay =
@@ -180,6 +220,10 @@ impl Worker {
                 consumer.with(crate::timetable::TimetableHandler).run(brokers, &topics, shutdown).await
             }
             Service::Course => consumer.with(crate::course::CourseHandler).run(brokers, &topics, shutdown).await,
+            Service::Notification => {
+                let handler = notification_handler.ok_or_else(|| Error::Config("notification handler".into()))?;
+                consumer.with(handler).run(brokers, &topics, shutdown).await
+            }
         };
 
         jobs.cancel();
@@ -197,6 +241,7 @@ enum Service {
     Attendance,
     Timetable,
     Course,
+    Notification,
 }
 
 impl Service {
@@ -205,11 +250,13 @@ impl Service {
             attendance::SERVICE => Ok(Service::Attendance),
             crate::timetable::SERVICE => Ok(Service::Timetable),
             crate::course::SERVICE => Ok(Service::Course),
+            notification::SERVICE => Ok(Service::Notification),
             other => Err(Error::Config(format!(
-                "worker: {other} has no worker yet (only {}, {} and {})",
+                "worker: {other} has no worker yet (only {}, {}, {} and {})",
                 attendance::SERVICE,
                 crate::timetable::SERVICE,
-                crate::course::SERVICE
+                crate::course::SERVICE,
+                notification::SERVICE
             ))),
         }
     }
@@ -219,12 +266,13 @@ impl Service {
             Service::Attendance => attendance::DATABASE,
             Service::Timetable => crate::timetable::DATABASE,
             Service::Course => crate::course::DATABASE,
+            Service::Notification => notification::DATABASE,
         }
     }
 
     /// Whether the service's commands publish through a transactional outbox.
     fn publishes(self) -> bool {
-        matches!(self, Service::Timetable | Service::Course)
+        matches!(self, Service::Timetable | Service::Course | Service::Notification)
     }
 }
 
@@ -247,7 +295,9 @@ mod tests {
             [Topic::TimetableEvents, Topic::CourseEvents, Topic::EnrollmentEvents, Topic::AttendanceEvents]
         );
         let notification = group_for_service("notification").unwrap();
-        assert_eq!(subscriptions(notification), notification.topics);
+        let mut expected = notification.topics.to_vec();
+        expected.push(Topic::AuthEvents);
+        assert_eq!(subscriptions(notification), expected);
     }
 
     #[test]
@@ -258,6 +308,7 @@ mod tests {
         assert!(Worker::new("timetable", s.clone()).is_ok());
         assert!(Worker::new("course-service", s.clone()).is_ok());
         assert!(Worker::new("billing", s.clone()).is_err());
+        assert!(Worker::new("notification", s.clone()).is_ok());
         assert!(Worker::new("user", s).is_err());
     }
 

@@ -237,12 +237,13 @@ pub struct StackDatabases {
     pub users: super::TestDb,
     pub content: super::TestDb,
     pub attendance: super::TestDb,
+    pub notification: super::TestDb,
 }
 
 impl StackDatabases {
     /// Drops them all.
     pub async fn drop_all(self) {
-        for db in [self.registry, self.timetable, self.course, self.users, self.content, self.attendance] {
+        for db in [self.registry, self.timetable, self.course, self.users, self.content, self.attendance, self.notification] {
             db.drop_now().await;
         }
     }
@@ -289,6 +290,7 @@ impl Stack {
             users: migrated("user_service_db").await,
             content: migrated("content_service_db").await,
             attendance: migrated("attendance_service_db").await,
+            notification: migrated("notification_service_db").await,
         };
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let api = format!("127.0.0.1:{port}");
@@ -302,6 +304,7 @@ impl Stack {
             ("USER_DATABASE_URL", dbs.users.url.clone()),
             ("CONTENT_DATABASE_URL", dbs.content.url.clone()),
             ("ATTENDANCE_DATABASE_URL", dbs.attendance.url.clone()),
+            ("NOTIFICATION_DATABASE_URL", dbs.notification.url.clone()),
             ("NIMBUS_CONTENT_MONGO_DB", format!("e2e_{prefix}_{suffix}")),
             ("NIMBUS_REDIS_PREFIX", format!("e2e-{suffix}:")),
             ("KAFKA_BROKERS", super::kafka_brokers()),

@@ -10,6 +10,7 @@ pub mod content;
 pub mod e2e;
 pub mod ingest;
 pub mod services_api;
+pub mod smtp;
 
 use deadpool_postgres::Pool;
 use rdkafka::consumer::Consumer;

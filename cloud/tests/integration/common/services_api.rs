@@ -24,7 +24,13 @@ pub struct Services {
 impl Services {
     pub async fn create() -> Services {
         let mut dbs = Vec::new();
-        for name in ["timetable_service_db", "course_service_db", "attendance_service_db", "edge_registry_db"] {
+        for name in [
+            "timetable_service_db",
+            "course_service_db",
+            "attendance_service_db",
+            "edge_registry_db",
+            "notification_service_db",
+        ] {
             let db = TestDb::create().await;
             nimbus_cloud::db::migrate(&db.pool, nimbus_cloud::db::migrations_for(name).unwrap()).await.unwrap();
             dbs.push(db);
@@ -38,6 +44,7 @@ impl Services {
             course: dbs[1].pool.clone(),
             attendance: dbs[2].pool.clone(),
             registry: dbs[3].pool.clone(),
+            notification: dbs[4].pool.clone(),
             producer: nimbus_cloud::kafka::at_least_once_producer(&brokers).unwrap(),
             brokers,
         };

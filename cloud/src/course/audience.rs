@@ -1,0 +1,72 @@
+//! Who an audience is, from the course service's data: the students and faculty a bulk
+//! notification or an announcement reaches when it targets departments, programs, courses or
+//! semesters. Reads only.
+
+use tokio_postgres::GenericClient;
+
+use crate::error::Result;
+
+/// An audience by the course service's dimensions; `None` does not narrow. Several dimensions
+/// narrow together (students of program P *and* enrolled in course C).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Audience {
+    /// Departments: their programs' students and their faculty.
+    pub department_ids: Option<Vec<String>>,
+    /// Programs: their students.
+    pub program_ids: Option<Vec<String>>,
+    /// Courses: their enrolled students and their assigned faculty.
+    pub course_ids: Option<Vec<String>>,
+    /// Semester numbers: students enrolled in a course of that semester.
+    pub semesters: Option<Vec<i32>>,
+}
+
+impl Audience {
+    /// Whether no dimension narrows it (everyone).
+    pub fn is_everyone(&self) -> bool {
+        self.department_ids.is_none() && self.program_ids.is_none() && self.course_ids.is_none() && self.semesters.is_none()
+    }
+}
+
+/// The user ids of the active students and faculty in `audience`, sorted and without
+/// duplicates. Everyone known to the course service when nothing narrows it.
+pub async fn members(db: &impl GenericClient, audience: &Audience) -> Result<Vec<String>> {
+    // Each dimension is a condition on the person; absent dimensions are TRUE. Faculty match the
+    // department and course dimensions only; a program or semester narrows to students.
+    let rows = db
+        .query(
+            "WITH people AS (
+               SELECT s.user_id, 'student' AS kind, s.program_id, p.department_id::text AS department_id
+               FROM students s LEFT JOIN programs p ON p.id::text = s.program_id WHERE s.is_active
+               UNION ALL
+               SELECT f.user_id, 'faculty', NULL, f.department_id FROM faculties f WHERE f.is_active
+             )
+             SELECT DISTINCT user_id FROM people pe
+             WHERE ($1::text[] IS NULL OR pe.department_id = ANY($1))
+               AND ($2::text[] IS NULL OR (pe.kind = 'student' AND pe.program_id = ANY($2)))
+               AND ($3::text[] IS NULL OR EXISTS (
+                     SELECT 1 FROM course_enrollments e WHERE pe.kind = 'student' AND e.student_id = pe.user_id
+                       AND e.status = 'enrolled' AND e.course_id::text = ANY($3))
+                   OR EXISTS (
+                     SELECT 1 FROM faculty_courses fc WHERE pe.kind = 'faculty' AND fc.faculty_id = pe.user_id
+                       AND fc.course_id::text = ANY($3)))
+               AND ($4::int[] IS NULL OR (pe.kind = 'student' AND EXISTS (
+                     SELECT 1 FROM course_enrollments e JOIN courses c ON c.id = e.course_id
+                     WHERE e.student_id = pe.user_id AND e.status = 'enrolled' AND c.semester = ANY($4))))
+             ORDER BY user_id",
+            &[&audience.department_ids, &audience.program_ids, &audience.course_ids, &audience.semesters],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// The students enrolled in any of `course_ids`.
+pub async fn enrolled_students(db: &impl GenericClient, course_ids: &[String]) -> Result<Vec<String>> {
+    let rows = db
+        .query(
+            "SELECT DISTINCT student_id FROM course_enrollments
+             WHERE status = 'enrolled' AND course_id::text = ANY($1) ORDER BY student_id",
+            &[&course_ids],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}

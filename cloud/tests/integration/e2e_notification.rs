@@ -1,0 +1,123 @@
+//! The notification service end to end, as separate processes: `nimbus-cloud api` and
+//! `nimbus-cloud worker --service notification` over the real broker, PostgreSQL and an SMTP
+//! server. A user who forgot their password asks for a reset without signing in, receives one
+//! e-mail whose link resets it, and signs in with the new password; an administrator's message
+//! reaches the user's inbox and mailbox once.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common;
+use crate::common::e2e::{Proc, Stack, cloud, created, http, login, wait_for};
+use crate::common::smtp::SmtpSink;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_password_is_reset_through_the_mailed_link_and_admin_messages_reach_the_inbox() {
+    let sink = SmtpSink::start();
+    let port = sink.port;
+    let stack = Stack::prepare("ntf", |api| {
+        vec![
+            ("SMTP_HOST", "127.0.0.1".to_owned()),
+            ("SMTP_PORT", port.to_string()),
+            ("SMTP_FROM", "NimbusU <noreply@campus.test>".to_owned()),
+            ("NIMBUS_RESET_URL", format!("http://{api}/reset-password")),
+        ]
+    })
+    .await;
+    let group = format!("notification-e2e-{}", stack.suffix);
+    let topics = nimbus_cloud::worker::subscriptions(nimbus_core::groups::group_for_service("notification").unwrap());
+    common::prime_group(&common::kafka_brokers(), &group, &topics).await;
+    let _api_proc = stack.start_api();
+    let mut env = stack.env.clone();
+    env.push(("NIMBUS_WORKER_GROUP", group));
+    let _worker = Proc(cloud(&["worker", "--service", "notification"], &env).spawn().unwrap());
+    let api = stack.api.clone();
+    let admin = login(&api, &stack.admin_email, &stack.admin_password);
+
+    let email = format!("forgetful-{}@campus.test", stack.suffix);
+    let user = created(
+        "student",
+        http(
+            &api,
+            "POST",
+            "/api/v1/users",
+            Some(json!({"email": email, "password": "first-password-1", "role": "student", "first_name": "Fay"})),
+            Some(&admin),
+        ),
+    );
+    let user_id = user["id"].as_str().unwrap().to_owned();
+    // USER_CREATED: a welcome e-mail (the bootstrap administrator gets one too).
+    let welcome = sink.wait_for_mail(&email, "Welcome to NimbusU", Duration::from_secs(60));
+    assert!(welcome.body.contains(&email), "{}", welcome.body);
+
+    // Forgot password, not signed in: 202 and nothing that says whether the address exists.
+    let (status, body) = http(&api, "POST", "/api/v1/auth/password-reset", Some(json!({"email": email})), None);
+    assert_eq!((status, &body), (202, &json!({"status": "accepted"})));
+    let (status, ghost) =
+        http(&api, "POST", "/api/v1/auth/password-reset", Some(json!({"email": "nobody@campus.test"})), None);
+    assert_eq!((status, ghost), (202, body));
+    let reset = sink.wait_for_mail(&email, "Reset your NimbusU password", Duration::from_secs(60));
+    let link = reset
+        .body
+        .split_whitespace()
+        .find(|w| w.starts_with(&format!("http://{api}/reset-password?token=")))
+        .unwrap_or_else(|| panic!("a reset link in {:?}", reset.body));
+    let token = link.split_once("token=").unwrap().1.to_owned();
+    let (status, _) = http(
+        &api,
+        "POST",
+        "/api/v1/auth/password-reset/confirm",
+        Some(json!({"token": token, "new_password": "second-password-2"})),
+        None,
+    );
+    assert_eq!(status, 204, "the mailed token resets the password");
+    let own = login(&api, &email, "second-password-2");
+    let (status, _) = http(
+        &api,
+        "POST",
+        "/api/v1/auth/login",
+        Some(json!({"email": email, "password": "first-password-1"})),
+        None,
+    );
+    assert_eq!(status, 401, "the old password no longer works");
+
+    // An administrator's message: inbox and mailbox, once; read marks.
+    let (status, sent) = http(
+        &api,
+        "POST",
+        "/api/v1/notifications/send",
+        Some(json!({
+            "notification_id": "", "recipient_user_id": user_id, "notification_type": "general",
+            "title": "Library closes early", "message": "At 4 pm today.", "channels": ["in_app", "email"],
+            "priority": "high", "scheduled_at": null, "expires_at": null
+        })),
+        Some(&admin),
+    );
+    assert_eq!(status, 202, "{sent}");
+    let (_, forbidden) = http(&api, "POST", "/api/v1/notifications/send", Some(json!({})), Some(&own));
+    assert_eq!(forbidden["code"], "FORBIDDEN", "students cannot send: {forbidden}");
+    let inbox = wait_for("the in-app notification", Duration::from_secs(60), || {
+        let (_, page) = http(&api, "GET", "/api/v1/me/notifications", None, Some(&own));
+        (page["total"] == 1).then_some(page)
+    });
+    let item: &Value = &inbox["items"][0];
+    assert_eq!((item["title"].as_str(), item["read_at"].is_null()), (Some("Library closes early"), true));
+    sink.wait_for_mail(&email, "Library closes early", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sink.messages().iter().filter(|m| m.subject == "Library closes early").count(), 1);
+    assert_eq!(sink.messages().iter().filter(|m| m.subject.starts_with("Reset")).count(), 1, "nobody@ got nothing");
+    assert_eq!(http(&api, "GET", "/api/v1/me/notifications/unread-count", None, Some(&own)).1["unread"], 1);
+    let id = item["id"].as_str().unwrap();
+    let (status, _) = http(&api, "POST", &format!("/api/v1/me/notifications/{id}/read"), None, Some(&own));
+    assert_eq!(status, 204);
+    assert_eq!(http(&api, "GET", "/api/v1/me/notifications/unread-count", None, Some(&own)).1["unread"], 0);
+    // Someone else's notification is not found, not readable.
+    let (status, _) = http(&api, "POST", &format!("/api/v1/me/notifications/{id}/read"), None, Some(&admin));
+    assert_eq!(status, 404);
+    let (status, history) =
+        http(&api, "GET", &format!("/api/v1/users/{user_id}/notifications"), None, Some(&admin));
+    assert_eq!(status, 200);
+    assert!(history["total"].as_i64().unwrap() >= 4, "welcome, reset, and the message on two channels: {history}");
+    stack.dbs.drop_all().await;
+}
