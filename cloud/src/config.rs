@@ -535,6 +535,62 @@ pub const ENV: &[EnvVar] = &[
         apply: Apply::Secret(|c| &mut c.notification.smtp_password),
     },
     EnvVar {
+        name: "SMS_API_URL",
+        key: "notification.sms_api_url",
+        roles: &[Role::Worker],
+        about: "the Twilio-style SMS API (`https://api.twilio.com`); unset: no SMS channel",
+        default: "none",
+        apply: Apply::Optional(|c| &mut c.notification.sms_api_url),
+    },
+    EnvVar {
+        name: "SMS_ACCOUNT_SID",
+        key: "notification.sms_account_sid",
+        roles: &[Role::Worker],
+        about: "its account SID",
+        default: "none",
+        apply: Apply::Optional(|c| &mut c.notification.sms_account_sid),
+    },
+    EnvVar {
+        name: "SMS_AUTH_TOKEN",
+        key: "notification.sms_auth_token",
+        roles: &[Role::Worker],
+        about: "its auth token (a secret, never logged)",
+        default: "none",
+        apply: Apply::Secret(|c| &mut c.notification.sms_auth_token),
+    },
+    EnvVar {
+        name: "SMS_FROM",
+        key: "notification.sms_from",
+        roles: &[Role::Worker],
+        about: "the sending number",
+        default: "none",
+        apply: Apply::Optional(|c| &mut c.notification.sms_from),
+    },
+    EnvVar {
+        name: "PUSH_API_URL",
+        key: "notification.push_api_url",
+        roles: &[Role::Worker],
+        about: "FCM's HTTP v1 API (`https://fcm.googleapis.com`); unset: no push channel",
+        default: "none",
+        apply: Apply::Optional(|c| &mut c.notification.push_api_url),
+    },
+    EnvVar {
+        name: "PUSH_PROJECT",
+        key: "notification.push_project",
+        roles: &[Role::Worker],
+        about: "the Firebase project id",
+        default: "none",
+        apply: Apply::Optional(|c| &mut c.notification.push_project),
+    },
+    EnvVar {
+        name: "PUSH_ACCESS_TOKEN",
+        key: "notification.push_access_token",
+        roles: &[Role::Worker],
+        about: "an OAuth2 access token for FCM (a secret, never logged; refreshed by the deployment)",
+        default: "none",
+        apply: Apply::Secret(|c| &mut c.notification.push_access_token),
+    },
+    EnvVar {
         name: "NIMBUS_RESET_URL",
         key: "notification.reset_url",
         roles: &[Role::Worker],
@@ -1514,6 +1570,20 @@ pub struct NotificationConfig {
     pub smtp_username: Option<String>,
     /// Its password.
     pub smtp_password: Option<Secret>,
+    /// The SMS API; `None`: no SMS channel.
+    pub sms_api_url: Option<String>,
+    /// Its account SID.
+    pub sms_account_sid: Option<String>,
+    /// Its auth token.
+    pub sms_auth_token: Option<Secret>,
+    /// The sending number.
+    pub sms_from: Option<String>,
+    /// FCM's API; `None`: no push channel.
+    pub push_api_url: Option<String>,
+    /// The Firebase project.
+    pub push_project: Option<String>,
+    /// The access token.
+    pub push_access_token: Option<Secret>,
     /// The page a reset link opens.
     pub reset_url: String,
     /// Messages in flight at once.
@@ -1528,6 +1598,13 @@ impl Default for NotificationConfig {
             smtp_from: "NimbusU <noreply@nimbus.invalid>".into(),
             smtp_username: None,
             smtp_password: None,
+            sms_api_url: None,
+            sms_account_sid: None,
+            sms_auth_token: None,
+            sms_from: None,
+            push_api_url: None,
+            push_project: None,
+            push_access_token: None,
             reset_url: "http://127.0.0.1:8080/reset-password".into(),
             concurrency: 8,
         }
@@ -1547,7 +1624,22 @@ impl NotificationConfig {
         if self.smtp_username.is_some() != self.smtp_password.is_some() {
             return bad("notification.smtp_username (SMTP_USERNAME)", "and SMTP_PASSWORD go together");
         }
-        if !(self.reset_url.starts_with("http://") || self.reset_url.starts_with("https://")) {
+        let http = |u: &str| u.starts_with("http://") || u.starts_with("https://");
+        let sms = [self.sms_api_url.is_some(), self.sms_account_sid.is_some(), self.sms_auth_token.is_some(), self.sms_from.is_some()];
+        if sms.iter().any(|s| *s) && !sms.iter().all(|s| *s) {
+            return bad("notification.sms_api_url (SMS_API_URL)", "SMS_ACCOUNT_SID, SMS_AUTH_TOKEN and SMS_FROM go together");
+        }
+        if self.sms_api_url.as_deref().is_some_and(|u| !http(u)) {
+            return bad("notification.sms_api_url (SMS_API_URL)", "must be an http(s) URL");
+        }
+        let push = [self.push_api_url.is_some(), self.push_project.is_some(), self.push_access_token.is_some()];
+        if push.iter().any(|s| *s) && !push.iter().all(|s| *s) {
+            return bad("notification.push_api_url (PUSH_API_URL)", "PUSH_PROJECT and PUSH_ACCESS_TOKEN go together");
+        }
+        if self.push_api_url.as_deref().is_some_and(|u| !http(u)) {
+            return bad("notification.push_api_url (PUSH_API_URL)", "must be an http(s) URL");
+        }
+        if !http(&self.reset_url) {
             return bad("notification.reset_url (NIMBUS_RESET_URL)", "must be an http(s) URL");
         }
         if !(1..=256).contains(&self.concurrency) {

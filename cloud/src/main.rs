@@ -254,6 +254,8 @@ async fn worker_settings(config: &CloudConfig, service: &str) -> anyhow::Result<
         n.users_url = config.database_url_for("user_service_db");
         n.courses_url = config.database_url_for("course_service_db");
         n.email = nimbus_cloud::notification::channels::EmailSettings::from_config(&config.notification);
+        n.sms = nimbus_cloud::notification::channels::sms::SmsSettings::from_config(&config.notification);
+        n.push = nimbus_cloud::notification::channels::push::PushSettings::from_config(&config.notification);
         n.reset_url = config.notification.reset_url.clone();
         n.sender.concurrency = config.notification.concurrency as usize;
     }

@@ -246,7 +246,9 @@ impl<H: Handler> Consumer<H> {
                 }
                 Err(AttemptError::Failed(e)) => {
                     failures += 1;
-                    match self.retry.backoff(failures - 1) {
+                    let retry =
+                        if matches!(e, HandlerError::Invalid(_)) { None } else { self.retry.backoff(failures - 1) };
+                    match retry {
                         Some(wait) => {
                             self.metrics.retry();
                             tracing::warn!(

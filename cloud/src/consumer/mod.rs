@@ -111,9 +111,10 @@ pub struct Origin<'a> {
     pub key: Option<&'a str>,
 }
 
-/// Why a handler could not apply an event. Either kind is retried per the retry policy and then
-/// dead-lettered, except database errors that mean the server is unreachable (see the module
-/// docs), which are waited out.
+/// Why a handler could not apply an event. Database errors and rejections are retried per the
+/// retry policy and then dead-lettered, except database errors that mean the server is
+/// unreachable (see the module docs), which are waited out; invalid events are dead-lettered at
+/// once.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
     /// A statement failed.
@@ -123,6 +124,10 @@ pub enum HandlerError {
     /// exist, a status the database does not know, …).
     #[error("{0}")]
     Rejected(String),
+    /// The event itself can never be applied, whatever the state (a command naming no
+    /// recipient, asking for no channel, …): dead-lettered at once, without retries.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// A service's reaction to its events. The worker owns everything around it (deduplication,

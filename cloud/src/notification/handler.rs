@@ -15,8 +15,8 @@
 //!   `ANNOUNCEMENT_PUBLISHED` with priority `urgent`: push and e-mail to its audience.
 //!
 //! A command that cannot be delivered at all (unknown recipient, no usable channel, a template
-//! its data does not fill, a schedule without a time) is rejected, and so dead-lettered with
-//! the reason: never silently dropped.
+//! its data does not fill, a schedule without a time) is invalid: dead-lettered at once with the
+//! reason (no retry would change it), never silently dropped.
 
 use nimbus_core::event::announcement::AnnouncementPayload;
 use nimbus_core::event::auth::PasswordResetRequestedPayload;
@@ -48,7 +48,7 @@ pub struct NotificationHandler {
 }
 
 fn rejected(e: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Rejected(e.to_string())
+    HandlerError::Invalid(e.to_string())
 }
 
 fn infra(e: crate::error::Error) -> HandlerError {

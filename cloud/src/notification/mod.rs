@@ -61,6 +61,10 @@ pub struct NotificationSettings {
     pub courses_url: String,
     /// The SMTP server; `None`: no e-mail channel.
     pub email: Option<channels::EmailSettings>,
+    /// The SMS provider; `None`: no SMS channel.
+    pub sms: Option<channels::sms::SmsSettings>,
+    /// FCM; `None`: no push channel.
+    pub push: Option<channels::push::PushSettings>,
     /// The page a reset link opens.
     pub reset_url: String,
     /// The sender's lanes, lease and retries.
@@ -75,6 +79,8 @@ impl Default for NotificationSettings {
             users_url: String::new(),
             courses_url: String::new(),
             email: None,
+            sms: None,
+            push: None,
             reset_url: "http://127.0.0.1:8080/reset-password".into(),
             sender: sender::SenderSettings::default(),
             bulk_interval: Duration::from_millis(200),

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
-use nimbus_core::event::notification::{Channel as ChannelKind, NotificationStatusEvent, NotificationStatusPayload};
-use nimbus_core::event::{Envelope, Priority};
+use nimbus_core::event::notification::{
+    Channel as ChannelKind, NotificationStatusEvent, NotificationStatusPayload, Priority,
+};
+use nimbus_core::event::Envelope;
 use nimbus_core::retry::RetryPolicy;
 use tokio_postgres::{GenericClient, Transaction};
 use uuid::Uuid;
@@ -177,7 +179,7 @@ pub async fn claim(pool: &Pool, limit: i64, lease: Duration, bulk: bool) -> Resu
         .query(
             "UPDATE notification_queue q
              SET status = 'sending', attempts = q.attempts + 1,
-                 lease_until = now() + make_interval(secs => $3 / 1000.0), updated_at = now()
+                 lease_until = now() + make_interval(secs => $3::float8 / 1000), updated_at = now()
              WHERE q.id IN (
                SELECT c.id FROM notification_queue c
                WHERE ((c.status = 'pending' AND c.next_attempt_at <= now())
@@ -269,13 +271,13 @@ impl Claimed {
                 // Not this message's fault: wait a little longer each time, up to the policy's
                 // longest wait, without spending an attempt.
                 let wait = policy.max_backoff.min(Duration::from_millis(250) * 2u32.pow(self.attempts.clamp(0, 5) as u32));
-                self.requeue(&tx, wait, &reason, -1).await?
+                self.requeue(&tx, wait, &format!("provider unreachable: {reason}"), -1).await?
             }
             Err(SendError::Transient { reason, retry_after }) => {
                 match policy.backoff((self.attempts - 1).max(0) as u32) {
                     Some(backoff) => {
                         let wait = retry_after.map_or(backoff, |r| r.max(backoff));
-                        self.requeue(&tx, wait, &reason, 0).await?
+                        self.requeue(&tx, wait, &format!("temporary failure: {reason}"), 0).await?
                     }
                     None => self.fail(&tx, &format!("{reason} (after {} attempts)", self.attempts)).await?,
                 }
@@ -296,7 +298,7 @@ impl Claimed {
         let n = tx
             .execute(
                 "UPDATE notification_queue SET status = 'pending', lease_until = NULL, attempts = attempts + $4,
-                        next_attempt_at = now() + make_interval(secs => $2 / 1000.0), last_error = $3, updated_at = now()
+                        next_attempt_at = now() + make_interval(secs => $2::float8 / 1000), last_error = $3, updated_at = now()
                  WHERE id = $1 AND status = 'sending' AND attempts = $5",
                 &[&self.id, &(wait.as_millis() as f64), &reason, &refund, &self.attempts],
             )

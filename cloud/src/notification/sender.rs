@@ -32,7 +32,7 @@ impl Default for SenderSettings {
     fn default() -> Self {
         SenderSettings {
             concurrency: 8,
-            lease: Duration::from_secs(60),
+            lease: Duration::from_secs(30),
             poll: Duration::from_millis(100),
             retry: RetryPolicy::SEED,
         }

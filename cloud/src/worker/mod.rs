@@ -185,6 +185,8 @@ impl Worker {
             };
             let channels = notification::channels::Channels {
                 email: n.email.as_ref().map(notification::channels::Email::new).transpose()?,
+                sms: n.sms.clone().map(notification::channels::sms::Sms::new).transpose()?,
+                push: n.push.clone().map(notification::channels::push::Push::new).transpose()?,
                 in_app: notification::channels::InApp::default(),
             };
             let (p, c, s, m, stop) =

@@ -107,19 +107,6 @@ impl SmtpSink {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-
-    /// Waits until at least `n` messages arrived; returns them all.
-    pub fn wait_for(&self, n: usize, within: Duration) -> Vec<Mail> {
-        let deadline = Instant::now() + within;
-        loop {
-            let got = self.messages();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {n} e-mails (got {})", got.len());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
 }
 
 impl Drop for SmtpSink {

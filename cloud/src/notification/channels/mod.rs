@@ -1,7 +1,12 @@
-//! The delivery channels behind one trait: e-mail over SMTP ([`Email`], `lettre`), and the
-//! in-app inbox ([`InApp`], already stored in PostgreSQL when queued; delivering it announces it
-//! to the recipient's open sessions). A channel only answers how a send went; [`super::sender`]
-//! decides what that means for the queue row.
+//! The delivery channels behind one trait: e-mail over SMTP ([`Email`], `lettre`), SMS through a
+//! Twilio-style API ([`sms::Sms`]), push through FCM HTTP v1 ([`push::Push`]), and the in-app
+//! inbox ([`InApp`], already stored in PostgreSQL when queued; delivering it announces it to the
+//! recipient's open sessions). A channel only answers how a send went; [`super::sender`] decides
+//! what that means for the queue row.
+
+pub mod http;
+pub mod push;
+pub mod sms;
 
 use std::future::Future;
 use std::time::Duration;
@@ -104,7 +109,7 @@ impl EmailSettings {
             from: config.smtp_from.clone(),
             username: config.smtp_username.clone(),
             password: config.smtp_password.clone(),
-            timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
         })
     }
 }
@@ -211,6 +216,10 @@ impl Channel for InApp {
 pub struct Channels {
     /// SMTP, when configured.
     pub email: Option<Email>,
+    /// The SMS provider, when configured.
+    pub sms: Option<sms::Sms>,
+    /// FCM, when configured.
+    pub push: Option<push::Push>,
     /// The inbox (always there).
     pub in_app: InApp,
 }
@@ -223,10 +232,15 @@ impl Channels {
                 Some(email) => email.send(message).await,
                 None => Err(SendError::Permanent("e-mail is not configured".into())),
             },
+            ChannelKind::Sms => match &self.sms {
+                Some(sms) => sms.send(message).await,
+                None => Err(SendError::Permanent("SMS is not configured".into())),
+            },
+            ChannelKind::Push => match &self.push {
+                Some(push) => push.send(message).await,
+                None => Err(SendError::Permanent("push is not configured".into())),
+            },
             ChannelKind::InApp => self.in_app.send(message).await,
-            ChannelKind::Sms | ChannelKind::Push => {
-                Err(SendError::Permanent(format!("{} is not configured", channel_name(kind))))
-            }
         }
     }
 
@@ -234,8 +248,9 @@ impl Channels {
     pub fn has(&self, kind: ChannelKind) -> bool {
         match kind {
             ChannelKind::Email => self.email.is_some(),
+            ChannelKind::Sms => self.sms.is_some(),
+            ChannelKind::Push => self.push.is_some(),
             ChannelKind::InApp => true,
-            ChannelKind::Sms | ChannelKind::Push => false,
         }
     }
 }
