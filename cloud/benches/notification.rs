@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use common::e2e::{Proc, cloud, migrated};
 use common::smtp::SmtpSink;
-use nimbus_core::event::notification::{BulkNotificationPayload, Channel, NotificationPayload, Priority, RecipientFilter};
+use nimbus_core::event::notification::{
+    BulkNotificationPayload, Channel, NotificationPayload, Priority, RecipientFilter,
+};
 use nimbus_core::event::{Envelope, NotificationCommand};
 use nimbus_core::topics::{Environment, Topic};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -97,7 +99,10 @@ async fn run() {
         &producer,
         NotificationCommand::SendBulk(BulkNotificationPayload {
             batch_id: uuid::Uuid::new_v4().to_string(),
-            recipient_filter: RecipientFilter { role_names: Some(vec!["student".into()]), ..RecipientFilter::default() },
+            recipient_filter: RecipientFilter {
+                role_names: Some(vec!["student".into()]),
+                ..RecipientFilter::default()
+            },
             notification_type: "announcement".into(),
             title: "Exam timetable published".into(),
             message: "See the portal.".into(),
@@ -138,7 +143,9 @@ async fn run() {
     }
     let mut fanned_out = None;
     loop {
-        if fanned_out.is_none() && scalar(&db, "SELECT count(*) FROM notification_batches WHERE status = 'done'").await == 1 {
+        if fanned_out.is_none()
+            && scalar(&db, "SELECT count(*) FROM notification_batches WHERE status = 'done'").await == 1
+        {
             fanned_out = Some(start.elapsed());
         }
         let done = scalar(&db, "SELECT count(*) FROM notification_queue WHERE status IN ('sent', 'delivered')").await;
@@ -156,7 +163,11 @@ async fn run() {
         2 * STUDENTS,
         total.as_secs_f64()
     );
-    println!("e-mails into the SMTP server: {mails} in {:.1} s = {:.0}/s", total.as_secs_f64(), mails as f64 / total.as_secs_f64());
+    println!(
+        "e-mails into the SMTP server: {mails} in {:.1} s = {:.0}/s",
+        total.as_secs_f64(),
+        mails as f64 / total.as_secs_f64()
+    );
     println!(
         "single send latency during the bulk ({SINGLES} sends, produce → in the mailbox): p50 {} ms, max {} ms",
         percentile(&latencies, 0.5).as_millis(),

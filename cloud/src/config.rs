@@ -1155,6 +1155,29 @@ impl fmt::Debug for CloudConfig {
             .field("downlink", &self.downlink)
             .field("api", &self.api)
             .field("content", &self.content)
+            .field("notification", &self.notification)
+            .finish()
+    }
+}
+
+impl fmt::Debug for NotificationConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = |u: &Option<String>| u.as_deref().map(redact_url);
+        f.debug_struct("NotificationConfig")
+            .field("smtp_host", &self.smtp_host)
+            .field("smtp_port", &self.smtp_port)
+            .field("smtp_from", &self.smtp_from)
+            .field("smtp_username", &self.smtp_username)
+            .field("smtp_password", &self.smtp_password)
+            .field("sms_api_url", &url(&self.sms_api_url))
+            .field("sms_account_sid", &self.sms_account_sid)
+            .field("sms_auth_token", &self.sms_auth_token)
+            .field("sms_from", &self.sms_from)
+            .field("push_api_url", &url(&self.push_api_url))
+            .field("push_project", &self.push_project)
+            .field("push_access_token", &self.push_access_token)
+            .field("reset_url", &redact_url(&self.reset_url))
+            .field("concurrency", &self.concurrency)
             .finish()
     }
 }
@@ -1388,6 +1411,12 @@ mod tests {
         ("ANNOUNCEMENT_DATABASE_URL", "postgres://u:service-secret-announcement@db:5432/a"),
         ("COMMUNICATION_DATABASE_URL", "postgres://u:service-secret-communication@db:5432/c"),
         ("ANALYTICS_DATABASE_URL", "postgres://u:service-secret-analytics@db:5432/a"),
+        ("SMTP_PASSWORD", "smtp-secret-8"),
+        ("SMS_API_URL", "https://sms:sms-url-secret-9@sms.example"),
+        ("SMS_AUTH_TOKEN", "sms-secret-10"),
+        ("PUSH_API_URL", "https://push:push-url-secret-11@push.example"),
+        ("PUSH_ACCESS_TOKEN", "push-secret-12"),
+        ("NIMBUS_RESET_URL", "https://reset:reset-secret-13@campus.example/reset"),
     ];
 
     fn secret_of(value: &str) -> &str {
@@ -1410,6 +1439,12 @@ mod tests {
         }
         let mut vars = SECRETS.to_vec();
         vars.push(("NIMBUS_ADMIN_EMAIL", "root@campus.edu"));
+        vars.extend([
+            ("SMTP_USERNAME", "mailer"),
+            ("SMS_ACCOUNT_SID", "AC1"),
+            ("SMS_FROM", "+100"),
+            ("PUSH_PROJECT", "p"),
+        ]);
         let config = CloudConfig::from_sources(None, env(&vars)).unwrap();
         let text = format!("{config:?}");
         for (name, value) in SECRETS {
@@ -1625,9 +1660,17 @@ impl NotificationConfig {
             return bad("notification.smtp_username (SMTP_USERNAME)", "and SMTP_PASSWORD go together");
         }
         let http = |u: &str| u.starts_with("http://") || u.starts_with("https://");
-        let sms = [self.sms_api_url.is_some(), self.sms_account_sid.is_some(), self.sms_auth_token.is_some(), self.sms_from.is_some()];
+        let sms = [
+            self.sms_api_url.is_some(),
+            self.sms_account_sid.is_some(),
+            self.sms_auth_token.is_some(),
+            self.sms_from.is_some(),
+        ];
         if sms.iter().any(|s| *s) && !sms.iter().all(|s| *s) {
-            return bad("notification.sms_api_url (SMS_API_URL)", "SMS_ACCOUNT_SID, SMS_AUTH_TOKEN and SMS_FROM go together");
+            return bad(
+                "notification.sms_api_url (SMS_API_URL)",
+                "SMS_ACCOUNT_SID, SMS_AUTH_TOKEN and SMS_FROM go together",
+            );
         }
         if self.sms_api_url.as_deref().is_some_and(|u| !http(u)) {
             return bad("notification.sms_api_url (SMS_API_URL)", "must be an http(s) URL");

@@ -238,8 +238,9 @@ async fn worker(config: CloudConfig, service: String) -> anyhow::Result<()> {
 /// `database.registry_database` does for the registry; production uses the seed's names.
 async fn worker_settings(config: &CloudConfig, service: &str) -> anyhow::Result<nimbus_cloud::worker::WorkerSettings> {
     let database = format!("{}_service_db", service.trim_end_matches("-service"));
-    let migrations = nimbus_cloud::db::migrations_for(&database)
-        .with_context(|| format!("no worker for service {service:?} (known: attendance, timetable, course, notification)"))?;
+    let migrations = nimbus_cloud::db::migrations_for(&database).with_context(|| {
+        format!("no worker for service {service:?} (known: attendance, timetable, course, notification)")
+    })?;
     let url = match &config.worker.database {
         Some(name) => nimbus_cloud::db::database_url(&config.database.url, name),
         None => {

@@ -23,7 +23,10 @@ pub struct Audience {
 impl Audience {
     /// Whether no dimension narrows it (everyone).
     pub fn is_everyone(&self) -> bool {
-        self.department_ids.is_none() && self.program_ids.is_none() && self.course_ids.is_none() && self.semesters.is_none()
+        self.department_ids.is_none()
+            && self.program_ids.is_none()
+            && self.course_ids.is_none()
+            && self.semesters.is_none()
     }
 }
 

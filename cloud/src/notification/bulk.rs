@@ -199,7 +199,12 @@ pub async fn expand_loop(
     loop {
         let wait = match expand_one(&pool, &directory, &channels).await {
             Ok(Some(done)) => {
-                tracing::info!(recipients = done.recipients, queued = done.queued, unreachable = done.unreachable, "bulk queued");
+                tracing::info!(
+                    recipients = done.recipients,
+                    queued = done.queued,
+                    unreachable = done.unreachable,
+                    "bulk queued"
+                );
                 Duration::ZERO
             }
             Ok(None) => interval,

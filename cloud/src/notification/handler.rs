@@ -90,7 +90,8 @@ impl Handler for NotificationHandler {
                         template_id: Some("template-new-content".into()),
                         template_data: Some(object(json!({ "content_title": p.title, "content_id": p.content_id }))),
                     };
-                    let batch = Batch { payload: spec, user_ids: None, action_url: Some(format!("/content/{}", p.content_id)) };
+                    let batch =
+                        Batch { payload: spec, user_ids: None, action_url: Some(format!("/content/{}", p.content_id)) };
                     bulk::record(tx, &batch).await.map_err(infra)
                 }
                 _ => Ok(()),
@@ -225,7 +226,11 @@ pub fn single(p: &NotificationPayload, event_id: String) -> Request {
     Request {
         source_id: if p.notification_id.trim().is_empty() { event_id } else { p.notification_id.clone() },
         user_id: p.recipient_user_id.clone(),
-        notification_type: if p.notification_type.trim().is_empty() { "general".into() } else { p.notification_type.clone() },
+        notification_type: if p.notification_type.trim().is_empty() {
+            "general".into()
+        } else {
+            p.notification_type.clone()
+        },
         title: p.title.clone(),
         message: p.message.clone(),
         action_url: p.action_url.clone(),

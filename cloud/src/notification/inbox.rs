@@ -42,7 +42,12 @@ const VISIBLE: &str = "user_id = $1 AND in_app AND status <> 'cancelled'
                        AND (expires_at IS NULL OR expires_at > now())";
 
 /// `user_id`'s inbox: unread first, newest first; `unread_only` leaves out what was read.
-pub async fn list(db: &impl GenericClient, user_id: &str, unread_only: bool, query: &ListQuery) -> Result<Page<InboxItem>> {
+pub async fn list(
+    db: &impl GenericClient,
+    user_id: &str,
+    unread_only: bool,
+    query: &ListQuery,
+) -> Result<Page<InboxItem>> {
     let (limit, offset, _) = query.resolve(&[("created_at", "created_at")])?;
     let unread = if unread_only { " AND read_at IS NULL" } else { "" };
     let total: i64 =
@@ -78,7 +83,10 @@ pub async fn list(db: &impl GenericClient, user_id: &str, unread_only: bool, que
 
 /// How many of `user_id`'s notifications are unread.
 pub async fn unread_count(db: &impl GenericClient, user_id: &str) -> Result<i64> {
-    Ok(db.query_one(&format!("SELECT count(*) FROM notifications WHERE {VISIBLE} AND read_at IS NULL"), &[&user_id]).await?.get(0))
+    Ok(db
+        .query_one(&format!("SELECT count(*) FROM notifications WHERE {VISIBLE} AND read_at IS NULL"), &[&user_id])
+        .await?
+        .get(0))
 }
 
 /// Marks `ids` (all unread ones when `None`) of `user_id` read; marking a read one again changes

@@ -289,8 +289,11 @@ pub async fn cancel(tx: &Transaction<'_>, source_id: &str, by: &str, at: DateTim
         &[&source_id, &by, &at],
     )
     .await?;
-    tx.execute("UPDATE notifications SET status = 'cancelled' WHERE source_id = $1 AND status <> 'cancelled'", &[&source_id])
-        .await?;
+    tx.execute(
+        "UPDATE notifications SET status = 'cancelled' WHERE source_id = $1 AND status <> 'cancelled'",
+        &[&source_id],
+    )
+    .await?;
     let rows = tx
         .query(
             "UPDATE notification_queue q SET status = 'cancelled', last_error = 'cancelled by ' || $2, updated_at = now()

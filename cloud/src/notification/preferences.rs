@@ -53,7 +53,10 @@ pub async fn set(db: &impl GenericClient, user_id: &str, preferences: &[Preferen
         if p.category.trim().is_empty() || p.category.len() > 64 {
             errors.push(FieldError::new(format!("preferences[{i}].category"), "must be 1 to 64 characters"));
         } else if SECURITY.contains(&p.category.as_str()) && !p.enabled {
-            errors.push(FieldError::new(format!("preferences[{i}].category"), "security notifications cannot be turned off"));
+            errors.push(FieldError::new(
+                format!("preferences[{i}].category"),
+                "security notifications cannot be turned off",
+            ));
         }
         if channel_of(&p.channel).is_none() {
             errors.push(FieldError::new(format!("preferences[{i}].channel"), "must be email, sms, push or in_app"));

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
+use nimbus_core::event::Envelope;
 use nimbus_core::event::notification::{
     Channel as ChannelKind, NotificationStatusEvent, NotificationStatusPayload, Priority,
 };
-use nimbus_core::event::Envelope;
 use nimbus_core::retry::RetryPolicy;
 use tokio_postgres::{GenericClient, Transaction};
 use uuid::Uuid;
@@ -245,7 +245,12 @@ impl Claimed {
 
     /// Records the outcome of sending this row: sent; retried per `policy` (a provider that
     /// cannot be reached does not spend an attempt); or failed with the reason.
-    pub async fn settle(&self, pool: &Pool, outcome: std::result::Result<(), SendError>, policy: &RetryPolicy) -> Result<Settled> {
+    pub async fn settle(
+        &self,
+        pool: &Pool,
+        outcome: std::result::Result<(), SendError>,
+        policy: &RetryPolicy,
+    ) -> Result<Settled> {
         let mut client = pool.get().await?;
         let tx = client.transaction().await?;
         let settled = match outcome {
@@ -270,7 +275,8 @@ impl Claimed {
             Err(SendError::Unavailable(reason)) => {
                 // Not this message's fault: wait a little longer each time, up to the policy's
                 // longest wait, without spending an attempt.
-                let wait = policy.max_backoff.min(Duration::from_millis(250) * 2u32.pow(self.attempts.clamp(0, 5) as u32));
+                let wait =
+                    policy.max_backoff.min(Duration::from_millis(250) * 2u32.pow(self.attempts.clamp(0, 5) as u32));
                 self.requeue(&tx, wait, &format!("provider unreachable: {reason}"), -1).await?
             }
             Err(SendError::Transient { reason, retry_after }) => {

@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::SERVICE;
 use super::inbox::{self, InboxItem};
 use super::preferences::{self, Preference};
 use super::templates::{self, Template};
-use super::SERVICE;
 use crate::error::{Error, FieldError};
 use crate::http::{Access, Acting, ApiJson, ApiPath, ApiRoutes, AppError, Caller, Listing, Params, ServicesState};
 use crate::listing::Page;
@@ -90,7 +90,10 @@ async fn my_notifications(
 }
 
 #[utoipa::path(get, path = "/api/v1/me/notifications/unread-count", tag = "notification", responses((status = 200, description = "`{\"unread\": n}`")))]
-async fn unread_count(State(s): State<ServicesState>, axum::Extension(caller): axum::Extension<Caller>) -> Answer<Value> {
+async fn unread_count(
+    State(s): State<ServicesState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> Answer<Value> {
     let c = s.notification.get().await.map_err(Error::from)?;
     Ok(Json(json!({ "unread": inbox::unread_count(&**c, &caller.user_id).await? })))
 }
@@ -256,7 +259,11 @@ async fn delete_template(
 
 /// Writes `command` into the notification service's outbox; the worker's relay publishes it on
 /// `notification.commands` and the worker consumes it like any other service's command.
-async fn enqueue_command(s: &ServicesState, a: &crate::actor::Actor, command: NotificationCommand) -> Result<(), AppError> {
+async fn enqueue_command(
+    s: &ServicesState,
+    a: &crate::actor::Actor,
+    command: NotificationCommand,
+) -> Result<(), AppError> {
     let mut c = s.notification.get().await.map_err(Error::from)?;
     let tx = c.transaction().await.map_err(Error::from)?;
     crate::outbox::publish(&tx, SERVICE, a, command).await?;

@@ -151,7 +151,8 @@ pub async fn active(
 
 /// Every template, by id and channel.
 pub async fn list(db: &impl GenericClient) -> Result<Vec<Template>> {
-    let rows = db.query(&format!("SELECT {COLUMNS} FROM notification_templates ORDER BY template_id, channel"), &[]).await?;
+    let rows =
+        db.query(&format!("SELECT {COLUMNS} FROM notification_templates ORDER BY template_id, channel"), &[]).await?;
     Ok(rows.iter().map(Template::from_row).collect())
 }
 
@@ -188,7 +189,10 @@ pub async fn save(db: &impl GenericClient, t: &Template, by: &str) -> Result<Tem
 /// Deletes a template; 404 when there is none.
 pub async fn delete(db: &impl GenericClient, template_id: &str, channel: &str) -> Result<()> {
     let n = db
-        .execute("DELETE FROM notification_templates WHERE template_id = $1 AND channel = $2", &[&template_id, &channel])
+        .execute(
+            "DELETE FROM notification_templates WHERE template_id = $1 AND channel = $2",
+            &[&template_id, &channel],
+        )
         .await?;
     if n == 0 {
         return Err(Error::NotFound { what: "template", id: format!("{template_id} ({channel})") });

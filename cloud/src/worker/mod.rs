@@ -45,9 +45,9 @@ use nimbus_core::topics::Topic;
 use tokio_util::sync::CancellationToken;
 
 use crate::attendance;
-use crate::notification;
 pub use crate::consumer::{CrashHook, Handler, HandlerError, MetricsSnapshot, Origin, WorkerMetrics};
 use crate::error::{Error, Result};
+use crate::notification;
 
 /// What a worker needs to run. Built from the configuration by the `worker` subcommand; tests
 /// build it directly.

@@ -73,13 +73,8 @@ async fn a_forgotten_password_is_reset_through_the_mailed_link_and_admin_message
     );
     assert_eq!(status, 204, "the mailed token resets the password");
     let own = login(&api, &email, "second-password-2");
-    let (status, _) = http(
-        &api,
-        "POST",
-        "/api/v1/auth/login",
-        Some(json!({"email": email, "password": "first-password-1"})),
-        None,
-    );
+    let (status, _) =
+        http(&api, "POST", "/api/v1/auth/login", Some(json!({"email": email, "password": "first-password-1"})), None);
     assert_eq!(status, 401, "the old password no longer works");
 
     // An administrator's message: inbox and mailbox, once; read marks.
@@ -115,8 +110,7 @@ async fn a_forgotten_password_is_reset_through_the_mailed_link_and_admin_message
     // Someone else's notification is not found, not readable.
     let (status, _) = http(&api, "POST", &format!("/api/v1/me/notifications/{id}/read"), None, Some(&admin));
     assert_eq!(status, 404);
-    let (status, history) =
-        http(&api, "GET", &format!("/api/v1/users/{user_id}/notifications"), None, Some(&admin));
+    let (status, history) = http(&api, "GET", &format!("/api/v1/users/{user_id}/notifications"), None, Some(&admin));
     assert_eq!(status, 200);
     assert!(history["total"].as_i64().unwrap() >= 4, "welcome, reset, and the message on two channels: {history}");
     stack.dbs.drop_all().await;

@@ -101,10 +101,16 @@ impl Env {
     async fn department(&self) -> (String, String) {
         let c = self.courses.pool.get().await.unwrap();
         let code = Uuid::new_v4().simple().to_string();
-        let dept: Uuid =
-            c.query_one("INSERT INTO departments (code, name) VALUES ($1, 'Dept') RETURNING id", &[&code]).await.unwrap().get(0);
+        let dept: Uuid = c
+            .query_one("INSERT INTO departments (code, name) VALUES ($1, 'Dept') RETURNING id", &[&code])
+            .await
+            .unwrap()
+            .get(0);
         let program: Uuid = c
-            .query_one("INSERT INTO programs (department_id, code, name) VALUES ($1, $2, 'Prog') RETURNING id", &[&dept, &code])
+            .query_one(
+                "INSERT INTO programs (department_id, code, name) VALUES ($1, $2, 'Prog') RETURNING id",
+                &[&dept, &code],
+            )
             .await
             .unwrap()
             .get(0);
@@ -115,9 +121,12 @@ impl Env {
     async fn students(&self, program: &str, prefix: &str, n: usize) -> Vec<String> {
         let ids = self.users(prefix, n, "student").await;
         let c = self.courses.pool.get().await.unwrap();
-        c.execute("INSERT INTO students (user_id, program_id) SELECT u, $2 FROM unnest($1::text[]) u", &[&ids, &program])
-            .await
-            .unwrap();
+        c.execute(
+            "INSERT INTO students (user_id, program_id) SELECT u, $2 FROM unnest($1::text[]) u",
+            &[&ids, &program],
+        )
+        .await
+        .unwrap();
         ids
     }
 
@@ -178,7 +187,10 @@ impl Env {
             if Instant::now() > deadline {
                 let c = self.db.pool.get().await.unwrap();
                 let rows = c
-                    .query("SELECT channel, address, status, attempts, coalesce(last_error, '') FROM notification_queue", &[])
+                    .query(
+                        "SELECT channel, address, status, attempts, coalesce(last_error, '') FROM notification_queue",
+                        &[],
+                    )
                     .await
                     .unwrap();
                 let queue: Vec<(String, String, String, i32, String)> =
@@ -384,7 +396,11 @@ async fn mail_waits_out_an_smtp_outage_and_keeps_each_recipients_order() {
     let to_a: Vec<&str> = got.iter().filter(|m| m.to == "order-a@campus.test").map(|m| m.subject.as_str()).collect();
     assert_eq!(to_a, ["first", "second", "third"]);
     env.wait_scalar("all sent", "SELECT count(*) FROM notification_queue WHERE status = 'sent'", 4).await;
-    assert_eq!(env.scalar("SELECT max(attempts)::bigint FROM notification_queue").await, 1, "the outage cost no attempt");
+    assert_eq!(
+        env.scalar("SELECT max(attempts)::bigint FROM notification_queue").await,
+        1,
+        "the outage cost no attempt"
+    );
     worker.stop().await;
     env.drop_all().await;
 }
@@ -398,8 +414,12 @@ async fn temporary_refusals_are_retried_per_policy_then_fail_with_the_reason() {
     let worker = Running::start(env.settings(&sink));
     env.send(NotificationCommand::SendEmail(email_to(&user, "third time lucky"))).await;
     assert_eq!(mails(&sink, 1).await[0].subject, "third time lucky");
-    env.wait_scalar("sent on attempt 3", "SELECT count(*) FROM notification_queue WHERE status = 'sent' AND attempts = 3", 1)
-        .await;
+    env.wait_scalar(
+        "sent on attempt 3",
+        "SELECT count(*) FROM notification_queue WHERE status = 'sent' AND attempts = 3",
+        1,
+    )
+    .await;
     worker.stop().await;
     drop(sink);
 
@@ -407,8 +427,12 @@ async fn temporary_refusals_are_retried_per_policy_then_fail_with_the_reason() {
     let sink = SmtpSink::start_with(&["--fail-first", "1000"]);
     let worker = Running::start(env.settings(&sink));
     env.send(NotificationCommand::SendEmail(email_to(&user, "never"))).await;
-    env.wait_scalar("failed after 4 attempts", "SELECT count(*) FROM notification_queue WHERE status = 'failed' AND attempts = 4", 1)
-        .await;
+    env.wait_scalar(
+        "failed after 4 attempts",
+        "SELECT count(*) FROM notification_queue WHERE status = 'failed' AND attempts = 4",
+        1,
+    )
+    .await;
     let error: String = env
         .db
         .pool
@@ -544,6 +568,8 @@ async fn a_worker_killed_mid_bulk_sends_each_recipient_one_message_by_message_id
     assert!(ids_per_recipient.values().all(|ids| ids.len() == 1), "one Message-ID per recipient");
     let duplicates = all.len() - RECIPIENTS;
     assert!(duplicates <= CONCURRENCY, "{duplicates} duplicates exceed the in-flight bound {CONCURRENCY}");
-    println!("killed after {at_kill} of {RECIPIENTS}; {duplicates} re-sent with the same Message-ID (bound {CONCURRENCY})");
+    println!(
+        "killed after {at_kill} of {RECIPIENTS}; {duplicates} re-sent with the same Message-ID (bound {CONCURRENCY})"
+    );
     env.drop_all().await;
 }

@@ -109,7 +109,10 @@ impl Channel for Push {
             || status == StatusCode::NOT_FOUND
             || (status == StatusCode::BAD_REQUEST && fcm_code == "INVALID_ARGUMENT" && about_token)
         {
-            return Err(SendError::InvalidAddress(format!("push: {fcm_code} {}", text.chars().take(200).collect::<String>())));
+            return Err(SendError::InvalidAddress(format!(
+                "push: {fcm_code} {}",
+                text.chars().take(200).collect::<String>()
+            )));
         }
         Err(http::classify("push", status, &headers, &text))
     }

@@ -79,7 +79,11 @@ impl Channel for Sms {
     async fn send(&self, message: &Outgoing) -> Result<(), SendError> {
         let s = &self.settings;
         let url = format!("{}/2010-04-01/Accounts/{}/Messages.json", s.base_url.trim_end_matches('/'), s.account_sid);
-        let text = if message.subject.is_empty() { message.body.clone() } else { format!("{}: {}", message.subject, message.body) };
+        let text = if message.subject.is_empty() {
+            message.body.clone()
+        } else {
+            format!("{}: {}", message.subject, message.body)
+        };
         let answer = self
             .http
             .post(&url)
@@ -96,7 +100,11 @@ impl Channel for Sms {
         if status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND {
             let code = serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v["code"].as_i64());
             if code.is_some_and(|c| INVALID_NUMBER_CODES.contains(&c)) {
-                return Err(SendError::InvalidAddress(format!("sms: {} ({})", message.address, body.chars().take(200).collect::<String>())));
+                return Err(SendError::InvalidAddress(format!(
+                    "sms: {} ({})",
+                    message.address,
+                    body.chars().take(200).collect::<String>()
+                )));
             }
         }
         Err(http::classify("sms", status, &headers, &body))

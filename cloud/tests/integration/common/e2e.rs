@@ -243,7 +243,9 @@ pub struct StackDatabases {
 impl StackDatabases {
     /// Drops them all.
     pub async fn drop_all(self) {
-        for db in [self.registry, self.timetable, self.course, self.users, self.content, self.attendance, self.notification] {
+        for db in
+            [self.registry, self.timetable, self.course, self.users, self.content, self.attendance, self.notification]
+        {
             db.drop_now().await;
         }
     }

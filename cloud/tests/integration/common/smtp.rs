@@ -123,7 +123,9 @@ fn parse(raw: &str) -> Mail {
     let header = |name: &str| {
         unfolded
             .lines()
-            .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_owned()))
+            .find_map(|l| {
+                l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_owned())
+            })
             .unwrap_or_default()
     };
     let body = if header("Content-Transfer-Encoding").eq_ignore_ascii_case("quoted-printable") {
