@@ -48,6 +48,7 @@ mod ingest_instances;
 mod ingest_kafka_down;
 mod ingest_oversize;
 mod ingest_unknown_cards;
+mod notification_providers;
 mod notification_worker;
 mod timetable_service;
 mod worker_attendance;
