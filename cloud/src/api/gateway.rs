@@ -50,6 +50,7 @@ pub async fn app(config: &CloudConfig, state: &ApiState) -> Result<(Router, Vec<
         .with_state::<()>(users)
         .merge(super::health::routes().with_state::<()>(state.clone()))
         .merge(super::services::routes(config).await?)
+        .merge(crate::notification::routes::live_routes(config)?)
         .merge(crate::content::routes(config).await?);
     let (router, specs) = routes.into_parts();
     let router = router

@@ -64,21 +64,37 @@ pub async fn list(
             &[&user_id, &limit, &offset],
         )
         .await?;
-    let items = rows
-        .iter()
-        .map(|r| InboxItem {
-            id: r.get(0),
-            notification_type: r.get(1),
-            title: r.get(2),
-            message: r.get(3),
-            action_url: r.get(4),
-            priority: r.get(5),
-            data: r.get(6),
-            created_at: r.get(7),
-            read_at: r.get(8),
-        })
-        .collect();
+    let items = rows.iter().map(item).collect();
     Ok(Page { items, total, limit, offset })
+}
+
+/// One of `user_id`'s visible notifications.
+pub async fn get(db: &impl GenericClient, user_id: &str, id: Uuid) -> Result<Option<InboxItem>> {
+    let row = db
+        .query_opt(
+            &format!(
+                "SELECT id, notification_type, title, message, action_url, priority, data,
+                        COALESCE(scheduled_at, created_at), read_at
+                 FROM notifications WHERE {VISIBLE} AND id = $2"
+            ),
+            &[&user_id, &id],
+        )
+        .await?;
+    Ok(row.as_ref().map(item))
+}
+
+fn item(r: &tokio_postgres::Row) -> InboxItem {
+    InboxItem {
+        id: r.get(0),
+        notification_type: r.get(1),
+        title: r.get(2),
+        message: r.get(3),
+        action_url: r.get(4),
+        priority: r.get(5),
+        data: r.get(6),
+        created_at: r.get(7),
+        read_at: r.get(8),
+    }
 }
 
 /// How many of `user_id`'s notifications are unread.

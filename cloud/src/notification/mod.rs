@@ -42,6 +42,7 @@ pub mod channels;
 pub mod handler;
 pub mod inbox;
 pub mod intake;
+pub mod live;
 pub mod preferences;
 pub mod queue;
 pub mod routes;

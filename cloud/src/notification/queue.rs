@@ -129,6 +129,10 @@ pub async fn record(tx: &Transaction<'_>, t: &Transition<'_>) -> Result<()> {
         Status::Failed => "failed",
         Status::Read => "read",
     };
+    if t.status == Status::Delivered && t.channel == ChannelKind::InApp {
+        let delivered = super::live::Delivered { user_id: t.user_id.to_owned(), notification_id: t.notification_id };
+        super::live::notify(tx, &delivered).await?;
+    }
     // Delivered follows sent for in-app rows only; count each row once as sent.
     if t.status != Status::Delivered || t.channel == ChannelKind::InApp {
         tx.execute(

@@ -15,7 +15,11 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::SERVICE;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use tokio::sync::broadcast;
+
 use super::inbox::{self, InboxItem};
+use super::live::Live;
 use super::preferences::{self, Preference};
 use super::templates::{self, Template};
 use crate::error::{Error, FieldError};
@@ -47,6 +51,58 @@ pub fn routes() -> ApiRoutes<ServicesState> {
         .route(Method::GET, "/api/v1/users/:id/notifications", MANAGE, get(history))
 }
 
+/// What the live stream needs: the inbox, and this instance's listener.
+#[derive(Clone)]
+pub struct LiveApi {
+    /// `notification_service_db`.
+    pub pool: deadpool_postgres::Pool,
+    /// The instance's `LISTEN` connection, fanned out.
+    pub live: Live,
+}
+
+/// The live stream's route, with its own listener on the notification database of `config`.
+pub fn live_routes(config: &crate::config::CloudConfig) -> crate::error::Result<ApiRoutes> {
+    let url = config.database_url_for(super::DATABASE);
+    let state = LiveApi { pool: crate::db::pool(&url, 4)?, live: Live::start(url) };
+    Ok(ApiRoutes::new()
+        .route(Method::GET, "/api/v1/me/notifications/stream", Access::Authenticated, get(stream))
+        .with_state(state))
+}
+
+/// The caller's new in-app notifications as server-sent events (`event: notification`, the
+/// item as JSON), from any api instance's deliveries, with a keep-alive comment every 15 s. A
+/// stream that fell too far behind gets `event: resync` (reload the inbox).
+#[utoipa::path(get, path = "/api/v1/me/notifications/stream", tag = "notification", responses((status = 200, description = "text/event-stream of the caller's new notifications")))]
+async fn stream(
+    State(s): State<LiveApi>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let events =
+        futures_util::stream::unfold((s.live.subscribe(), s.pool, caller.user_id), |(mut rx, pool, user)| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(d) if d.user_id == user => {
+                        let item = match pool.get().await {
+                            Ok(c) => inbox::get(&**c, &user, d.notification_id).await.ok().flatten(),
+                            Err(_) => None,
+                        };
+                        let event = match item {
+                            Some(item) => Event::default().event("notification").json_data(&item).unwrap_or_default(),
+                            None => Event::default().event("notification").data(d.notification_id.to_string()),
+                        };
+                        return Some((Ok(event), (rx, pool, user)));
+                    }
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        return Some((Ok(Event::default().event("resync").data("")), (rx, pool, user)));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+}
+
 /// The routes' OpenAPI paths.
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -65,7 +121,8 @@ pub fn routes() -> ApiRoutes<ServicesState> {
         send,
         broadcast,
         statistics,
-        history
+        history,
+        stream
     ),
     components(schemas(InboxItem, Preference, Template, PushDevice))
 )]

@@ -77,7 +77,22 @@ async fn a_forgotten_password_is_reset_through_the_mailed_link_and_admin_message
         http(&api, "POST", "/api/v1/auth/login", Some(json!({"email": email, "password": "first-password-1"})), None);
     assert_eq!(status, 401, "the old password no longer works");
 
+    // The student has the app open twice: on this api instance and on a second one.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let api2 = format!("127.0.0.1:{port}");
+    let mut env2 = stack.env.clone();
+    env2.retain(|(k, _)| *k != "NIMBUS_API_BIND");
+    env2.push(("NIMBUS_API_BIND", api2.clone()));
+    let _api2_proc = Proc(cloud(&["api"], &env2).spawn().unwrap());
+    wait_for("the second API", Duration::from_secs(60), || {
+        (std::net::TcpStream::connect(&api2).is_ok() && http(&api2, "GET", "/health", None, None).0 == 200)
+            .then_some(())
+    });
+    let streams = [event_stream(&api, &own), event_stream(&api2, &own)];
+    let others = event_stream(&api2, &admin);
+
     // An administrator's message: inbox and mailbox, once; read marks.
+    let posted = std::time::Instant::now();
     let (status, sent) = http(
         &api,
         "POST",
@@ -90,6 +105,15 @@ async fn a_forgotten_password_is_reset_through_the_mailed_link_and_admin_message
         Some(&admin),
     );
     assert_eq!(status, 202, "{sent}");
+    for (i, stream) in streams.iter().enumerate() {
+        let event = stream.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("stream {i} got nothing"));
+        assert!(event.contains("Library closes early"), "stream {i}: {event}");
+        println!(
+            "live stream {i}: the notification arrived {} ms after the admin's request",
+            posted.elapsed().as_millis()
+        );
+    }
+    assert!(others.try_recv().is_err(), "another user's stream hears nothing of it");
     let (_, forbidden) = http(&api, "POST", "/api/v1/notifications/send", Some(json!({})), Some(&own));
     assert_eq!(forbidden["code"], "FORBIDDEN", "students cannot send: {forbidden}");
     let inbox = wait_for("the in-app notification", Duration::from_secs(60), || {
@@ -114,4 +138,42 @@ async fn a_forgotten_password_is_reset_through_the_mailed_link_and_admin_message
     assert_eq!(status, 200);
     assert!(history["total"].as_i64().unwrap() >= 4, "welcome, reset, and the message on two channels: {history}");
     stack.dbs.drop_all().await;
+}
+
+/// Opens `GET /api/v1/me/notifications/stream` on `api` as `token`; the `data:` of every
+/// `notification` event arrives on the returned channel.
+fn event_stream(api: &str, token: &str) -> std::sync::mpsc::Receiver<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut socket = std::net::TcpStream::connect(api).unwrap();
+    write!(
+        socket,
+        "GET /api/v1/me/notifications/stream HTTP/1.1\r\nHost: {api}\r\nAccept: text/event-stream\r\n\
+         Authorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
+    // The answer's head arrives once the handler has subscribed: nothing sent after it is missed.
+    let mut reader = BufReader::new(socket);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "the stream: {status}");
+    let mut header = String::new();
+    while reader.read_line(&mut header).unwrap() > 0 && header.trim() != "" {
+        header.clear();
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut event = String::new();
+        for line in reader.lines() {
+            let Ok(line) = line else { return };
+            if let Some(name) = line.strip_prefix("event:") {
+                event = name.trim().to_owned();
+            } else if let Some(data) = line.strip_prefix("data:")
+                && event == "notification"
+                && tx.send(data.trim().to_owned()).is_err()
+            {
+                return;
+            }
+        }
+    });
+    rx
 }

@@ -67,7 +67,8 @@ async fn answer(State(p): State<Provider>, uri: Uri, headers: HeaderMap, body: B
         .find(|(address, script)| body_text.contains(address.as_str()) && !script.is_empty())
         .and_then(|(_, script)| script.pop_front());
     let next = addressed.or_else(|| p.script.lock().unwrap().pop_front());
-    let (status, extra, body) = next.unwrap_or((p.ok, Vec::new(), r#"{"sid":"SM1","name":"projects/p/messages/1"}"#.into()));
+    let (status, extra, body) =
+        next.unwrap_or((p.ok, Vec::new(), r#"{"sid":"SM1","name":"projects/p/messages/1"}"#.into()));
     let mut response = (StatusCode::from_u16(status).unwrap(), body).into_response();
     for (k, v) in extra {
         response.headers_mut().insert(k, v.parse().unwrap());
@@ -193,7 +194,10 @@ async fn push_provider_answers_become_sent_retry_later_fail_or_drop_the_token() 
     provider.then(500, &[], r#"{"error":{"code":500,"status":"INTERNAL"}}"#);
     assert!(matches!(push.send(&message).await, Err(SendError::Transient { .. })));
     provider.then(400, &[], r#"{"error":{"code":400,"message":"Invalid JSON payload","status":"INVALID_ARGUMENT"}}"#);
-    assert!(matches!(push.send(&message).await, Err(SendError::Permanent(_))), "a bad payload is not the token's fault");
+    assert!(
+        matches!(push.send(&message).await, Err(SendError::Permanent(_))),
+        "a bad payload is not the token's fault"
+    );
 }
 
 /// Through the worker: a 429 is retried after the provider's Retry-After and then sent; a 500
@@ -286,7 +290,10 @@ async fn the_queue_honours_retry_after_gives_up_per_policy_and_forgets_dead_toke
     );
     let p = send(&ids[0], Channel::Push, "push-a");
     producer
-        .send(FutureRecord::to(Topic::NotificationCommands.name()).key(&p.partition_key()).payload(&p.to_json()), Duration::from_secs(5))
+        .send(
+            FutureRecord::to(Topic::NotificationCommands.name()).key(&p.partition_key()).payload(&p.to_json()),
+            Duration::from_secs(5),
+        )
         .await
         .unwrap();
 
@@ -294,7 +301,12 @@ async fn the_queue_honours_retry_after_gives_up_per_policy_and_forgets_dead_toke
         let pool = db.pool.clone();
         async move {
             let c = pool.get().await.unwrap();
-            c.query(sql, &[]).await.unwrap().iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, i32>(2))).collect::<Vec<_>>()
+            c.query(sql, &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, i32>(2)))
+                .collect::<Vec<_>>()
         }
     };
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -311,14 +323,19 @@ async fn the_queue_honours_retry_after_gives_up_per_policy_and_forgets_dead_toke
     assert_eq!(find("+15550101").2, 2, "A: one 429, then sent");
     assert_eq!((find("+15550102").1.as_str(), find("+15550102").2), ("failed", 4), "B: 1 + 3 retries, then failed");
     let to_a: Vec<Instant> = sms_provider.seen().iter().filter(|s| s.body.contains("15550101")).map(|s| s.at).collect();
-    assert!(to_a[1] - to_a[0] >= Duration::from_millis(950), "the retry waited for Retry-After: {:?}", to_a[1] - to_a[0]);
-    assert_eq!((find("dead-token").1.as_str(), find("dead-token").2), ("failed", 1), "an unregistered token is not retried");
+    assert!(
+        to_a[1] - to_a[0] >= Duration::from_millis(950),
+        "the retry waited for Retry-After: {:?}",
+        to_a[1] - to_a[0]
+    );
+    assert_eq!(
+        (find("dead-token").1.as_str(), find("dead-token").2),
+        ("failed", 1),
+        "an unregistered token is not retried"
+    );
     assert_eq!(find("live-token").1, "sent");
-    let error: String = n
-        .query_one("SELECT last_error FROM notification_queue WHERE address = '+15550102'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let error: String =
+        n.query_one("SELECT last_error FROM notification_queue WHERE address = '+15550102'", &[]).await.unwrap().get(0);
     assert!(error.contains("HTTP 500"), "{error}");
     let tokens: Vec<String> =
         n.query("SELECT token FROM push_devices", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
