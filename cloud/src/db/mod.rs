@@ -47,7 +47,10 @@ pub const ALL: &[Migrations] = &[
     },
     Migrations {
         database: "notification_service_db",
-        steps: &[(1, include_str!("../../../migrations/notification_service_db/0001_init.sql"))],
+        steps: &[
+            (1, include_str!("../../../migrations/notification_service_db/0001_init.sql")),
+            (2, include_str!("../../../migrations/notification_service_db/0002_quiet_hours_and_digests.sql")),
+        ],
     },
     Migrations {
         database: "content_service_db",

@@ -10,7 +10,8 @@
 //! - `CANCEL_NOTIFICATION`: cancels what is still queued, and a schedule that arrives later.
 //! - `PASSWORD_RESET_REQUESTED` (`auth.events`, which the seed's table does not list for this
 //!   group; we subscribe to it because the reset mail is ours to send): mints the link's token
-//!   through the user service and mails it, ignoring opt-outs.
+//!   through the user service and mails it, ignoring opt-outs. `ACCOUNT_LOCKED`: a security
+//!   e-mail and in-app notice, also ignoring opt-outs.
 //! - `USER_CREATED`: a welcome e-mail. `CONTENT_PUBLISHED`: the courses' students, in-app.
 //!   `ANNOUNCEMENT_PUBLISHED` with priority `urgent`: push and e-mail to its audience.
 //!
@@ -19,7 +20,7 @@
 //! reason (no retry would change it), never silently dropped.
 
 use nimbus_core::event::announcement::AnnouncementPayload;
-use nimbus_core::event::auth::PasswordResetRequestedPayload;
+use nimbus_core::event::auth::{AccountLockedPayload, PasswordResetRequestedPayload};
 use nimbus_core::event::notification::{
     BulkNotificationPayload, Channel as ChannelKind, NotificationPayload, Priority, RecipientFilter, RecipientType,
 };
@@ -66,6 +67,7 @@ impl Handler for NotificationHandler {
             AnyEvent::NotificationCommand(env) => self.command(tx, env).await,
             AnyEvent::Auth(env) => match &env.event {
                 AuthEvent::PasswordResetRequested(p) => self.password_reset(tx, p).await,
+                AuthEvent::AccountLocked(p) => self.account_locked(tx, env.event_id, p).await,
                 _ => Ok(()),
             },
             AnyEvent::User(env) => match &env.event {
@@ -194,6 +196,33 @@ impl NotificationHandler {
         self.accept(tx, &request).await
     }
 
+    async fn account_locked(
+        &self,
+        tx: &Transaction<'_>,
+        event_id: uuid::Uuid,
+        p: &AccountLockedPayload,
+    ) -> Result<(), HandlerError> {
+        let until = p.locked_until.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string());
+        let message = format!(
+            "Your NimbusU account was locked after {} failed sign-ins{}{}. If it was not you, reset your password.",
+            p.failed_attempts,
+            p.ip_address.as_deref().map(|ip| format!(" from {ip}")).unwrap_or_default(),
+            until.map(|u| format!(" until {u}")).unwrap_or_default(),
+        );
+        let request = Request {
+            source_id: format!("account-locked:{event_id}"),
+            user_id: p.user_id.clone(),
+            notification_type: "security".into(),
+            title: "Your NimbusU account was locked".into(),
+            message,
+            channels: vec![ChannelKind::Email, ChannelKind::InApp],
+            priority: Priority::High,
+            security: true,
+            ..Request::default()
+        };
+        self.accept_if_known(tx, &request).await
+    }
+
     async fn welcome(&self, tx: &Transaction<'_>, p: &UserCreatedPayload) -> Result<(), HandlerError> {
         let request = Request {
             source_id: format!("welcome:{}", p.user_id),
@@ -205,15 +234,23 @@ impl NotificationHandler {
             priority: Priority::Normal,
             template_id: Some("template-welcome".into()),
             data: object(json!({ "email": p.email, "register_no": p.register_no })),
-            email: Some(p.email.clone()),
             ..Request::default()
         };
+        self.accept_if_known(tx, &request).await
+    }
+
+    /// Queues a message the service itself decided to send about a user: one that cannot go out
+    /// (the user is gone, e-mail not configured, opted out) is logged, not worth a dead letter.
+    async fn accept_if_known(&self, tx: &Transaction<'_>, request: &Request) -> Result<(), HandlerError> {
         let contacts = self.directory.contacts(std::slice::from_ref(&request.user_id)).await.map_err(infra)?;
-        // A welcome that cannot go out (e-mail not configured, opted out) is not worth a dead letter.
-        match intake::accept(tx, &self.channels, &request, contacts.get(&request.user_id)).await.map_err(infra)? {
+        let Some(contact) = contacts.get(&request.user_id) else {
+            tracing::info!(user = %request.user_id, source = %request.source_id, "not a user (any more); nothing sent");
+            return Ok(());
+        };
+        match intake::accept(tx, &self.channels, request, Some(contact)).await.map_err(infra)? {
             Ok(_) => Ok(()),
             Err(refused) => {
-                tracing::info!(user = %p.user_id, %refused, "no welcome e-mail");
+                tracing::info!(user = %request.user_id, source = %request.source_id, %refused, "nothing sent");
                 Ok(())
             }
         }

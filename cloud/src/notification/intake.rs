@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::channels::{Channels, channel_name};
 use super::queue::{self, Status, Transition, derived_id, priority_name, rank};
+use super::schedule::{self, Timing};
 use super::{preferences, templates};
 use crate::error::{Error, Result};
 use crate::user::directory::{self, Contact};
@@ -239,13 +240,21 @@ pub async fn accept(
         ],
     )
     .await?;
-    let next_attempt = scheduled.unwrap_or_else(Utc::now);
+    let due = scheduled.unwrap_or_else(Utc::now);
+    // Urgent and security messages ignore quiet hours and digests.
+    let interruptible = !request.security && request.priority != Priority::Urgent;
     for (channel, address, subject, body, template_id) in &rendered {
         let queue_id = derived_id(&["queue", &notification_id.to_string(), channel_name(*channel), address]);
+        let timing = if interruptible { schedule::timing(tx, &request.user_id, *channel).await? } else { Timing::Now };
+        let (status, next_attempt) = match timing {
+            Timing::Now => ("pending", due),
+            Timing::After(at) => ("pending", due.max(at)),
+            Timing::Digest => ("held", due),
+        };
         tx.execute(
             "INSERT INTO notification_queue (id, notification_id, user_id, channel, address, subject, body, template_id,
-                                             priority_rank, bulk, next_attempt_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                                             priority_rank, bulk, next_attempt_at, expires_at, status, order_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $11)",
             &[
                 &queue_id,
                 &notification_id,
@@ -259,6 +268,7 @@ pub async fn accept(
                 &request.batch_id.is_some(),
                 &next_attempt,
                 &request.expires_at,
+                &status,
             ],
         )
         .await?;

@@ -46,6 +46,7 @@ pub mod live;
 pub mod preferences;
 pub mod queue;
 pub mod routes;
+pub mod schedule;
 pub mod sender;
 pub mod templates;
 

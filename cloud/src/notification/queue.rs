@@ -174,8 +174,9 @@ pub struct Claimed {
 
 /// Claims up to `limit` due rows for `lease`: pending rows whose time has come, and rows still
 /// `sending` whose sender's lease ran out (it died). Single sends come before bulk ones, urgent
-/// before low; a row is only due once every earlier row to the same address is done, so one
-/// recipient's messages go out in order. `bulk: false` claims single sends only.
+/// before low; a row is only due once every earlier row to the same address that was meant to go
+/// no later (`order_at`: its schedule or the end of quiet hours, never moved by retries) is done,
+/// so one recipient's messages go out in order. `bulk: false` claims single sends only.
 pub async fn claim(pool: &Pool, limit: i64, lease: Duration, bulk: bool) -> Result<Vec<Claimed>> {
     let client = pool.get().await?;
     let lease_ms = lease.as_millis() as f64;
@@ -192,7 +193,7 @@ pub async fn claim(pool: &Pool, limit: i64, lease: Duration, bulk: bool) -> Resu
                  AND NOT EXISTS (
                    SELECT 1 FROM notification_queue e
                    WHERE e.channel = c.channel AND e.address = c.address AND e.seq < c.seq
-                     AND e.status IN ('pending', 'sending'))
+                     AND e.order_at <= c.order_at AND e.status IN ('pending', 'sending'))
                ORDER BY c.bulk, c.priority_rank DESC, c.next_attempt_at, c.seq
                LIMIT $1
                FOR UPDATE SKIP LOCKED)

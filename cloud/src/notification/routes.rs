@@ -21,6 +21,7 @@ use tokio::sync::broadcast;
 use super::inbox::{self, InboxItem};
 use super::live::Live;
 use super::preferences::{self, Preference};
+use super::schedule::{self, Settings};
 use super::templates::{self, Template};
 use crate::error::{Error, FieldError};
 use crate::http::{Access, Acting, ApiJson, ApiPath, ApiRoutes, AppError, Caller, Listing, Params, ServicesState};
@@ -40,6 +41,8 @@ pub fn routes() -> ApiRoutes<ServicesState> {
         .route(Method::POST, "/api/v1/me/notifications/:id/read", Access::Authenticated, post(read_one))
         .route(Method::GET, "/api/v1/me/notification-preferences", Access::Authenticated, get(my_preferences))
         .route(Method::PUT, "/api/v1/me/notification-preferences", Access::Authenticated, put(set_preferences))
+        .route(Method::GET, "/api/v1/me/notification-settings", Access::Authenticated, get(my_settings))
+        .route(Method::PUT, "/api/v1/me/notification-settings", Access::Authenticated, put(set_settings))
         .route(Method::POST, "/api/v1/me/push-devices", Access::Authenticated, post(add_device))
         .route(Method::DELETE, "/api/v1/me/push-devices/:token", Access::Authenticated, delete(remove_device))
         .route(Method::GET, "/api/v1/notification-templates", MANAGE, get(list_templates))
@@ -113,6 +116,8 @@ async fn stream(
         read_one,
         my_preferences,
         set_preferences,
+        my_settings,
+        set_settings,
         add_device,
         remove_device,
         list_templates,
@@ -124,7 +129,7 @@ async fn stream(
         history,
         stream
     ),
-    components(schemas(InboxItem, Preference, Template, PushDevice))
+    components(schemas(InboxItem, Preference, Template, PushDevice, Settings))
 )]
 pub struct Doc;
 
@@ -194,6 +199,25 @@ async fn set_preferences(
 ) -> Answer<Vec<Preference>> {
     let c = s.notification.get().await.map_err(Error::from)?;
     Ok(Json(preferences::set(&**c, &caller.user_id, &body).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/me/notification-settings", tag = "notification", responses((status = 200, body = Settings)))]
+async fn my_settings(
+    State(s): State<ServicesState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> Answer<Settings> {
+    let c = s.notification.get().await.map_err(Error::from)?;
+    Ok(Json(schedule::get(&**c, &caller.user_id).await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/me/notification-settings", tag = "notification", request_body = Settings, responses((status = 200, body = Settings), (status = 400, description = "Unknown time zone, half a quiet window, bad digest")))]
+async fn set_settings(
+    State(s): State<ServicesState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    ApiJson(body): ApiJson<Settings>,
+) -> Answer<Settings> {
+    let c = s.notification.get().await.map_err(Error::from)?;
+    Ok(Json(schedule::set(&**c, &caller.user_id, &body).await?))
 }
 
 /// A device that receives push notifications.

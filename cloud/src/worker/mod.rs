@@ -195,6 +195,8 @@ impl Worker {
             let (p, d, c, every, stop) =
                 (pool.clone(), directory.clone(), channels.clone(), n.bulk_interval, jobs.clone());
             background.push(tokio::spawn(notification::bulk::expand_loop(p, d, c, every, stop)));
+            let every = std::time::Duration::from_secs(30);
+            background.push(tokio::spawn(notification::schedule::digest_loop(pool.clone(), every, jobs.clone())));
             notification_handler =
                 Some(notification::NotificationHandler { channels, directory, reset_url: n.reset_url.clone() });
         }

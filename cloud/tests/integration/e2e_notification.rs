@@ -77,6 +77,21 @@ async fn a_forgotten_password_is_reset_through_the_mailed_link_and_admin_message
         http(&api, "POST", "/api/v1/auth/login", Some(json!({"email": email, "password": "first-password-1"})), None);
     assert_eq!(status, 401, "the old password no longer works");
 
+    // Quiet hours and digests: a time zone PostgreSQL does not know is refused.
+    let (status, bad) =
+        http(&api, "PUT", "/api/v1/me/notification-settings", Some(json!({"time_zone": "Mars/Olympus"})), Some(&own));
+    assert_eq!((status, bad["details"]["fields"][0]["field"].as_str()), (400, Some("time_zone")), "{bad}");
+    let (status, saved) = http(
+        &api,
+        "PUT",
+        "/api/v1/me/notification-settings",
+        Some(
+            json!({"time_zone": "Europe/Berlin", "quiet_start": "22:00:00", "quiet_end": "07:00:00", "digest": "off"}),
+        ),
+        Some(&own),
+    );
+    assert_eq!((status, saved["time_zone"].as_str()), (200, Some("Europe/Berlin")), "{saved}");
+
     // The student has the app open twice: on this api instance and on a second one.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let api2 = format!("127.0.0.1:{port}");

@@ -573,3 +573,67 @@ async fn a_worker_killed_mid_bulk_sends_each_recipient_one_message_by_message_id
     );
     env.drop_all().await;
 }
+
+#[tokio::test]
+async fn quiet_hours_delay_non_urgent_mail_and_a_digest_gathers_held_mail_into_one() {
+    let env = Env::new().await;
+    let sink = SmtpSink::start();
+    let worker = Running::start(env.settings(&sink));
+    let (quiet, digest) =
+        (env.user("quiet@campus.test", "student").await, env.user("digest@campus.test", "student").await);
+    let now = Utc::now();
+    let (start, end) = ((now - chrono::Duration::hours(1)).time(), (now + chrono::Duration::hours(1)).time());
+    let c = env.db.pool.get().await.unwrap();
+    c.execute(
+        "INSERT INTO notification_settings (user_id, time_zone, quiet_start, quiet_end) VALUES ($1, 'UTC', $2, $3)",
+        &[&quiet, &start, &end],
+    )
+    .await
+    .unwrap();
+    c.execute("INSERT INTO notification_settings (user_id, digest) VALUES ($1, 'hourly')", &[&digest]).await.unwrap();
+
+    // Quiet hours: the normal e-mail waits for their end, the urgent one and in-app do not.
+    env.send(NotificationCommand::SendEmail(email_to(&quiet, "can wait"))).await;
+    env.send(NotificationCommand::SendEmail(NotificationPayload {
+        priority: Priority::Urgent,
+        ..email_to(&quiet, "fire drill")
+    }))
+    .await;
+    env.send(NotificationCommand::SendInApp(email_to(&quiet, "silent"))).await;
+    assert_eq!(mails(&sink, 1).await[0].subject, "fire drill");
+    env.wait_scalar(
+        "in-app delivered at once",
+        "SELECT count(*) FROM notification_queue WHERE status = 'delivered'",
+        1,
+    )
+    .await;
+    let waits: chrono::DateTime<Utc> = c
+        .query_one("SELECT next_attempt_at FROM notification_queue WHERE subject = 'can wait'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let expected = now + chrono::Duration::hours(1);
+    assert!((waits - expected).num_seconds().abs() <= 60, "held until the quiet hours end: {waits} vs {expected}");
+
+    // Hourly digest: three e-mails held, then one message with all three.
+    for title in ["one", "two", "three"] {
+        env.send(NotificationCommand::SendEmail(email_to(&digest, title))).await;
+    }
+    env.wait_scalar("held for the digest", "SELECT count(*) FROM notification_queue WHERE status = 'held'", 3).await;
+    let pool = env.db.pool.clone();
+    assert_eq!(nimbus_cloud::notification::schedule::send_digests(&pool, Utc::now()).await.unwrap(), 0, "not yet");
+    let next_hour = Utc::now() + chrono::Duration::hours(1);
+    assert_eq!(nimbus_cloud::notification::schedule::send_digests(&pool, next_hour).await.unwrap(), 1);
+    assert_eq!(nimbus_cloud::notification::schedule::send_digests(&pool, next_hour).await.unwrap(), 0, "once per hour");
+    let got = mails(&sink, 2).await;
+    let d = got.iter().find(|m| m.to == "digest@campus.test").expect("the digest");
+    assert_eq!(d.subject, "Your NimbusU digest: 3 notifications");
+    for title in ["one", "two", "three"] {
+        assert!(d.body.contains(title), "{title} in {}", d.body);
+    }
+    env.wait_scalar("held rows digested", "SELECT count(*) FROM notification_queue WHERE status = 'digested'", 3).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.messages().len(), 2, "nothing else went out: {:?}", sink.messages());
+    worker.stop().await;
+    env.drop_all().await;
+}
