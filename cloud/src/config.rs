@@ -363,6 +363,22 @@ pub const ENV: &[EnvVar] = &[
         apply: Apply::Optional(|c| &mut c.worker.group),
     },
     EnvVar {
+        name: "ATTENDANCE_ALERT_INTERVAL_SECS",
+        key: "worker.alert_interval_secs",
+        roles: &[Role::Worker],
+        about: "how often the attendance worker looks for students below the thresholds, seconds",
+        default: "`600`",
+        apply: Apply::Number(|c| &mut c.worker.alert_interval_secs),
+    },
+    EnvVar {
+        name: "ATTENDANCE_ALERT_MIN_CLASSES",
+        key: "worker.alert_min_classes",
+        roles: &[Role::Worker],
+        about: "classes a student must have had in a course before a low-attendance alert",
+        default: "`3`",
+        apply: Apply::Number(|c| &mut c.worker.alert_min_classes),
+    },
+    EnvVar {
         name: "NIMBUS_PUBLIC_URL",
         key: "downlink.public_url",
         roles: &[Role::Downlink],
@@ -718,9 +734,10 @@ impl Default for DownlinkConfig {
     }
 }
 
-/// Settings of the workers (`nimbus-cloud worker`): overrides for staging and tests only, unset
-/// in production, where each worker uses its service's database and the seed's consumer group.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Settings of the workers (`nimbus-cloud worker`): the low-attendance job's rhythm, and overrides
+/// for staging and tests (`database`, `group`), unset in production, where each worker uses its
+/// service's database and the seed's consumer group.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkerConfig {
     /// An existing database on `database.url` to use instead of the service's own, which is then
@@ -730,6 +747,16 @@ pub struct WorkerConfig {
     /// A consumer group id replacing the seed's (`NIMBUS_WORKER_GROUP`). A deployment under
     /// another id would apply every event a second time.
     pub group: Option<String>,
+    /// How often the low-attendance job runs, in seconds (`ATTENDANCE_ALERT_INTERVAL_SECS`).
+    pub alert_interval_secs: u64,
+    /// Counted classes before a percentage means anything (`ATTENDANCE_ALERT_MIN_CLASSES`).
+    pub alert_min_classes: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig { database: None, group: None, alert_interval_secs: 600, alert_min_classes: 3 }
+    }
 }
 
 /// PostgreSQL settings.

@@ -250,6 +250,10 @@ async fn worker_settings(config: &CloudConfig, service: &str) -> anyhow::Result<
     };
     let mut settings = nimbus_cloud::worker::WorkerSettings::new(&config.kafka.brokers, url);
     settings.group_id = config.worker.group.clone();
+    if database == nimbus_cloud::attendance::DATABASE {
+        settings.alerts.interval = Some(std::time::Duration::from_secs(config.worker.alert_interval_secs.max(1)));
+        settings.alerts.thresholds.min_classes = u32::try_from(config.worker.alert_min_classes).unwrap_or(u32::MAX);
+    }
     if database == nimbus_cloud::notification::DATABASE {
         let n = &mut settings.notification;
         n.users_url = config.database_url_for("user_service_db");

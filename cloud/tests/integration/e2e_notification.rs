@@ -192,3 +192,165 @@ fn event_stream(api: &str, token: &str) -> std::sync::mpsc::Receiver<String> {
     });
     rx
 }
+
+/// A class closed on a classroom node with a student who did not come ends, through the ingest,
+/// the attendance worker's low-attendance job and the notification worker, as exactly one e-mail
+/// in the SMTP server's mailbox and one in-app notification on the student's live stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absence_recorded_on_a_node_reaches_the_student_as_one_email_and_one_live_notification() {
+    use chrono::{Datelike, Timelike};
+    let sink = SmtpSink::start();
+    let port = sink.port;
+    let stack = Stack::prepare("low", |_| {
+        vec![
+            ("SMTP_HOST", "127.0.0.1".to_owned()),
+            ("SMTP_PORT", port.to_string()),
+            ("SMTP_FROM", "NimbusU <noreply@campus.test>".to_owned()),
+            ("ATTENDANCE_ALERT_INTERVAL_SECS", "1".to_owned()),
+            ("ATTENDANCE_ALERT_MIN_CLASSES", "1".to_owned()),
+        ]
+    })
+    .await;
+    let api_proc = stack.start_api();
+    let Stack { suffix, room, api, admin_email, admin_password, env, dbs, .. } = &stack;
+    let admin = login(api, admin_email, admin_password);
+    let post = |path: &str, body: Value| http(api, "POST", path, Some(body), Some(&admin));
+
+    // Who: a faculty member with a classroom PIN, a student; their profiles in the course service.
+    let faculty = created(
+        "faculty",
+        post(
+            "/api/v1/users",
+            json!({"email": format!("prof-{suffix}@campus.test"), "password": "faculty-pass-123", "role": "faculty",
+                   "first_name": "Grace", "last_name": "Hopper"}),
+        ),
+    );
+    let student_email = format!("absent-{suffix}@campus.test");
+    let student = created(
+        "student",
+        post(
+            "/api/v1/users",
+            json!({"email": student_email, "password": "student-pass-123", "role": "student", "first_name": "Sam"}),
+        ),
+    );
+    let (faculty_id, student_id) =
+        (faculty["id"].as_str().unwrap().to_owned(), student["id"].as_str().unwrap().to_owned());
+    let staff_number = faculty["register_no"].to_string();
+    let course_db = dbs.course.pool.get().await.unwrap();
+    course_db
+        .execute("INSERT INTO faculties (user_id, name) VALUES ($1, 'Grace Hopper')", &[&faculty_id])
+        .await
+        .unwrap();
+    course_db.execute("INSERT INTO students (user_id, name) VALUES ($1, 'Sam')", &[&student_id]).await.unwrap();
+    let own = login(api, &format!("prof-{suffix}@campus.test"), "faculty-pass-123");
+    let (status, body) = http(
+        api,
+        "PUT",
+        "/api/v1/me/classroom-pin",
+        Some(json!({"current_password": "faculty-pass-123", "pin": "402913"})),
+        Some(&own),
+    );
+    assert_eq!(status, 204, "{body}");
+
+    // What: a course she teaches and he is enrolled in, running now in the node's room.
+    let dept = created("department", post("/api/v1/departments", json!({"code": format!("L{suffix}"), "name": "CS"})));
+    let prog = created(
+        "program",
+        post("/api/v1/programs", json!({"department_id": dept["id"], "code": format!("LP{suffix}"), "name": "BSc"})),
+    );
+    let subj = created(
+        "subject",
+        post(
+            "/api/v1/subjects",
+            json!({"department_id": dept["id"], "code": format!("LS{suffix}"), "name": "Compilers", "credits": 4}),
+        ),
+    );
+    let course = created(
+        "course",
+        post(
+            "/api/v1/courses",
+            json!({"course_code": format!("CC{}", &suffix[..4]), "course_name": "Compilers", "subject_id": subj["id"],
+                   "department_id": dept["id"], "program_id": prog["id"], "semester": 1, "academic_year": 2026,
+                   "max_students": 30}),
+        ),
+    );
+    let course_id = course["id"].as_str().unwrap().to_owned();
+    created("assignment", post(&format!("/api/v1/courses/{course_id}/faculty"), json!({"faculty_id": faculty_id})));
+    created("enrollment", post("/api/v1/enrollments", json!({"course_id": course_id, "student_id": student_id})));
+    let r = created(
+        "room",
+        post("/api/v1/rooms", json!({"room_number": room, "building": "Main", "capacity": 40, "room_type": "lecture"})),
+    );
+    let tt = created(
+        "timetable",
+        post("/api/v1/timetables", json!({"name": "Autumn", "semester_id": "sem-1", "department_id": "dep-1"})),
+    );
+    let now = chrono::Local::now();
+    let start = (now.hour() * 60 + now.minute()).saturating_sub(10).min(1380);
+    let hm = |m: u32| format!("{:02}:{:02}:00", m / 60, m % 60);
+    created(
+        "entry",
+        post(
+            "/api/v1/timetable-entries",
+            json!({"timetable_id": tt["id"], "course_id": course_id, "course_name": "Compilers", "faculty_id": faculty_id,
+                   "room_id": r["id"], "day_of_week": now.weekday().number_from_monday(),
+                   "start_time": hm(start), "end_time": hm(start + 59)}),
+        ),
+    );
+    let (status, body) = post(&format!("/api/v1/timetables/{}/publish", tt["id"].as_str().unwrap()), json!({}));
+    assert_eq!(status, 200, "{body}");
+
+    // The cloud's roles, each worker in a consumer group of its own at the end of the topics.
+    let brokers = common::kafka_brokers();
+    let mut workers = Vec::new();
+    for service in ["attendance", "notification"] {
+        let group = format!("{service}-e2e-low-{suffix}");
+        let topics = nimbus_cloud::worker::subscriptions(nimbus_core::groups::group_for_service(service).unwrap());
+        common::prime_group(&brokers, &group, &topics).await;
+        let mut vars = env.clone();
+        vars.push(("NIMBUS_WORKER_GROUP", group));
+        workers.push(Proc(cloud(&["worker", "--service", service], &vars).spawn().unwrap()));
+    }
+    let _ingest = Proc(cloud(&["ingest"], env).spawn().unwrap());
+    let _downlink = Proc(cloud(&["downlink"], env).spawn().unwrap());
+    let sam = login(api, &student_email, "student-pass-123");
+    let live = event_stream(api, &sam);
+
+    // The node gets the room's timetable and roster; she opens the class and closes it. He never
+    // tapped in: absent, 0 of 1 classes.
+    let dir = tempfile::tempdir().unwrap();
+    let node = common::e2e::start_simulated_node(&stack.node_config(dir.path(), ""));
+    let lan = node.http.clone();
+    wait_for("the cloud's timetable and roster on the node", Duration::from_secs(60), || {
+        let status = http(&lan, "GET", "/api/status", None, None).1;
+        (status["current_entry"]["course_id"] == course_id.as_str()).then_some(())
+    });
+    let (status, token) =
+        http(&lan, "POST", "/api/login", Some(json!({"user_id": staff_number, "pin": "402913"})), None);
+    assert_eq!(status, 200, "{token}");
+    let token = token["token"].as_str().unwrap().to_owned();
+    let (status, session) = http(&lan, "POST", "/api/sessions", None, Some(&token));
+    assert_eq!(status, 201, "{session}");
+    let id = session["id"].as_str().unwrap().to_owned();
+    let (status, closed) = http(&lan, "POST", &format!("/api/sessions/{id}/close"), None, Some(&token));
+    assert_eq!((status, closed["absent_count"].as_u64()), (200, Some(1)), "{closed}");
+
+    let mail = sink.wait_for_mail(&student_email, "Critical: low attendance in Compilers", Duration::from_secs(120));
+    assert!(mail.body.contains("Attended: 0 of 1 classes"), "{}", mail.body);
+    let event = live.recv_timeout(Duration::from_secs(30)).expect("the in-app notification on the live stream");
+    assert!(event.contains("low attendance in Compilers"), "{event}");
+    // Exactly one of each, also after the alert job ran a few more times.
+    std::thread::sleep(Duration::from_secs(3));
+    let to_him: Vec<_> =
+        sink.messages().into_iter().filter(|m| m.to == student_email && m.subject.contains("attendance")).collect();
+    assert_eq!(to_him.len(), 1, "{to_him:?}");
+    assert!(live.try_recv().is_err(), "one live notification");
+    let (_, inbox) = http(api, "GET", "/api/v1/me/notifications", None, Some(&sam));
+    let alerts = inbox["items"].as_array().unwrap().iter().filter(|i| i["notification_type"] == "attendance").count();
+    assert_eq!(alerts, 1, "{inbox}");
+
+    drop(node);
+    drop(workers);
+    drop(api_proc);
+    stack.dbs.drop_all().await;
+}
