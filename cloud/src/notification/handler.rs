@@ -303,7 +303,6 @@ fn urgent_announcement(env: &Envelope<AnnouncementEvent>, p: &AnnouncementPayloa
         priority: Priority::Urgent,
         template_id: Some("template-urgent-announcement".into()),
         template_data: None,
-        ..BulkNotificationPayload::default()
     };
     Batch {
         payload: spec,

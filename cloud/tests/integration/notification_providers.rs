@@ -39,13 +39,15 @@ struct Seen {
 }
 
 type Scripted = (u16, Vec<(&'static str, String)>, String);
+/// Scripts per address.
+type PerAddress = Vec<(String, VecDeque<Scripted>)>;
 
 /// A provider endpoint answering from scripts: per address (a request whose body names it), then
 /// in order, then success (`ok`) once they run out.
 #[derive(Clone, Default)]
 struct Provider {
     script: Arc<Mutex<VecDeque<Scripted>>>,
-    per_address: Arc<Mutex<Vec<(String, VecDeque<Scripted>)>>>,
+    per_address: Arc<Mutex<PerAddress>>,
     seen: Arc<Mutex<Vec<Seen>>>,
     ok: u16,
 }
