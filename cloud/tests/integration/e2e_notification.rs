@@ -152,6 +152,30 @@ async fn a_forgotten_password_is_reset_through_the_mailed_link_and_admin_message
     let (status, history) = http(&api, "GET", &format!("/api/v1/users/{user_id}/notifications"), None, Some(&admin));
     assert_eq!(status, 200);
     assert!(history["total"].as_i64().unwrap() >= 4, "welcome, reset, and the message on two channels: {history}");
+    let (status, stats) = http(&api, "GET", "/api/v1/notifications/statistics", None, Some(&admin));
+    let sent: i64 = stats["rows"].as_array().unwrap().iter().map(|r| r["sent"].as_i64().unwrap()).sum();
+    assert!(status == 200 && sent >= 4, "the day's statistics count what went out: {stats}");
+
+    // Templates: one using a variable it does not declare is refused, naming it.
+    let (status, refused) = http(
+        &api,
+        "PUT",
+        "/api/v1/notification-templates/template-room-change/email",
+        Some(json!({"notification_type": "timetable", "subject": "Room change", "body": "Now in {{ roomm }}",
+                    "variables": ["room"]})),
+        Some(&admin),
+    );
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused.to_string().contains("roomm"), "the unknown variable is named: {refused}");
+    let (status, _) = http(
+        &api,
+        "PUT",
+        "/api/v1/notification-templates/template-room-change/email",
+        Some(json!({"notification_type": "timetable", "subject": "Room change", "body": "Now in {{ room }}",
+                    "variables": ["room"]})),
+        Some(&admin),
+    );
+    assert_eq!(status, 200);
     stack.dbs.drop_all().await;
 }
 

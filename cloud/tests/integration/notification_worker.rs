@@ -467,17 +467,53 @@ async fn undeliverable_commands_are_dead_lettered_not_dropped() {
     }))
     .await;
     env.send(NotificationCommand::ScheduleNotification(email_to(&user, "z"))).await;
+    // Not even an event: poison, dead-lettered without a retry.
+    env.producer
+        .send(
+            FutureRecord::to(Topic::NotificationCommands.name()).key("garbage").payload("{not json"),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
     // And one good one after them, which still goes out.
     env.send(NotificationCommand::SendEmail(email_to(&user, "fine"))).await;
     let got = mails(&sink, 1).await;
     assert_eq!(got[0].subject, "fine");
     let deadline = Instant::now() + WAIT;
-    while worker.metrics.snapshot().dead_lettered < 4 {
+    while worker.metrics.snapshot().dead_lettered < 5 {
         assert!(Instant::now() < deadline, "dead letters: {:?}", worker.metrics.snapshot());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(sink.messages().len(), 1);
     assert_eq!(env.scalar("SELECT count(*) FROM notifications").await, 1);
+    worker.stop().await;
+    env.drop_all().await;
+}
+
+#[tokio::test]
+async fn a_message_that_expires_while_the_server_is_down_is_failed_as_expired_not_sent_late() {
+    let env = Env::new().await;
+    let mut sink = SmtpSink::start();
+    let user = env.user("expiry@campus.test", "student").await;
+    sink.stop();
+    let worker = Running::start(env.settings(&sink));
+    let soon = Utc::now() + chrono::Duration::seconds(2);
+    env.send(NotificationCommand::SendEmail(NotificationPayload {
+        expires_at: Some(soon),
+        ..email_to(&user, "stale")
+    }))
+    .await;
+    env.send(NotificationCommand::SendEmail(email_to(&user, "fresh"))).await;
+    env.wait_scalar("expired", "SELECT count(*) FROM notification_queue WHERE status = 'expired'", 1).await;
+    sink.restart();
+    let got = mails(&sink, 1).await;
+    assert_eq!(got[0].subject, "fresh");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.messages().len(), 1, "the expired one never went out");
+    let failed =
+        env.scalar("SELECT count(*) FROM event_outbox WHERE payload LIKE '%expired before it could be sent%'").await
+            + env.scalar("SELECT coalesce(sum(failed), 0)::bigint FROM notification_statistics").await;
+    assert!(failed >= 1, "announced as NOTIFICATION_FAILED and counted");
     worker.stop().await;
     env.drop_all().await;
 }
