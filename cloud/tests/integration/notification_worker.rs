@@ -673,3 +673,105 @@ async fn quiet_hours_delay_non_urgent_mail_and_a_digest_gathers_held_mail_into_o
     worker.stop().await;
     env.drop_all().await;
 }
+
+#[tokio::test]
+async fn new_material_reaches_the_courses_students_in_app_and_an_urgent_announcement_its_audience_by_email() {
+    use nimbus_core::event::announcement::{AnnouncementPayload, Target};
+    use nimbus_core::event::content::ContentPublicationPayload;
+    use nimbus_core::event::{AnnouncementEvent, ContentEvent};
+    let env = Env::new().await;
+    let sink = SmtpSink::start();
+    let worker = Running::start(env.settings(&sink));
+    let (dept, program) = env.department().await;
+    let enrolled = env.students(&program, "enrolled", 3).await;
+    let other = env.students(&program, "other", 2).await;
+    let c = env.courses.pool.get().await.unwrap();
+    let code = Uuid::new_v4().simple().to_string();
+    let subject: Uuid = c
+        .query_one(
+            "INSERT INTO subjects (department_id, code, name) VALUES ($1::text::uuid, $2, 'S') RETURNING id",
+            &[&dept, &code],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let course: Uuid = c
+        .query_one(
+            "INSERT INTO courses (course_code, course_name, subject_id, department_id, program_id, semester, academic_year,
+                                  max_students, created_by)
+             VALUES ($1, 'Databases', $2, $3::text::uuid, $4::text::uuid, 1, 2026, 50, 'admin') RETURNING id",
+            &[&code, &subject, &dept, &program],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    for s in &enrolled {
+        c.execute(
+            "INSERT INTO course_enrollments (course_id, student_id, status, enrolled_by) VALUES ($1, $2, 'enrolled', 'admin')",
+            &[&course, s],
+        )
+        .await
+        .unwrap();
+    }
+    let publish = |topic: Topic, key: String, json: String| {
+        let producer = env.producer.clone();
+        async move {
+            producer
+                .send(FutureRecord::to(topic.name()).key(&key).payload(&json), Duration::from_secs(5))
+                .await
+                .unwrap();
+        }
+    };
+    let content = Envelope::new(
+        "content-service",
+        ContentEvent::ContentPublished(ContentPublicationPayload {
+            content_id: Uuid::new_v4().to_string(),
+            title: "Lecture 3 slides".into(),
+            course_ids: vec![course.to_string()],
+            changed_by: "faculty".into(),
+            changed_at: Utc::now(),
+        }),
+    );
+    publish(Topic::ContentEvents, content.partition_key(), content.to_json()).await;
+    env.wait_scalar("the enrolled students' inboxes", "SELECT count(*) FROM notifications WHERE in_app", 3).await;
+    let inboxes: Vec<String> = env
+        .db
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query("SELECT user_id FROM notifications WHERE in_app AND title = 'New material: Lecture 3 slides'", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(inboxes.iter().all(|u| enrolled.contains(u)) && !inboxes.iter().any(|u| other.contains(u)), "{inboxes:?}");
+
+    let urgent = |priority: &str| {
+        Envelope::new(
+            "announcement-service",
+            AnnouncementEvent::AnnouncementPublished(AnnouncementPayload {
+                announcement_id: Uuid::new_v4().to_string(),
+                title: format!("{priority}: building closed"),
+                content: "Water leak.".into(),
+                announcement_type: "general".into(),
+                priority: priority.into(),
+                target_audience: "department".into(),
+                target_details: Target { department_ids: Some(vec![dept.clone()]), ..Target::default() },
+                created_by: "admin".into(),
+                published_at: Utc::now(),
+                expires_at: None,
+            }),
+        )
+    };
+    let (normal, now) = (urgent("normal"), urgent("urgent"));
+    publish(Topic::AnnouncementEvents, normal.partition_key(), normal.to_json()).await;
+    publish(Topic::AnnouncementEvents, now.partition_key(), now.to_json()).await;
+    let got = mails(&sink, 5).await;
+    assert!(got.iter().all(|m| m.subject == "Urgent: urgent: building closed"), "only the urgent one: {got:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.messages().len(), 5, "the department's five students, once each");
+    worker.stop().await;
+    env.drop_all().await;
+}
