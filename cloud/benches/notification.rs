@@ -173,6 +173,7 @@ async fn run() {
         percentile(&latencies, 0.5).as_millis(),
         latencies.last().unwrap().as_millis()
     );
+    drop(_worker);
     for d in [db, users, courses] {
         d.drop_now().await;
     }

@@ -48,6 +48,7 @@ pub mod queue;
 pub mod routes;
 pub mod schedule;
 pub mod sender;
+pub mod statistics;
 pub mod templates;
 
 pub use handler::NotificationHandler;

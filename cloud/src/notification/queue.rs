@@ -1,6 +1,6 @@
 //! The delivery queue (`notification_queue`) shared by every worker instance: claiming due rows
-//! with a lease, recording outcomes, and the `notification.status` event and daily statistics of
-//! every transition, written in the same transaction as the transition itself.
+//! with a lease, recording outcomes, and the `notification.status` event of every transition,
+//! written in the same transaction as the transition itself.
 //!
 //! Each status event has a deterministic id (the row, the status and the attempt), so a
 //! transition retried after a crash enqueues nothing twice.
@@ -18,7 +18,7 @@ use tokio_postgres::{GenericClient, Transaction};
 use uuid::Uuid;
 
 use super::SERVICE;
-use super::channels::{SendError, channel_name, channel_of};
+use super::channels::{SendError, channel_of};
 use crate::error::Result;
 
 /// Namespace of the ids derived here (status events, queue rows, notifications).
@@ -98,8 +98,10 @@ pub struct Transition<'a> {
     pub error: Option<String>,
 }
 
-/// Writes `t`'s `notification.status` event into the outbox and counts it in the day's
-/// statistics, in `tx`.
+/// Writes `t`'s `notification.status` event into the outbox, in `tx` (and tells the api
+/// instances' live streams of an in-app delivery). The daily statistics are rolled up from the
+/// rows themselves ([`super::statistics`]): a counter row updated by every transition would
+/// serialise every sender lane on its lock.
 pub async fn record(tx: &Transaction<'_>, t: &Transition<'_>) -> Result<()> {
     let now = Utc::now();
     let payload = NotificationStatusPayload {
@@ -123,26 +125,9 @@ pub async fn record(tx: &Transaction<'_>, t: &Transition<'_>) -> Result<()> {
     };
     let id = derived_id(&["status", &t.queue_id.to_string(), t.status.name(), &t.attempts.to_string()]);
     crate::outbox::enqueue(tx, &Envelope::new(SERVICE, event).with_event_id(id)).await?;
-    let column = match t.status {
-        Status::Queued => "queued",
-        Status::Sent | Status::Delivered => "sent",
-        Status::Failed => "failed",
-        Status::Read => "read",
-    };
     if t.status == Status::Delivered && t.channel == ChannelKind::InApp {
         let delivered = super::live::Delivered { user_id: t.user_id.to_owned(), notification_id: t.notification_id };
         super::live::notify(tx, &delivered).await?;
-    }
-    // Delivered follows sent for in-app rows only; count each row once as sent.
-    if t.status != Status::Delivered || t.channel == ChannelKind::InApp {
-        tx.execute(
-            &format!(
-                "INSERT INTO notification_statistics (day, channel, template_id, {column}) VALUES (current_date, $1, $2, 1)
-                 ON CONFLICT (day, channel, template_id) DO UPDATE SET {column} = notification_statistics.{column} + 1"
-            ),
-            &[&channel_name(t.channel), &t.template_id.unwrap_or("")],
-        )
-        .await?;
     }
     Ok(())
 }

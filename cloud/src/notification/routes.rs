@@ -422,24 +422,7 @@ async fn statistics(State(s): State<ServicesState>, Params(q): Params<Statistics
         return Err(AppError::invalid_field("from", "must not be after `to`"));
     }
     let c = s.notification.get().await.map_err(Error::from)?;
-    let rows = c
-        .query(
-            "SELECT day, channel, template_id, queued, sent, failed, read FROM notification_statistics
-             WHERE day BETWEEN $1 AND $2 ORDER BY day, channel, template_id",
-            &[&from, &to],
-        )
-        .await
-        .map_err(Error::from)?;
-    let rows: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "day": r.get::<_, NaiveDate>(0), "channel": r.get::<_, String>(1), "template_id": r.get::<_, String>(2),
-                "queued": r.get::<_, i64>(3), "sent": r.get::<_, i64>(4), "failed": r.get::<_, i64>(5),
-                "read": r.get::<_, i64>(6),
-            })
-        })
-        .collect();
+    let rows = super::statistics::days(&**c, from, to).await?;
     Ok(Json(json!({ "from": from, "to": to, "rows": rows })))
 }
 
