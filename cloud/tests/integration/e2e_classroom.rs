@@ -8,12 +8,11 @@
 
 use std::time::Duration;
 
-use chrono::{Datelike, Timelike};
 use nimbus_edge::testing::{Browser, Screen};
 use serde_json::{Value, json};
 
 use crate::common;
-use crate::common::e2e::{Proc, Stack, cloud, created, http, login, wait_for};
+use crate::common::e2e::{Proc, Stack, cloud, course_running_now, created, http, login, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_faculty_member_created_in_the_cloud_signs_in_at_the_node_with_the_uplink_down() {
@@ -46,52 +45,7 @@ async fn a_faculty_member_created_in_the_cloud_signs_in_at_the_node_with_the_upl
         .unwrap();
 
     // A course she teaches, running now in the node's room.
-    let dept =
-        created("department", post("/api/v1/departments", json!({"code": format!("D{suffix}"), "name": "Maths"})));
-    let prog = created(
-        "program",
-        post("/api/v1/programs", json!({"department_id": dept["id"], "code": format!("P{suffix}"), "name": "BSc"})),
-    );
-    let subj = created(
-        "subject",
-        post(
-            "/api/v1/subjects",
-            json!({"department_id": dept["id"], "code": format!("S{suffix}"), "name": "Analysis", "credits": 4}),
-        ),
-    );
-    let code = format!("AN{}", &suffix[..4]);
-    let c = created(
-        "course",
-        post(
-            "/api/v1/courses",
-            json!({"course_code": code, "course_name": "Analysis", "subject_id": subj["id"], "department_id": dept["id"],
-                   "program_id": prog["id"], "semester": 1, "academic_year": 2026, "max_students": 30}),
-        ),
-    );
-    let course_id = c["id"].as_str().unwrap().to_owned();
-    created("assignment", post(&format!("/api/v1/courses/{course_id}/faculty"), json!({"faculty_id": faculty_id})));
-    let r = created(
-        "room",
-        post("/api/v1/rooms", json!({"room_number": room, "building": "Main", "capacity": 40, "room_type": "lecture"})),
-    );
-    let tt = created(
-        "timetable",
-        post("/api/v1/timetables", json!({"name": "Autumn", "semester_id": "sem-1", "department_id": "dep-1"})),
-    );
-    let now = chrono::Local::now();
-    let start = (now.hour() * 60 + now.minute()).saturating_sub(10).min(1380);
-    let hm = |m: u32| format!("{:02}:{:02}:00", m / 60, m % 60);
-    created(
-        "entry",
-        post(
-            "/api/v1/timetable-entries",
-            json!({"timetable_id": tt["id"], "course_id": course_id, "course_name": "Analysis", "faculty_id": faculty_id,
-                   "room_id": r["id"], "day_of_week": now.weekday().number_from_monday(),
-                   "start_time": hm(start), "end_time": hm(start + 59)}),
-        ),
-    );
-    let (status, body) = post(&format!("/api/v1/timetables/{}/publish", tt["id"].as_str().unwrap()), json!({}));
-    assert_eq!(status, 200, "{body}");
+    let course_id = course_running_now(&api, &admin, room, &suffix, "Analysis", &faculty_id);
 
     // She sets her classroom PIN with her own account.
     let own = login(&api, &email, "faculty-pass-123");

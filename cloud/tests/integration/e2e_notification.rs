@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::common;
-use crate::common::e2e::{Proc, Stack, cloud, created, http, login, wait_for};
+use crate::common::e2e::{Proc, Stack, cloud, course_running_now, created, http, login, wait_for};
 use crate::common::smtp::SmtpSink;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,7 +222,6 @@ fn event_stream(api: &str, token: &str) -> std::sync::mpsc::Receiver<String> {
 /// in the SMTP server's mailbox and one in-app notification on the student's live stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_absence_recorded_on_a_node_reaches_the_student_as_one_email_and_one_live_notification() {
-    use chrono::{Datelike, Timelike};
     let sink = SmtpSink::start();
     let port = sink.port;
     let stack = Stack::prepare("low", |_| {
@@ -277,52 +276,8 @@ async fn an_absence_recorded_on_a_node_reaches_the_student_as_one_email_and_one_
     assert_eq!(status, 204, "{body}");
 
     // What: a course she teaches and he is enrolled in, running now in the node's room.
-    let dept = created("department", post("/api/v1/departments", json!({"code": format!("L{suffix}"), "name": "CS"})));
-    let prog = created(
-        "program",
-        post("/api/v1/programs", json!({"department_id": dept["id"], "code": format!("LP{suffix}"), "name": "BSc"})),
-    );
-    let subj = created(
-        "subject",
-        post(
-            "/api/v1/subjects",
-            json!({"department_id": dept["id"], "code": format!("LS{suffix}"), "name": "Compilers", "credits": 4}),
-        ),
-    );
-    let course = created(
-        "course",
-        post(
-            "/api/v1/courses",
-            json!({"course_code": format!("CC{}", &suffix[..4]), "course_name": "Compilers", "subject_id": subj["id"],
-                   "department_id": dept["id"], "program_id": prog["id"], "semester": 1, "academic_year": 2026,
-                   "max_students": 30}),
-        ),
-    );
-    let course_id = course["id"].as_str().unwrap().to_owned();
-    created("assignment", post(&format!("/api/v1/courses/{course_id}/faculty"), json!({"faculty_id": faculty_id})));
+    let course_id = course_running_now(api, &admin, room, suffix, "Compilers", &faculty_id);
     created("enrollment", post("/api/v1/enrollments", json!({"course_id": course_id, "student_id": student_id})));
-    let r = created(
-        "room",
-        post("/api/v1/rooms", json!({"room_number": room, "building": "Main", "capacity": 40, "room_type": "lecture"})),
-    );
-    let tt = created(
-        "timetable",
-        post("/api/v1/timetables", json!({"name": "Autumn", "semester_id": "sem-1", "department_id": "dep-1"})),
-    );
-    let now = chrono::Local::now();
-    let start = (now.hour() * 60 + now.minute()).saturating_sub(10).min(1380);
-    let hm = |m: u32| format!("{:02}:{:02}:00", m / 60, m % 60);
-    created(
-        "entry",
-        post(
-            "/api/v1/timetable-entries",
-            json!({"timetable_id": tt["id"], "course_id": course_id, "course_name": "Compilers", "faculty_id": faculty_id,
-                   "room_id": r["id"], "day_of_week": now.weekday().number_from_monday(),
-                   "start_time": hm(start), "end_time": hm(start + 59)}),
-        ),
-    );
-    let (status, body) = post(&format!("/api/v1/timetables/{}/publish", tt["id"].as_str().unwrap()), json!({}));
-    assert_eq!(status, 200, "{body}");
 
     // The cloud's roles, each worker in a consumer group of its own at the end of the topics.
     let brokers = common::kafka_brokers();

@@ -363,6 +363,62 @@ impl Stack {
     }
 }
 
+/// Through the API as `admin`: a department, program, subject and course `name` taught by
+/// `faculty_id`, and a published timetable that has it in `room` for an hour from ten minutes
+/// ago, today. Codes carry `suffix`. Returns the course id.
+pub fn course_running_now(api: &str, admin: &str, room: &str, suffix: &str, name: &str, faculty_id: &str) -> String {
+    use chrono::{Datelike, Timelike};
+    use serde_json::json;
+    let post = |path: &str, body: Value| http(api, "POST", path, Some(body), Some(admin));
+    let tag = format!("{}{suffix}", name.chars().next().unwrap_or('C').to_ascii_uppercase());
+    let dept = created("department", post("/api/v1/departments", json!({"code": format!("D{tag}"), "name": "Dept"})));
+    let prog = created(
+        "program",
+        post("/api/v1/programs", json!({"department_id": dept["id"], "code": format!("P{tag}"), "name": "BSc"})),
+    );
+    let subj = created(
+        "subject",
+        post(
+            "/api/v1/subjects",
+            json!({"department_id": dept["id"], "code": format!("S{tag}"), "name": name, "credits": 4}),
+        ),
+    );
+    let course = created(
+        "course",
+        post(
+            "/api/v1/courses",
+            json!({"course_code": format!("C{}", &tag[..5.min(tag.len())]), "course_name": name, "subject_id": subj["id"],
+                   "department_id": dept["id"], "program_id": prog["id"], "semester": 1, "academic_year": 2026,
+                   "max_students": 30}),
+        ),
+    );
+    let course_id = course["id"].as_str().unwrap().to_owned();
+    created("assignment", post(&format!("/api/v1/courses/{course_id}/faculty"), json!({"faculty_id": faculty_id})));
+    let r = created(
+        "room",
+        post("/api/v1/rooms", json!({"room_number": room, "building": "Main", "capacity": 40, "room_type": "lecture"})),
+    );
+    let tt = created(
+        "timetable",
+        post("/api/v1/timetables", json!({"name": "Autumn", "semester_id": "sem-1", "department_id": "dep-1"})),
+    );
+    let now = chrono::Local::now();
+    let start = (now.hour() * 60 + now.minute()).saturating_sub(10).min(1380);
+    let hm = |m: u32| format!("{:02}:{:02}:00", m / 60, m % 60);
+    created(
+        "entry",
+        post(
+            "/api/v1/timetable-entries",
+            json!({"timetable_id": tt["id"], "course_id": course_id, "course_name": name, "faculty_id": faculty_id,
+                   "room_id": r["id"], "day_of_week": now.weekday().number_from_monday(),
+                   "start_time": hm(start), "end_time": hm(start + 59)}),
+        ),
+    );
+    let (status, body) = post(&format!("/api/v1/timetables/{}/publish", tt["id"].as_str().unwrap()), json!({}));
+    assert_eq!(status, 200, "{body}");
+    course_id
+}
+
 /// Logs in through the API; the access token.
 pub fn login(api: &str, email: &str, password: &str) -> String {
     let (status, body) =
