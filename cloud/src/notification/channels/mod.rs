@@ -124,7 +124,8 @@ pub struct Email {
 }
 
 impl Email {
-    /// A channel for `settings`; fails on a sender that is not an address.
+    /// A channel for `settings`; fails on a sender that is not an address. Call it within a
+    /// Tokio runtime (the connection pool runs a task).
     pub fn new(settings: &EmailSettings) -> Result<Self> {
         let from: Mailbox = settings
             .from
@@ -292,8 +293,9 @@ mod tests {
         assert_eq!(channel_of("fax"), None);
     }
 
-    #[test]
-    fn every_attempt_of_a_row_has_the_same_message_id() {
+    // The pooled transport starts its pool's task: it needs a runtime.
+    #[tokio::test]
+    async fn every_attempt_of_a_row_has_the_same_message_id() {
         let settings = EmailSettings {
             host: "127.0.0.1".into(),
             port: 25,
