@@ -88,6 +88,9 @@ pub(crate) struct Flash {
 struct LoginSession {
     user_id: String,
     name: String,
+    /// The PIN hash the sign-in was verified against: a session is worth only as much as the
+    /// credential it came from (see [`SignedIn::credential`]).
+    credential: Arc<str>,
     /// The token the page's forms must carry (not the session token: that one never appears in
     /// the HTML).
     form_token: String,
@@ -193,11 +196,18 @@ impl Throttle {
 }
 
 impl Logins {
-    fn create(&self, user_id: String, name: String, now: Instant) -> String {
+    fn create(&self, user_id: String, name: String, credential: &str, now: Instant) -> String {
         let token = random_token();
         let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, s| s.expires > now);
-        let session = LoginSession { user_id, name, form_token: random_token(), expires: now + self.ttl, flash: None };
+        let session = LoginSession {
+            user_id,
+            name,
+            credential: credential.into(),
+            form_token: random_token(),
+            expires: now + self.ttl,
+            flash: None,
+        };
         map.insert(token.clone(), session);
         token
     }
@@ -210,6 +220,7 @@ impl Logins {
                 name: s.name.clone(),
                 token: token.to_owned(),
                 form_token: s.form_token.clone(),
+                credential: s.credential.clone(),
             }),
             Some(_) => {
                 map.remove(token);
@@ -263,6 +274,10 @@ pub struct SignedIn {
     pub(crate) token: String,
     /// The token their page's forms carry.
     pub(crate) form_token: String,
+    /// The PIN hash they signed in with. The student page ends a session whose person's hash in
+    /// the roster is no longer this one (PIN reset or cleared, student suspended or no longer
+    /// enrolled here) at the next roster snapshot, instead of letting it run for 8 hours.
+    pub(crate) credential: Arc<str>,
 }
 
 impl SignedIn {
@@ -507,8 +522,9 @@ async fn check_credentials(
 ) -> Result<Verdict, AppError> {
     let logins = audience.logins(state);
     if sign_in.is_empty() || sign_in.len() > MAX_CREDENTIAL_LEN || pin.is_empty() || pin.len() > MAX_CREDENTIAL_LEN {
-        // Still a failed attempt from this address.
-        if let Err(secs) = logins.begin_attempt(&sign_in.to_lowercase(), addr, Instant::now()) {
+        // Still a failed attempt from this address (counted under one key for every malformed
+        // name, so no oversized name is kept in memory).
+        if let Err(secs) = logins.begin_attempt("\0malformed", addr, Instant::now()) {
             return Ok(Verdict::Throttled(secs));
         }
         return Ok(Verdict::Wrong);
@@ -534,7 +550,9 @@ async fn check_credentials(
     let found = blocking(move || {
         let _slot = slot;
         Ok(match row {
-            Some((user_id, name, Some(hash))) => crate::auth::verify_pin(&pin_owned, &hash).then_some((user_id, name)),
+            Some((user_id, name, Some(hash))) => {
+                crate::auth::verify_pin(&pin_owned, &hash).then_some((user_id, name, hash))
+            }
             _ => {
                 // Same work as a real check, so timing does not tell whether the id exists.
                 let _ = crate::auth::verify_pin(&pin_owned, DUMMY_HASH);
@@ -543,12 +561,12 @@ async fn check_credentials(
         })
     })
     .await?;
-    let Some((user_id, name)) = found else {
+    let Some((user_id, name, hash)) = found else {
         tracing::info!(sign_in, audience = audience.who(), "failed login");
         return Ok(Verdict::Wrong);
     };
     logins.succeeded(&throttle_key);
-    let token = logins.create(user_id.clone(), name.clone(), Instant::now());
+    let token = logins.create(user_id.clone(), name.clone(), &hash, Instant::now());
     let ttl = TimeDelta::from_std(logins.ttl).unwrap_or(TimeDelta::MAX);
     let expires_at = state.attendance.now().utc.checked_add_signed(ttl).unwrap_or(DateTime::<Utc>::MAX_UTC);
     tracing::info!(user_id, audience = audience.who(), "signed in");
@@ -830,7 +848,7 @@ mod tests {
         assert_ne!(a, random_token());
         let l = Logins::new(Duration::from_secs(60));
         let t0 = Instant::now();
-        let tok = l.create("f".into(), "F".into(), t0);
+        let tok = l.create("f".into(), "F".into(), "h", t0);
         assert_eq!(l.lookup(&tok, t0 + Duration::from_secs(59)).map(|f| f.user_id), Some("f".into()));
         assert!(l.lookup(&tok, t0 + Duration::from_secs(60)).is_none());
         assert!(l.lookup("garbage", t0).is_none());

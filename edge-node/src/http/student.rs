@@ -32,7 +32,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use maud::{Markup, html};
 use nimbus_core::event::attendance::AttendanceStatus;
 use nimbus_core::snapshot::{Announcement, AnnouncementsSnapshot};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::content::{ContentView, items_for, serve_to};
 use super::error::{ApiForm, ApiPath, AppError};
@@ -118,7 +118,23 @@ pub(crate) async fn download(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let routes = super::content::routes(&state)?.clone();
+    let (store, w) = (state.attendance.store().clone(), who.clone());
+    if !blocking(move || Ok(store.with(|c| still_signed_in(c, &w))?)).await? {
+        state.students.remove(&who.token);
+        return Err(AppError::unauthorized("Sign in on the student page first"));
+    }
     serve_to(&routes, who.user_id, content_id, peer, method, &headers).await
+}
+
+/// Whether a student's session still stands: they are still in this node's roster with the PIN
+/// hash they signed in with. A PIN reset or cleared in the cloud, a suspension or the end of their
+/// last enrollment here ends their sessions with the next roster snapshot.
+fn still_signed_in(c: &Connection, who: &SignedIn) -> crate::Result<bool> {
+    let hash: Option<Option<String>> = c
+        .prepare_cached("SELECT pin_hash FROM students WHERE user_id = ?1")?
+        .query_row([&who.user_id], |r| r.get(0))
+        .optional()?;
+    Ok(hash.flatten().as_deref() == Some(&*who.credential))
 }
 
 /// One class of the student's, as the node recorded it.
@@ -191,8 +207,13 @@ fn announcements_for(c: &Connection, student_id: &str, courses: &[String]) -> cr
     }
 }
 
-fn gather(state: &AppState, student_id: &str) -> Result<StudentData, AppError> {
+/// The page's data, or `None` when the session no longer stands ([`still_signed_in`]).
+fn gather(state: &AppState, who: &SignedIn) -> Result<Option<StudentData>, AppError> {
     let att = &state.attendance;
+    let student_id = who.user_id.as_str();
+    if !att.store().with(|c| still_signed_in(c, who))? {
+        return Ok(None);
+    }
     let now = att.now();
     let room_id = att.rules().room_id.clone();
     let entry = att.current_entry()?;
@@ -224,7 +245,7 @@ fn gather(state: &AppState, student_id: &str) -> Result<StudentData, AppError> {
         let classes = classes_of(c, student_id)?;
         let ids: Vec<String> = courses.iter().map(|(id, _)| id.clone()).collect();
         let announcements = announcements_for(c, student_id, &ids)?;
-        Ok(StudentData { now, room_id, courses, now_class, today: today_courses, classes, announcements })
+        Ok(Some(StudentData { now, room_id, courses, now_class, today: today_courses, classes, announcements }))
     })?)
 }
 
@@ -239,8 +260,12 @@ fn rank(item: &ContentView, d: &StudentData) -> usize {
 
 /// `GET /student`.
 pub(crate) async fn index(State(state): State<AppState>, PageStudent(who): PageStudent) -> Result<Response, AppError> {
-    let (st, id) = (state.clone(), who.user_id.clone());
-    let data = blocking(move || gather(&st, &id)).await?;
+    let (st, w) = (state.clone(), who.clone());
+    let Some(data) = blocking(move || gather(&st, &w)).await? else {
+        tracing::info!(user_id = who.user_id, "student session ended: PIN or enrollment changed");
+        state.students.remove(&who.token);
+        return Ok(Redirect::to("/student/login").into_response());
+    };
     let materials = match &state.content {
         Some(routes) => {
             let mut items = items_for(routes, who.user_id.clone()).await?;

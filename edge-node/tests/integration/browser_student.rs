@@ -32,6 +32,8 @@ const CS101_LEN: usize = 300 * 1024 + 7;
 
 struct Node {
     base: String,
+    store: Store,
+    roster: RosterSnapshot,
     cs101: Vec<u8>,
     cs102: Vec<u8>,
     _dir: tempfile::TempDir,
@@ -53,6 +55,7 @@ async fn node() -> Node {
         s.name = s.user_id.replace("student-", "Student ");
     }
     let roster = RosterSnapshot { enrollments, students, ..demo };
+    let kept = roster.clone();
     store.with(|c| timetable::apply_timetable(c, &tt, 0)).unwrap();
     store.with(|c| timetable::apply_roster(c, &roster, 0)).unwrap();
 
@@ -89,7 +92,7 @@ async fn node() -> Node {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let stop = CancellationToken::new();
     tokio::spawn(http::run(listener, state, stop.clone()));
-    Node { base, cs101, cs102, _dir: dir, _cloud: cloud, _stop: stop.drop_guard() }
+    Node { base, store, roster: kept, cs101, cs102, _dir: dir, _cloud: cloud, _stop: stop.drop_guard() }
 }
 
 async fn sign_in(b: &Browser, base: &str, who: &str, pin: &str) -> String {
@@ -335,4 +338,28 @@ async fn student_and_faculty_sessions_never_open_each_others_routes() {
     let res = http.get(format!("{base}/student/login")).send().await.unwrap();
     let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
     assert!(csp.contains("style-src 'self'") && csp.contains("script-src 'none'") && !csp.contains("unsafe"), "{csp}");
+}
+
+#[tokio::test]
+async fn a_pin_reset_in_the_cloud_ends_the_students_sessions_with_the_next_roster() {
+    let n = node().await;
+    let b = Browser::start(Screen::Phone { width: 390, height: 844 }).await;
+    let text = sign_in(&b, &n.base, "2026002", timetable::DEMO_STUDENT_PIN).await;
+    assert!(text.contains("Signed in as Student 2"), "{text}");
+    assert_eq!(fetch(&b, "/student/content/doc-cs101", None).await["status"], 200);
+
+    // The phone was stolen: the admin resets the PIN; the next roster snapshot brings the new hash.
+    let mut roster = n.roster.clone();
+    roster.version += 1;
+    for s in roster.students.iter_mut().filter(|s| s.user_id == "student-2") {
+        s.pin_hash = Some(nimbus_edge::auth::hash_pin("731902").unwrap());
+    }
+    n.store.with(|c| timetable::apply_roster(c, &roster, 0)).unwrap();
+    assert_eq!(fetch(&b, "/student/content/doc-cs101", None).await["status"], 401, "the session is over");
+    b.goto(&format!("{}/student", n.base)).await;
+    assert!(b.url().await.ends_with("/student/login"), "{}", b.url().await);
+    let text = sign_in(&b, &n.base, "2026002", timetable::DEMO_STUDENT_PIN).await;
+    assert!(text.contains("Register number or PIN is incorrect."), "the old PIN: {text}");
+    let text = sign_in(&b, &n.base, "2026002", "731902").await;
+    assert!(text.contains("Signed in as Student 2"), "the new PIN: {text}");
 }
