@@ -261,6 +261,8 @@ async fn the_faculty_page_links_to_the_student_page_with_a_qr_code() {
     // The stylesheet loaded under its hashed name (the CSP allows only the node's own).
     let bg = b.script("return getComputedStyle(document.querySelector('.qr')).display", json!([])).await;
     assert_eq!(bg, "block", "the stylesheet applies");
+    b.script("document.querySelector('svg.qr').scrollIntoView()", json!([])).await;
+    b.screenshot_for_docs("faculty-student-qr").await;
     // The link leads to the student sign-in: a faculty login is not a student one.
     b.submit("a[href='/student']").await;
     assert!(b.url().await.ends_with("/student/login"), "{}", b.url().await);
