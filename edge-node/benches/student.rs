@@ -65,7 +65,9 @@ fn prepare_node(data: &Path, students: usize) {
         faculty: vec![],
         enrollments: ["cs101", "cs102"]
             .iter()
-            .flat_map(|c| ids.iter().map(|s| Enrollment { course_id: (*c).into(), student_id: s.clone(), name: s.clone() }))
+            .flat_map(|c| {
+                ids.iter().map(|s| Enrollment { course_id: (*c).into(), student_id: s.clone(), name: s.clone() })
+            })
             .collect(),
         students: ids
             .iter()
@@ -274,7 +276,11 @@ fn main() {
                 let (mut times, mut errors, mut bytes) = (Vec::new(), 0u64, 0usize);
                 while !stop.load(Ordering::Relaxed) {
                     let t = Instant::now();
-                    let res = client.get(format!("{base}/student")).header("cookie", format!("nimbus_student={cookie}")).send().await;
+                    let res = client
+                        .get(format!("{base}/student"))
+                        .header("cookie", format!("nimbus_student={cookie}"))
+                        .send()
+                        .await;
                     match res {
                         Ok(r) if r.status() == 200 => match r.text().await {
                             Ok(body) if body.contains("My attendance in this room") => {

@@ -185,7 +185,11 @@ impl Sources {
             .await?
             .into_iter()
             .map(|c| Student {
-                name: enrollments.iter().find(|e| e.student_id == c.user_id).map(|e| e.name.clone()).unwrap_or_default(),
+                name: enrollments
+                    .iter()
+                    .find(|e| e.student_id == c.user_id)
+                    .map(|e| e.name.clone())
+                    .unwrap_or_default(),
                 user_id: c.user_id,
                 register_number: Some(c.staff_number),
                 email: Some(c.email),

@@ -39,7 +39,8 @@ fn upload(api: &str, token: &str, metadata: &str, file_name: &str, bytes: &[u8])
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out);
     let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let json = text.split_once("\r\n\r\n").and_then(|(_, b)| serde_json::from_str(b.trim()).ok()).unwrap_or(Value::Null);
+    let json =
+        text.split_once("\r\n\r\n").and_then(|(_, b)| serde_json::from_str(b.trim()).ok()).unwrap_or(Value::Null);
     (status, json)
 }
 
@@ -145,14 +146,26 @@ async fn students_created_in_the_cloud_sign_in_and_download_at_the_node_with_the
         let (status, body) = http(&api, "PUT", "/api/v1/me/classroom-pin", Some(body), Some(&own));
         assert_eq!(status, 204, "{body}");
     }
-    let (status, body) =
-        http(&api, "PUT", &format!("/api/v1/users/{}/classroom-pin", students[1].0), Some(json!({"pin": "907135"})), Some(&admin));
+    let (status, body) = http(
+        &api,
+        "PUT",
+        &format!("/api/v1/users/{}/classroom-pin", students[1].0),
+        Some(json!({"pin": "907135"})),
+        Some(&admin),
+    );
     assert_eq!(status, 204, "{body}");
     let own = login(&api, &students[0].2, "student-pass-123");
-    let (status, body) = http(&api, "PUT", "/api/v1/me/classroom-pin", Some(json!({"current_password": "nope", "pin": "318264"})), Some(&own));
+    let (status, body) = http(
+        &api,
+        "PUT",
+        "/api/v1/me/classroom-pin",
+        Some(json!({"current_password": "nope", "pin": "318264"})),
+        Some(&own),
+    );
     assert_eq!(status, 400, "a wrong password sets nothing: {body}");
     // The PIN is for classroom nodes only: the cloud does not take it as a password.
-    let (status, _) = http(&api, "POST", "/api/v1/auth/login", Some(json!({"email": students[0].2, "password": "318264"})), None);
+    let (status, _) =
+        http(&api, "POST", "/api/v1/auth/login", Some(json!({"email": students[0].2, "password": "318264"})), None);
     assert_eq!(status, 401);
 
     // The room's timetable.

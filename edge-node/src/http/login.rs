@@ -446,7 +446,12 @@ impl Audience {
 
     /// `Set-Cookie` values: the session, and the ones that clear the session and the form token.
     fn set_session(self, token: &str, ttl: Duration) -> String {
-        format!("{}={token}; HttpOnly; SameSite=Strict; Path={}; Max-Age={}", self.cookie(), self.cookie_path(), ttl.as_secs())
+        format!(
+            "{}={token}; HttpOnly; SameSite=Strict; Path={}; Max-Age={}",
+            self.cookie(),
+            self.cookie_path(),
+            ttl.as_secs()
+        )
     }
 
     fn clear_session(self) -> String {

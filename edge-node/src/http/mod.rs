@@ -83,7 +83,14 @@ impl AppState {
     pub fn new(attendance: Attendance, metrics: Arc<Metrics>, sim_taps: Option<mpsc::Sender<TapRequest>>) -> Self {
         let logins = login::Logins::new(login::LOGIN_TTL);
         let students = login::Logins::sharing(login::LOGIN_TTL, logins.verifications());
-        AppState { attendance, metrics, sim_taps, logins: Arc::new(logins), students: Arc::new(students), content: None }
+        AppState {
+            attendance,
+            metrics,
+            sim_taps,
+            logins: Arc::new(logins),
+            students: Arc::new(students),
+            content: None,
+        }
     }
 
     /// Serves the content cache (`/api/content`, see [`content`]).

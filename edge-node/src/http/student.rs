@@ -237,7 +237,10 @@ fn gather(state: &AppState, who: &SignedIn) -> Result<Option<StudentData>, AppEr
         });
         let mut today_courses = Vec::new();
         for e in timetable::entries(c)? {
-            if e.room_id == room_id && e.applies_on(today) && mine(&e.course_id) && !today_courses.contains(&e.course_id)
+            if e.room_id == room_id
+                && e.applies_on(today)
+                && mine(&e.course_id)
+                && !today_courses.contains(&e.course_id)
             {
                 today_courses.push(e.course_id);
             }

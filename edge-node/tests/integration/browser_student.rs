@@ -47,7 +47,11 @@ async fn node() -> Node {
     let (tt, demo) = timetable::demo(ROOM);
     let enrollments = [("cs101", 1), ("cs101", 2), ("cs101", 3), ("cs102", 1), ("cs102", 5)]
         .iter()
-        .map(|(c, s)| Enrollment { course_id: (*c).into(), student_id: format!("student-{s}"), name: format!("Student {s}") })
+        .map(|(c, s)| Enrollment {
+            course_id: (*c).into(),
+            student_id: format!("student-{s}"),
+            name: format!("Student {s}"),
+        })
         .collect();
     let mut students = demo.students.clone();
     students.retain(|s| s.user_id != "student-4");
@@ -73,11 +77,13 @@ async fn node() -> Node {
 
     let at = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap().and_hms_opt(9, 5, 0).unwrap();
     let clock = ManualClock::at_local(at, FixedOffset::east_opt(19_800).unwrap());
-    let cache = ContentCache::new(store.clone(), Arc::new(clock.clone()), CacheSettings::new(dir.path(), ROOM)).unwrap();
+    let cache =
+        ContentCache::new(store.clone(), Arc::new(clock.clone()), CacheSettings::new(dir.path(), ROOM)).unwrap();
     assert_eq!(cache.sync_once().await.unwrap().completed.len(), 3);
 
     // cs101 at 09:00: student-1 present, closed (the others absent); cs102 at 10:00: running.
-    let att = Attendance::new(store.clone(), Arc::new(clock.clone()), Rules { room_id: ROOM.into(), ..Rules::default() });
+    let att =
+        Attendance::new(store.clone(), Arc::new(clock.clone()), Rules { room_id: ROOM.into(), ..Rules::default() });
     let s = att.open_session("faculty-demo").unwrap();
     att.mark(&s.id, "student-1", AttendanceStatus::Present, None, "faculty-demo").unwrap();
     att.close_session(&s.id, "manual").unwrap();
@@ -86,7 +92,8 @@ async fn node() -> Node {
     assert_eq!(s.course_id, "cs102");
     att.mark(&s.id, "student-1", AttendanceStatus::Late, None, "faculty-demo").unwrap();
 
-    let (routes, _writer) = http::content::ContentRoutes::new(store.clone(), Arc::new(clock.clone()), cache.paths().clone());
+    let (routes, _writer) =
+        http::content::ContentRoutes::new(store.clone(), Arc::new(clock.clone()), cache.paths().clone());
     let state = AppState::new(att, Arc::new(Metrics::default()), None).with_content(routes);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -135,7 +142,10 @@ async fn a_student_signs_in_on_a_320_px_phone_sees_their_material_and_attendance
 
     // Exactly their courses' material: the class running now first, then today's; type and size.
     let titles = b
-        .script("return Array.from(document.querySelectorAll('ul.materials a.download')).map(a => a.textContent.trim())", json!([]))
+        .script(
+            "return Array.from(document.querySelectorAll('ul.materials a.download')).map(a => a.textContent.trim())",
+            json!([]),
+        )
         .await;
     assert_eq!(titles, json!(["Dynamic programming", "Binary trees <lecture 4>"]), "escaped, ordered: {text}");
     assert!(text.contains("Video (MP4) · 5.0 kB") && text.contains("PDF · 307.2 kB"), "{text}");
@@ -169,7 +179,10 @@ async fn a_student_signs_in_on_a_320_px_phone_sees_their_material_and_attendance
     assert_eq!(href, "/student/content/doc-cs102");
     let got = fetch(&b, "/student/content/doc-cs101", None).await;
     assert_eq!(got["status"], 200, "{got}");
-    assert_eq!((got["len"].as_u64(), got["sha"].as_str()), (Some(CS101_LEN as u64), Some(sha256_hex(&n.cs101).as_str())));
+    assert_eq!(
+        (got["len"].as_u64(), got["sha"].as_str()),
+        (Some(CS101_LEN as u64), Some(sha256_hex(&n.cs101).as_str()))
+    );
     assert_eq!(got["type"], "application/pdf");
     let tail = fetch(&b, "/student/content/doc-cs101", Some("bytes=100000-")).await;
     assert_eq!(tail["status"], 206, "{tail}");
@@ -285,13 +298,18 @@ async fn student_and_faculty_sessions_never_open_each_others_routes() {
     // A student signs in through the form (its token paired with the form cookie).
     let form = http.get(format!("{base}/student/login")).send().await.unwrap();
     let (form_cookie, line) = set_cookie(&form, "nimbus_student_form").expect("form cookie");
-    assert!(line.contains("HttpOnly") && line.contains("SameSite=Strict") && line.contains("Path=/student/login"), "{line}");
+    assert!(
+        line.contains("HttpOnly") && line.contains("SameSite=Strict") && line.contains("Path=/student/login"),
+        "{line}"
+    );
     let page = form.text().await.unwrap();
     let csrf = page.split("name=\"csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_owned();
     let post = |cookie: Option<String>, pin: &str| {
-        let mut req = http
-            .post(format!("{base}/student/login"))
-            .form(&[("user_id", "2026002"), ("pin", pin), ("csrf", csrf.as_str())]);
+        let mut req = http.post(format!("{base}/student/login")).form(&[
+            ("user_id", "2026002"),
+            ("pin", pin),
+            ("csrf", csrf.as_str()),
+        ]);
         if let Some(c) = cookie {
             req = req.header("cookie", c);
         }
