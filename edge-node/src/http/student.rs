@@ -434,7 +434,7 @@ mod tests {
             classes: vec![],
             announcements: vec![],
         };
-        let mut items = vec![item("a", &["cs999"]), item("b", &["cs101"]), item("c", &["cs102"])];
+        let mut items = [item("a", &["cs999"]), item("b", &["cs101"]), item("c", &["cs102"])];
         items.sort_by_key(|i| rank(i, &d));
         let order: Vec<&str> = items.iter().map(|i| i.content_id.as_str()).collect();
         assert_eq!(order, ["c", "b", "a"]);
