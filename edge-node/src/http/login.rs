@@ -25,9 +25,11 @@
 //! Brute force is throttled per person and per client address: after 5 failed attempts for one
 //! person within 10 minutes, further attempts for them are refused for 5 minutes (429 with
 //! `Retry-After`), whatever the PIN; after 10 failed attempts from one address within 10
-//! minutes (whoever they were for), that address is refused for 5 minutes. An attempt counts as
-//! failed from the moment it starts until its PIN verifies, so parallel guesses cannot slip past
-//! the limit. Unknown ids are verified against a dummy hash and throttled the same way, so
+//! minutes (whoever they were for), that address is refused for 5 minutes. For the person, an
+//! attempt counts as failed from the moment it starts until its PIN verifies, so parallel guesses
+//! cannot slip past the limit; the address is charged when a PIN turns out wrong and checked again
+//! right before each verification (they run two at a time), so a whole class behind one NAT
+//! signing in at once is not mistaken for a guesser. Unknown ids are verified against a dummy hash and throttled the same way, so
 //! neither the answer nor its timing tells whether an id exists. Faculty and students have
 //! separate throttles; PIN verifications (argon2, ~19 MiB each) share one limit.
 
@@ -150,14 +152,28 @@ impl Logins {
     }
 
     /// Starts an attempt for person `id` from `addr` at `now`: refused with the seconds to wait
-    /// while the address or the person is locked out; otherwise counted as a failure of both
-    /// until [`Logins::succeeded`] says otherwise (the address keeps its count: one valid
-    /// account must not reset a guesser's budget).
+    /// while the address or the person is locked out; otherwise counted as a failure of the
+    /// person until [`Logins::succeeded`] says otherwise (so parallel guesses at one person
+    /// cannot slip past their limit). The address is charged only for PINs that turn out wrong
+    /// ([`Logins::address_failed`]): a class behind one NAT signing in at once is not a guesser.
     fn begin_attempt(&self, id: &str, addr: Option<IpAddr>, now: Instant) -> Result<(), u64> {
-        if let Some(addr) = addr {
-            self.addresses.begin(&addr.to_string(), now)?;
-        }
+        self.address_allows(addr, now)?;
         self.people.begin(id, now)
+    }
+
+    /// Whether `addr` may try a PIN now. Checked again right before each verification: those run
+    /// [`CONCURRENT_VERIFICATIONS`] at a time, so parallel guesses from one address overrun its
+    /// limit by at most that many.
+    fn address_allows(&self, addr: Option<IpAddr>, now: Instant) -> Result<(), u64> {
+        addr.map_or(Ok(()), |a| self.addresses.check(&a.to_string(), now))
+    }
+
+    /// A wrong PIN (or a malformed attempt) from `addr`. A success never takes one back: one valid
+    /// account must not refill a guesser's budget.
+    fn address_failed(&self, addr: Option<IpAddr>, now: Instant) {
+        if let Some(a) = addr {
+            self.addresses.record(&a.to_string(), now);
+        }
     }
 
     fn succeeded(&self, id: &str) {
@@ -167,15 +183,17 @@ impl Logins {
 
 impl Throttle {
     /// Refused with the seconds to wait while `key` is locked out; otherwise one more failure.
-    fn begin(&self, id: &str, now: Instant) -> Result<(), u64> {
+    fn begin(&self, key: &str, now: Instant) -> Result<(), u64> {
+        self.check(key, now)?;
+        self.record(key, now);
+        Ok(())
+    }
+
+    /// Refused with the seconds to wait while `key` is locked out, or locks it out now if it has
+    /// reached its limit of failures within [`FAILURE_WINDOW`].
+    fn check(&self, key: &str, now: Instant) -> Result<(), u64> {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= THROTTLE_SWEEP_AT {
-            map.retain(|_, a| {
-                a.locked_until.is_some_and(|u| u > now)
-                    || a.failures.iter().any(|t| now.saturating_duration_since(*t) < FAILURE_WINDOW)
-            });
-        }
-        let a = map.entry(id.to_owned()).or_default();
+        let Some(a) = map.get_mut(key) else { return Ok(()) };
         if let Some(until) = a.locked_until {
             if until > now {
                 return Err(secs_ceil(until - now).max(1));
@@ -187,11 +205,22 @@ impl Throttle {
         if a.failures.len() >= self.max_failures {
             a.failures.clear();
             a.locked_until = Some(now + LOCKOUT);
-            tracing::warn!(key = id, "too many failed logins; locked out");
+            tracing::warn!(key, "too many failed logins; locked out");
             return Err(secs_ceil(LOCKOUT));
         }
-        a.failures.push(now);
         Ok(())
+    }
+
+    /// One more failure for `key`.
+    fn record(&self, key: &str, now: Instant) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= THROTTLE_SWEEP_AT {
+            map.retain(|_, a| {
+                a.locked_until.is_some_and(|u| u > now)
+                    || a.failures.iter().any(|t| now.saturating_duration_since(*t) < FAILURE_WINDOW)
+            });
+        }
+        map.entry(key.to_owned()).or_default().failures.push(now);
     }
 }
 
@@ -532,6 +561,7 @@ async fn check_credentials(
         if let Err(secs) = logins.begin_attempt("\0malformed", addr, Instant::now()) {
             return Ok(Verdict::Throttled(secs));
         }
+        logins.address_failed(addr, Instant::now());
         return Ok(Verdict::Wrong);
     }
     let store = state.attendance.store().clone();
@@ -551,6 +581,10 @@ async fn check_credentials(
     // The permit moves into the blocking task: it is held until the hash is checked even if the
     // client goes away meanwhile.
     let slot = logins.verifications.clone().acquire_owned().await.map_err(AppError::internal)?;
+    // The address may have used up its budget while this attempt waited for its turn.
+    if let Err(secs) = logins.address_allows(addr, Instant::now()) {
+        return Ok(Verdict::Throttled(secs));
+    }
     let pin_owned = pin.to_owned();
     let found = blocking(move || {
         let _slot = slot;
@@ -567,6 +601,7 @@ async fn check_credentials(
     })
     .await?;
     let Some((user_id, name, hash)) = found else {
+        logins.address_failed(addr, Instant::now());
         tracing::info!(sign_in, audience = audience.who(), "failed login");
         return Ok(Verdict::Wrong);
     };
@@ -822,12 +857,28 @@ mod tests {
         let (a, b): (IpAddr, IpAddr) = ("10.0.0.7".parse().unwrap(), "10.0.0.8".parse().unwrap());
         for i in 0..10 {
             assert_eq!(l.begin_attempt(&format!("s{i}"), Some(a), t0), Ok(()), "{i}");
+            l.address_failed(Some(a), t0);
         }
         assert_eq!(l.begin_attempt("s99", Some(a), t0), Err(300), "the address is locked");
         l.succeeded("s1");
         assert_eq!(l.begin_attempt("s1", Some(a), t0), Err(300), "a success does not unlock the address");
         assert_eq!(l.begin_attempt("s99", Some(b), t0), Ok(()), "other addresses are not");
         assert_eq!(l.begin_attempt("s99", Some(a), t0 + LOCKOUT), Ok(()), "lockout over");
+    }
+
+    #[test]
+    fn a_class_behind_one_address_signing_in_at_once_is_not_throttled() {
+        let l = Logins::new(LOGIN_TTL);
+        let t0 = Instant::now();
+        let nat: IpAddr = "10.0.0.1".parse().unwrap();
+        // 200 attempts begun before any PIN is checked: none is a failure of the address yet.
+        for i in 0..200 {
+            assert_eq!(l.begin_attempt(&format!("s{i}"), Some(nat), t0), Ok(()), "{i}");
+        }
+        for i in 0..200 {
+            l.succeeded(&format!("s{i}"));
+        }
+        assert_eq!(l.address_allows(Some(nat), t0), Ok(()));
     }
 
     #[test]
