@@ -1,5 +1,5 @@
-//! Classroom PINs (faculty and students) for the local pages, hashed with argon2 (the hashes arrive in the roster snapshot;
-//! the node never stores a PIN in clear).
+//! Classroom PINs (faculty and students) for the local pages, hashed with argon2 (the hashes
+//! arrive in the roster snapshot; the node never stores a PIN in clear).
 
 use std::sync::Mutex;
 
