@@ -273,10 +273,14 @@ fn main() {
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
         let mut tasks = Vec::new();
-        for (client, cookie) in sessions {
+        for (idx, (client, cookie)) in sessions.into_iter().enumerate() {
             let (base, stop) = (base.clone(), stop.clone());
             tasks.push(tokio::spawn(async move {
                 let (mut times, mut errors, mut bytes) = (Vec::new(), 0u64, 0usize);
+                // Students do not all reload in the same millisecond: spread them over the interval.
+                if interval_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(interval_ms * idx as u64 / clients as u64)).await;
+                }
                 let mut tick = (interval_ms > 0).then(|| {
                     let mut t = tokio::time::interval(Duration::from_millis(interval_ms));
                     t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
