@@ -92,6 +92,12 @@ mod tests {
     }
 
     #[test]
+    fn the_demo_hashes_are_of_the_demo_pins() {
+        assert!(verify_pin("1234", crate::timetable::DEMO_FACULTY_PIN_HASH));
+        assert!(verify_pin(crate::timetable::DEMO_STUDENT_PIN, crate::timetable::DEMO_STUDENT_PIN_HASH));
+    }
+
+    #[test]
     fn a_hash_asking_for_too_much_memory_is_refused() {
         let greedy =
             "$argon2id$v=19$m=1048576,t=2,p=1$Q+sjUUuRQteYPNKTSCHvUg$+69U49CsQMObb+DCpYv7RRT8Jx8R/m0YWx48bBh2Nf8";

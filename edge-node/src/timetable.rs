@@ -190,6 +190,13 @@ pub fn entry_at(
 
 /// The demo students' classroom PIN (`--simulate` only).
 pub const DEMO_STUDENT_PIN: &str = "246810";
+/// argon2id hash of [`DEMO_STUDENT_PIN`], made once: hashing at start would cost the demo node
+/// 19 MiB of argon2 memory that glibc keeps resident afterwards.
+pub const DEMO_STUDENT_PIN_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$NSy0o6S2TBe8YhGh2+mNow$v1tp74Z0CsXErwcYlZACcO9t7Hl+/SFEM762Zh/Y84I";
+/// argon2id hash of the demo faculty's PIN `1234`.
+pub const DEMO_FACULTY_PIN_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$QNXRoWHzSVOhBrgA+vVKmQ$hEf+DbUHDJ5w7sbCrr3q8XwC+6ndz/5/kZ1IZ+0Vaok";
 
 /// Demo data for `--simulate`: today and every weekday, room `demo-101`, three slots, one
 /// faculty member (PIN `1234`) and five students (cards `5A000001`…`5A000005`, register numbers
@@ -246,8 +253,8 @@ pub fn demo(room_id: &str) -> (TimetableSnapshot, RosterSnapshot) {
             })
         })
         .collect();
-    // One hash for all five (argon2 is slow on purpose); each still signs in as themself.
-    let student_pin = crate::auth::hash_pin(DEMO_STUDENT_PIN).ok();
+    // One hash for all five; each still signs in as themself.
+    let student_pin = Some(DEMO_STUDENT_PIN_HASH.to_owned());
     let students_signing_in = students
         .iter()
         .enumerate()
@@ -262,7 +269,7 @@ pub fn demo(room_id: &str) -> (TimetableSnapshot, RosterSnapshot) {
     let faculty = vec![Faculty {
         user_id: "faculty-demo".into(),
         name: "Dr. Demo".into(),
-        pin_hash: crate::auth::hash_pin("1234").ok(),
+        pin_hash: Some(DEMO_FACULTY_PIN_HASH.to_owned()),
         staff_number: Some("100001".into()),
         email: Some("demo@campus.local".into()),
     }];
