@@ -117,6 +117,27 @@ pub struct Enrollment {
     pub name: String,
 }
 
+/// How a student enrolled in one of the room's courses signs in at the node's student page while
+/// the campus uplink may be down. The PIN hash opens only what the node itself serves (the
+/// student's course material and attendance on the LAN); the cloud never accepts the PIN, so a
+/// node that leaks these hashes cannot be used to act as the student towards the cloud.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Student {
+    /// User id.
+    pub user_id: String,
+    /// Display name.
+    pub name: String,
+    /// Their register number (the cloud's `register_no`), what students know by heart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub register_number: Option<String>,
+    /// Their e-mail address (lower-case), also accepted at sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// argon2 hash of their classroom PIN; no PIN, no sign-in at the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_hash: Option<String>,
+}
+
 /// Versioned rosters: cards, faculty and enrollments of the courses taught in this room.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RosterSnapshot {
@@ -128,6 +149,10 @@ pub struct RosterSnapshot {
     pub faculty: Vec<Faculty>,
     /// Enrollments of the room's courses.
     pub enrollments: Vec<Enrollment>,
+    /// Sign-in credentials of the enrolled students (one entry per student, whatever the number
+    /// of their courses here). Absent in snapshots from clouds older than the student page.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub students: Vec<Student>,
 }
 
 /// One public key of the cloud's token signing key set.
@@ -188,4 +213,42 @@ pub struct ManifestSnapshot {
     pub version: u64,
     /// The items.
     pub items: Vec<ManifestItem>,
+}
+
+/// One announcement a node shows on its student page. The announcement service resolves its
+/// targeting (role, department, program, semester, ...) to what a node can check offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announcement {
+    /// The announcement service's id.
+    pub announcement_id: String,
+    /// Headline.
+    pub title: String,
+    /// Plain text (never HTML: the node escapes it).
+    pub body: String,
+    /// When it was published.
+    pub published_at: chrono::DateTime<chrono::Utc>,
+    /// Shown only to students of these courses; empty: to every student of the room.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub course_ids: Vec<String>,
+    /// Shown only to these users; empty: no restriction by user.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_ids: Vec<String>,
+}
+
+impl Announcement {
+    /// Whether a student of `courses` with id `user_id` may see it.
+    pub fn targets(&self, user_id: &str, courses: &[String]) -> bool {
+        (self.course_ids.is_empty() || self.course_ids.iter().any(|c| courses.contains(c)))
+            && (self.user_ids.is_empty() || self.user_ids.iter().any(|u| u == user_id))
+    }
+}
+
+/// The announcements for one room (`announcements` snapshot). Minimal on purpose: the node only
+/// filters and shows them; no snapshot of this kind means an empty section that is not shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnnouncementsSnapshot {
+    /// Monotonic version; older or equal versions are ignored.
+    pub version: u64,
+    /// The room's current announcements, newest first.
+    pub items: Vec<Announcement>,
 }

@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/edge/0001_init.sql"),
     include_str!("../../migrations/edge/0002_content.sql"),
     include_str!("../../migrations/edge/0003_faculty_sign_in.sql"),
+    include_str!("../../migrations/edge/0004_student_sign_in.sql"),
 ];
 
 /// A handle to the database; cheap to clone.

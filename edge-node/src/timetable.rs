@@ -8,7 +8,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{Error, Result};
 
-pub use nimbus_core::snapshot::{Card, Enrollment, Faculty, Role, RosterSnapshot, TimetableEntry, TimetableSnapshot};
+pub use nimbus_core::snapshot::{
+    Card, Enrollment, Faculty, Role, RosterSnapshot, Student, TimetableEntry, TimetableSnapshot,
+};
 
 /// The cached version of snapshot `kind`, if any.
 pub fn snapshot_version(conn: &Connection, kind: &str) -> Result<Option<u64>> {
@@ -75,7 +77,7 @@ pub fn apply_roster(conn: &mut Connection, snap: &RosterSnapshot, now_ms: i64) -
     if !newer(&tx, "roster", snap.version)? {
         return Ok(false);
     }
-    tx.execute_batch("DELETE FROM cards; DELETE FROM faculty; DELETE FROM roster;")?;
+    tx.execute_batch("DELETE FROM cards; DELETE FROM faculty; DELETE FROM roster; DELETE FROM students;")?;
     for c in &snap.cards {
         let uid: nimbus_core::ids::CardUid =
             c.card_uid.parse().map_err(|e| Error::Snapshot(format!("card of {}: {e}", c.user_id)))?;
@@ -94,6 +96,13 @@ pub fn apply_roster(conn: &mut Connection, snap: &RosterSnapshot, now_ms: i64) -
         tx.execute(
             "INSERT OR IGNORE INTO roster (course_id, student_id, name) VALUES (?1, ?2, ?3)",
             params![e.course_id, e.student_id, e.name],
+        )?;
+    }
+    for s in &snap.students {
+        tx.execute(
+            "INSERT OR REPLACE INTO students (user_id, name, register_number, email, pin_hash)
+             VALUES (?1, ?2, ?3, lower(?4), ?5)",
+            params![s.user_id, s.name, s.register_number, s.email, s.pin_hash],
         )?;
     }
     record_version(&tx, "roster", snap.version, now_ms)?;
@@ -179,9 +188,19 @@ pub fn entry_at(
     }))
 }
 
+/// The demo students' classroom PIN (`--simulate` only).
+pub const DEMO_STUDENT_PIN: &str = "246810";
+/// argon2id hash of [`DEMO_STUDENT_PIN`], made once: hashing at start would cost the demo node
+/// 19 MiB of argon2 memory that glibc keeps resident afterwards.
+pub const DEMO_STUDENT_PIN_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$NSy0o6S2TBe8YhGh2+mNow$v1tp74Z0CsXErwcYlZACcO9t7Hl+/SFEM762Zh/Y84I";
+/// argon2id hash of the demo faculty's PIN `1234`.
+pub const DEMO_FACULTY_PIN_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$QNXRoWHzSVOhBrgA+vVKmQ$hEf+DbUHDJ5w7sbCrr3q8XwC+6ndz/5/kZ1IZ+0Vaok";
+
 /// Demo data for `--simulate`: today and every weekday, room `demo-101`, three slots, one
-/// faculty member (PIN `1234`) and five students (cards `5A000001`…`5A000005`); card
-/// `FACA0001` is the faculty card.
+/// faculty member (PIN `1234`) and five students (cards `5A000001`…`5A000005`, register numbers
+/// `2026001`…`2026005`, student PIN [`DEMO_STUDENT_PIN`]); card `FACA0001` is the faculty card.
 pub fn demo(room_id: &str) -> (TimetableSnapshot, RosterSnapshot) {
     let slot = |h: u32, m: u32| NaiveTime::from_hms_opt(h, m, 0).unwrap_or(NaiveTime::MIN);
     let mut entries = Vec::new();
@@ -234,14 +253,28 @@ pub fn demo(room_id: &str) -> (TimetableSnapshot, RosterSnapshot) {
             })
         })
         .collect();
+    // One hash for all five; each still signs in as themself.
+    let student_pin = Some(DEMO_STUDENT_PIN_HASH.to_owned());
+    let students_signing_in = students
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| Student {
+            user_id: id.clone(),
+            name: id.replace('-', " "),
+            register_number: Some(format!("202600{}", i + 1)),
+            email: Some(format!("{id}@campus.local")),
+            pin_hash: student_pin.clone(),
+        })
+        .collect();
     let faculty = vec![Faculty {
         user_id: "faculty-demo".into(),
         name: "Dr. Demo".into(),
-        pin_hash: crate::auth::hash_pin("1234").ok(),
+        pin_hash: Some(DEMO_FACULTY_PIN_HASH.to_owned()),
         staff_number: Some("100001".into()),
         email: Some("demo@campus.local".into()),
     }];
-    (TimetableSnapshot { version: 1, entries }, RosterSnapshot { version: 1, cards, faculty, enrollments })
+    let roster = RosterSnapshot { version: 1, cards, faculty, enrollments, students: students_signing_in };
+    (TimetableSnapshot { version: 1, entries }, roster)
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
 //! A node's snapshots, computed from the service databases: the timetable service knows the
 //! room's entries, the course service the rosters of those courses, the edge registry the cards,
-//! the user service the token keys and the faculty's sign-in credentials, the content service the manifest.
+//! the user service the token keys and the faculty's and students' sign-in credentials, the
+//! content service the manifest.
 
 use deadpool_postgres::{Object, Pool};
 use nimbus_core::snapshot::{
-    Card, KeysSnapshot, ManifestSnapshot, Role, RosterSnapshot, TimetableEntry, TimetableSnapshot,
+    Card, KeysSnapshot, ManifestSnapshot, Role, RosterSnapshot, Student, TimetableEntry, TimetableSnapshot,
 };
 use nimbus_sync::topics::SnapshotKind;
 
@@ -175,6 +176,26 @@ impl Sources {
             }
         }
         enrollments.sort_by(|a, b| (&a.course_id, &a.student_id).cmp(&(&b.course_id, &b.student_id)));
+        // Students sign in at the node's student page the same way (register number or e-mail
+        // and PIN); one entry per student, and only the students enrolled here.
+        let mut student_ids: Vec<String> = enrollments.iter().map(|e| e.student_id.clone()).collect();
+        student_ids.sort();
+        student_ids.dedup();
+        let students = crate::user::student_credentials(&self.user, &student_ids)
+            .await?
+            .into_iter()
+            .map(|c| Student {
+                name: enrollments
+                    .iter()
+                    .find(|e| e.student_id == c.user_id)
+                    .map(|e| e.name.clone())
+                    .unwrap_or_default(),
+                user_id: c.user_id,
+                register_number: Some(c.staff_number),
+                email: Some(c.email),
+                pin_hash: c.pin_hash,
+            })
+            .collect();
         let mut people: Vec<String> = faculty.iter().map(|f| f.user_id.clone()).collect();
         people.extend(enrollments.iter().map(|e| e.student_id.clone()));
         people.sort();
@@ -207,7 +228,7 @@ impl Sources {
                 }
             })
             .collect();
-        Ok(RosterSnapshot { version: 0, cards, faculty, enrollments })
+        Ok(RosterSnapshot { version: 0, cards, faculty, enrollments, students })
     }
 
     async fn manifest(&self, course_ids: &[String]) -> Result<ManifestSnapshot> {

@@ -1,12 +1,14 @@
-//! Faculty classroom PINs: what a faculty member signs in with at a classroom node's page, where
-//! the cloud may be out of reach. Faculty set their own (with their password); administrators
-//! reset or clear them. Only an argon2id hash is kept (`classroom_pins`); the downlink puts it in
-//! the roster snapshot of the nodes whose rooms the faculty member teaches in, with the staff
-//! number and e-mail they may sign in with ([`classroom_credentials`]).
+//! Classroom PINs: what faculty and students sign in with at a classroom node's pages, where the
+//! cloud may be out of reach. They set their own (with their password); administrators reset or
+//! clear them. Only an argon2id hash is kept (`classroom_pins`); the downlink puts it in the
+//! roster snapshot of the nodes whose rooms the faculty member teaches in
+//! ([`classroom_credentials`]) or the student attends a course in ([`student_credentials`]),
+//! with the staff or register number and e-mail they may sign in with.
 //!
-//! A PIN is a short secret by design (typed on a classroom screen). Whoever steals a node holds
-//! the hashes of the faculty who teach in its room and can guess PINs offline, so a PIN opens
-//! nothing but attendance at classroom nodes: it is never accepted by the cloud's login.
+//! A PIN is a short secret by design (typed on a classroom screen or a phone). Whoever steals a
+//! node holds the hashes of the people of its room and can guess PINs offline, so a PIN opens
+//! nothing but what classroom nodes serve (attendance, the room's course material): it is never
+//! accepted by the cloud's login. See `docs/threat-model.md`.
 
 use chrono::Utc;
 use deadpool_postgres::Pool;
@@ -61,14 +63,24 @@ pub struct ClassroomCredential {
 /// The sign-in credentials of the active faculty among `user_ids` (others are left out: a
 /// suspended member's PIN stops working at the next snapshot).
 pub async fn classroom_credentials(pool: &Pool, user_ids: &[String]) -> Result<Vec<ClassroomCredential>> {
+    credentials_of_role(pool, user_ids, "faculty").await
+}
+
+/// The sign-in credentials of the active students among `user_ids` (`staff_number` holds their
+/// register number); a suspended student's PIN stops working at the next snapshot.
+pub async fn student_credentials(pool: &Pool, user_ids: &[String]) -> Result<Vec<ClassroomCredential>> {
+    credentials_of_role(pool, user_ids, "student").await
+}
+
+async fn credentials_of_role(pool: &Pool, user_ids: &[String], role: &str) -> Result<Vec<ClassroomCredential>> {
     let client = pool.get().await?;
     let rows = client
         .query(
             "SELECT u.id::text, u.register_no, u.email, p.pin_hash
              FROM users u JOIN roles r ON r.id = u.role_id LEFT JOIN classroom_pins p ON p.user_id = u.id
-             WHERE u.id::text = ANY($1) AND u.status = 'active' AND r.name = 'faculty'
+             WHERE u.id::text = ANY($1) AND u.status = 'active' AND r.name = $2
              ORDER BY u.id",
-            &[&user_ids],
+            &[&user_ids, &role],
         )
         .await?;
     Ok(rows
@@ -83,7 +95,8 @@ pub async fn classroom_credentials(pool: &Pool, user_ids: &[String]) -> Result<V
 }
 
 impl UserService {
-    /// Sets the caller's own classroom PIN once their password checks out. Only faculty have one.
+    /// Sets the caller's own classroom PIN once their password checks out. Only faculty and
+    /// students have one.
     pub async fn set_own_classroom_pin(&self, actor: &Actor, user_id: &str, password: &str, pin: &str) -> Result<()> {
         let uid = parse_user(user_id)?;
         let mut errors = Vec::new();
@@ -105,7 +118,8 @@ impl UserService {
         self.store_pin(actor, uid, Some(pin), true).await
     }
 
-    /// An administrator sets (`Some`) or clears (`None`) a faculty member's classroom PIN.
+    /// An administrator sets (`Some`) or clears (`None`) a faculty member's or student's
+    /// classroom PIN.
     pub async fn reset_classroom_pin(&self, actor: &Actor, user_id: &str, pin: Option<&str>) -> Result<()> {
         let uid = parse_user(user_id)?;
         if let Some(pin) = pin {
@@ -135,10 +149,10 @@ impl UserService {
             .map(|r| r.get(0));
         match role.as_deref() {
             None => return Err(Error::NotFound { what: "user", id: uid.to_string() }),
-            Some("faculty") => {}
+            Some("faculty" | "student") => {}
             Some(other) => {
                 return Err(Error::Conflict {
-                    message: "Only faculty have a classroom PIN".into(),
+                    message: "Only faculty and students have a classroom PIN".into(),
                     details: json!({ "role": other }),
                 });
             }

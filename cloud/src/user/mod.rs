@@ -8,7 +8,7 @@
 //! `password_reset_tokens`, `user_activity_logs`, `signing_keys`, `classroom_pins`,
 //! `event_outbox`. It consumes no topic; its HTTP routes are [`routes`].
 //!
-//! - [`classroom_pin`]: faculty PINs for the classroom nodes' page, and the sign-in credentials
+//! - [`classroom_pin`]: faculty and student PINs for the classroom nodes' pages, and the sign-in credentials
 //!   the downlink delivers in roster snapshots.
 //! - [`keys`]: the Ed25519 token signing keys, rotation, and the public [`key_set`] the downlink
 //!   sends to classroom nodes.
@@ -31,7 +31,7 @@ pub mod routes;
 pub mod service;
 pub mod sessions;
 
-pub use classroom_pin::{ClassroomCredential, classroom_credentials};
+pub use classroom_pin::{ClassroomCredential, classroom_credentials, student_credentials};
 pub use keys::KeyRing;
 pub use revocation::Revocations;
 pub use service::{LoginFailure, TokenPair, UserService, UserSettings, UserView};

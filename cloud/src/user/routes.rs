@@ -257,7 +257,8 @@ pub struct OwnClassroomPin {
 }
 
 /// Sets the caller's classroom PIN, which they sign in with at the classroom nodes of the rooms
-/// they teach in (delivered with the next roster snapshot). Faculty only (409 otherwise).
+/// they teach or attend a course in (delivered with the next roster snapshot). Faculty and
+/// students only (409 otherwise).
 #[utoipa::path(put, path = "/api/v1/me/classroom-pin", tag = "users", request_body = OwnClassroomPin,
     responses((status = 204), (status = 400), (status = 401), (status = 409)))]
 async fn set_own_classroom_pin(
@@ -270,7 +271,7 @@ async fn set_own_classroom_pin(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A faculty member's new classroom PIN.
+/// A faculty member's or student's new classroom PIN.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClassroomPin {
@@ -278,7 +279,7 @@ pub struct ClassroomPin {
     pub pin: String,
 }
 
-/// Sets (resets) a faculty member's classroom PIN, e.g. one they forgot.
+/// Sets (resets) a faculty member's or student's classroom PIN, e.g. one they forgot.
 #[utoipa::path(put, path = "/api/v1/users/{id}/classroom-pin", tag = "users", params(("id" = String, Path)),
     request_body = ClassroomPin, responses((status = 204), (status = 400), (status = 404), (status = 409)))]
 async fn reset_classroom_pin(
@@ -292,7 +293,7 @@ async fn reset_classroom_pin(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Clears a faculty member's classroom PIN: the nodes refuse them from their next roster snapshot
+/// Clears a faculty member's or student's classroom PIN: the nodes refuse them from their next roster snapshot
 /// until a new one is set.
 #[utoipa::path(delete, path = "/api/v1/users/{id}/classroom-pin", tag = "users", params(("id" = String, Path)),
     responses((status = 204), (status = 404), (status = 409)))]

@@ -463,6 +463,7 @@ async fn faculty_set_their_classroom_pin_admins_reset_and_clear_it_and_the_nodes
     let admin = api.admin_token().await;
     let (faculty, faculty_token) = api.token_of(&admin, "faculty").await;
     let (student, student_token) = api.token_of(&admin, "student").await;
+    let (_, other_admin_token) = api.token_of(&admin, "admin").await;
     let own = |pin: &str, password: &str| json!({ "current_password": password, "pin": pin });
     let set_own = |token: String, body: Value| {
         let api = &api;
@@ -496,8 +497,17 @@ async fn faculty_set_their_classroom_pin_admins_reset_and_clear_it_and_the_nodes
     assert_eq!(found[0].email, found[0].email.to_lowercase());
     assert!(found[0].staff_number.parse::<i64>().is_ok());
 
-    // Only faculty have one; a student is told so.
-    let a = set_own(student_token.clone(), own("402913", USER_PASSWORD)).await;
+    // Students have one too (the node's student page); their credentials are listed apart.
+    let a = set_own(student_token.clone(), own("715024", USER_PASSWORD)).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    let students = nimbus_cloud::user::student_credentials(api.user_db(), &both).await.unwrap();
+    assert_eq!(students.len(), 1, "only the student: {students:?}");
+    assert_eq!(students[0].user_id, student);
+    assert!(nimbus_edge::auth::verify_pin("715024", students[0].pin_hash.as_deref().unwrap()));
+    assert!(students[0].staff_number.parse::<i64>().is_ok(), "their register number");
+    assert_eq!(credentials().await.unwrap().len(), 1, "still only faculty among faculty credentials");
+    // Other roles have none; an administrator is told so.
+    let a = set_own(other_admin_token.clone(), own("402913", USER_PASSWORD)).await;
     assert_eq!((a.status, a.body["code"].as_str()), (StatusCode::CONFLICT, Some("CONFLICT")), "{}", a.body);
 
     // The admin resets it (forgotten PIN) and clears it; the events say only whether one is set.

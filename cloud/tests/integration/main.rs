@@ -14,8 +14,8 @@
 //! - The ingest: [`foundation`], [`ingest_acl`], [`ingest_cli`], [`ingest_dlq`], [`ingest_flow`],
 //!   [`ingest_instances`], [`ingest_kafka_down`], [`ingest_oversize`], [`ingest_unknown_cards`].
 //! - Every part a separate process: [`e2e_attendance`], [`e2e_classroom`], [`e2e_content`],
-//!   [`e2e_downlink`], [`e2e_faults`] (these need `nimbus-edge` built next to this binary, as
-//!   `cargo test --workspace` does).
+//!   [`e2e_downlink`], [`e2e_faults`], [`e2e_student`] (these need `nimbus-edge` built next to
+//!   this binary, as `cargo test --workspace` does).
 //! - The operator's side: [`events_cli`], [`compose_stack`].
 //!
 //! Run one module with `cargo test -p nimbus-cloud --test integration e2e_content::`.
@@ -38,6 +38,7 @@ mod e2e_content;
 mod e2e_downlink;
 mod e2e_faults;
 mod e2e_notification;
+mod e2e_student;
 mod events_cli;
 mod foundation;
 mod ingest_acl;

@@ -93,7 +93,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-fn routes(state: &AppState) -> Result<&ContentRoutes, AppError> {
+pub(crate) fn routes(state: &AppState) -> Result<&ContentRoutes, AppError> {
     state.content.as_ref().ok_or_else(|| AppError::not_found("Content is not enabled on this node"))
 }
 
@@ -139,16 +139,15 @@ pub struct ContentView {
     pub url: String,
 }
 
-/// `GET /api/content`.
-pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
-    let routes = routes(&state)?.clone();
-    let claims = routes.caller(&headers).await?;
+/// The complete, still verified items of `user_id`'s courses (roster, or the timetable for
+/// faculty), as `GET /api/content` lists them.
+pub(crate) async fn items_for(routes: &ContentRoutes, user_id: String) -> Result<Vec<ContentView>, AppError> {
     let paths = routes.paths.clone();
     let store = routes.store.clone();
-    let items = blocking(move || {
+    blocking(move || {
         store
             .with(|c| {
-                let courses = courses_of(c, &claims.sub)?;
+                let courses = courses_of(c, &user_id)?;
                 Ok(cache::servable_all(c)?
                     .into_iter()
                     .filter(|i| allowed(i, &courses))
@@ -173,7 +172,14 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<R
             })
             .map_err(AppError::from)
     })
-    .await?;
+    .await
+}
+
+/// `GET /api/content`.
+pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+    let routes = routes(&state)?.clone();
+    let claims = routes.caller(&headers).await?;
+    let items = items_for(&routes, claims.sub).await?;
     Ok(axum::Json(serde_json::json!({ "items": items })).into_response())
 }
 
@@ -187,11 +193,25 @@ pub async fn download(
 ) -> Result<Response, AppError> {
     let routes = routes(&state)?.clone();
     let claims = routes.caller(&headers).await?;
+    serve_to(&routes, claims.sub, content_id, peer, method, &headers).await
+}
+
+/// Serves cached item `content_id` to `user_id` (already authenticated: by an access token, or
+/// by the student page's session): 403 unless it belongs to one of their courses; `Range`,
+/// `If-Range`, `ETag`/`If-None-Match`, `If-Modified-Since` as the module docs say.
+pub(crate) async fn serve_to(
+    routes: &ContentRoutes,
+    user_id: String,
+    content_id: String,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    method: Method,
+    headers: &HeaderMap,
+) -> Result<Response, AppError> {
     if !valid_content_id(&content_id) {
         return Err(AppError::invalid_field("content_id", "must be a content id"));
     }
     let store = routes.store.clone();
-    let (id, user) = (content_id.clone(), claims.sub.clone());
+    let (id, user) = (content_id.clone(), user_id.clone());
     let (item, courses) =
         blocking(move || store.with(|c| Ok((cache::servable(c, &id)?, courses_of(c, &user)?))).map_err(AppError::from))
             .await?;
@@ -276,7 +296,7 @@ pub async fn download(
         let access = Access {
             content_id: item.content_id,
             version: item.version,
-            user_id: claims.sub,
+            user_id,
             ip_address: peer.map(|ConnectInfo(a)| a.ip().to_string()),
             user_agent: header_str(header::USER_AGENT).map(|s| s.chars().take(256).collect()),
             now: routes.clock.now(),

@@ -1,4 +1,6 @@
-//! Faculty login for the page and the API.
+//! Sign-in for the classroom pages: faculty (the page at `/` and the API) and students (the
+//! student page at `/student`, see [`super::student`]), each with their own session store and
+//! cookie, so a student's session is never accepted by a faculty route nor the other way round.
 //!
 //! A faculty member signs in with their user id, staff number or e-mail and their classroom PIN
 //! (verified with argon2 against `faculty.pin_hash`, which the cloud delivers in the roster
@@ -16,27 +18,38 @@
 //! whose referrer policy withholds the origin, so it proves nothing either way and the token
 //! decides. The page itself says `Referrer-Policy: same-origin`, so browsers do send its origin.
 //!
-//! Brute force is throttled per staff id: after 5 failed attempts within 10 minutes, further
-//! attempts for that id are refused for 5 minutes (429 with `Retry-After`), whatever the PIN. An
+//! A student signs in the same way with their register number, e-mail or user id and their own
+//! classroom PIN (`students.pin_hash`, from the same snapshot): cookie `nimbus_student`
+//! (`HttpOnly; SameSite=Strict; Path=/student`), form cookie `nimbus_student_form`.
+//!
+//! Brute force is throttled per person and per client address: after 5 failed attempts for one
+//! person within 10 minutes, further attempts for them are refused for 5 minutes (429 with
+//! `Retry-After`), whatever the PIN; after 10 failed attempts from one address within 10
+//! minutes (whoever they were for), that address is refused for 5 minutes. For the person, an
 //! attempt counts as failed from the moment it starts until its PIN verifies, so parallel guesses
-//! cannot slip past the limit. Unknown ids are verified against a dummy hash and throttled the
-//! same way, so neither the answer nor its timing tells whether an id exists.
+//! cannot slip past the limit; the address is charged when a PIN turns out wrong and checked again
+//! right before each verification (they run two at a time), so a whole class behind one NAT
+//! signing in at once is not mistaken for a guesser. Unknown ids are verified against a dummy hash and throttled the same way, so
+//! neither the answer nor its timing tells whether an id exists. Faculty and students have
+//! separate throttles; PIN verifications (argon2, ~19 MiB each) share one limit.
 
 use std::collections::HashMap;
 use std::io::Read as _;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, TimeDelta, Utc};
+use maud::html;
 use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiForm, ApiJson, AppError};
-use super::page::{escape, page_shell};
+use super::view::{Fetches, html_page, layout};
 use super::{AppState, blocking};
 
 /// The page's session cookie.
@@ -53,6 +66,9 @@ pub const MAX_FAILURES: usize = 5;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(10 * 60);
 /// ... and how long the lockout lasts.
 pub const LOCKOUT: Duration = Duration::from_secs(5 * 60);
+/// Failed attempts from one client address (for anyone) within [`FAILURE_WINDOW`] that lock the
+/// address out for [`LOCKOUT`]: a guesser cannot cycle through a class's register numbers.
+pub const MAX_ADDRESS_FAILURES: usize = 10;
 
 /// Longest staff id or PIN considered (longer ones simply fail).
 const MAX_CREDENTIAL_LEN: usize = 128;
@@ -74,6 +90,9 @@ pub(crate) struct Flash {
 struct LoginSession {
     user_id: String,
     name: String,
+    /// The PIN hash the sign-in was verified against: a session is worth only as much as the
+    /// credential it came from (see [`SignedIn::credential`]).
+    credential: Arc<str>,
     /// The token the page's forms must carry (not the session token: that one never appears in
     /// the HTML).
     form_token: String,
@@ -87,11 +106,18 @@ struct Attempts {
     locked_until: Option<Instant>,
 }
 
-/// The in-memory logins and the brute-force throttle.
+/// Failed attempts per key (a person, or a client address) and their lockouts.
+struct Throttle {
+    max_failures: usize,
+    map: Mutex<HashMap<String, Attempts>>,
+}
+
+/// The in-memory logins of one audience (faculty or students) and their brute-force throttles.
 pub(crate) struct Logins {
     ttl: Duration,
     sessions: Mutex<HashMap<String, LoginSession>>,
-    throttle: Mutex<HashMap<String, Attempts>>,
+    people: Throttle,
+    addresses: Throttle,
     verifications: Arc<tokio::sync::Semaphore>,
 }
 
@@ -99,27 +125,75 @@ fn secs_ceil(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
+/// The semaphore every PIN verification of the node takes (see [`CONCURRENT_VERIFICATIONS`]).
+pub(crate) fn verification_slots() -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(CONCURRENT_VERIFICATIONS))
+}
+
 impl Logins {
     pub(crate) fn new(ttl: Duration) -> Self {
+        Self::sharing(ttl, verification_slots())
+    }
+
+    /// Logins whose PIN checks take turns with those of other audiences on `verifications`.
+    pub(crate) fn sharing(ttl: Duration, verifications: Arc<tokio::sync::Semaphore>) -> Self {
         Logins {
             ttl: ttl.min(MAX_TTL),
             sessions: Mutex::default(),
-            throttle: Mutex::default(),
-            verifications: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_VERIFICATIONS)),
+            people: Throttle { max_failures: MAX_FAILURES, map: Mutex::default() },
+            addresses: Throttle { max_failures: MAX_ADDRESS_FAILURES, map: Mutex::default() },
+            verifications,
         }
     }
 
-    /// Starts an attempt for `id` at `now`: refused with the seconds to wait while the id is
-    /// locked out; otherwise counted as a failure until [`Logins::succeeded`] says otherwise.
-    fn begin_attempt(&self, id: &str, now: Instant) -> Result<(), u64> {
-        let mut map = self.throttle.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= THROTTLE_SWEEP_AT {
-            map.retain(|_, a| {
-                a.locked_until.is_some_and(|u| u > now)
-                    || a.failures.iter().any(|t| now.saturating_duration_since(*t) < FAILURE_WINDOW)
-            });
+    /// The verification slots these logins use.
+    pub(crate) fn verifications(&self) -> Arc<tokio::sync::Semaphore> {
+        self.verifications.clone()
+    }
+
+    /// Starts an attempt for person `id` from `addr` at `now`: refused with the seconds to wait
+    /// while the address or the person is locked out; otherwise counted as a failure of the
+    /// person until [`Logins::succeeded`] says otherwise (so parallel guesses at one person
+    /// cannot slip past their limit). The address is charged only for PINs that turn out wrong
+    /// ([`Logins::address_failed`]): a class behind one NAT signing in at once is not a guesser.
+    fn begin_attempt(&self, id: &str, addr: Option<IpAddr>, now: Instant) -> Result<(), u64> {
+        self.address_allows(addr, now)?;
+        self.people.begin(id, now)
+    }
+
+    /// Whether `addr` may try a PIN now. Checked again right before each verification: those run
+    /// [`CONCURRENT_VERIFICATIONS`] at a time, so parallel guesses from one address overrun its
+    /// limit by at most that many.
+    fn address_allows(&self, addr: Option<IpAddr>, now: Instant) -> Result<(), u64> {
+        addr.map_or(Ok(()), |a| self.addresses.check(&a.to_string(), now))
+    }
+
+    /// A wrong PIN (or a malformed attempt) from `addr`. A success never takes one back: one valid
+    /// account must not refill a guesser's budget.
+    fn address_failed(&self, addr: Option<IpAddr>, now: Instant) {
+        if let Some(a) = addr {
+            self.addresses.record(&a.to_string(), now);
         }
-        let a = map.entry(id.to_owned()).or_default();
+    }
+
+    fn succeeded(&self, id: &str) {
+        self.people.map.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+}
+
+impl Throttle {
+    /// Refused with the seconds to wait while `key` is locked out; otherwise one more failure.
+    fn begin(&self, key: &str, now: Instant) -> Result<(), u64> {
+        self.check(key, now)?;
+        self.record(key, now);
+        Ok(())
+    }
+
+    /// Refused with the seconds to wait while `key` is locked out, or locks it out now if it has
+    /// reached its limit of failures within [`FAILURE_WINDOW`].
+    fn check(&self, key: &str, now: Instant) -> Result<(), u64> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(a) = map.get_mut(key) else { return Ok(()) };
         if let Some(until) = a.locked_until {
             if until > now {
                 return Err(secs_ceil(until - now).max(1));
@@ -128,37 +202,54 @@ impl Logins {
             a.failures.clear();
         }
         a.failures.retain(|t| now.saturating_duration_since(*t) < FAILURE_WINDOW);
-        if a.failures.len() >= MAX_FAILURES {
+        if a.failures.len() >= self.max_failures {
             a.failures.clear();
             a.locked_until = Some(now + LOCKOUT);
-            tracing::warn!(user_id = id, "too many failed logins; locked out");
+            tracing::warn!(key, "too many failed logins; locked out");
             return Err(secs_ceil(LOCKOUT));
         }
-        a.failures.push(now);
         Ok(())
     }
 
-    fn succeeded(&self, id: &str) {
-        self.throttle.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    /// One more failure for `key`.
+    fn record(&self, key: &str, now: Instant) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= THROTTLE_SWEEP_AT {
+            map.retain(|_, a| {
+                a.locked_until.is_some_and(|u| u > now)
+                    || a.failures.iter().any(|t| now.saturating_duration_since(*t) < FAILURE_WINDOW)
+            });
+        }
+        map.entry(key.to_owned()).or_default().failures.push(now);
     }
+}
 
-    fn create(&self, user_id: String, name: String, now: Instant) -> String {
+impl Logins {
+    fn create(&self, user_id: String, name: String, credential: &str, now: Instant) -> String {
         let token = random_token();
         let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, s| s.expires > now);
-        let session = LoginSession { user_id, name, form_token: random_token(), expires: now + self.ttl, flash: None };
+        let session = LoginSession {
+            user_id,
+            name,
+            credential: credential.into(),
+            form_token: random_token(),
+            expires: now + self.ttl,
+            flash: None,
+        };
         map.insert(token.clone(), session);
         token
     }
 
-    fn lookup(&self, token: &str, now: Instant) -> Option<Faculty> {
+    pub(crate) fn lookup(&self, token: &str, now: Instant) -> Option<SignedIn> {
         let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         match map.get(token) {
-            Some(s) if s.expires > now => Some(Faculty {
+            Some(s) if s.expires > now => Some(SignedIn {
                 user_id: s.user_id.clone(),
                 name: s.name.clone(),
                 token: token.to_owned(),
                 form_token: s.form_token.clone(),
+                credential: s.credential.clone(),
             }),
             Some(_) => {
                 map.remove(token);
@@ -168,7 +259,7 @@ impl Logins {
         }
     }
 
-    fn remove(&self, token: &str) {
+    pub(crate) fn remove(&self, token: &str) {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(token);
     }
 
@@ -199,9 +290,12 @@ pub(crate) fn random_token() -> String {
 }
 
 /// A signed-in faculty member.
+pub type Faculty = SignedIn;
+
+/// A signed-in person (faculty or student, by the store that knows the token).
 #[derive(Debug, Clone)]
-pub struct Faculty {
-    /// Staff id.
+pub struct SignedIn {
+    /// User id.
     pub user_id: String,
     /// Display name.
     pub name: String,
@@ -209,9 +303,13 @@ pub struct Faculty {
     pub(crate) token: String,
     /// The token their page's forms carry.
     pub(crate) form_token: String,
+    /// The PIN hash they signed in with. The student page ends a session whose person's hash in
+    /// the roster is no longer this one (PIN reset or cleared, student suspended or no longer
+    /// enrolled here) at the next roster snapshot, instead of letting it run for 8 hours.
+    pub(crate) credential: Arc<str>,
 }
 
-impl Faculty {
+impl SignedIn {
     /// Whether a form post carries this login's form token.
     pub(crate) fn form_token_matches(&self, sent: &str) -> bool {
         tokens_match(&self.form_token, sent)
@@ -234,7 +332,7 @@ fn cookie(headers: &HeaderMap) -> Option<&str> {
     named_cookie(headers, COOKIE)
 }
 
-fn named_cookie<'h>(headers: &'h HeaderMap, wanted: &str) -> Option<&'h str> {
+pub(crate) fn named_cookie<'h>(headers: &'h HeaderMap, wanted: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -311,6 +409,94 @@ pub(crate) fn origin_allows(headers: &HeaderMap) -> bool {
     origin_host.is_some_and(|o| o.eq_ignore_ascii_case(host))
 }
 
+/// Whom a sign-in is for: each audience has its own logins, cookies and pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Audience {
+    /// The faculty page (`/`) and the API.
+    Faculty,
+    /// The student page (`/student`).
+    Student,
+}
+
+impl Audience {
+    /// The session cookie's name.
+    pub(crate) fn cookie(self) -> &'static str {
+        match self {
+            Audience::Faculty => COOKIE,
+            Audience::Student => STUDENT_COOKIE,
+        }
+    }
+
+    /// The session cookie's path: the student cookie never reaches the faculty routes.
+    fn cookie_path(self) -> &'static str {
+        match self {
+            Audience::Faculty => "/",
+            Audience::Student => "/student",
+        }
+    }
+
+    fn form_cookie(self) -> &'static str {
+        match self {
+            Audience::Faculty => FORM_COOKIE,
+            Audience::Student => STUDENT_FORM_COOKIE,
+        }
+    }
+
+    /// The sign-in form's address.
+    pub(crate) fn login_path(self) -> &'static str {
+        match self {
+            Audience::Faculty => "/login",
+            Audience::Student => "/student/login",
+        }
+    }
+
+    /// The page a sign-in leads to.
+    fn home(self) -> &'static str {
+        match self {
+            Audience::Faculty => "/",
+            Audience::Student => "/student",
+        }
+    }
+
+    /// This audience's logins.
+    pub(crate) fn logins(self, state: &AppState) -> &Logins {
+        match self {
+            Audience::Faculty => &state.logins,
+            Audience::Student => &state.students,
+        }
+    }
+
+    fn who(self) -> &'static str {
+        match self {
+            Audience::Faculty => "faculty",
+            Audience::Student => "student",
+        }
+    }
+
+    /// `Set-Cookie` values: the session, and the ones that clear the session and the form token.
+    fn set_session(self, token: &str, ttl: Duration) -> String {
+        format!(
+            "{}={token}; HttpOnly; SameSite=Strict; Path={}; Max-Age={}",
+            self.cookie(),
+            self.cookie_path(),
+            ttl.as_secs()
+        )
+    }
+
+    fn clear_session(self) -> String {
+        format!("{}=; HttpOnly; SameSite=Strict; Path={}; Max-Age=0", self.cookie(), self.cookie_path())
+    }
+
+    fn clear_form(self) -> String {
+        format!("{}=; HttpOnly; SameSite=Strict; Path={}; Max-Age=0", self.form_cookie(), self.login_path())
+    }
+}
+
+/// The student page's session cookie.
+pub const STUDENT_COOKIE: &str = "nimbus_student";
+/// The student sign-in form's token cookie.
+pub const STUDENT_FORM_COOKIE: &str = "nimbus_student_form";
+
 enum Verdict {
     Ok { token: String, user_id: String, name: String, expires_at: DateTime<Utc> },
     Wrong,
@@ -322,50 +508,90 @@ enum Verdict {
 const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$Q+sjUUuRQteYPNKTSCHvUg$+69U49CsQMObb+DCpYv7RRT8Jx8R/m0YWx48bBh2Nf8";
 
-/// The faculty member a sign-in name means: their user id, staff number or e-mail (any case).
-/// A user id wins over another member's staff number or e-mail; a name that still means two
-/// people means nobody. Returns `(user_id, name, pin_hash)`.
-pub(crate) fn faculty_by_sign_in_name(
+/// `(user_id, name, pin_hash)` of a person found by a sign-in name.
+type Person = (String, String, Option<String>);
+
+/// The person of `table` (`faculty` or `students`) a sign-in name means: their user id, or their
+/// `number_column` (staff or register number) or e-mail (any case). A user id wins over another
+/// person's number or e-mail; a name that still means two people means nobody.
+fn person_by_sign_in_name(
     c: &rusqlite::Connection,
+    table: &str,
+    number_column: &str,
     sign_in: &str,
-) -> crate::Result<Option<(String, String, Option<String>)>> {
-    type Row = (String, String, Option<String>);
-    let by_id: Option<Row> = c
-        .query_row("SELECT user_id, name, pin_hash FROM faculty WHERE user_id = ?1", [sign_in], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+) -> crate::Result<Option<Person>> {
+    let by_id: Option<Person> = c
+        .prepare_cached(&format!("SELECT user_id, name, pin_hash FROM {table} WHERE user_id = ?1"))?
+        .query_row([sign_in], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     if by_id.is_some() {
         return Ok(by_id);
     }
-    let mut stmt = c.prepare_cached(
-        "SELECT user_id, name, pin_hash FROM faculty WHERE staff_number = ?1 OR email = lower(?1) LIMIT 2",
-    )?;
-    let mut rows: Vec<Row> =
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT user_id, name, pin_hash FROM {table} WHERE {number_column} = ?1 OR email = lower(?1) LIMIT 2"
+    ))?;
+    let mut rows: Vec<Person> =
         stmt.query_map([sign_in], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
     Ok(if rows.len() == 1 { rows.pop() } else { None })
 }
 
-async fn check_credentials(state: &AppState, sign_in: &str, pin: &str) -> Result<Verdict, AppError> {
+/// The faculty member a sign-in name means: their user id, staff number or e-mail (any case).
+/// Returns `(user_id, name, pin_hash)`.
+pub(crate) fn faculty_by_sign_in_name(c: &rusqlite::Connection, sign_in: &str) -> crate::Result<Option<Person>> {
+    person_by_sign_in_name(c, "faculty", "staff_number", sign_in)
+}
+
+/// The student (enrolled in a course of this room) a sign-in name means: their user id,
+/// register number or e-mail (any case).
+pub(crate) fn student_by_sign_in_name(c: &rusqlite::Connection, sign_in: &str) -> crate::Result<Option<Person>> {
+    person_by_sign_in_name(c, "students", "register_number", sign_in)
+}
+
+async fn check_credentials(
+    state: &AppState,
+    audience: Audience,
+    sign_in: &str,
+    pin: &str,
+    addr: Option<IpAddr>,
+) -> Result<Verdict, AppError> {
+    let logins = audience.logins(state);
     if sign_in.is_empty() || sign_in.len() > MAX_CREDENTIAL_LEN || pin.is_empty() || pin.len() > MAX_CREDENTIAL_LEN {
+        // Still a failed attempt from this address (counted under one key for every malformed
+        // name, so no oversized name is kept in memory).
+        if let Err(secs) = logins.begin_attempt("\0malformed", addr, Instant::now()) {
+            return Ok(Verdict::Throttled(secs));
+        }
+        logins.address_failed(addr, Instant::now());
         return Ok(Verdict::Wrong);
     }
     let store = state.attendance.store().clone();
     let name = sign_in.to_owned();
-    let row = blocking(move || Ok(store.with(|c| faculty_by_sign_in_name(c, &name))?)).await?;
+    let row = blocking(move || {
+        Ok(store.with(|c| match audience {
+            Audience::Faculty => faculty_by_sign_in_name(c, &name),
+            Audience::Student => student_by_sign_in_name(c, &name),
+        })?)
+    })
+    .await?;
     // Guesses are counted per person, whichever of their names they use; unknown names per name.
     let throttle_key = row.as_ref().map_or_else(|| sign_in.to_lowercase(), |(id, ..)| id.clone());
-    if let Err(secs) = state.logins.begin_attempt(&throttle_key, Instant::now()) {
+    if let Err(secs) = logins.begin_attempt(&throttle_key, addr, Instant::now()) {
         return Ok(Verdict::Throttled(secs));
     }
     // The permit moves into the blocking task: it is held until the hash is checked even if the
     // client goes away meanwhile.
-    let slot = state.logins.verifications.clone().acquire_owned().await.map_err(AppError::internal)?;
+    let slot = logins.verifications.clone().acquire_owned().await.map_err(AppError::internal)?;
+    // The address may have used up its budget while this attempt waited for its turn.
+    if let Err(secs) = logins.address_allows(addr, Instant::now()) {
+        return Ok(Verdict::Throttled(secs));
+    }
     let pin_owned = pin.to_owned();
     let found = blocking(move || {
         let _slot = slot;
         Ok(match row {
-            Some((user_id, name, Some(hash))) => crate::auth::verify_pin(&pin_owned, &hash).then_some((user_id, name)),
+            Some((user_id, name, Some(hash))) => {
+                crate::auth::verify_pin(&pin_owned, &hash).then_some((user_id, name, hash))
+            }
             _ => {
                 // Same work as a real check, so timing does not tell whether the id exists.
                 let _ = crate::auth::verify_pin(&pin_owned, DUMMY_HASH);
@@ -374,15 +600,16 @@ async fn check_credentials(state: &AppState, sign_in: &str, pin: &str) -> Result
         })
     })
     .await?;
-    let Some((user_id, name)) = found else {
-        tracing::info!(sign_in, "failed faculty login");
+    let Some((user_id, name, hash)) = found else {
+        logins.address_failed(addr, Instant::now());
+        tracing::info!(sign_in, audience = audience.who(), "failed login");
         return Ok(Verdict::Wrong);
     };
-    state.logins.succeeded(&throttle_key);
-    let token = state.logins.create(user_id.clone(), name.clone(), Instant::now());
-    let ttl = TimeDelta::from_std(state.logins.ttl).unwrap_or(TimeDelta::MAX);
+    logins.succeeded(&throttle_key);
+    let token = logins.create(user_id.clone(), name.clone(), &hash, Instant::now());
+    let ttl = TimeDelta::from_std(logins.ttl).unwrap_or(TimeDelta::MAX);
     let expires_at = state.attendance.now().utc.checked_add_signed(ttl).unwrap_or(DateTime::<Utc>::MAX_UTC);
-    tracing::info!(user_id, "faculty signed in");
+    tracing::info!(user_id, audience = audience.who(), "signed in");
     Ok(Verdict::Ok { token, user_id, name, expires_at })
 }
 
@@ -397,80 +624,134 @@ pub(crate) struct LoginForm {
     csrf: String,
 }
 
-/// The sign-in page with a fresh form token, set both in the form and in [`FORM_COOKIE`].
-fn login_page(status: StatusCode, message: Option<&str>, user_id: &str) -> Response {
+/// The sign-in page with a fresh form token, set both in the form and in the audience's form
+/// cookie.
+fn login_page(audience: Audience, status: StatusCode, message: Option<&str>, user_id: &str) -> Response {
     let form_token = random_token();
-    let mut body = String::from("<h1>Faculty sign-in</h1>");
-    if let Some(m) = message {
-        body.push_str(&format!("<p class=\"flash err\" role=\"alert\">{}</p>", escape(m)));
-    }
-    body.push_str(&format!(
-        "<form method=\"post\" action=\"/login\" class=\"login\">\
-         <input type=\"hidden\" name=\"{FORM_TOKEN_FIELD}\" value=\"{form_token}\">\
-         <label>Staff number, e-mail or user ID <input name=\"user_id\" value=\"{}\" autocomplete=\"username\" \
-         required maxlength=\"{MAX_CREDENTIAL_LEN}\" autocapitalize=\"none\" autofocus></label>\
-         <label>PIN <input name=\"pin\" type=\"password\" inputmode=\"numeric\" autocomplete=\"current-password\" \
-         required maxlength=\"{MAX_CREDENTIAL_LEN}\"></label>\
-         <button type=\"submit\">Sign in</button></form>",
-        escape(user_id)
-    ));
-    let mut res = super::page::html(status, page_shell("Sign in", &body, None));
-    let cookie = format!("{FORM_COOKIE}={form_token}; HttpOnly; SameSite=Strict; Path=/login; Max-Age=86400");
+    let (heading, name_label, hint) = match audience {
+        Audience::Faculty => ("Faculty sign-in", "Staff number, e-mail or user ID", None),
+        Audience::Student => (
+            "Student sign-in",
+            "Register number or e-mail",
+            Some("Use the classroom PIN you set in NimbusU. It works here even when the campus network is down."),
+        ),
+    };
+    let body = html! {
+        h1 { (heading) }
+        @if let Some(m) = message {
+            p.flash.err role="alert" { (m) }
+        }
+        @if let Some(h) = hint {
+            p.muted { (h) }
+        }
+        form.login method="post" action=(audience.login_path()) {
+            input type="hidden" name=(FORM_TOKEN_FIELD) value=(form_token);
+            label {
+                (name_label) " "
+                input name="user_id" value=(user_id) autocomplete="username" required
+                    maxlength=(MAX_CREDENTIAL_LEN) autocapitalize="none" autofocus;
+            }
+            label {
+                "PIN "
+                input name="pin" type="password" inputmode="numeric" autocomplete="current-password" required
+                    maxlength=(MAX_CREDENTIAL_LEN);
+            }
+            button type="submit" { "Sign in" }
+        }
+        @if audience == Audience::Student {
+            p { a href="/login" { "Faculty sign-in" } }
+        } @else {
+            p { a href="/student" { "Student page" } }
+        }
+    };
+    let mut res = html_page(status, layout("Sign in", None, body), None, Fetches::None);
+    let cookie = format!(
+        "{}={form_token}; HttpOnly; SameSite=Strict; Path={}; Max-Age=86400",
+        audience.form_cookie(),
+        audience.login_path()
+    );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.headers_mut().append(header::SET_COOKIE, v);
     }
     res
 }
 
+fn peer_ip(peer: Option<ConnectInfo<SocketAddr>>) -> Option<IpAddr> {
+    peer.map(|ConnectInfo(a)| a.ip())
+}
+
+/// `GET /login` and `GET /student/login`.
+pub(crate) async fn login_form_for(audience: Audience, state: &AppState, headers: &HeaderMap) -> Response {
+    let live = named_cookie(headers, audience.cookie())
+        .and_then(|t| audience.logins(state).lookup(t, Instant::now()))
+        .is_some();
+    if live {
+        return Redirect::to(audience.home()).into_response();
+    }
+    login_page(audience, StatusCode::OK, None, "")
+}
+
 /// `GET /login`.
 pub(crate) async fn login_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if cookie(&headers).and_then(|t| state.logins.lookup(t, Instant::now())).is_some() {
-        return Redirect::to("/").into_response();
+    login_form_for(Audience::Faculty, &state, &headers).await
+}
+
+/// `POST /login` and `POST /student/login`.
+pub(crate) async fn login_submit_for(
+    audience: Audience,
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    form: LoginForm,
+) -> Result<Response, AppError> {
+    if !origin_allows(headers) {
+        return Err(AppError::forbidden("Cross-origin form submission refused"));
     }
-    login_page(StatusCode::OK, None, "")
+    let user_id = form.user_id.trim();
+    let paired = named_cookie(headers, audience.form_cookie()).is_some_and(|c| tokens_match(c, &form.csrf));
+    if !paired {
+        // A stale tab or cleared cookies look the same as a forged post: nothing is checked, and
+        // a fresh form is offered.
+        tracing::info!(audience = audience.who(), "sign-in form without its token refused");
+        let msg = "This sign-in form has expired or did not come from this page. Please sign in again.";
+        return Ok(login_page(audience, StatusCode::FORBIDDEN, Some(msg), user_id));
+    }
+    Ok(match check_credentials(state, audience, user_id, &form.pin, peer_ip(peer)).await? {
+        Verdict::Ok { token, .. } => {
+            let mut res = Redirect::to(audience.home()).into_response();
+            let ttl = audience.logins(state).ttl;
+            for cookie in [audience.set_session(&token, ttl), audience.clear_form()] {
+                if let Ok(v) = HeaderValue::from_str(&cookie) {
+                    res.headers_mut().append(header::SET_COOKIE, v);
+                }
+            }
+            res
+        }
+        Verdict::Wrong => {
+            let msg = match audience {
+                Audience::Faculty => "Staff ID or PIN is incorrect.",
+                Audience::Student => "Register number or PIN is incorrect.",
+            };
+            login_page(audience, StatusCode::UNAUTHORIZED, Some(msg), user_id)
+        }
+        Verdict::Throttled(secs) => {
+            let minutes = secs.div_ceil(60);
+            let msg = format!("Too many failed attempts. Try again in {minutes} minute(s).");
+            let mut res = login_page(audience, StatusCode::TOO_MANY_REQUESTS, Some(&msg), user_id);
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            res
+        }
+    })
 }
 
 /// `POST /login`.
 pub(crate) async fn login_submit(
     State(state): State<AppState>,
+    peer: Option<ConnectInfo<SocketAddr>>,
     headers: HeaderMap,
     ApiForm(form): ApiForm<LoginForm>,
 ) -> Result<Response, AppError> {
-    if !origin_allows(&headers) {
-        return Err(AppError::forbidden("Cross-origin form submission refused"));
-    }
-    let user_id = form.user_id.trim();
-    let paired = named_cookie(&headers, FORM_COOKIE).is_some_and(|c| tokens_match(c, &form.csrf));
-    if !paired {
-        // A stale tab or cleared cookies look the same as a forged post: nothing is checked, and
-        // a fresh form is offered.
-        tracing::info!("sign-in form without its token refused");
-        let msg = "This sign-in form has expired or did not come from this page. Please sign in again.";
-        return Ok(login_page(StatusCode::FORBIDDEN, Some(msg), user_id));
-    }
-    Ok(match check_credentials(&state, user_id, &form.pin).await? {
-        Verdict::Ok { token, .. } => {
-            let cookie =
-                format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}", state.logins.ttl.as_secs());
-            let mut res = Redirect::to("/").into_response();
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
-                res.headers_mut().append(header::SET_COOKIE, v);
-            }
-            res.headers_mut().append(
-                header::SET_COOKIE,
-                HeaderValue::from_static("nimbus_form=; HttpOnly; SameSite=Strict; Path=/login; Max-Age=0"),
-            );
-            res
-        }
-        Verdict::Wrong => login_page(StatusCode::UNAUTHORIZED, Some("Staff ID or PIN is incorrect."), user_id),
-        Verdict::Throttled(secs) => {
-            let minutes = secs.div_ceil(60);
-            let msg = format!("Too many failed attempts. Try again in {minutes} minute(s).");
-            let mut res = login_page(StatusCode::TOO_MANY_REQUESTS, Some(&msg), user_id);
-            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            res
-        }
-    })
+    login_submit_for(Audience::Faculty, &state, &headers, peer, form).await
 }
 
 /// `POST /logout` form.
@@ -480,27 +761,38 @@ pub(crate) struct LogoutForm {
     csrf: String,
 }
 
-/// `POST /logout`: only with the page's form token (a forged post must not sign anyone out).
+/// `POST /logout` and `POST /student/logout`: only with the page's form token (a forged post
+/// must not sign anyone out).
+pub(crate) async fn logout_for(
+    audience: Audience,
+    state: &AppState,
+    headers: &HeaderMap,
+    form: Result<ApiForm<LogoutForm>, AppError>,
+) -> Result<Response, AppError> {
+    let mut res = Redirect::to(audience.login_path()).into_response();
+    let logins = audience.logins(state);
+    // Without a live login there is nothing to end, and no cookie is touched: a forged post from
+    // another site (which the browser sends without our cookie) must not clear it either.
+    if let Some(who) = named_cookie(headers, audience.cookie()).and_then(|t| logins.lookup(t, Instant::now())) {
+        let sent = form.as_ref().map(|f| f.0.csrf.as_str()).unwrap_or("");
+        if !origin_allows(headers) || !who.form_token_matches(sent) {
+            return Err(AppError::forbidden("Cross-origin form submission refused"));
+        }
+        logins.remove(&who.token);
+        if let Ok(v) = HeaderValue::from_str(&audience.clear_session()) {
+            res.headers_mut().insert(header::SET_COOKIE, v);
+        }
+    }
+    Ok(res)
+}
+
+/// `POST /logout`.
 pub(crate) async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
     form: Result<ApiForm<LogoutForm>, AppError>,
 ) -> Result<Response, AppError> {
-    let mut res = Redirect::to("/login").into_response();
-    // Without a live login there is nothing to end, and no cookie is touched: a forged post from
-    // another site (which the browser sends without our cookie) must not clear it either.
-    if let Some(who) = cookie(&headers).and_then(|t| state.logins.lookup(t, Instant::now())) {
-        let sent = form.as_ref().map(|f| f.0.csrf.as_str()).unwrap_or("");
-        if !origin_allows(&headers) || !who.form_token_matches(sent) {
-            return Err(AppError::forbidden("Cross-origin form submission refused"));
-        }
-        state.logins.remove(&who.token);
-        res.headers_mut().insert(
-            header::SET_COOKIE,
-            HeaderValue::from_static("nimbus_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
-        );
-    }
-    Ok(res)
+    logout_for(Audience::Faculty, &state, &headers, form).await
 }
 
 /// `POST /api/login` body.
@@ -522,10 +814,11 @@ pub(crate) struct ApiToken {
 /// `POST /api/login`.
 pub(crate) async fn api_login(
     State(state): State<AppState>,
+    peer: Option<ConnectInfo<SocketAddr>>,
     ApiJson(body): ApiJson<ApiLogin>,
 ) -> Result<axum::Json<ApiToken>, AppError> {
     let user_id = body.user_id.trim();
-    match check_credentials(&state, user_id, &body.pin).await? {
+    match check_credentials(&state, Audience::Faculty, user_id, &body.pin, peer_ip(peer)).await? {
         Verdict::Ok { token, user_id, name, expires_at } => {
             Ok(axum::Json(ApiToken { token, expires_at, user_id, name }))
         }
@@ -549,12 +842,43 @@ mod tests {
         let l = Logins::new(LOGIN_TTL);
         let t0 = Instant::now();
         for i in 0..5 {
-            assert_eq!(l.begin_attempt("f", t0 + Duration::from_secs(i)), Ok(()));
+            assert_eq!(l.begin_attempt("f", None, t0 + Duration::from_secs(i)), Ok(()));
         }
-        assert_eq!(l.begin_attempt("f", t0 + Duration::from_secs(10)), Err(300));
-        assert_eq!(l.begin_attempt("other", t0 + Duration::from_secs(10)), Ok(()), "per id");
-        assert_eq!(l.begin_attempt("f", t0 + Duration::from_secs(70)), Err(240));
-        assert_eq!(l.begin_attempt("f", t0 + Duration::from_secs(311)), Ok(()), "lockout over");
+        assert_eq!(l.begin_attempt("f", None, t0 + Duration::from_secs(10)), Err(300));
+        assert_eq!(l.begin_attempt("other", None, t0 + Duration::from_secs(10)), Ok(()), "per id");
+        assert_eq!(l.begin_attempt("f", None, t0 + Duration::from_secs(70)), Err(240));
+        assert_eq!(l.begin_attempt("f", None, t0 + Duration::from_secs(311)), Ok(()), "lockout over");
+    }
+
+    #[test]
+    fn ten_failures_from_one_address_lock_it_out_whoever_they_were_for() {
+        let l = Logins::new(LOGIN_TTL);
+        let t0 = Instant::now();
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.7".parse().unwrap(), "10.0.0.8".parse().unwrap());
+        for i in 0..10 {
+            assert_eq!(l.begin_attempt(&format!("s{i}"), Some(a), t0), Ok(()), "{i}");
+            l.address_failed(Some(a), t0);
+        }
+        assert_eq!(l.begin_attempt("s99", Some(a), t0), Err(300), "the address is locked");
+        l.succeeded("s1");
+        assert_eq!(l.begin_attempt("s1", Some(a), t0), Err(300), "a success does not unlock the address");
+        assert_eq!(l.begin_attempt("s99", Some(b), t0), Ok(()), "other addresses are not");
+        assert_eq!(l.begin_attempt("s99", Some(a), t0 + LOCKOUT), Ok(()), "lockout over");
+    }
+
+    #[test]
+    fn a_class_behind_one_address_signing_in_at_once_is_not_throttled() {
+        let l = Logins::new(LOGIN_TTL);
+        let t0 = Instant::now();
+        let nat: IpAddr = "10.0.0.1".parse().unwrap();
+        // 200 attempts begun before any PIN is checked: none is a failure of the address yet.
+        for i in 0..200 {
+            assert_eq!(l.begin_attempt(&format!("s{i}"), Some(nat), t0), Ok(()), "{i}");
+        }
+        for i in 0..200 {
+            l.succeeded(&format!("s{i}"));
+        }
+        assert_eq!(l.address_allows(Some(nat), t0), Ok(()));
     }
 
     #[test]
@@ -562,14 +886,14 @@ mod tests {
         let l = Logins::new(LOGIN_TTL);
         let t0 = Instant::now();
         for i in 0..4 {
-            l.begin_attempt("f", t0 + Duration::from_secs(i)).unwrap();
+            l.begin_attempt("f", None, t0 + Duration::from_secs(i)).unwrap();
         }
         // 11 minutes later the first four have aged out.
         for i in 0..5 {
-            assert_eq!(l.begin_attempt("f", t0 + Duration::from_secs(660 + i)), Ok(()));
+            assert_eq!(l.begin_attempt("f", None, t0 + Duration::from_secs(660 + i)), Ok(()));
         }
         l.succeeded("f");
-        assert_eq!(l.begin_attempt("f", t0 + Duration::from_secs(700)), Ok(()));
+        assert_eq!(l.begin_attempt("f", None, t0 + Duration::from_secs(700)), Ok(()));
     }
 
     #[test]
@@ -580,7 +904,7 @@ mod tests {
         assert_ne!(a, random_token());
         let l = Logins::new(Duration::from_secs(60));
         let t0 = Instant::now();
-        let tok = l.create("f".into(), "F".into(), t0);
+        let tok = l.create("f".into(), "F".into(), "h", t0);
         assert_eq!(l.lookup(&tok, t0 + Duration::from_secs(59)).map(|f| f.user_id), Some("f".into()));
         assert!(l.lookup(&tok, t0 + Duration::from_secs(60)).is_none());
         assert!(l.lookup("garbage", t0).is_none());

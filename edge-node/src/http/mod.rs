@@ -1,5 +1,5 @@
-//! The LAN server: the faculty page at the classroom device, a JSON API for tooling, health and
-//! metrics.
+//! The LAN server: the faculty page at the classroom device, the student page for phones, a JSON
+//! API for tooling, health and metrics.
 //!
 //! | route | auth | answer |
 //! |---|---|---|
@@ -9,6 +9,10 @@
 //! | `GET /login`, `POST /login`, `POST /logout` | – | the sign-in form; cookie `nimbus_session` |
 //! | `GET /` | cookie | the page (redirects to `/login` without a login) |
 //! | `POST /page/{open,close,mark,correct}` | cookie | redirect to `/` with a flash message |
+//! | `GET /student/login`, `POST /student/login`, `POST /student/logout` | – | the student sign-in; cookie `nimbus_student` |
+//! | `GET /student` | student cookie | the student page (see [`student`]) |
+//! | `GET /student/content/{content_id}` | student cookie, student's course | the file, as `/api/content/{id}` serves it |
+//! | `GET /static/app.<hash>.css` | – | the pages' stylesheet, cached for a year (see [`view`]) |
 //! | `POST /api/login` | – | `{"token","expires_at","user_id","name"}`; 401; 429 |
 //! | `POST /api/logout` | bearer | 204 |
 //! | `GET /api/status` | – | entry, open session, outbox backlog, clock |
@@ -32,6 +36,8 @@ pub mod content;
 pub mod error;
 pub mod login;
 pub mod page;
+pub mod student;
+pub mod view;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,6 +72,8 @@ pub struct AppState {
     metrics: Arc<Metrics>,
     sim_taps: Option<mpsc::Sender<TapRequest>>,
     logins: Arc<login::Logins>,
+    /// Student logins: a separate store, so neither audience's token opens the other's routes.
+    students: Arc<login::Logins>,
     content: Option<content::ContentRoutes>,
 }
 
@@ -73,11 +81,14 @@ impl AppState {
     /// The state over the node's attendance service and counters; `sim_taps` (simulate mode
     /// only) enables `POST /api/taps`.
     pub fn new(attendance: Attendance, metrics: Arc<Metrics>, sim_taps: Option<mpsc::Sender<TapRequest>>) -> Self {
+        let logins = login::Logins::new(login::LOGIN_TTL);
+        let students = login::Logins::sharing(login::LOGIN_TTL, logins.verifications());
         AppState {
             attendance,
             metrics,
             sim_taps,
-            logins: Arc::new(login::Logins::new(login::LOGIN_TTL)),
+            logins: Arc::new(logins),
+            students: Arc::new(students),
             content: None,
         }
     }
@@ -88,9 +99,12 @@ impl AppState {
         self
     }
 
-    /// Changes how long logins last (default [`login::LOGIN_TTL`]); forgets existing logins.
+    /// Changes how long logins (faculty and students) last (default [`login::LOGIN_TTL`]);
+    /// forgets existing logins.
     pub fn with_login_ttl(mut self, ttl: Duration) -> Self {
-        self.logins = Arc::new(login::Logins::new(ttl));
+        let slots = self.logins.verifications();
+        self.logins = Arc::new(login::Logins::sharing(ttl, slots.clone()));
+        self.students = Arc::new(login::Logins::sharing(ttl, slots));
         self
     }
 }
@@ -117,6 +131,11 @@ pub fn app(state: AppState) -> Router {
         .route("/page/close", post(page::close))
         .route("/page/mark", post(page::mark))
         .route("/page/correct", post(page::correct))
+        .route("/student", get(student::index))
+        .route("/student/login", get(student::login_form).post(student::login_submit))
+        .route("/student/logout", post(student::logout))
+        .route("/student/content/:content_id", get(student::download))
+        .route("/static/:name", get(view::static_file))
         .route("/api/login", post(login::api_login))
         .route("/api/logout", post(login::api_logout))
         .route("/api/status", get(api::status))

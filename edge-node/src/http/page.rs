@@ -1,21 +1,22 @@
-//! The faculty page at the classroom device: server-rendered HTML, no build step. `GET /` shows
-//! the node's clock, the current slot, the open session with every roster student's mark, and the
-//! last closed session of the signed-in faculty with a correction form. Its forms POST to
-//! `/page/...`, which redirect back to `/` (post/redirect/get) leaving a one-time flash message.
+//! The faculty page at the classroom device: server-rendered HTML (maud templates, see
+//! [`super::view`]), no build step. `GET /` shows the node's clock, the current slot, the open
+//! session with every roster student's mark, and the last closed session of the signed-in faculty
+//! with a correction form, and the student page's address with its QR code for the room to scan.
+//! Its forms POST to `/page/...`, which redirect back to `/` (post/redirect/get) leaving a
+//! one-time flash message.
 //!
-//! Every value put into the HTML goes through [`escape`]. The only script is a nonce'd inline
-//! refresh every 15 s that skips while the user is typing; responses carry a strict
-//! `Content-Security-Policy`. Every form carries the login's form token (see [`super::login`]).
+//! The only script is a nonce'd inline refresh every 15 s that skips while the user is typing;
+//! responses carry a strict `Content-Security-Policy`. Every form carries the login's form token
+//! (see [`super::login`]).
 //!
 //! Phones: below 40rem the roster tables turn into one card per student, each value labelled, and
 //! the mark buttons wrap into finger-sized targets, so nothing runs off a 320–390 px screen.
 
-use std::fmt::Write as _;
-
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, TimeDelta, Utc};
+use maud::{Markup, html};
 use nimbus_core::event::attendance::AttendanceStatus;
 use rusqlite::OptionalExtension;
 use serde::Deserialize;
@@ -23,83 +24,11 @@ use serde::Deserialize;
 use super::api::{note, owned_session};
 use super::error::{ApiForm, AppError};
 use super::login::{FORM_TOKEN_FIELD, Flash, PageFaculty, origin_allows};
+use super::view::{Fetches, html_page, layout, qr_svg};
 use super::{AppState, blocking};
 use crate::attendance::SessionView;
 use crate::clock::Now;
 use crate::timetable::TimetableEntry;
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-const STYLE: &str = "*{box-sizing:border-box}\
-body{font-family:system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:.5rem 1rem;line-height:1.4}\
-h1{font-size:1.5rem;margin:.5rem 0}h2{font-size:1.2rem}\
-table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ccc;padding:.3rem;text-align:left;vertical-align:top}\
-.flash{padding:.5rem;border-radius:.3rem}.ok{background:#e3f6e3}.err{background:#fbe3e3}\
-.warn{color:#a00}form.inline{display:inline}label{display:block;margin:.3rem 0}\
-header{display:flex;flex-wrap:wrap;gap:.5rem;justify-content:space-between;align-items:center}\
-button{margin:.1rem;min-height:2.75rem;min-width:2.75rem;padding:.3rem .8rem;font-size:1rem}\
-input,select{font-size:1rem;min-height:2.5rem;max-width:100%}\
-.marks{display:flex;flex-wrap:wrap;gap:.25rem;align-items:center}.marks input[name=remarks]{flex:1 1 8rem;min-width:0}\
-@media (max-width:40rem){body{padding:.25rem .5rem}\
-table.roster thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}\
-table.roster,table.roster tbody,table.roster tr,table.roster td{display:block;width:100%}\
-table.roster tr{border:1px solid #ccc;border-radius:.4rem;margin:.5rem 0;padding:.3rem}\
-table.roster td{border:0;padding:.1rem .2rem}table.roster td[data-label]::before{content:attr(data-label) \": \";font-weight:600}\
-.marks button{flex:1 1 4.5rem}}";
-
-const REFRESH: &str = "setInterval(function(){var a=document.activeElement;if(a&&a!==document.body)return;\
-var f=document.querySelectorAll('input:not([type=hidden])');for(var i=0;i<f.length;i++)if(f[i].value)return;\
-location.replace('/')},15000);";
-
-/// A whole HTML document around `body`; with a nonce, it refreshes itself.
-pub(crate) fn page_shell(title: &str, body: &str, nonce: Option<&str>) -> String {
-    let script = nonce.map(|n| format!("<script nonce=\"{}\">{REFRESH}</script>", escape(n))).unwrap_or_default();
-    format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{} · NimbusU Edge</title><style>{STYLE}</style>{script}</head><body>{body}</body></html>",
-        escape(title)
-    )
-}
-
-/// An HTML response with the page's security headers.
-pub(crate) fn html(status: StatusCode, body: String) -> Response {
-    html_with_nonce(status, body, None)
-}
-
-fn html_with_nonce(status: StatusCode, body: String, nonce: Option<&str>) -> Response {
-    let script_src = nonce.map_or_else(|| "'none'".to_owned(), |n| format!("'nonce-{n}'"));
-    let csp = format!(
-        "default-src 'none'; style-src 'unsafe-inline'; script-src {script_src}; form-action 'self'; \
-         frame-ancestors 'none'; base-uri 'none'"
-    );
-    let mut res = (status, Html(body)).into_response();
-    let h = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&csp) {
-        h.insert(header::CONTENT_SECURITY_POLICY, v);
-    }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    // Not `no-referrer`: under it Chromium sends `Origin: null` even for our own form posts.
-    // `same-origin` still sends nothing to other sites.
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    res
-}
 
 const STATUSES: [AttendanceStatus; 4] =
     [AttendanceStatus::Present, AttendanceStatus::Late, AttendanceStatus::Absent, AttendanceStatus::Excused];
@@ -108,7 +37,8 @@ fn parse_status(s: &str) -> Option<AttendanceStatus> {
     STATUSES.into_iter().find(|st| st.as_str() == s)
 }
 
-fn label(s: AttendanceStatus) -> &'static str {
+/// How a status reads on the pages.
+pub(crate) fn label(s: AttendanceStatus) -> &'static str {
     match s {
         AttendanceStatus::Present => "Present",
         AttendanceStatus::Late => "Late",
@@ -134,248 +64,234 @@ struct PageData {
 }
 
 /// Formats UTC instants in campus local time, using the clock's current offset.
-struct Local(TimeDelta);
+pub(crate) struct Local(TimeDelta);
 
 impl Local {
-    fn of(now: &Now) -> Self {
+    pub(crate) fn of(now: &Now) -> Self {
         Local(now.local - now.utc.naive_utc())
     }
 
-    fn hm(&self, t: DateTime<Utc>) -> String {
+    pub(crate) fn hm(&self, t: DateTime<Utc>) -> String {
         (t.naive_utc() + self.0).format("%H:%M").to_string()
     }
 
-    fn full(&self, t: DateTime<Utc>) -> String {
+    pub(crate) fn full(&self, t: DateTime<Utc>) -> String {
         (t.naive_utc() + self.0).format("%a %d %b %Y %H:%M").to_string()
     }
 }
 
-fn render(who: &PageFaculty, d: &PageData, flash: Option<Flash>) -> String {
+/// The student page's address as the faculty's browser reached the node (its `Host`), which is
+/// what phones in the same room reach it by too.
+pub(crate) fn student_page_url(headers: &HeaderMap) -> Option<String> {
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    // A Host header is a name or address and a port: nothing else goes into the QR code.
+    let plausible = !host.is_empty()
+        && host.len() <= 255
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b));
+    plausible.then(|| format!("http://{host}/student"))
+}
+
+fn render(who: &PageFaculty, d: &PageData, flash: Option<Flash>, student_url: Option<&str>) -> Markup {
     let me = &who.0;
     let local = Local::of(&d.now);
     // Goes into every form; a post without it is refused.
-    let token = format!("<input type=\"hidden\" name=\"{FORM_TOKEN_FIELD}\" value=\"{}\">", escape(&me.form_token));
-    let mut b = String::new();
-    let _ = write!(
-        b,
-        "<header><h1>Attendance · room {}</h1><div>Signed in as {} ({}) \
-         <form class=\"inline\" method=\"post\" action=\"/logout\">{token}<button type=\"submit\">Sign out</button></form>\
-         </div></header>",
-        escape(&d.room_id),
-        escape(&me.name),
-        escape(&me.user_id)
-    );
-    let _ =
-        write!(b, "<p>Node time: <strong>{}</strong>", escape(&d.now.local.format("%a %d %b %Y %H:%M").to_string()));
-    if !d.now.synced {
-        b.push_str(" <span class=\"warn\">(clock not synchronised: times may be wrong)</span>");
-    }
-    b.push_str("</p>");
-    if let Some(f) = flash {
-        let _ =
-            write!(b, "<p class=\"flash {}\" role=\"status\">{}</p>", if f.ok { "ok" } else { "err" }, escape(&f.text));
-    }
-
-    // The current slot.
-    b.push_str("<section><h2>Current slot</h2>");
-    match &d.entry {
-        Some(e) => {
-            let _ = write!(
-                b,
-                "<p><strong>{}</strong> {} · {}–{} · faculty {}</p>",
-                escape(&e.course_id),
-                escape(&e.course_name),
-                e.start_time.format("%H:%M"),
-                e.end_time.format("%H:%M"),
-                escape(&e.faculty_id)
-            );
-            if d.open.is_none() {
-                if d.entry_held {
-                    b.push_str("<p>This class's session was already held today.</p>");
-                } else if e.faculty_id == me.user_id {
-                    let _ = write!(
-                        b,
-                        "<form method=\"post\" action=\"/page/open\">{token}<button type=\"submit\">Open session</button></form>"
-                    );
-                } else {
-                    b.push_str("<p>Only the class's faculty can open its session.</p>");
+    let token = html! { input type="hidden" name=(FORM_TOKEN_FIELD) value=(me.form_token); };
+    let count = |s: &SessionView, st: Option<AttendanceStatus>| s.students.iter().filter(|x| x.status == st).count();
+    html! {
+        header {
+            h1 { "Attendance · room " (d.room_id) }
+            div {
+                "Signed in as " (me.name) " (" (me.user_id) ") "
+                form.inline method="post" action="/logout" { (token) button type="submit" { "Sign out" } }
+            }
+        }
+        p {
+            "Node time: " strong { (d.now.local.format("%a %d %b %Y %H:%M")) }
+            @if !d.now.synced { " " span.warn { "(clock not synchronised: times may be wrong)" } }
+        }
+        @if let Some(f) = flash {
+            p.flash.(if f.ok { "ok" } else { "err" }) role="status" { (f.text) }
+        }
+        section {
+            h2 { "Current slot" }
+            @match &d.entry {
+                Some(e) => {
+                    p {
+                        strong { (e.course_id) } " " (e.course_name) " · " (e.start_time.format("%H:%M")) "–"
+                        (e.end_time.format("%H:%M")) " · faculty " (e.faculty_id)
+                    }
+                    @if d.open.is_none() {
+                        @if d.entry_held {
+                            p { "This class's session was already held today." }
+                        } @else if e.faculty_id == me.user_id {
+                            form method="post" action="/page/open" { (token) button type="submit" { "Open session" } }
+                        } @else {
+                            p { "Only the class's faculty can open its session." }
+                        }
+                    }
+                }
+                None => p { "No class is scheduled in this room now." },
+            }
+        }
+        @if let Some(s) = &d.open {
+            @let mine = s.faculty_id == me.user_id;
+            section {
+                h2 { "Open session: " (s.course_id) " " (s.course_name) }
+                p {
+                    (s.class_date) " " (local.hm(s.starts_at)) "–" (local.hm(s.ends_at)) ", opened "
+                    (local.hm(s.opened_at)) " by faculty " (s.faculty_id) "."
+                }
+                p {
+                    "Present " (count(s, Some(AttendanceStatus::Present)))
+                    " · Late " (count(s, Some(AttendanceStatus::Late)))
+                    " · Absent " (count(s, Some(AttendanceStatus::Absent)))
+                    " · Excused " (count(s, Some(AttendanceStatus::Excused)))
+                    " · Not yet marked " (count(s, None))
+                }
+                @if mine {
+                    form method="post" action="/page/close" {
+                        (token)
+                        input type="hidden" name="session_id" value=(s.id);
+                        button type="submit" { "Close session" }
+                    }
+                }
+                table.roster {
+                    thead { tr {
+                        th { "Student" } th { "ID" } th { "Status" } th { "Source" } th { "Remarks" }
+                        @if mine { th { "Mark" } }
+                    } }
+                    tbody {
+                        @for st in &s.students {
+                            tr {
+                                td { strong { (st.name) } }
+                                td data-label="ID" { (st.student_id) }
+                                td data-label="Status" { (st.status.map_or("—", label)) }
+                                td data-label="Source" { (st.source.as_deref().unwrap_or("")) }
+                                td data-label="Remarks" { (st.remarks.as_deref().unwrap_or("")) }
+                                @if mine {
+                                    td {
+                                        form.marks method="post" action="/page/mark" {
+                                            (token)
+                                            input type="hidden" name="session_id" value=(s.id);
+                                            input type="hidden" name="student_id" value=(st.student_id);
+                                            input name="remarks" placeholder="remarks" maxlength=(super::api::MAX_NOTE_LEN)
+                                                aria-label={ "remarks for " (st.name) };
+                                            @for status in STATUSES {
+                                                button type="submit" name="status" value=(status.as_str()) { (label(status)) }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
-        None => b.push_str("<p>No class is scheduled in this room now.</p>"),
-    }
-    b.push_str("</section>");
-
-    // The open session.
-    if let Some(s) = &d.open {
-        let mine = s.faculty_id == me.user_id;
-        let _ = write!(
-            b,
-            "<section><h2>Open session: {} {}</h2><p>{} {}–{}, opened {} by faculty {}.</p>",
-            escape(&s.course_id),
-            escape(&s.course_name),
-            s.class_date,
-            local.hm(s.starts_at),
-            local.hm(s.ends_at),
-            local.hm(s.opened_at),
-            escape(&s.faculty_id)
-        );
-        let count = |st: Option<AttendanceStatus>| s.students.iter().filter(|x| x.status == st).count();
-        let _ = write!(
-            b,
-            "<p>Present {} · Late {} · Absent {} · Excused {} · Not yet marked {}</p>",
-            count(Some(AttendanceStatus::Present)),
-            count(Some(AttendanceStatus::Late)),
-            count(Some(AttendanceStatus::Absent)),
-            count(Some(AttendanceStatus::Excused)),
-            count(None)
-        );
-        if mine {
-            let _ = write!(
-                b,
-                "<form method=\"post\" action=\"/page/close\">{token}<input type=\"hidden\" name=\"session_id\" value=\"{}\">\
-                 <button type=\"submit\">Close session</button></form>",
-                escape(&s.id)
-            );
-        }
-        b.push_str(
-            "<table class=\"roster\"><thead><tr><th>Student</th><th>ID</th><th>Status</th><th>Source</th><th>Remarks</th>",
-        );
-        if mine {
-            b.push_str("<th>Mark</th>");
-        }
-        b.push_str("</tr></thead><tbody>");
-        for st in &s.students {
-            let _ = write!(
-                b,
-                "<tr><td><strong>{}</strong></td><td data-label=\"ID\">{}</td><td data-label=\"Status\">{}</td>\
-                 <td data-label=\"Source\">{}</td><td data-label=\"Remarks\">{}</td>",
-                escape(&st.name),
-                escape(&st.student_id),
-                st.status.map_or("—", label),
-                escape(st.source.as_deref().unwrap_or("")),
-                escape(st.remarks.as_deref().unwrap_or(""))
-            );
-            if mine {
-                let _ = write!(
-                    b,
-                    "<td><form method=\"post\" action=\"/page/mark\" class=\"marks\">{token}\
-                     <input type=\"hidden\" name=\"session_id\" value=\"{}\">\
-                     <input type=\"hidden\" name=\"student_id\" value=\"{}\">\
-                     <input name=\"remarks\" placeholder=\"remarks\" maxlength=\"{}\" aria-label=\"remarks for {}\">",
-                    escape(&s.id),
-                    escape(&st.student_id),
-                    super::api::MAX_NOTE_LEN,
-                    escape(&st.name)
-                );
-                for status in STATUSES {
-                    let _ = write!(
-                        b,
-                        "<button type=\"submit\" name=\"status\" value=\"{}\">{}</button>",
-                        status.as_str(),
-                        label(status)
-                    );
+        @if let Some(s) = &d.last_closed {
+            section {
+                h2 { "Last closed session: " (s.course_id) " " (s.course_name) }
+                p {
+                    (s.class_date) " " (local.hm(s.starts_at)) "–" (local.hm(s.ends_at))
+                    @if let Some(closed) = s.closed_at { ", closed " (local.full(closed)) }
+                    "."
                 }
-                b.push_str("</form></td>");
+                table.roster {
+                    thead { tr { th { "Student" } th { "ID" } th { "Status" } th { "Remarks" } } }
+                    tbody {
+                        @for st in &s.students {
+                            tr {
+                                td { strong { (st.name) } }
+                                td data-label="ID" { (st.student_id) }
+                                td data-label="Status" { (st.status.map_or("—", label)) }
+                                td data-label="Remarks" { (st.remarks.as_deref().unwrap_or("")) }
+                            }
+                        }
+                    }
+                }
+                @match d.corrections_until {
+                    Some(until) if until > d.now.utc => {
+                        h3 { "Correct a mark" }
+                        p { "Corrections are accepted until " (local.full(until)) "." }
+                        form method="post" action="/page/correct" {
+                            (token)
+                            input type="hidden" name="session_id" value=(s.id);
+                            label {
+                                "Student "
+                                select name="student_id" required {
+                                    @for st in &s.students {
+                                        option value=(st.student_id) {
+                                            (st.name) " (" (st.status.map_or("—", label)) ")"
+                                        }
+                                    }
+                                }
+                            }
+                            label {
+                                "New status "
+                                select name="status" required {
+                                    @for status in STATUSES { option value=(status.as_str()) { (label(status)) } }
+                                }
+                            }
+                            label { "Reason " input name="reason" maxlength=(super::api::MAX_NOTE_LEN); }
+                            button type="submit" { "Submit correction" }
+                        }
+                    }
+                    _ => p { "The correction window for this session has closed." },
+                }
             }
-            b.push_str("</tr>");
         }
-        b.push_str("</tbody></table></section>");
+        (render_student_link(student_url))
+        (render_cloud(d, &local))
     }
+}
 
-    // The last closed session of this faculty, with corrections.
-    if let Some(s) = &d.last_closed {
-        let _ = write!(
-            b,
-            "<section><h2>Last closed session: {} {}</h2><p>{} {}–{}",
-            escape(&s.course_id),
-            escape(&s.course_name),
-            s.class_date,
-            local.hm(s.starts_at),
-            local.hm(s.ends_at)
-        );
-        if let Some(closed) = s.closed_at {
-            let _ = write!(b, ", closed {}", escape(&local.full(closed)));
-        }
-        b.push_str(
-            ".</p><table class=\"roster\"><thead><tr><th>Student</th><th>ID</th><th>Status</th><th>Remarks</th></tr></thead>\
-             <tbody>",
-        );
-        for st in &s.students {
-            let _ = write!(
-                b,
-                "<tr><td><strong>{}</strong></td><td data-label=\"ID\">{}</td><td data-label=\"Status\">{}</td>\
-                 <td data-label=\"Remarks\">{}</td></tr>",
-                escape(&st.name),
-                escape(&st.student_id),
-                st.status.map_or("—", label),
-                escape(st.remarks.as_deref().unwrap_or(""))
-            );
-        }
-        b.push_str("</tbody></table>");
-        match d.corrections_until {
-            Some(until) if until > d.now.utc => {
-                let _ = write!(
-                    b,
-                    "<h3>Correct a mark</h3><p>Corrections are accepted until {}.</p>\
-                     <form method=\"post\" action=\"/page/correct\">{token}\
-                     <input type=\"hidden\" name=\"session_id\" value=\"{}\">\
-                     <label>Student <select name=\"student_id\" required>",
-                    escape(&local.full(until)),
-                    escape(&s.id)
-                );
-                for st in &s.students {
-                    let _ = write!(
-                        b,
-                        "<option value=\"{}\">{} ({})</option>",
-                        escape(&st.student_id),
-                        escape(&st.name),
-                        st.status.map_or("—", label)
-                    );
+/// Where students find their page: a link and a QR code of its address to show the room.
+fn render_student_link(student_url: Option<&str>) -> Markup {
+    html! {
+        section {
+            h2 { "Student page" }
+            @match student_url {
+                Some(url) => {
+                    p {
+                        "Students open " a href="/student" { (url) }
+                        " on a phone or laptop on the classroom network, or scan:"
+                    }
+                    @if let Some(svg) = qr_svg(url, &format!("QR code of the student page address, {url}")) {
+                        (svg)
+                    }
                 }
-                b.push_str("</select></label><label>New status <select name=\"status\" required>");
-                for status in STATUSES {
-                    let _ = write!(b, "<option value=\"{}\">{}</option>", status.as_str(), label(status));
-                }
-                let _ = write!(
-                    b,
-                    "</select></label><label>Reason <input name=\"reason\" maxlength=\"{}\"></label>\
-                     <button type=\"submit\">Submit correction</button></form>",
-                    super::api::MAX_NOTE_LEN
-                );
+                None => p { "Students open " a href="/student" { "the student page" } " (/student) on this node." },
             }
-            _ => b.push_str("<p>The correction window for this session has closed.</p>"),
         }
-        b.push_str("</section>");
     }
-    render_cloud(&mut b, d, &local);
-    b
 }
 
 /// The link to the cloud: whether it is up and how much is waiting, so faculty can see that
 /// attendance taken offline is still on its way.
-fn render_cloud(b: &mut String, d: &PageData, local: &Local) {
+fn render_cloud(d: &PageData, local: &Local) -> Markup {
     let g = &d.gauges;
-    let _ = write!(
-        b,
-        "<section><h2>Cloud link</h2><p>{} · {} event(s) waiting",
-        if d.cloud_connected { "connected" } else { "<span class=\"warn\">offline</span>" },
-        g.outbox_backlog
-    );
-    if g.outbox_backlog > 0 {
-        let _ = write!(b, ", oldest {:.0} min old", g.outbox_oldest_age_seconds / 60.0);
-    }
-    match d.last_ack {
-        Some(t) => {
-            let _ = write!(b, " · last acknowledged {}", escape(&local.full(t)));
+    html! {
+        section {
+            h2 { "Cloud link" }
+            p {
+                @if d.cloud_connected { "connected" } @else { span.warn { "offline" } }
+                " · " (g.outbox_backlog) " event(s) waiting"
+                @if g.outbox_backlog > 0 { ", oldest " (format!("{:.0}", g.outbox_oldest_age_seconds / 60.0)) " min old" }
+                @match d.last_ack {
+                    Some(t) => { " · last acknowledged " (local.full(t)) }
+                    None => " · nothing acknowledged since start",
+                }
+            }
         }
-        None => b.push_str(" · nothing acknowledged since start"),
     }
-    b.push_str("</p></section>");
 }
 
 /// `GET /`.
-pub(crate) async fn index(State(state): State<AppState>, who: PageFaculty) -> Result<Response, AppError> {
+pub(crate) async fn index(
+    State(state): State<AppState>,
+    who: PageFaculty,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
     let att = state.attendance.clone();
     let sync = state.metrics.sync.clone();
     let user_id = who.0.user_id.clone();
@@ -426,8 +342,8 @@ pub(crate) async fn index(State(state): State<AppState>, who: PageFaculty) -> Re
     let flash = state.logins.take_flash(&who.0.token);
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     let title = format!("Room {}", data.room_id);
-    let body = render(&who, &data, flash);
-    Ok(html_with_nonce(StatusCode::OK, page_shell(&title, &body, Some(&nonce)), Some(&nonce)))
+    let body = render(&who, &data, flash, student_page_url(&headers).as_deref());
+    Ok(html_page(StatusCode::OK, layout(&title, Some(&nonce), body), Some(&nonce), Fetches::None))
 }
 
 /// Leaves the outcome as a flash and goes back to `/`.
@@ -580,12 +496,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escaping_covers_every_html_metacharacter() {
-        assert_eq!(
-            escape(r#"<script>alert("x")</script> & 'y'"#),
-            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
-        );
-        assert_eq!(escape("plain"), "plain");
+    fn the_student_page_address_comes_from_a_plausible_host_only() {
+        let mut h = HeaderMap::new();
+        assert_eq!(student_page_url(&h), None);
+        h.insert(header::HOST, axum::http::HeaderValue::from_static("10.0.0.5:8480"));
+        assert_eq!(student_page_url(&h).as_deref(), Some("http://10.0.0.5:8480/student"));
+        h.insert(header::HOST, axum::http::HeaderValue::from_static("[fe80::1]:8480"));
+        assert_eq!(student_page_url(&h).as_deref(), Some("http://[fe80::1]:8480/student"));
+        h.insert(header::HOST, axum::http::HeaderValue::from_static("evil\"><script>"));
+        assert_eq!(student_page_url(&h), None);
     }
 
     #[test]

@@ -203,8 +203,10 @@ async fn the_page_renders_the_roster_with_every_value_escaped() {
     assert_eq!(a.status, StatusCode::OK);
     let csp = a.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
     assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'nonce-"), "{csp}");
+    assert!(csp.contains("style-src 'self'") && !csp.contains("unsafe-inline"), "no inline style: {csp}");
     let page = &a.body;
-    assert!(page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;Bobby&quot;"), "{page}");
+    // maud's escaping: `'` needs none in text and double-quoted attributes.
+    assert!(page.contains("&lt;script&gt;alert('x')&lt;/script&gt; &amp; &quot;Bobby&quot;"), "{page}");
     assert!(!page.contains("<script>alert"), "{page}");
     assert!(page.contains("<h2>Cloud link</h2>") && page.contains("event(s) waiting"), "{page}");
     assert!(page.contains("nothing acknowledged since start"), "{page}");

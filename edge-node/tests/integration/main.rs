@@ -6,7 +6,7 @@
 //! - [`common`]: the content tests' fake cloud, test files, snapshots, signed user tokens, and a
 //!   launcher for the real `nimbus-edge` binary.
 //! - Attendance and the LAN server: [`full_day`], [`http_api`], [`http_page`], [`http_server`],
-//!   [`browser_pages`] (Chromium), [`reader_simulated`], [`crash_recovery`] (the real binary).
+//!   [`browser_pages`] and [`browser_student`] (Chromium), [`reader_simulated`], [`crash_recovery`] (the real binary).
 //! - Content: [`content_cache`], [`http_content`], [`content_crash`] (the real binary).
 //! - Sync: [`sync_mosquitto`], [`sync_faults`] (the real binary, a real Mosquitto).
 //! - Around the node: [`discovery_mdns`], [`deploy_files`].
@@ -16,6 +16,7 @@
 mod common;
 
 mod browser_pages;
+mod browser_student;
 mod content_cache;
 mod content_crash;
 mod crash_recovery;
