@@ -14,7 +14,7 @@
 //! - The ingest: [`foundation`], [`ingest_acl`], [`ingest_cli`], [`ingest_dlq`], [`ingest_flow`],
 //!   [`ingest_instances`], [`ingest_kafka_down`], [`ingest_oversize`], [`ingest_unknown_cards`].
 //! - Every part a separate process: [`e2e_attendance`], [`e2e_classroom`], [`e2e_content`],
-//!   [`e2e_downlink`], [`e2e_faults`], [`e2e_student`] (these need `nimbus-edge` built next to
+//!   [`e2e_downlink`], [`e2e_faults`], [`e2e_notification`], [`e2e_student`] (these need `nimbus-edge` built next to
 //!   this binary, as `cargo test --workspace` does).
 //! - The operator's side: [`events_cli`], [`compose_stack`].
 //!
