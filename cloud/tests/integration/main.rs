@@ -10,12 +10,13 @@
 //! - The admin API: [`api_auth`], [`api_authz`], [`api_input`], [`api_openapi`], [`api_server`],
 //!   [`api_services`].
 //! - Services: [`content_folders`], [`content_input`], [`content_store`], [`timetable_service`],
-//!   [`worker_attendance`].
+//!   [`worker_attendance`], [`notification_worker`] and [`notification_providers`] (a real SMTP
+//!   server per test, `common::smtp`; local endpoints in the providers' shapes).
 //! - The ingest: [`foundation`], [`ingest_acl`], [`ingest_cli`], [`ingest_dlq`], [`ingest_flow`],
 //!   [`ingest_instances`], [`ingest_kafka_down`], [`ingest_oversize`], [`ingest_unknown_cards`].
 //! - Every part a separate process: [`e2e_attendance`], [`e2e_classroom`], [`e2e_content`],
-//!   [`e2e_downlink`], [`e2e_faults`], [`e2e_notification`], [`e2e_student`] (these need `nimbus-edge` built next to
-//!   this binary, as `cargo test --workspace` does).
+//!   [`e2e_downlink`], [`e2e_faults`], [`e2e_notification`], [`e2e_student`] (these need
+//!   `nimbus-edge` built next to this binary, as `cargo test --workspace` does).
 //! - The operator's side: [`events_cli`], [`compose_stack`].
 //!
 //! Run one module with `cargo test -p nimbus-cloud --test integration e2e_content::`.
