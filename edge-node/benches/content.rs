@@ -14,9 +14,8 @@
 //! snapshot), roster check, SQLite lookups, `CONTENT_ACCESSED` to the outbox, streaming in 64 KiB
 //! chunks. nginx serves the files with `sendfile` and no access log.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -31,6 +30,9 @@ use sha2::{Digest, Sha256};
 #[path = "../tests/integration/common/mod.rs"]
 #[allow(dead_code)]
 mod common;
+
+mod support;
+use support::{Proc, env_or, vm_kib};
 
 const FILES: usize = 20;
 const MB: usize = 1024 * 1024;
@@ -93,58 +95,6 @@ fn prepare_node(data: &Path) -> (Vec<(String, u64)>, String) {
     (items.into_iter().map(|i| (i.content_id, i.size_bytes)).collect(), token)
 }
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // SIGTERM first so nginx removes its pid file and the node stops cleanly.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_node(dir: &Path) -> (Proc, String) {
-    let config = dir.join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "node_id = \"bench-node\"\nroom_id = \"bench-room\"\ndata_dir = \"{}\"\nlog = \"warn\"\n\
-             [http]\nbind = \"127.0.0.1:0\"\n[reader]\nsimulated_bind = \"127.0.0.1:0\"\n[cloud]\nenabled = false\n\
-             [content]\nmin_free_bytes = 0\n[discovery]\nenabled = false\n",
-            dir.join("data").display()
-        ),
-    )
-    .unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_nimbus-edge"));
-    nimbus_edge::config::without_env_overrides(&mut command);
-    let mut child = command
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start nimbus-edge");
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    let mut reader = BufReader::new(stdout);
-    while !line.starts_with("nimbus-edge ready") {
-        line.clear();
-        assert!(reader.read_line(&mut line).unwrap() > 0, "nimbus-edge exited before it was ready");
-    }
-    std::thread::spawn(move || for _ in reader.lines() {});
-    let http = line.split_whitespace().find_map(|w| w.strip_prefix("http=")).unwrap().to_owned();
-    (Proc(child), format!("http://{http}"))
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -168,24 +118,6 @@ fn start_nginx(root: &Path, work: &Path) -> (Proc, String) {
         std::thread::sleep(Duration::from_millis(100));
     }
     (proc, format!("http://127.0.0.1:{port}"))
-}
-
-/// A process's memory line from /proc (`VmRSS`, `VmHWM`) in KiB, for it and its children.
-fn vm_kib(pid: u32, field: &str) -> u64 {
-    let read = |pid: u32| -> u64 {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            })
-            .unwrap_or(0)
-    };
-    let children: Vec<u32> = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect();
-    read(pid) + children.into_iter().map(|c| vm_kib(c, field)).sum::<u64>()
 }
 
 struct Run {
@@ -261,10 +193,6 @@ fn print(name: &str, r: &Run) {
     );
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 fn main() {
     let secs: f64 = env_or("BENCH_SECS", 10.0);
     let clients: usize = env_or("BENCH_CLIENTS", 200);
@@ -275,7 +203,7 @@ fn main() {
     println!("{FILES} files, {total_mb:.1} MB in all; {clients} concurrent clients, {secs} s per server");
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let (node, node_url) = start_node(dir.path());
+    let (node, node_url) = support::start_node(dir.path(), "bench-room");
     let node_pid = node.0.id();
     let idle_kib = vm_kib(node_pid, "VmRSS:");
     let (nginx, nginx_url) = start_nginx(&data.join("content/files"), &dir.path().join("nginx"));

@@ -14,9 +14,7 @@
 //! every student, and a class running now. Every page render reads the student's courses,
 //! material (stat of each file), announcements and attendance from SQLite.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -28,14 +26,13 @@ use nimbus_edge::store::Store;
 use nimbus_edge::timetable::{self, TimetableSnapshot};
 use sha2::{Digest, Sha256};
 
+mod support;
+use support::{env_or, vm_kib};
+
 const ROOM: &str = "bench-room";
 const PIN: &str = "246810";
 const FILES: usize = 20;
 const CLASSES: usize = 40;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 /// The room's data: two courses, `students` students in both,
 /// files, past classes with marks.
@@ -142,64 +139,6 @@ fn prepare_node(data: &Path, students: usize) {
         .unwrap();
 }
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_node(dir: &Path) -> (Proc, String) {
-    let config = dir.join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "node_id = \"bench-node\"\nroom_id = \"{ROOM}\"\ndata_dir = \"{}\"\nlog = \"warn\"\n\
-             [http]\nbind = \"127.0.0.1:0\"\n[reader]\nsimulated_bind = \"127.0.0.1:0\"\n[cloud]\nenabled = false\n\
-             [content]\nmin_free_bytes = 0\n[discovery]\nenabled = false\n",
-            dir.join("data").display()
-        ),
-    )
-    .unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_nimbus-edge"));
-    nimbus_edge::config::without_env_overrides(&mut command);
-    let mut child = command
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start nimbus-edge");
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    let mut reader = BufReader::new(stdout);
-    while !line.starts_with("nimbus-edge ready") {
-        line.clear();
-        assert!(reader.read_line(&mut line).unwrap() > 0, "nimbus-edge exited before it was ready");
-    }
-    std::thread::spawn(move || for _ in reader.lines() {});
-    let http = line.split_whitespace().find_map(|w| w.strip_prefix("http=")).unwrap().to_owned();
-    (Proc(child), format!("http://{http}"))
-}
-
-fn vm_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-        .unwrap_or(0)
-}
-
 fn cookie_value(res: &reqwest::Response, name: &str) -> Option<String> {
     res.headers()
         .get_all("set-cookie")
@@ -243,7 +182,7 @@ fn main() {
     let interval_ms: u64 = env_or("BENCH_INTERVAL_MS", 0);
     let dir = tempfile::tempdir_in(".").unwrap();
     prepare_node(&dir.path().join("data"), clients);
-    let (node, base) = start_node(dir.path());
+    let (node, base) = support::start_node(dir.path(), ROOM);
     let pid = node.0.id();
     let idle_kib = vm_kib(pid, "VmRSS:");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
