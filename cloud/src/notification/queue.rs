@@ -257,6 +257,7 @@ impl Claimed {
                     return Ok(Settled::Lost);
                 }
                 record(&tx, &self.transition(Status::Sent, None)).await?;
+                forget_secrets(&tx, self.notification_id).await?;
                 if self.channel == ChannelKind::InApp {
                     record(&tx, &self.transition(Status::Delivered, None)).await?;
                 }
@@ -315,6 +316,7 @@ impl Claimed {
             return Ok(Settled::Lost);
         }
         record(tx, &self.transition(Status::Failed, Some(reason.to_owned()))).await?;
+        forget_secrets(tx, self.notification_id).await?;
         Ok(Settled::Failed)
     }
 
@@ -333,9 +335,34 @@ impl Claimed {
             return Ok(Settled::Lost);
         }
         record(&tx, &self.transition(Status::Failed, Some("expired before it could be sent".into()))).await?;
+        forget_secrets(&tx, self.notification_id).await?;
         tx.commit().await?;
         Ok(Settled::Failed)
     }
+}
+
+/// What replaces a secret once its message is done with.
+pub const REMOVED: &str = "(removed once sent: it held a password reset link)";
+
+/// Once a message carrying a password reset link has been sent (or given up), the link is no
+/// business of the database's any more: its text, message and data lose it, so a leaked backup
+/// or a curious reader of the delivery history finds no live token.
+async fn forget_secrets(tx: &Transaction<'_>, notification_id: uuid::Uuid) -> Result<()> {
+    let n = tx
+        .execute(
+            "UPDATE notifications SET message = $2, data = data - 'reset_link' WHERE id = $1 AND data ? 'reset_link'",
+            &[&notification_id, &REMOVED],
+        )
+        .await?;
+    if n > 0 {
+        tx.execute(
+            "UPDATE notification_queue SET body = $2
+             WHERE notification_id = $1 AND status NOT IN ('pending', 'sending', 'held')",
+            &[&notification_id, &REMOVED],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Counts of the queue by status (for metrics and tests).
