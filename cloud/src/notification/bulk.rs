@@ -157,6 +157,7 @@ async fn expand(pool: &Pool, directory: &Directory, channels: &Channels, batch: 
     let p = &batch.payload;
     let people = recipients(directory, batch).await?;
     let mut out = Expanded { recipients: people.len(), ..Expanded::default() };
+    let mut templates = intake::TemplateCache::default();
     for chunk in people.chunks(CHUNK) {
         let contacts = directory.contacts(chunk).await?;
         let mut client = pool.get().await?;
@@ -176,7 +177,7 @@ async fn expand(pool: &Pool, directory: &Directory, channels: &Channels, batch: 
                 batch_id: Some(p.batch_id.clone()),
                 ..Request::default()
             };
-            match intake::accept(&tx, channels, &request, contacts.get(user_id)).await? {
+            match intake::accept(&tx, channels, &mut templates, &request, contacts.get(user_id)).await? {
                 Ok(Accepted::Queued(n)) => out.queued += n,
                 Ok(Accepted::Duplicate | Accepted::Cancelled) => {}
                 Err(intake::Refused::Template(e)) => return Err(Error::Config(format!("batch {}: {e}", p.batch_id))),

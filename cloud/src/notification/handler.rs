@@ -152,7 +152,11 @@ impl NotificationHandler {
             return Err(rejected("no recipient_user_id"));
         }
         let contacts = self.directory.contacts(std::slice::from_ref(&request.user_id)).await.map_err(infra)?;
-        match intake::accept(tx, &self.channels, request, contacts.get(&request.user_id)).await.map_err(infra)? {
+        let mut templates = intake::TemplateCache::default();
+        match intake::accept(tx, &self.channels, &mut templates, request, contacts.get(&request.user_id))
+            .await
+            .map_err(infra)?
+        {
             Ok(Accepted::Queued(_) | Accepted::Duplicate | Accepted::Cancelled) => Ok(()),
             Err(refused) => Err(rejected(refused)),
         }
@@ -247,7 +251,8 @@ impl NotificationHandler {
             tracing::info!(user = %request.user_id, source = %request.source_id, "not a user (any more); nothing sent");
             return Ok(());
         };
-        match intake::accept(tx, &self.channels, request, Some(contact)).await.map_err(infra)? {
+        let mut templates = intake::TemplateCache::default();
+        match intake::accept(tx, &self.channels, &mut templates, request, Some(contact)).await.map_err(infra)? {
             Ok(_) => Ok(()),
             Err(refused) => {
                 tracing::info!(user = %request.user_id, source = %request.source_id, %refused, "nothing sent");

@@ -41,6 +41,10 @@ const VISIBLE: &str = "user_id = $1 AND in_app AND status <> 'cancelled'
                        AND (scheduled_at IS NULL OR scheduled_at <= now())
                        AND (expires_at IS NULL OR expires_at > now())";
 
+/// The columns [`item`] reads, in its order.
+const ITEM: &str =
+    "id, notification_type, title, message, action_url, priority, data, COALESCE(scheduled_at, created_at), read_at";
+
 /// `user_id`'s inbox: unread first, newest first; `unread_only` leaves out what was read.
 pub async fn list(
     db: &impl GenericClient,
@@ -55,9 +59,7 @@ pub async fn list(
     let rows = db
         .query(
             &format!(
-                "SELECT id, notification_type, title, message, action_url, priority, data,
-                        COALESCE(scheduled_at, created_at), read_at
-                 FROM notifications WHERE {VISIBLE}{unread}
+                "SELECT {ITEM} FROM notifications WHERE {VISIBLE}{unread}
                  ORDER BY read_at IS NULL DESC, COALESCE(scheduled_at, created_at) DESC, id
                  LIMIT $2 OFFSET $3"
             ),
@@ -71,14 +73,7 @@ pub async fn list(
 /// One of `user_id`'s visible notifications.
 pub async fn get(db: &impl GenericClient, user_id: &str, id: Uuid) -> Result<Option<InboxItem>> {
     let row = db
-        .query_opt(
-            &format!(
-                "SELECT id, notification_type, title, message, action_url, priority, data,
-                        COALESCE(scheduled_at, created_at), read_at
-                 FROM notifications WHERE {VISIBLE} AND id = $2"
-            ),
-            &[&user_id, &id],
-        )
+        .query_opt(&format!("SELECT {ITEM} FROM notifications WHERE {VISIBLE} AND id = $2"), &[&user_id, &id])
         .await?;
     Ok(row.as_ref().map(item))
 }

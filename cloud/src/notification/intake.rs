@@ -73,6 +73,28 @@ pub struct Request {
     pub security: bool,
 }
 
+/// The templates one intake has looked up, by id and channel: a bulk renders the same template
+/// for thousands of recipients and reads it once.
+#[derive(Debug, Default)]
+pub struct TemplateCache(std::collections::HashMap<(String, &'static str), Option<templates::Template>>);
+
+impl TemplateCache {
+    async fn get(
+        &mut self,
+        tx: &Transaction<'_>,
+        id: &str,
+        channel: ChannelKind,
+    ) -> Result<Option<templates::Template>> {
+        let key = (id.to_owned(), channel_name(channel));
+        if let Some(t) = self.0.get(&key) {
+            return Ok(t.clone());
+        }
+        let t = templates::active(tx, id, channel).await?;
+        self.0.insert(key, t.clone());
+        Ok(t)
+    }
+}
+
 /// What [`accept`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Accepted {
@@ -103,11 +125,12 @@ pub enum Refused {
     Template(String),
 }
 
-/// Queues `request` for `contact` (`None`: not a user) in `tx`. A source already accepted for
+/// Queues `request` for `contact` (`None`: not a user) in `tx`, rendering through `templates`. A source already accepted for
 /// the recipient is a no-op; so is one cancelled before it arrived.
 pub async fn accept(
     tx: &Transaction<'_>,
     channels: &Channels,
+    templates: &mut TemplateCache,
     request: &Request,
     contact: Option<&Contact>,
 ) -> Result<std::result::Result<Accepted, Refused>> {
@@ -197,7 +220,7 @@ pub async fn accept(
     let mut rendered = Vec::with_capacity(deliveries.len());
     for (channel, address) in deliveries {
         let template = match &request.template_id {
-            Some(id) => templates::active(tx, id, channel).await?,
+            Some(id) => templates.get(tx, id, channel).await?,
             None => None,
         };
         let (subject, body, template_id) = match &template {

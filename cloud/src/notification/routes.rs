@@ -32,6 +32,11 @@ const MANAGE: Access = Access::Permission("notification:manage");
 
 type Answer<T> = Result<Json<T>, AppError>;
 
+/// A connection to `notification_service_db`.
+async fn db(s: &ServicesState) -> Result<deadpool_postgres::Object, AppError> {
+    Ok(s.notification.get().await.map_err(Error::from)?)
+}
+
 /// The routes.
 pub fn routes() -> ApiRoutes<ServicesState> {
     ApiRoutes::new()
@@ -147,7 +152,7 @@ async fn my_notifications(
     axum::Extension(caller): axum::Extension<Caller>,
     l: Listing<InboxFilter>,
 ) -> Answer<Page<InboxItem>> {
-    let c = s.notification.get().await.map_err(Error::from)?;
+    let c = db(&s).await?;
     Ok(Json(inbox::list(&**c, &caller.user_id, l.filter.unread.unwrap_or(false), &l.query).await?))
 }
 
@@ -156,13 +161,13 @@ async fn unread_count(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
 ) -> Answer<Value> {
-    let c = s.notification.get().await.map_err(Error::from)?;
+    let c = db(&s).await?;
     Ok(Json(json!({ "unread": inbox::unread_count(&**c, &caller.user_id).await? })))
 }
 
 #[utoipa::path(post, path = "/api/v1/me/notifications/read-all", tag = "notification", responses((status = 200, description = "`{\"marked\": n}`")))]
 async fn read_all(State(s): State<ServicesState>, axum::Extension(caller): axum::Extension<Caller>) -> Answer<Value> {
-    let mut c = s.notification.get().await.map_err(Error::from)?;
+    let mut c = db(&s).await?;
     let tx = c.transaction().await.map_err(Error::from)?;
     let marked = inbox::mark_read(&tx, &caller.user_id, None).await?;
     tx.commit().await.map_err(Error::from)?;
@@ -175,7 +180,7 @@ async fn read_one(
     axum::Extension(caller): axum::Extension<Caller>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, AppError> {
-    let mut c = s.notification.get().await.map_err(Error::from)?;
+    let mut c = db(&s).await?;
     let tx = c.transaction().await.map_err(Error::from)?;
     inbox::mark_read(&tx, &caller.user_id, Some(&[id])).await?;
     tx.commit().await.map_err(Error::from)?;
@@ -187,7 +192,7 @@ async fn my_preferences(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
 ) -> Answer<Vec<Preference>> {
-    let c = s.notification.get().await.map_err(Error::from)?;
+    let c = db(&s).await?;
     Ok(Json(preferences::list(&**c, &caller.user_id).await?))
 }
 
@@ -197,7 +202,7 @@ async fn set_preferences(
     axum::Extension(caller): axum::Extension<Caller>,
     ApiJson(body): ApiJson<Vec<Preference>>,
 ) -> Answer<Vec<Preference>> {
-    let c = s.notification.get().await.map_err(Error::from)?;
+    let c = db(&s).await?;
     Ok(Json(preferences::set(&**c, &caller.user_id, &body).await?))
 }
 
@@ -206,7 +211,7 @@ async fn my_settings(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
 ) -> Answer<Settings> {
-    let c = s.notification.get().await.map_err(Error::from)?;
+    let c = db(&s).await?;
     Ok(Json(schedule::get(&**c, &caller.user_id).await?))
 }
 
@@ -216,7 +221,7 @@ async fn set_settings(
     axum::Extension(caller): axum::Extension<Caller>,
     ApiJson(body): ApiJson<Settings>,
 ) -> Answer<Settings> {
-    let c = s.notification.get().await.map_err(Error::from)?;
+    let c = db(&s).await?;
     Ok(Json(schedule::set(&**c, &caller.user_id, &body).await?))
 }
 
@@ -249,7 +254,7 @@ async fn add_device(
         errors.push(FieldError::new("platform", "must be web, android or ios"));
     }
     crate::listing::finish(errors)?;
-    let c = s.notification.get().await.map_err(Error::from)?;
+    let c = db(&s).await?;
     // A token moves to whoever registers it last (a shared device changes hands).
     c.execute(
         "INSERT INTO push_devices (token, user_id, platform) VALUES ($1, $2, $3)
@@ -267,7 +272,7 @@ async fn remove_device(
     axum::Extension(caller): axum::Extension<Caller>,
     ApiPath(token): ApiPath<String>,
 ) -> Result<StatusCode, AppError> {
-    let c = s.notification.get().await.map_err(Error::from)?;
+    let c = db(&s).await?;
     let n = c
         .execute("DELETE FROM push_devices WHERE token = $1 AND user_id = $2", &[&token, &caller.user_id])
         .await
@@ -280,7 +285,7 @@ async fn remove_device(
 
 #[utoipa::path(get, path = "/api/v1/notification-templates", tag = "notification", responses((status = 200, body = [Template])))]
 async fn list_templates(State(s): State<ServicesState>) -> Answer<Vec<Template>> {
-    let c = s.notification.get().await.map_err(Error::from)?;
+    let c = db(&s).await?;
     Ok(Json(templates::list(&**c).await?))
 }
 
@@ -324,7 +329,7 @@ async fn save_template(
         is_active: body.is_active,
         updated_at: None,
     };
-    let c = s.notification.get().await.map_err(Error::from)?;
+    let c = db(&s).await?;
     Ok(Json(templates::save(&**c, &t, &a.id()).await?))
 }
 
@@ -333,7 +338,7 @@ async fn delete_template(
     State(s): State<ServicesState>,
     ApiPath((template_id, channel)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, AppError> {
-    let c = s.notification.get().await.map_err(Error::from)?;
+    let c = db(&s).await?;
     templates::delete(&**c, &template_id, &channel).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -345,7 +350,7 @@ async fn enqueue_command(
     a: &crate::actor::Actor,
     command: NotificationCommand,
 ) -> Result<(), AppError> {
-    let mut c = s.notification.get().await.map_err(Error::from)?;
+    let mut c = db(s).await?;
     let tx = c.transaction().await.map_err(Error::from)?;
     crate::outbox::publish(&tx, SERVICE, a, command).await?;
     tx.commit().await.map_err(Error::from)?;
@@ -421,7 +426,7 @@ async fn statistics(State(s): State<ServicesState>, Params(q): Params<Statistics
     if from > to {
         return Err(AppError::invalid_field("from", "must not be after `to`"));
     }
-    let c = s.notification.get().await.map_err(Error::from)?;
+    let c = db(&s).await?;
     let rows = super::statistics::days(&**c, from, to).await?;
     Ok(Json(json!({ "from": from, "to": to, "rows": rows })))
 }
@@ -438,7 +443,7 @@ async fn history(
     l: Listing<HistoryFilter>,
 ) -> Answer<Page<Value>> {
     let (limit, offset, _) = l.query.resolve(&[("created_at", "created_at")])?;
-    let c = s.notification.get().await.map_err(Error::from)?;
+    let c = db(&s).await?;
     let total: i64 = c
         .query_one("SELECT count(*) FROM notification_queue WHERE user_id = $1", &[&id])
         .await
