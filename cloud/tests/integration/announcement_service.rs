@@ -622,3 +622,201 @@ async fn a_scheduled_announcement_is_published_and_fanned_out_once_by_two_worker
         db.drop_now().await;
     }
 }
+
+#[tokio::test]
+async fn the_worker_follows_user_events_expires_once_and_tells_a_high_announcements_audience_in_app() {
+    use nimbus_cloud::announcement::jobs;
+    use nimbus_cloud::announcement::store::{self, Author, Draft};
+    use nimbus_core::event::user::{UserEvent, UserStatusChangedPayload};
+    use nimbus_core::event::Envelope;
+    let (ann, users, courses, timetable) = (
+        migrated("announcement_service_db").await,
+        migrated("user_service_db").await,
+        migrated("course_service_db").await,
+        migrated("timetable_service_db").await,
+    );
+    let brokers = crate::common::kafka_brokers();
+    nimbus_cloud::kafka::ensure_topics(&brokers, nimbus_core::topics::Environment::Development).await.unwrap();
+    let group = format!("t-announcement-{}", Uuid::new_v4().simple());
+    crate::common::prime_group(&brokers, &group, &[nimbus_core::topics::Topic::UserEvents]).await;
+    let mut settings = nimbus_cloud::worker::WorkerSettings::new(&brokers, ann.url.clone());
+    settings.group_id = Some(group);
+    settings.announcement.users_url = users.url.clone();
+    settings.announcement.courses_url = courses.url.clone();
+    settings.announcement.timetable_url = timetable.url.clone();
+    settings.announcement.interval = Duration::from_secs(3600); // the jobs are driven by hand below
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let worker = tokio::spawn(nimbus_cloud::worker::run("announcement", settings, shutdown.clone()));
+
+    let u = users.pool.get().await.unwrap();
+    let mut people = Vec::new();
+    for n in 0..3 {
+        let email = format!("high-{n}-{}@campus.test", Uuid::new_v4().simple());
+        people.push(
+            one(&u, "INSERT INTO users (email, password_hash, role_id) SELECT $1, 'x', id FROM roles WHERE name = 'student' RETURNING id", &[&email])
+                .await,
+        );
+    }
+    // The user service suspends one of them, and suspends and reactivates another.
+    let producer = nimbus_cloud::kafka::at_least_once_producer(&brokers).unwrap();
+    let status = |user: &str, status: &str| {
+        Envelope::new(
+            "user-service",
+            match status {
+                "active" => UserEvent::UserActivated,
+                _ => UserEvent::UserSuspended,
+            }(UserStatusChangedPayload {
+                user_id: user.to_owned(),
+                status: status.to_owned(),
+                changed_by: "admin".into(),
+                changed_at: Utc::now(),
+                ..UserStatusChangedPayload::default()
+            }),
+        )
+    };
+    for e in [status(&people[0], "suspended"), status(&people[1], "suspended"), status(&people[1], "active")] {
+        producer
+            .send(
+                rdkafka::producer::FutureRecord::to("user.events").key(&e.partition_key()).payload(&e.to_json()),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+    }
+    let pool = ann.pool.clone();
+    let inactive = || {
+        let pool = pool.clone();
+        async move {
+            let c = pool.get().await.unwrap();
+            let rows = c.query("SELECT user_id FROM inactive_users", &[]).await.unwrap();
+            rows.iter().map(|r| r.get::<_, String>(0)).collect::<BTreeSet<String>>()
+        }
+    };
+    let applied: i64 = 'wait: {
+        for _ in 0..240 {
+            let c = pool.get().await.unwrap();
+            let n: i64 = c.query_one("SELECT count(*) FROM processed_events", &[]).await.unwrap().get(0);
+            if n >= 3 {
+                break 'wait n;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("the worker did not apply the three user events");
+    };
+    assert_eq!(applied, 3);
+    assert_eq!(inactive().await, BTreeSet::from([people[0].clone()]), "suspended out, reactivated back in");
+
+    // A high announcement to the three: the fan-out names the two active ones, in-app, once.
+    let directory = Directory { users: users.pool.clone(), courses: courses.pool.clone(), timetable: timetable.pool.clone() };
+    let admin = Author { user_id: Uuid::new_v4().to_string(), admin: true };
+    let actor = nimbus_cloud::actor::Actor::user(&admin.user_id, "corr-high");
+    let mut db = ann.pool.get().await.unwrap();
+    let draft = Draft {
+        title: "Timetable change".into(),
+        content: "Thursday's lab moves to Friday.".into(),
+        announcement_type: "academic".into(),
+        priority: "high".into(),
+        expires_at: Some(Utc::now() + chrono::TimeDelta::hours(1)),
+        targets: Targets { user_ids: people.clone(), ..Targets::default() },
+    };
+    let events = KafkaMark::now("announcement.events").await;
+    let commands = KafkaMark::now("notification.commands").await;
+    let a = store::create(&mut db, &directory, &actor, &admin, draft).await.unwrap();
+    store::publish(&mut db, &actor, &admin, a.id).await.unwrap();
+    assert!(jobs::fan_out_one(&ann.pool, &directory).await.unwrap());
+    assert!(!jobs::fan_out_one(&ann.pool, &directory).await.unwrap(), "once per publication");
+
+    // Expiry: once due, exactly one ANNOUNCEMENT_EXPIRED.
+    db.execute("UPDATE announcements SET expires_at = now() - interval '1 second' WHERE id = $1", &[&a.id]).await.unwrap();
+    assert_eq!(jobs::expire_due(&ann.pool).await.unwrap(), 1);
+    assert_eq!(jobs::expire_due(&ann.pool).await.unwrap(), 0, "expired once");
+    assert_eq!(store::load(&**db, a.id).await.unwrap().unwrap().status, "expired");
+
+    // The worker's relay sends everything; then Kafka holds what was decided.
+    'relayed: {
+        for _ in 0..120 {
+            let left: i64 = db.query_one("SELECT count(*) FROM event_outbox", &[]).await.unwrap().get(0);
+            if left == 0 {
+                break 'relayed;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("the outbox was not relayed");
+    }
+    let prefix = format!("announcement:{}:", a.id);
+    let bulks: Vec<_> = commands
+        .read()
+        .await
+        .into_iter()
+        .filter(|r| r.json["payload"]["batch_id"].as_str().is_some_and(|b| b.starts_with(&prefix)))
+        .collect();
+    assert_eq!(bulks.len(), 1, "one fan-out");
+    let named: BTreeSet<&str> =
+        bulks[0].json["payload"]["user_ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(named, BTreeSet::from([people[1].as_str(), people[2].as_str()]), "the active ones");
+    assert_eq!(bulks[0].json["payload"]["channels"], json!(["in_app"]));
+    let key = a.id.to_string();
+    let types: Vec<String> = events
+        .read()
+        .await
+        .into_iter()
+        .filter(|r| r.key.as_deref() == Some(key.as_str()))
+        .map(|r| r.json["event_type"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(types, ["ANNOUNCEMENT_CREATED", "ANNOUNCEMENT_PUBLISHED", "ANNOUNCEMENT_EXPIRED"]);
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), worker).await.unwrap().unwrap().unwrap();
+    for db in [ann, users, courses, timetable] {
+        db.drop_now().await;
+    }
+}
+
+#[tokio::test]
+async fn bad_input_gets_app_errors_and_markup_stays_inert_text() {
+    let s = Services::create().await;
+    let campus = campus(&s).await;
+    let admin = s.as_caller(&person(&campus.id("a1"), "admin"));
+    let post = |body: Value| {
+        let admin = &admin;
+        async move { admin.call(Method::POST, "/api/v1/announcements", Some(body)).await }
+    };
+    let everyone = json!({ "everyone": true });
+    for (why, body, status) in [
+        ("targets of the wrong type", json!({ "title": "t", "content": "c", "targets": "everyone" }), 400),
+        ("no targets at all", json!({ "title": "t", "content": "c" }), 400),
+        ("a title too long", json!({ "title": "x".repeat(201), "content": "c", "targets": everyone }), 400),
+        ("content too long", json!({ "title": "t", "content": "x".repeat(10_001), "targets": everyone }), 400),
+        ("an unknown field", json!({ "title": "t", "content": "c", "targets": everyone, "pinned": true }), 400),
+        ("a bad type word", json!({ "title": "t", "content": "c", "announcement_type": "DROP TABLE", "targets": everyone }), 400),
+        ("a semester out of range", json!({ "title": "t", "content": "c", "targets": { "semesters": [21] } }), 400),
+        ("an expiry that is not a time", json!({ "title": "t", "content": "c", "expires_at": "tomorrow", "targets": everyone }), 400),
+    ] {
+        let a = post(body).await;
+        assert_eq!(a.status, status, "{why}: {}", a.json);
+        assert_eq!(a.json["code"], "VALIDATION_ERROR", "{why}: {}", a.json);
+    }
+    for (method, path, status) in [
+        (Method::GET, "/api/v1/announcements/not-a-uuid".to_owned(), 400),
+        (Method::POST, format!("/api/v1/announcements/{}/publish", Uuid::new_v4()), 404),
+        (Method::GET, "/api/v1/announcements?limit=0".to_owned(), 400),
+        (Method::GET, "/api/v1/announcements?status=archived".to_owned(), 400),
+        (Method::GET, "/api/v1/announcements?sort=password".to_owned(), 400),
+        (Method::GET, "/api/v1/me/announcements?offset=-1".to_owned(), 400),
+        (Method::POST, format!("/api/v1/me/announcements/{}/read", Uuid::new_v4()), 404),
+    ] {
+        let a = admin.call(method.clone(), &path, None).await;
+        assert_eq!(a.status, status, "{method} {path}: {}", a.json);
+        assert!(a.json["code"].is_string() && a.json["message"].is_string(), "{method} {path}: an AppError");
+    }
+    let nothing: i64 =
+        s.state.announcement.get().await.unwrap().query_one("SELECT count(*) FROM announcements", &[]).await.unwrap().get(0);
+    assert_eq!(nothing, 0, "a refused request stores nothing");
+    // Markup is text: stored and returned as written, for the reader to escape.
+    let markup = "<script>alert('x')</script> & <b>bold</b>";
+    let id = announce(&s, &person(&campus.id("a1"), "admin"), markup, everyone.clone()).await;
+    let mine = s.as_caller(&person(&campus.id("s1"), "student")).call(Method::GET, "/api/v1/me/announcements", None).await;
+    assert_eq!(mine.json["items"][0]["title"], markup);
+    assert_eq!(mine.json["items"][0]["id"], id.as_str());
+    assert!(mine.content_type.starts_with("application/json"));
+    s.drop_now().await;
+}
