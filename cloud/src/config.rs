@@ -83,11 +83,14 @@ pub enum Role {
     Downlink,
     /// `nimbus-cloud api`.
     Api,
+    /// `nimbus-cloud broker-accounts`.
+    BrokerAccounts,
 }
 
 impl Role {
     /// Every role that loads the configuration.
-    pub const ALL: [Role; 6] = [Role::Migrate, Role::Nodes, Role::Ingest, Role::Worker, Role::Downlink, Role::Api];
+    pub const ALL: [Role; 7] =
+        [Role::Migrate, Role::Nodes, Role::Ingest, Role::Worker, Role::Downlink, Role::Api, Role::BrokerAccounts];
 
     /// Its subcommand.
     pub fn subcommand(self) -> &'static str {
@@ -98,6 +101,7 @@ impl Role {
             Role::Worker => "worker",
             Role::Downlink => "downlink",
             Role::Api => "api",
+            Role::BrokerAccounts => "broker-accounts",
         }
     }
 }
@@ -206,7 +210,7 @@ pub const ENV: &[EnvVar] = &[
     EnvVar {
         name: "NIMBUS_REGISTRY_DB",
         key: "database.registry_database",
-        roles: &[Role::Migrate, Role::Nodes, Role::Ingest, Role::Downlink, Role::Api],
+        roles: &[Role::Migrate, Role::Nodes, Role::Ingest, Role::Downlink, Role::Api, Role::BrokerAccounts],
         about: "name of the edge registry database on `DATABASE_URL`",
         default: "`edge_registry_db`",
         apply: Apply::Text(|c| &mut c.database.registry_database),
@@ -302,7 +306,7 @@ pub const ENV: &[EnvVar] = &[
     EnvVar {
         name: "MQTT_USERNAME",
         key: "mqtt.username",
-        roles: &[Role::Ingest, Role::Downlink],
+        roles: &[Role::Ingest, Role::Downlink, Role::BrokerAccounts],
         about: "the cloud's broker account",
         default: "`nimbus-cloud`",
         apply: Apply::Optional(|c| &mut c.mqtt.username),
@@ -401,6 +405,22 @@ pub const ENV: &[EnvVar] = &[
         about: "the admin API's listen address",
         default: "`0.0.0.0:8080`",
         apply: Apply::Text(|c| &mut c.api.bind),
+    },
+    EnvVar {
+        name: "NIMBUS_TLS_CERT",
+        key: "api.tls_cert",
+        roles: &[Role::Api],
+        about: "PEM certificate chain: the api serves HTTPS itself (re-read when the file changes); unset: plain HTTP",
+        default: "none",
+        apply: Apply::Optional(|c| &mut c.api.tls_cert),
+    },
+    EnvVar {
+        name: "NIMBUS_TLS_KEY",
+        key: "api.tls_key",
+        roles: &[Role::Api],
+        about: "its PEM private key (PKCS#8, PKCS#1 or SEC1)",
+        default: "none",
+        apply: Apply::Optional(|c| &mut c.api.tls_key),
     },
     EnvVar {
         name: "REDIS_URL",
@@ -690,6 +710,12 @@ pub struct ApiConfig {
     pub permissions_refresh_secs: u64,
     /// Whether the client address comes from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// PEM certificate chain for HTTPS (`NIMBUS_TLS_CERT`); with `tls_key`, the api serves TLS.
+    pub tls_cert: Option<String>,
+    /// Its private key (`NIMBUS_TLS_KEY`).
+    pub tls_key: Option<String>,
+    /// How often the certificate files are checked for a renewal, in seconds.
+    pub tls_reload_secs: u64,
 }
 
 impl Default for ApiConfig {
@@ -710,6 +736,9 @@ impl Default for ApiConfig {
             request_timeout_secs: 30,
             permissions_refresh_secs: 30,
             trust_forwarded_for: false,
+            tls_cert: None,
+            tls_key: None,
+            tls_reload_secs: 30,
         }
     }
 }
@@ -1060,6 +1089,12 @@ impl CloudConfig {
             return bad("worker.group (NIMBUS_WORKER_GROUP)", "must be 1 to 255 characters".into());
         }
 
+        if self.api.tls_cert.is_some() != self.api.tls_key.is_some() {
+            return bad("api.tls_cert (NIMBUS_TLS_CERT)", "and api.tls_key (NIMBUS_TLS_KEY) go together".into());
+        }
+        if self.api.tls_reload_secs == 0 {
+            return bad("api.tls_reload_secs", "must be at least 1".into());
+        }
         if self.api.bind.parse::<std::net::SocketAddr>().is_err() {
             return bad("api.bind (NIMBUS_API_BIND)", format!("{:?} must be host:port", self.api.bind));
         }

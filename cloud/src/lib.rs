@@ -51,7 +51,8 @@
 //! - [`downlink`]: per-node snapshots ([`downlink::compose`] asks each service),
 //!   [`downlink::versions`], [`downlink::publish`].
 //! - [`cli`]: `events validate|topics|groups` ([`cli::events`]), `migrate` and
-//!   `nodes register|list` ([`cli::nodes`]).
+//!   `nodes register|list` ([`cli::nodes`]); [`probe`]: `probe <url>`, the containers' health
+//!   check (the images have no curl).
 //!
 //! Low floors (import no service and no role):
 //! - [`http`]: the seed's `AppError` and the one mapping of [`Error`] onto it, [`http::Caller`],
@@ -86,6 +87,7 @@ mod layout;
 pub mod listing;
 pub mod notification;
 pub mod outbox;
+pub mod probe;
 pub mod registry;
 pub mod shutdown;
 pub mod timetable;
