@@ -991,6 +991,16 @@ impl CloudConfig {
         Ok(())
     }
 
+    /// Production brokers refuse anonymous clients: the roles that use the broker (ingest,
+    /// downlink) call this at start. Not part of [`CloudConfig::validate`], which every role runs:
+    /// the api or a worker has no broker password and needs none.
+    pub fn require_broker_password(&self) -> Result<()> {
+        if self.environment == Environment::Production && self.mqtt.password.is_none() {
+            return Err(Error::Config("mqtt.password (MQTT_PASSWORD): is required in production".into()));
+        }
+        Ok(())
+    }
+
     /// Checks every setting; the error names the first one that is wrong.
     pub fn validate(&self) -> Result<()> {
         let bad = |setting: &str, problem: String| Err(Error::Config(format!("{setting}: {problem}")));
@@ -1029,9 +1039,6 @@ impl CloudConfig {
         match (&self.mqtt.username, &self.mqtt.password) {
             (Some(u), _) if u.is_empty() => return bad("mqtt.username (MQTT_USERNAME)", "must not be empty".into()),
             (None, Some(_)) => return bad("mqtt.username (MQTT_USERNAME)", "is required with a password".into()),
-            (_, None) if self.environment == Environment::Production => {
-                return bad("mqtt.password (MQTT_PASSWORD)", "is required in production".into());
-            }
             _ => {}
         }
         if self.mqtt.keep_alive_secs < 5 {
@@ -1296,6 +1303,9 @@ impl fmt::Debug for ApiConfig {
             .field("request_timeout_secs", &self.request_timeout_secs)
             .field("permissions_refresh_secs", &self.permissions_refresh_secs)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("tls_reload_secs", &self.tls_reload_secs)
             .finish()
     }
 }
@@ -1437,7 +1447,9 @@ mod tests {
         assert!(error(None, &[("MQTT_URL", "http://broker")]).contains("mqtt.url (MQTT_URL)"));
         assert!(error(None, &[("INGEST_GROUP", "a/b")]).contains("ingest.group (INGEST_GROUP)"));
         assert!(error(None, &[("INGEST_INSTANCE", "a b")]).contains("ingest.instance (INGEST_INSTANCE)"));
-        assert!(error(None, &[("NIMBUS_ENV", "production")]).contains("mqtt.password (MQTT_PASSWORD)"));
+        let production = CloudConfig::from_sources(None, env(&[("NIMBUS_ENV", "production")])).unwrap();
+        let err = production.require_broker_password().unwrap_err().to_string();
+        assert!(err.contains("mqtt.password (MQTT_PASSWORD)"), "{err}");
         assert!(error(None, &[("NIMBUS_ADMIN_EMAIL", "a@b.c"), ("NIMBUS_ADMIN_PASSWORD", "short")]).contains("8"));
         assert!(error(Some("[ingest]\nmax_in_flight = 0"), &[]).contains("ingest.max_in_flight"));
         assert!(error(Some("[kafka]\ndelivery_timeout_ms = 10"), &[]).contains("kafka.delivery_timeout_ms"));

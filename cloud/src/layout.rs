@@ -11,7 +11,7 @@ const ROLES: &[&str] = &["api", "worker", "ingest", "downlink", "cli"];
 const SERVICES: &[&str] = &["user", "course", "timetable", "attendance", "content", "registry", "dlq", "notification"];
 /// The low floors everyone stands on.
 const FLOORS: &[&str] =
-    &["http", "consumer", "db", "kafka", "outbox", "shutdown", "config", "error", "actor", "listing"];
+    &["http", "consumer", "db", "kafka", "outbox", "shutdown", "config", "error", "actor", "listing", "probe"];
 
 /// Module path (`api::gateway`, `` for lib.rs) → source without comments and test modules.
 fn modules() -> BTreeMap<String, String> {

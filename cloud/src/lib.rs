@@ -51,8 +51,7 @@
 //! - [`downlink`]: per-node snapshots ([`downlink::compose`] asks each service),
 //!   [`downlink::versions`], [`downlink::publish`].
 //! - [`cli`]: `events validate|topics|groups` ([`cli::events`]), `migrate` and
-//!   `nodes register|list` ([`cli::nodes`]); [`probe`]: `probe <url>`, the containers' health
-//!   check (the images have no curl).
+//!   `nodes register|list` ([`cli::nodes`]).
 //!
 //! Low floors (import no service and no role):
 //! - [`http`]: the seed's `AppError` and the one mapping of [`Error`] onto it, [`http::Caller`],
@@ -65,7 +64,8 @@
 //! - [`outbox`]: events written with the change, relayed to Kafka in order.
 //! - [`db`]: pools and per-database migrations; [`kafka`]: topics and producers;
 //!   [`shutdown`]: interruptible waits; [`config`]: the typed configuration;
-//!   [`listing`]: paging, sorting, filters; [`actor`]: who acts, for events; [`error`].
+//!   [`listing`]: paging, sorting, filters; [`actor`]: who acts, for events; [`error`];
+//!   [`probe`]: `nimbus-cloud probe <url>`, the containers' health check (the images have no curl).
 
 pub mod actor;
 pub mod api;

@@ -268,6 +268,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 async fn ingest(config: CloudConfig) -> anyhow::Result<()> {
+    config.require_broker_password()?;
     tracing::info!(environment = ?config.environment, brokers = %config.kafka.brokers, mqtt = %config.mqtt.url,
                    client_id = %config.ingest_client_id(), group = %config.ingest.group, "starting the ingest");
     nimbus_cloud::kafka::ensure_topics(&config.kafka.brokers, config.environment)
@@ -326,6 +327,7 @@ async fn worker_settings(config: &CloudConfig, service: &str) -> anyhow::Result<
 }
 
 async fn downlink(config: CloudConfig) -> anyhow::Result<()> {
+    config.require_broker_password()?;
     let registry = nimbus_cloud::db::migrations_for("edge_registry_db").context("registry migrations")?;
     nodes::migrate_database(&config, registry).await.context("cannot migrate the registry (DATABASE_URL)")?;
     let shutdown = stop_on_signal("stopping the downlink");
@@ -375,6 +377,7 @@ async fn broker_accounts(
 
 /// Every role in one process; the first role to fail stops the others.
 async fn all(config: CloudConfig) -> anyhow::Result<()> {
+    config.require_broker_password()?;
     nimbus_cloud::kafka::ensure_topics(&config.kafka.brokers, config.environment)
         .await
         .context("cannot create the Kafka topics (kafka.brokers / KAFKA_BROKERS)")?;

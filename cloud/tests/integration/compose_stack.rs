@@ -238,8 +238,10 @@ fn url_carries_account(
     password_var: &str,
 ) {
     let Some(server_password) = server_env.get(password_var) else { return };
-    let user = url.split_once("://").map(|(_, r)| r).filter(|r| r.split(['/', '?']).next().is_some_and(|a| a.contains('@')));
-    let user = user.and_then(|r| r.split([':', '@']).next()).unwrap_or_default();
+    // Up to the first `:` or `@` after the scheme, when the URL carries an account at all (the
+    // password is a `${VAR:?…}` reference, whose `?` and `/` rule out splitting the authority).
+    let rest = url.split_once("://").map_or("", |(_, r)| r);
+    let user = if rest.contains('@') { rest.split([':', '@']).next().unwrap_or_default() } else { "" };
     assert_eq!(
         Some(user),
         server_env.get(user_var).map(String::as_str),

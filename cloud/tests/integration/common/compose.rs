@@ -272,9 +272,15 @@ pub fn is_secret_name(name: &str) -> bool {
     ["PASSWORD", "SECRET", "TOKEN"].iter().any(|s| upper.contains(s))
 }
 
-/// What the operator's environment provides in these tests: a sample value for every secret,
-/// nothing else (so optional variables take their defaults).
+/// Required variables that are not secrets, with what an operator would set.
+pub const REQUIRED_SETTINGS: &[(&str, &str)] = &[("NIMBUS_PUBLIC_URL", "http://cloud.campus.example:8080")];
+
+/// What the operator's environment provides in these tests: a sample value for every secret and
+/// for [`REQUIRED_SETTINGS`], nothing else (so optional variables take their defaults).
 pub fn sample_environment(name: &str) -> Option<String> {
+    if let Some((_, value)) = REQUIRED_SETTINGS.iter().find(|(n, _)| *n == name) {
+        return Some((*value).to_owned());
+    }
     is_secret_name(name).then(|| format!("sample-{}", name.to_ascii_lowercase().replace('_', "-")))
 }
 
