@@ -53,7 +53,8 @@ pub async fn get_status(url: &str, timeout: Duration) -> Result<u16> {
     let (addr, host, path) = parse(url)?;
     let exchange = async {
         let mut stream = TcpStream::connect(&addr).await?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: nimbus-probe\r\n\r\n");
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: nimbus-probe\r\n\r\n");
         stream.write_all(request.as_bytes()).await?;
         let mut head = Vec::with_capacity(256);
         let mut buf = [0u8; 512];

@@ -354,7 +354,10 @@ impl Config {
                 let pem = std::fs::read_to_string(ca)
                     .map_err(|e| Error::Config(format!("cloud.mqtt_ca_file: cannot read {}: {e}", ca.display())))?;
                 if !pem.contains("-----BEGIN CERTIFICATE-----") {
-                    return Err(Error::Config(format!("cloud.mqtt_ca_file: {} holds no PEM certificate", ca.display())));
+                    return Err(Error::Config(format!(
+                        "cloud.mqtt_ca_file: {} holds no PEM certificate",
+                        ca.display()
+                    )));
                 }
             }
             let max = nimbus_sync::frame::FrameLimits::default().max_events;

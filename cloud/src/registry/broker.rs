@@ -85,10 +85,7 @@ pub async fn accounts(registry: &Pool) -> Result<Vec<(String, String)>> {
             &[],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| Some((r.get::<_, String>(0), r.get::<_, Option<String>>(1)?)))
-        .collect())
+    Ok(rows.iter().filter_map(|r| Some((r.get::<_, String>(0), r.get::<_, Option<String>>(1)?))).collect())
 }
 
 /// Replaces `path` with `text` (mode 0600, through a rename, so the broker never reads half a
@@ -144,7 +141,8 @@ impl BrokerAccountsMetrics {
     /// Ready: the file was written from the registry within `3 × interval`.
     pub fn ready(&self, interval: Duration) -> bool {
         let last = self.last_success.load(Ordering::Relaxed);
-        last > 0 && chrono::Utc::now().timestamp() - last <= i64::try_from(3 * interval.as_secs().max(1)).unwrap_or(i64::MAX)
+        last > 0
+            && chrono::Utc::now().timestamp() - last <= i64::try_from(3 * interval.as_secs().max(1)).unwrap_or(i64::MAX)
     }
 
     /// Prometheus text.
@@ -163,7 +161,11 @@ impl BrokerAccountsMetrics {
 }
 
 /// Reads the registry once and rewrites the file if the accounts changed; returns whether it did.
-pub async fn sync_once(registry: &Pool, settings: &BrokerAccountsSettings, metrics: &BrokerAccountsMetrics) -> Result<bool> {
+pub async fn sync_once(
+    registry: &Pool,
+    settings: &BrokerAccountsSettings,
+    metrics: &BrokerAccountsMetrics,
+) -> Result<bool> {
     let accounts = accounts(registry).await?;
     let text = password_file(&accounts, &settings.cloud_user);
     let path = settings.nodes_file.clone();
@@ -225,10 +227,13 @@ pub fn probe_routes(metrics: Arc<BrokerAccountsMetrics>, interval: Duration) -> 
                 }
             }),
         )
-        .route("/metrics", get(move || {
-            let body = text.render();
-            async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body) }
-        }))
+        .route(
+            "/metrics",
+            get(move || {
+                let body = text.render();
+                async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body) }
+            }),
+        )
 }
 
 #[cfg(test)]

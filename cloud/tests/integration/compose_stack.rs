@@ -203,7 +203,15 @@ fn check_role_credentials(compose: &Value) {
         }
         let postgres = environment(service(compose, "postgres"));
         if let Some(url) = role.env.get("DATABASE_URL") {
-            url_carries_account(&role.service, "DATABASE_URL", url, "postgres", &postgres, "POSTGRES_USER", "POSTGRES_PASSWORD");
+            url_carries_account(
+                &role.service,
+                "DATABASE_URL",
+                url,
+                "postgres",
+                &postgres,
+                "POSTGRES_USER",
+                "POSTGRES_PASSWORD",
+            );
         }
         if let Some(url) = role.env.get("MONGODB_URI") {
             let mongodb = environment(service(compose, "mongodb"));
@@ -533,7 +541,10 @@ fn same_file_in(compose: &Value, from: &str, path: &str, to: &str) -> Option<Str
     let from_mounts = volumes(service(compose, from));
     let (volume, dir) = mount_of(&from_mounts, path)?;
     let rest = &path[dir.trim_end_matches('/').len()..];
-    volumes(service(compose, to)).into_iter().find(|(v, _)| v == volume).map(|(_, d)| format!("{}{rest}", d.trim_end_matches('/')))
+    volumes(service(compose, to))
+        .into_iter()
+        .find(|(v, _)| v == volume)
+        .map(|(_, d)| format!("{}{rest}", d.trim_end_matches('/')))
 }
 
 #[test]
@@ -555,7 +566,11 @@ fn the_broker_joins_the_provisioned_cloud_account_with_the_registry_s_node_accou
     );
     let files = entrypoint_defaults();
     let file = |name: &str| files.get(name).cloned().unwrap_or_else(|| panic!("{BROKER_ENTRYPOINT} has no {name}"));
-    assert_eq!(file("PASSWORD_FILE"), password_file, "{BROKER_ENTRYPOINT} writes another file than mosquitto.conf's password_file");
+    assert_eq!(
+        file("PASSWORD_FILE"),
+        password_file,
+        "{BROKER_ENTRYPOINT} writes another file than mosquitto.conf's password_file"
+    );
     assert!(
         mounts.iter().any(|(s, t)| s == "./scripts/compose/mosquitto.conf" && *t == file("CONFIG")),
         "{BROKER_ENTRYPOINT} starts mosquitto with {}, where compose does not mount mosquitto.conf",
@@ -576,9 +591,12 @@ fn the_broker_joins_the_provisioned_cloud_account_with_the_registry_s_node_accou
         .find(|(name, svc)| {
             name != "mosquitto"
                 && command_text(svc).contains("mosquitto_passwd")
-                && same_file_in(&compose, "mosquitto", &cloud_file, name).is_some_and(|f| command_text(svc).contains(&f))
+                && same_file_in(&compose, "mosquitto", &cloud_file, name)
+                    .is_some_and(|f| command_text(svc).contains(&f))
         })
-        .unwrap_or_else(|| panic!("no service writes the cloud's account to {cloud_file} (mosquitto_passwd on its volume)"));
+        .unwrap_or_else(|| {
+            panic!("no service writes the cloud's account to {cloud_file} (mosquitto_passwd on its volume)")
+        });
     assert_eq!(
         depends_on(mosquitto).get(&prov_name).map(String::as_str),
         Some("service_completed_successfully"),
@@ -589,11 +607,23 @@ fn the_broker_joins_the_provisioned_cloud_account_with_the_registry_s_node_accou
         .lines()
         .filter_map(|l| l.trim().strip_prefix("user ").map(|u| u.trim().to_owned()))
         .collect();
-    assert_eq!(acl_users, [nimbus_sync::testing::CLOUD_USER.0], "scripts/compose/acl should grant exactly one account, the cloud's");
+    assert_eq!(
+        acl_users,
+        [nimbus_sync::testing::CLOUD_USER.0],
+        "scripts/compose/acl should grant exactly one account, the cloud's"
+    );
     for role in roles.iter().filter(|r| r.env.contains_key("MQTT_URL")) {
         let username = role.env.get("MQTT_USERNAME").expect("checked by check_role_credentials");
-        assert!(acl_users.contains(username), "service {}: MQTT_USERNAME {username} is not the ACL's account", role.service);
-        assert!(prov_env.values().any(|v| v == username), "service {}: {prov_name} does not provision {username}", role.service);
+        assert!(
+            acl_users.contains(username),
+            "service {}: MQTT_USERNAME {username} is not the ACL's account",
+            role.service
+        );
+        assert!(
+            prov_env.values().any(|v| v == username),
+            "service {}: {prov_name} does not provision {username}",
+            role.service
+        );
         let password = role.env.get("MQTT_PASSWORD").expect("checked by check_role_credentials");
         let vars = references(password);
         assert!(
@@ -750,7 +780,10 @@ fn probe_port(role: &Role) -> u16 {
 /// Each long-running role is health-checked by its own readiness probe, run by the binary
 /// itself (`nimbus-cloud probe`): a process that runs (`pidof`) may still reach nothing it needs.
 fn check_role_health(compose: &Value) {
-    assert!(binary_subcommands().contains("probe"), "the health checks run `nimbus-cloud probe`, which the binary lacks");
+    assert!(
+        binary_subcommands().contains("probe"),
+        "the health checks run `nimbus-cloud probe`, which the binary lacks"
+    );
     let one_shot = one_shot_services(compose);
     for role in roles(compose).iter().filter(|r| !one_shot.contains(&r.service)) {
         let svc = service(compose, &role.service);
@@ -839,7 +872,10 @@ fn every_stateful_service_keeps_its_data_on_a_named_volume() {
         }
         let mounts = volumes(svc);
         let on_volume = mounts.iter().any(|(src, target)| target == dir && declared.contains(src));
-        assert!(on_volume, "service {name} ({image}) keeps its data in {dir}, which is on no named volume: lost with the container");
+        assert!(
+            on_volume,
+            "service {name} ({image}) keeps its data in {dir}, which is on no named volume: lost with the container"
+        );
     }
     let redis = command_text(service(&compose, "redis"));
     assert!(

@@ -97,7 +97,11 @@ fn render(dir: &Path) -> Vec<Value> {
     let k = documents(&dir.join("kustomization.yaml")).pop().expect("a kustomization");
     let known = ["apiVersion", "kind", "namespace", "resources", "patches", "images", "replicas"];
     for key in k.as_mapping().expect("kustomization").keys().filter_map(Value::as_str) {
-        assert!(known.contains(&key), "{}: `{key}` is beyond this test's kustomize subset; extend render()", dir.display());
+        assert!(
+            known.contains(&key),
+            "{}: `{key}` is beyond this test's kustomize subset; extend render()",
+            dir.display()
+        );
     }
     let list = |key: &str| k.get(key).and_then(Value::as_sequence).cloned().unwrap_or_default();
     let mut docs = Vec::new();
@@ -161,7 +165,7 @@ fn seq(v: Option<&Value>) -> Vec<Value> {
 }
 
 fn text(v: Option<&Value>) -> String {
-    v.and_then(|v| crate::common::compose::scalar(v)).unwrap_or_default()
+    v.and_then(crate::common::compose::scalar).unwrap_or_default()
 }
 
 fn pod_spec(workload: &Value) -> &Value {
@@ -173,9 +177,7 @@ fn pod_labels(workload: &Value) -> BTreeMap<String, String> {
 }
 
 fn labels(v: &Value) -> BTreeMap<String, String> {
-    v.as_mapping()
-        .map(|m| m.iter().map(|(k, v)| (text(Some(k)), text(Some(v)))).collect())
-        .unwrap_or_default()
+    v.as_mapping().map(|m| m.iter().map(|(k, v)| (text(Some(k)), text(Some(v)))).collect()).unwrap_or_default()
 }
 
 fn selects(selector: &BTreeMap<String, String>, pod: &BTreeMap<String, String>) -> bool {
@@ -186,6 +188,9 @@ fn selects(selector: &BTreeMap<String, String>, pod: &BTreeMap<String, String>) 
 fn workloads(docs: &[Value]) -> Vec<&Value> {
     docs.iter().filter(|d| ["Deployment", "StatefulSet", "Job"].contains(&kind_name(d).0.as_str())).collect()
 }
+
+/// A workload's kind, name, pod labels and containers.
+type Pods = (String, String, BTreeMap<String, String>, Vec<Value>);
 
 /// A cloud role's container, with where it runs.
 struct K8sRole {
@@ -204,11 +209,18 @@ fn resolved_env(docs: &[Value], container: &Value, at: &str) -> BTreeMap<String,
             text(Some(v))
         } else if let Some(r) = e.get("valueFrom").and_then(|v| v.get("configMapKeyRef")) {
             let (map, key) = (text(r.get("name")), text(r.get("key")));
-            let cm = find(docs, "ConfigMap", &map).unwrap_or_else(|| panic!("{at}: {name} refers to ConfigMap {map}, which is not in the manifests"));
-            cm["data"].get(&key).map(|v| text(Some(v))).unwrap_or_else(|| panic!("{at}: {name} refers to key {key}, which ConfigMap {map} lacks"))
+            let cm = find(docs, "ConfigMap", &map)
+                .unwrap_or_else(|| panic!("{at}: {name} refers to ConfigMap {map}, which is not in the manifests"));
+            cm["data"]
+                .get(&key)
+                .map(|v| text(Some(v)))
+                .unwrap_or_else(|| panic!("{at}: {name} refers to key {key}, which ConfigMap {map} lacks"))
         } else if let Some(r) = e.get("valueFrom").and_then(|v| v.get("secretKeyRef")) {
             let (secret, key) = (text(r.get("name")), text(r.get("key")));
-            assert_eq!(secret, SECRET, "{at}: {name} refers to Secret {secret}; the manifests use one Secret, {SECRET}");
+            assert_eq!(
+                secret, SECRET,
+                "{at}: {name} refers to Secret {secret}; the manifests use one Secret, {SECRET}"
+            );
             let sample = SECRET_SAMPLES.iter().find(|(k, _)| *k == key);
             sample.unwrap_or_else(|| panic!("{at}: {name} refers to key {key} of {SECRET}, which docs/operations.md does not tell operators to create")).1.to_owned()
         } else if let Some(r) = e.get("valueFrom").and_then(|v| v.get("fieldRef")) {
@@ -257,7 +269,9 @@ fn port_number(container: &Value, port: &Value) -> Option<u16> {
     let ports = seq(container.get("ports"));
     match port {
         Value::Number(n) => ports.iter().find(|p| p["containerPort"].as_u64() == n.as_u64()).and(n.as_u64()),
-        Value::String(name) => ports.iter().find(|p| text(p.get("name")) == *name).and_then(|p| p["containerPort"].as_u64()),
+        Value::String(name) => {
+            ports.iter().find(|p| text(p.get("name")) == *name).and_then(|p| p["containerPort"].as_u64())
+        }
         _ => None,
     }
     .and_then(|n| u16::try_from(n).ok())
@@ -267,7 +281,10 @@ fn port_number(container: &Value, port: &Value) -> Option<u16> {
 fn min_replicas(docs: &[Value], kind: &str, name: &str) -> u64 {
     of_kind(docs, "HorizontalPodAutoscaler")
         .into_iter()
-        .find(|h| text(h["spec"]["scaleTargetRef"].get("kind")) == kind && text(h["spec"]["scaleTargetRef"].get("name")) == name)
+        .find(|h| {
+            text(h["spec"]["scaleTargetRef"].get("kind")) == kind
+                && text(h["spec"]["scaleTargetRef"].get("name")) == name
+        })
         .and_then(|h| h["spec"]["minReplicas"].as_u64())
         .or_else(|| find(docs, kind, name).and_then(|w| w["spec"]["replicas"].as_u64()))
         .unwrap_or(1)
@@ -318,7 +335,9 @@ fn every_overlay_validates_against_the_kubernetes_schemas() {
 fn the_renderer_applies_the_overlays_patches_replicas_and_namespace() {
     let small = overlay(OVERLAYS[0]);
     let large = overlay(OVERLAYS[1]);
-    let cm = |docs: &[Value], key: &str| text(find(docs, "ConfigMap", "nimbus-cloud-config").expect("config")["data"].get(key));
+    let cm = |docs: &[Value], key: &str| {
+        text(find(docs, "ConfigMap", "nimbus-cloud-config").expect("config")["data"].get(key))
+    };
     assert_eq!(cm(&small, "NIMBUS_ENV"), "development");
     assert_eq!(cm(&large, "NIMBUS_ENV"), "production");
     assert_eq!(min_replicas(&small, "Deployment", "api"), 1);
@@ -326,7 +345,12 @@ fn the_renderer_applies_the_overlays_patches_replicas_and_namespace() {
     let pdb = find(&small, "PodDisruptionBudget", "api").expect("pdb");
     assert!(pdb["spec"].get("minAvailable").is_none() && pdb["spec"]["maxUnavailable"].as_u64() == Some(1));
     assert_eq!(find(&large, "Deployment", "worker-course").expect("worker")["spec"]["replicas"].as_u64(), Some(2));
-    assert!(small.iter().filter(|d| kind_name(d).0 != "Namespace").all(|d| text(d["metadata"].get("namespace")) == "nimbusu"));
+    assert!(
+        small
+            .iter()
+            .filter(|d| kind_name(d).0 != "Namespace")
+            .all(|d| text(d["metadata"].get("namespace")) == "nimbusu")
+    );
     // A patched container keeps what the patch does not mention.
     let api = find(&small, "Deployment", "api").expect("api");
     let c = &seq(pod_spec(api).get("containers"))[0];
@@ -350,21 +374,30 @@ fn every_role_of_the_binary_runs_with_a_worker_per_service_and_the_migrations_as
                 "{o}: `nimbus-cloud {sub}` is a role of the binary, but no Deployment or StatefulSet runs it"
             );
         }
-        let migrate = roles.iter().find(|r| r.role.subcommand() == "migrate").unwrap_or_else(|| panic!("{o}: no Job runs the migrations"));
+        let migrate = roles
+            .iter()
+            .find(|r| r.role.subcommand() == "migrate")
+            .unwrap_or_else(|| panic!("{o}: no Job runs the migrations"));
         assert_eq!(migrate.kind, "Job", "{o}: `migrate` runs in a {}, not a Job", migrate.kind);
         let job = find(&docs, "Job", &migrate.workload).expect("job");
         assert!(["OnFailure", "Never"].contains(&text(pod_spec(job).get("restartPolicy")).as_str()));
         let settings = || WorkerSettings::new("kafka:9092", "postgres://nimbusu@postgres:5432/attendance_service_db");
         let mut deployed = BTreeSet::new();
         for w in roles.iter().filter(|r| r.role.subcommand() == "worker") {
-            let service = w.role.option("--service").unwrap_or_else(|| panic!("{}: worker without --service", w.role.service));
-            Worker::new(service, settings()).unwrap_or_else(|e| panic!("{}: `worker --service {service}` cannot start: {e}", w.role.service));
+            let service =
+                w.role.option("--service").unwrap_or_else(|| panic!("{}: worker without --service", w.role.service));
+            Worker::new(service, settings())
+                .unwrap_or_else(|e| panic!("{}: `worker --service {service}` cannot start: {e}", w.role.service));
             assert!(deployed.insert(service.to_owned()), "{o}: two workloads run the {service} worker");
         }
         for group in &CONSUMER_GROUPS {
             let short = group.service.trim_end_matches("-service");
             if Worker::new(group.service, settings()).is_ok() {
-                assert!(deployed.contains(short), "{o}: {} has a worker in the code but no workload runs it", group.service);
+                assert!(
+                    deployed.contains(short),
+                    "{o}: {} has a worker in the code but no workload runs it",
+                    group.service
+                );
             }
         }
     }
@@ -384,7 +417,11 @@ fn every_role_gets_the_variables_it_needs_and_only_those_with_secrets_from_the_s
                 assert!(role.uses(name), "{}: sets {name}, which only {:?} read", role.service, Role::readers(name));
             }
             for (name, why) in COMPOSE_MUST_SET.iter().filter(|(n, _)| role.uses(n)) {
-                assert!(role.env.get(*name).is_some_and(|v| !v.trim().is_empty()), "{}: does not set {name}: {why}", role.service);
+                assert!(
+                    role.env.get(*name).is_some_and(|v| !v.trim().is_empty()),
+                    "{}: does not set {name}: {why}",
+                    role.service
+                );
             }
             for e in seq(r.container.get("env")) {
                 let name = text(e.get("name"));
@@ -417,7 +454,8 @@ fn roles_reach_the_broker_through_a_service_that_selects_it() {
         let docs = overlay(o);
         for r in k8s_roles(&docs).iter().filter(|r| r.role.env.contains_key("MQTT_URL")) {
             let (host, port) = url_host_port(&r.role.env["MQTT_URL"]);
-            let svc = find(&docs, "Service", &host).unwrap_or_else(|| panic!("{o}: {}: MQTT_URL names {host}, which is no Service", r.role.service));
+            let svc = find(&docs, "Service", &host)
+                .unwrap_or_else(|| panic!("{o}: {}: MQTT_URL names {host}, which is no Service", r.role.service));
             assert!(
                 seq(svc["spec"].get("ports")).iter().any(|p| p["port"].as_u64() == Some(u64::from(port))),
                 "{o}: Service {host} has no port {port} (MQTT_URL of {})",
@@ -436,9 +474,21 @@ fn long_running_roles_probe_health_and_readiness_on_the_port_they_serve() {
             for (probe, path) in [("livenessProbe", "/health"), ("readinessProbe", "/health/ready")] {
                 let get = r.container.get(probe).and_then(|p| p.get("httpGet"));
                 let get = get.unwrap_or_else(|| panic!("{o}: {}: no {probe} over HTTP", r.role.service));
-                assert_eq!(text(get.get("path")), path, "{o}: {}: {probe} asks {}", r.role.service, text(get.get("path")));
+                assert_eq!(
+                    text(get.get("path")),
+                    path,
+                    "{o}: {}: {probe} asks {}",
+                    r.role.service,
+                    text(get.get("path"))
+                );
                 let port = port_number(&r.container, &get["port"]);
-                assert_eq!(port, Some(want), "{o}: {}: {probe} targets {:?}, not the role's probe port {want}", r.role.service, get["port"]);
+                assert_eq!(
+                    port,
+                    Some(want),
+                    "{o}: {}: {probe} targets {:?}, not the role's probe port {want}",
+                    r.role.service,
+                    get["port"]
+                );
             }
         }
     }
@@ -453,11 +503,17 @@ fn every_container_has_requests_and_limits_and_runs_without_privileges() {
             let pod = pod_spec(w);
             for c in seq(pod.get("containers")).iter().chain(seq(pod.get("initContainers")).iter()) {
                 let at = format!("{o}: {kind} {name}, container {}", text(c.get("name")));
-                for (what, res) in [("requests", "cpu"), ("requests", "memory"), ("limits", "cpu"), ("limits", "memory")] {
+                for (what, res) in
+                    [("requests", "cpu"), ("requests", "memory"), ("limits", "cpu"), ("limits", "memory")]
+                {
                     assert!(c["resources"][what].get(res).is_some(), "{at}: no resources.{what}.{res}");
                 }
                 let sc = &c["securityContext"];
-                assert_eq!(sc["allowPrivilegeEscalation"].as_bool(), Some(false), "{at}: allowPrivilegeEscalation is not false");
+                assert_eq!(
+                    sc["allowPrivilegeEscalation"].as_bool(),
+                    Some(false),
+                    "{at}: allowPrivilegeEscalation is not false"
+                );
                 let non_root = sc["runAsNonRoot"].as_bool().or(pod["securityContext"]["runAsNonRoot"].as_bool());
                 assert_eq!(non_root, Some(true), "{at}: not runAsNonRoot");
             }
@@ -469,7 +525,7 @@ fn every_container_has_requests_and_limits_and_runs_without_privileges() {
 fn services_autoscalers_and_disruption_budgets_point_at_real_pods() {
     for o in OVERLAYS {
         let docs = overlay(o);
-        let pods: Vec<(String, String, BTreeMap<String, String>, Vec<Value>)> = workloads(&docs)
+        let pods: Vec<Pods> = workloads(&docs)
             .into_iter()
             .map(|w| {
                 let (kind, name) = kind_name(w);
@@ -498,10 +554,15 @@ fn services_autoscalers_and_disruption_budgets_point_at_real_pods() {
             assert!(hpa["spec"]["minReplicas"].as_u64() <= hpa["spec"]["maxReplicas"].as_u64());
         }
         for hpa in &hpas {
-            let (kind, name) = (text(hpa["spec"]["scaleTargetRef"].get("kind")), text(hpa["spec"]["scaleTargetRef"].get("name")));
-            let target = find(&docs, &kind, &name).unwrap_or_else(|| panic!("{o}: an autoscaler scales {kind} {name}, which does not exist"));
+            let (kind, name) =
+                (text(hpa["spec"]["scaleTargetRef"].get("kind")), text(hpa["spec"]["scaleTargetRef"].get("name")));
+            let target = find(&docs, &kind, &name)
+                .unwrap_or_else(|| panic!("{o}: an autoscaler scales {kind} {name}, which does not exist"));
             for c in seq(pod_spec(target).get("containers")) {
-                assert!(c["resources"]["requests"].get("cpu").is_some(), "{o}: {name} scales on CPU use but requests no CPU");
+                assert!(
+                    c["resources"]["requests"].get("cpu").is_some(),
+                    "{o}: {name} scales on CPU use but requests no CPU"
+                );
             }
         }
         let pdbs = of_kind(&docs, "PodDisruptionBudget");
@@ -524,31 +585,75 @@ fn services_autoscalers_and_disruption_budgets_point_at_real_pods() {
 fn the_broker_pod_runs_the_compose_broker_files_and_shares_the_node_accounts() {
     for o in OVERLAYS {
         let docs = overlay(o);
-        let files = find(&docs, "ConfigMap", "nimbus-broker").unwrap_or_else(|| panic!("{o}: no ConfigMap nimbus-broker"));
+        let files =
+            find(&docs, "ConfigMap", "nimbus-broker").unwrap_or_else(|| panic!("{o}: no ConfigMap nimbus-broker"));
         let data = |k: &str| text(files["data"].get(k));
         assert_eq!(data("acl"), read("scripts/compose/acl"), "{o}: the broker's acl differs from scripts/compose/acl");
-        assert_eq!(data("mosquitto-run.sh"), read(BROKER_ENTRYPOINT), "{o}: mosquitto-run.sh differs from {BROKER_ENTRYPOINT}");
-        let k8s_conf: BTreeSet<String> = data("mosquitto.conf").lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect();
-        for line in read("scripts/compose/mosquitto.conf").lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-            assert!(k8s_conf.contains(line), "{o}: the broker's mosquitto.conf lacks `{line}` of scripts/compose/mosquitto.conf");
+        assert_eq!(
+            data("mosquitto-run.sh"),
+            read(BROKER_ENTRYPOINT),
+            "{o}: mosquitto-run.sh differs from {BROKER_ENTRYPOINT}"
+        );
+        let k8s_conf: BTreeSet<String> = data("mosquitto.conf")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect();
+        for line in read("scripts/compose/mosquitto.conf")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            assert!(
+                k8s_conf.contains(line),
+                "{o}: the broker's mosquitto.conf lacks `{line}` of scripts/compose/mosquitto.conf"
+            );
         }
         let sts = find(&docs, "StatefulSet", "mosquitto").unwrap_or_else(|| panic!("{o}: no StatefulSet mosquitto"));
         let containers = seq(pod_spec(sts).get("containers"));
-        let by_name = |n: &str| containers.iter().find(|c| text(c.get("name")) == n).cloned().unwrap_or_else(|| panic!("{o}: the broker pod has no {n} container"));
+        let by_name = |n: &str| {
+            containers
+                .iter()
+                .find(|c| text(c.get("name")) == n)
+                .cloned()
+                .unwrap_or_else(|| panic!("{o}: the broker pod has no {n} container"))
+        };
         let (broker, accounts) = (by_name("mosquitto"), by_name("broker-accounts"));
         let mount = |c: &Value, file: &str| -> Option<(String, String)> {
-            seq(c.get("volumeMounts")).iter().map(|m| (text(m.get("name")), text(m.get("mountPath")))).find(|(_, p)| file.starts_with(&format!("{p}/")))
+            seq(c.get("volumeMounts"))
+                .iter()
+                .map(|m| (text(m.get("name")), text(m.get("mountPath"))))
+                .find(|(_, p)| file.starts_with(&format!("{p}/")))
         };
         let defaults = entrypoint_defaults();
         let nodes_file = &defaults["NODES_FILE"];
         let args: Vec<String> = seq(accounts.get("args")).iter().map(|a| text(Some(a))).collect();
-        let written = args.iter().skip_while(|a| *a != "--nodes-file").nth(1).cloned().unwrap_or_else(|| panic!("{o}: broker-accounts without --nodes-file"));
-        let (wv, wd) = mount(&accounts, &written).unwrap_or_else(|| panic!("{o}: broker-accounts writes {written} on no volume"));
-        let (rv, rd) = mount(&broker, nodes_file).unwrap_or_else(|| panic!("{o}: mosquitto reads {nodes_file} from no volume"));
-        assert_eq!((wv, &written[wd.len()..]), (rv, &nodes_file[rd.len()..]), "{o}: broker-accounts writes another file than the broker reads");
-        assert!(mount(&broker, &defaults["CONFIG"]).is_some(), "{o}: mosquitto.conf is not mounted where the entrypoint reads it");
+        let written = args
+            .iter()
+            .skip_while(|a| *a != "--nodes-file")
+            .nth(1)
+            .cloned()
+            .unwrap_or_else(|| panic!("{o}: broker-accounts without --nodes-file"));
+        let (wv, wd) =
+            mount(&accounts, &written).unwrap_or_else(|| panic!("{o}: broker-accounts writes {written} on no volume"));
+        let (rv, rd) =
+            mount(&broker, nodes_file).unwrap_or_else(|| panic!("{o}: mosquitto reads {nodes_file} from no volume"));
+        assert_eq!(
+            (wv, &written[wd.len()..]),
+            (rv, &nodes_file[rd.len()..]),
+            "{o}: broker-accounts writes another file than the broker reads"
+        );
+        assert!(
+            mount(&broker, &defaults["CONFIG"]).is_some(),
+            "{o}: mosquitto.conf is not mounted where the entrypoint reads it"
+        );
         let command: Vec<String> = seq(broker.get("command")).iter().map(|a| text(Some(a))).collect();
-        assert_eq!(command.last().map(String::as_str), Some("/mosquitto/config/mosquitto-run.sh"), "{o}: mosquitto is not started by its entrypoint script");
+        assert_eq!(
+            command.last().map(String::as_str),
+            Some("/mosquitto/config/mosquitto-run.sh"),
+            "{o}: mosquitto is not started by its entrypoint script"
+        );
     }
 }
 
@@ -556,6 +661,9 @@ fn the_broker_pod_runs_the_compose_broker_files_and_shares_the_node_accounts() {
 fn every_secret_key_the_manifests_use_is_one_operators_are_told_to_create() {
     let docs = read("docs/operations.md");
     for (key, _) in SECRET_SAMPLES {
-        assert!(docs.contains(&format!("--from-literal={key}=")), "docs/operations.md does not show how to create {SECRET}'s {key}");
+        assert!(
+            docs.contains(&format!("--from-literal={key}=")),
+            "docs/operations.md does not show how to create {SECRET}'s {key}"
+        );
     }
 }
