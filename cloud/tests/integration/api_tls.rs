@@ -7,23 +7,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use tokio_util::sync::CancellationToken;
 
 use crate::common::api::test_config;
-
-/// A CA and a server certificate for `localhost` it signed: (CA PEM, certificate PEM, key PEM).
-fn issue(ca_name: &str) -> (String, String, String) {
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, ca_name);
-    let ca = ca_params.self_signed(&ca_key).expect("CA");
-    let key = KeyPair::generate().expect("server key");
-    let params = CertificateParams::new(vec!["localhost".to_owned()]).expect("server params");
-    let cert = params.signed_by(&key, &ca, &ca_key).expect("server certificate");
-    (ca.pem(), cert.pem(), key.serialize_pem())
-}
+use crate::common::tls::issue;
 
 fn client(ca_pem: &str) -> reqwest::Client {
     reqwest::Client::builder()

@@ -60,11 +60,7 @@ impl Broker {
             .stderr(Stdio::null())
             .spawn()
             .expect("sh");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the broker's entrypoint did not start mosquitto on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::common::wait_until_listening(port, "mosquitto, started by the broker's entrypoint");
         Broker { child, port }
     }
 

@@ -767,7 +767,7 @@ fn every_long_running_service_has_a_health_check_and_a_restart_policy() {
 
 /// The port a role serves its probes on: the api's bind, otherwise `--probe-bind`,
 /// NIMBUS_PROBE_BIND or the default.
-fn probe_port(role: &Role) -> u16 {
+pub(crate) fn probe_port(role: &Role) -> u16 {
     if role.subcommand() == "api" {
         let config = role.config().unwrap_or_else(|e| panic!("service {}: {e}", role.service));
         return host_port_of(&config.api.bind).1;
@@ -1110,12 +1110,7 @@ fn the_cloud_image_builds_the_binary_and_runs_it_as_a_non_root_entrypoint() {
 
 #[test]
 fn the_docker_build_context_contains_every_file_the_build_needs() {
-    let patterns: Vec<String> = read(".dockerignore")
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_owned)
-        .collect();
+    let patterns: Vec<String> = directives(&read(".dockerignore")).map(str::to_owned).collect();
     assert!(docker_ignores(&patterns, "target/release/nimbus-cloud"), ".dockerignore does not exclude target/");
     assert!(docker_ignores(&patterns, ".git/HEAD"), ".dockerignore does not exclude .git");
     let mut needed = vec!["Cargo.toml".to_owned(), "Cargo.lock".to_owned()];

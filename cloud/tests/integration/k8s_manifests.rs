@@ -14,10 +14,10 @@ use nimbus_core::groups::CONSUMER_GROUPS;
 use serde::Deserialize;
 use serde_yaml::Value;
 
-use crate::common::compose::{Role, binary_subcommands, host_port_of, is_secret_name, path, read, url_host_port};
+use crate::common::compose::{Role, binary_subcommands, directives, is_secret_name, path, read, url_host_port};
 use crate::compose_stack::{
-    BROKER_ENTRYPOINT, COMPOSE_MUST_NOT_SET, COMPOSE_MUST_SET, DEFAULT_PROBE_PORT, NOT_ROLES, entrypoint_defaults,
-    known_variable,
+    BROKER_ENTRYPOINT, COMPOSE_MUST_NOT_SET, COMPOSE_MUST_SET, NOT_ROLES, entrypoint_defaults, known_variable,
+    probe_port,
 };
 
 const OVERLAYS: [&str; 2] = ["deploy/k8s/overlays/small", "deploy/k8s/overlays/large"];
@@ -250,18 +250,6 @@ fn k8s_roles(docs: &[Value]) -> Vec<K8sRole> {
         }
     }
     roles
-}
-
-/// The port a role serves its probes on (the api's bind, else --probe-bind / NIMBUS_PROBE_BIND /
-/// the default).
-fn probe_port(role: &Role) -> u16 {
-    if role.subcommand() == "api" {
-        let config = role.config().unwrap_or_else(|e| panic!("{}: {e}", role.service));
-        return host_port_of(&config.api.bind).1;
-    }
-    role.option("--probe-bind")
-        .or(role.env.get("NIMBUS_PROBE_BIND").map(String::as_str))
-        .map_or(DEFAULT_PROBE_PORT, |b| host_port_of(b).1)
 }
 
 /// The number of a container port given by name or number.
@@ -594,17 +582,9 @@ fn the_broker_pod_runs_the_compose_broker_files_and_shares_the_node_accounts() {
             read(BROKER_ENTRYPOINT),
             "{o}: mosquitto-run.sh differs from {BROKER_ENTRYPOINT}"
         );
-        let k8s_conf: BTreeSet<String> = data("mosquitto.conf")
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(str::to_owned)
-            .collect();
-        for line in read("scripts/compose/mosquitto.conf")
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        {
+        let conf = data("mosquitto.conf");
+        let k8s_conf: BTreeSet<&str> = directives(&conf).collect();
+        for line in directives(&read("scripts/compose/mosquitto.conf")) {
             assert!(
                 k8s_conf.contains(line),
                 "{o}: the broker's mosquitto.conf lacks `{line}` of scripts/compose/mosquitto.conf"

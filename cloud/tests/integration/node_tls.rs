@@ -15,26 +15,13 @@ use nimbus_edge::sync::{SyncSettings, SyncStatus};
 use nimbus_sync::sender::SenderConfig;
 use nimbus_sync::testing::free_port;
 use nimbus_sync::transport::MqttConfig;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use tokio_util::sync::CancellationToken;
+
+use crate::common::tls::issue;
+use crate::common::wait_until_listening;
 
 const NODE: &str = "lab-tls-1";
 const PASSWORD: &str = "node-tls-secret";
-
-/// A CA and a broker certificate for `localhost` it signed, as PEM: (CA, certificate, key).
-fn issue(name: &str) -> (String, String, String) {
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, name);
-    let ca = ca_params.self_signed(&ca_key).expect("CA");
-    let key = KeyPair::generate().expect("broker key");
-    let cert = CertificateParams::new(vec!["localhost".to_owned()])
-        .expect("params")
-        .signed_by(&key, &ca, &ca_key)
-        .expect("broker certificate");
-    (ca.pem(), cert.pem(), key.serialize_pem())
-}
 
 /// Mosquitto with a TLS listener only; killed on drop.
 struct TlsBroker {
@@ -69,11 +56,7 @@ impl TlsBroker {
             .stderr(Stdio::null())
             .spawn()
             .expect("mosquitto must be installed");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto (TLS) did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until_listening(port, "mosquitto (TLS)");
         TlsBroker { child, port }
     }
 }

@@ -37,6 +37,11 @@ pub fn read(rel: &str) -> String {
     std::fs::read_to_string(path(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
 }
 
+/// The lines of a configuration file that say something: trimmed, without blanks and `#` comments.
+pub fn directives(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
 /// `docker-compose.yml`, parsed.
 pub fn compose() -> Value {
     serde_yaml::from_str(&read(COMPOSE)).unwrap_or_else(|e| panic!("{COMPOSE} is not valid YAML: {e}"))

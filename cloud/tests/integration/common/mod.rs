@@ -2,7 +2,7 @@
 //! (loopback defaults), and a fresh PostgreSQL database per test. Per concern: [`api`] (the admin
 //! API in-process), [`compose`] (the campus deployment's files), [`content`] (the content
 //! service), [`e2e`] (the real binaries as processes), [`ingest`] (the ingest, fake nodes, Kafka
-//! reads), [`services_api`] (the services' admin routes).
+//! reads), [`services_api`] (the services' admin routes), [`tls`] (certificates made in tests).
 
 pub mod api;
 pub mod compose;
@@ -11,6 +11,7 @@ pub mod e2e;
 pub mod ingest;
 pub mod services_api;
 pub mod smtp;
+pub mod tls;
 
 use deadpool_postgres::Pool;
 use rdkafka::consumer::Consumer;
@@ -23,6 +24,15 @@ pub fn capture_logs() {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_test_writer()
         .try_init();
+}
+
+/// Waits up to 10 s until something listens on loopback `port`; panics naming `what`.
+pub fn wait_until_listening(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{what} did not listen on {port} within 10 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// `KAFKA_BROKERS` or the local broker.
