@@ -47,7 +47,15 @@ pub async fn get_status(url: &str, timeout: Duration) -> Result<u16> {
             .timeout(timeout)
             .build()
             .map_err(|e| Error::Config(format!("probe: {e}")))?;
-        let res = client.get(url).send().await.map_err(|e| Error::Config(format!("probe: {url}: {e}")))?;
+        let res = client.get(url).send().await.map_err(|e| {
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                why.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            Error::Config(format!("probe: {why}"))
+        })?;
         return Ok(res.status().as_u16());
     }
     let (addr, host, path) = parse(url)?;
