@@ -36,6 +36,9 @@
 //!   [`notification::handler`] is `notification-service-group`; a durable queue shared by every
 //!   worker instance ([`notification::queue`], [`notification::sender`]), bulk fan-out
 //!   ([`notification::bulk`]), templates, preferences, the inbox routes.
+//! - [`announcement`]: campus announcements (`announcement_service_db`): drafts, scheduled
+//!   publication and expiry ([`announcement::jobs`]), targeting ([`announcement::targets`]),
+//!   read marks, the urgent fan-out to the notification service, the classroom snapshot.
 //! - [`dlq`]: listing, inspecting and replaying `dlq.events` ([`dlq::routes`]).
 //!
 //! Roles (`nimbus-cloud <role>`; they compose services and add nothing of their own):
@@ -68,6 +71,7 @@
 //!   [`probe`]: `nimbus-cloud probe <url>`, the containers' health check (the images have no curl).
 
 pub mod actor;
+pub mod announcement;
 pub mod api;
 pub mod attendance;
 pub mod cli;

@@ -297,7 +297,7 @@ async fn worker(config: CloudConfig, service: String) -> anyhow::Result<()> {
 async fn worker_settings(config: &CloudConfig, service: &str) -> anyhow::Result<nimbus_cloud::worker::WorkerSettings> {
     let database = format!("{}_service_db", service.trim_end_matches("-service"));
     let migrations = nimbus_cloud::db::migrations_for(&database).with_context(|| {
-        format!("no worker for service {service:?} (known: attendance, timetable, course, notification)")
+        format!("no worker for service {service:?} (known: attendance, timetable, course, notification, announcement)")
     })?;
     let url = match &config.worker.database {
         Some(name) => nimbus_cloud::db::database_url(&config.database.url, name),
@@ -321,6 +321,12 @@ async fn worker_settings(config: &CloudConfig, service: &str) -> anyhow::Result<
         n.push = nimbus_cloud::notification::channels::push::PushSettings::from_config(&config.notification);
         n.reset_url = config.notification.reset_url.clone();
         n.sender.concurrency = config.notification.concurrency as usize;
+    }
+    if database == nimbus_cloud::announcement::DATABASE {
+        let a = &mut settings.announcement;
+        a.users_url = config.database_url_for("user_service_db");
+        a.courses_url = config.database_url_for("course_service_db");
+        a.timetable_url = config.database_url_for("timetable_service_db");
     }
     tracing::info!(%service, %database, brokers = %config.kafka.brokers, "starting the worker");
     Ok(settings)
@@ -392,7 +398,7 @@ async fn all(config: CloudConfig) -> anyhow::Result<()> {
             async move { ("ingest", nimbus_cloud::ingest::run(config, stop).await.map_err(anyhow::Error::from)) },
         );
     }
-    for service in ["attendance", "timetable", "course", "notification"] {
+    for service in ["attendance", "timetable", "course", "notification", "announcement"] {
         let settings = worker_settings(&config, service).await?;
         let stop = shutdown.clone();
         roles.spawn(async move {

@@ -233,13 +233,54 @@ pub struct Announcement {
     /// Shown only to these users; empty: no restriction by user.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub user_ids: Vec<String>,
+    /// Shown only to these roles (`student`, `faculty`); empty: to everyone in the room.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// `low`, `normal`, `high` or `urgent`; urgent ones are shown first and prominently.
+    #[serde(default = "normal")]
+    pub priority: String,
+    /// When it stops being shown, on the node's own clock (see [`Announcement::current`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn normal() -> String {
+    "normal".to_owned()
 }
 
 impl Announcement {
     /// Whether a student of `courses` with id `user_id` may see it.
     pub fn targets(&self, user_id: &str, courses: &[String]) -> bool {
-        (self.course_ids.is_empty() || self.course_ids.iter().any(|c| courses.contains(c)))
+        self.for_role("student")
+            && (self.course_ids.is_empty() || self.course_ids.iter().any(|c| courses.contains(c)))
             && (self.user_ids.is_empty() || self.user_ids.iter().any(|u| u == user_id))
+    }
+
+    /// Whether people holding `role` are meant to see it.
+    pub fn for_role(&self, role: &str) -> bool {
+        self.roles.is_empty() || self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether it is still shown at `now`: it has no expiry, or the expiry is after `now`.
+    pub fn current(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.expires_at.is_none_or(|e| e > now)
+    }
+
+    /// Sorts urgent first, then high, normal, low; newest first within a priority.
+    pub fn sort(items: &mut [Announcement]) {
+        items.sort_by(|a, b| {
+            priority_rank(&b.priority).cmp(&priority_rank(&a.priority)).then(b.published_at.cmp(&a.published_at))
+        });
+    }
+}
+
+/// `urgent` 3, `high` 2, `normal` 1, anything else 0.
+pub fn priority_rank(priority: &str) -> u8 {
+    match priority {
+        "urgent" => 3,
+        "high" => 2,
+        "normal" => 1,
+        _ => 0,
     }
 }
 

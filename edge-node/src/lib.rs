@@ -11,6 +11,7 @@
 //! - [`timetable`]: the offline cache of this room's timetable and the course rosters.
 //! - [`attendance`]: taps, sessions, marks, closing and corrections.
 //! - [`outbox`]: events waiting for the cloud, in sequence order; disk budget for telemetry.
+//! - [`announcements`]: the room's announcements from the cloud, hidden at expiry on the node's clock.
 //! - [`sync`]: ships the outbox over MQTT and applies the cloud's snapshots.
 //! - [`http`]: the LAN server: faculty page, JSON API, health and metrics.
 //! - [`metrics`]: counters and gauges for `/metrics`.
@@ -26,6 +27,7 @@
 //! - [`error`]: the crate's error type.
 //! - `testing` (feature `testing`): a WebDriver client for the pages' browser tests.
 
+pub mod announcements;
 pub mod attendance;
 pub mod auth;
 pub mod clock;

@@ -315,6 +315,12 @@ pub async fn apply_snapshot(store: &Store, snapshot: Snapshot, now_ms: i64) -> R
                 check_version(snap.version, snapshot.version)?;
                 timetable::apply_roster(c, &snap, now_ms)
             }
+            SnapshotKind::Announcements => {
+                // Checked against its type, then kept verbatim for the pages that show it.
+                let snap: nimbus_core::snapshot::AnnouncementsSnapshot = serde_json::from_slice(&snapshot.body)?;
+                check_version(snap.version, snapshot.version)?;
+                timetable::apply_raw(c, "announcements", snapshot.version, &snapshot.body, now_ms)
+            }
             SnapshotKind::Keys | SnapshotKind::Manifest => {
                 let kind = snapshot.kind.as_str();
                 // Kept verbatim (validated as JSON) for the content and token features that use them.

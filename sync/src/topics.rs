@@ -23,12 +23,19 @@ pub enum SnapshotKind {
     Keys,
     /// The content the node should cache.
     Manifest,
+    /// The announcements shown in the room (the announcement service's).
+    Announcements,
 }
 
 impl SnapshotKind {
     /// All kinds.
-    pub const ALL: [SnapshotKind; 4] =
-        [SnapshotKind::Timetable, SnapshotKind::Roster, SnapshotKind::Keys, SnapshotKind::Manifest];
+    pub const ALL: [SnapshotKind; 5] = [
+        SnapshotKind::Timetable,
+        SnapshotKind::Roster,
+        SnapshotKind::Keys,
+        SnapshotKind::Manifest,
+        SnapshotKind::Announcements,
+    ];
 
     /// The kind's topic segment.
     pub fn as_str(self) -> &'static str {
@@ -37,6 +44,7 @@ impl SnapshotKind {
             SnapshotKind::Roster => "roster",
             SnapshotKind::Keys => "keys",
             SnapshotKind::Manifest => "manifest",
+            SnapshotKind::Announcements => "announcements",
         }
     }
 }

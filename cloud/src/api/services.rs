@@ -21,6 +21,7 @@ pub fn routes_with(state: ServicesState) -> ApiRoutes {
         .merge(crate::attendance::routes::routes())
         .merge(crate::dlq::routes::routes())
         .merge(crate::notification::routes::routes())
+        .merge(crate::announcement::routes::routes())
         .merge(crate::registry::cards::routes())
         .with_state(state)
 }
@@ -33,6 +34,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(crate::attendance::routes::Doc::openapi());
     doc.merge(crate::dlq::routes::Doc::openapi());
     doc.merge(crate::notification::routes::Doc::openapi());
+    doc.merge(crate::announcement::routes::Doc::openapi());
     doc.merge(crate::registry::cards::Doc::openapi());
     doc
 }

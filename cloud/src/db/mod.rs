@@ -44,6 +44,7 @@ pub const ALL: &[Migrations] = &[
             (1, include_str!("../../../migrations/user_service_db/0001_init.sql")),
             (2, include_str!("../../../migrations/user_service_db/0002_classroom_pins.sql")),
             (3, include_str!("../../../migrations/user_service_db/0003_notification_permissions.sql")),
+            (4, include_str!("../../../migrations/user_service_db/0004_announcement_permissions.sql")),
         ],
     },
     Migrations {
@@ -52,6 +53,10 @@ pub const ALL: &[Migrations] = &[
             (1, include_str!("../../../migrations/notification_service_db/0001_init.sql")),
             (2, include_str!("../../../migrations/notification_service_db/0002_quiet_hours_and_digests.sql")),
         ],
+    },
+    Migrations {
+        database: "announcement_service_db",
+        steps: &[(1, include_str!("../../../migrations/announcement_service_db/0001_init.sql"))],
     },
     Migrations {
         database: "content_service_db",

@@ -1,11 +1,12 @@
 //! A node's snapshots, computed from the service databases: the timetable service knows the
 //! room's entries, the course service the rosters of those courses, the edge registry the cards,
 //! the user service the token keys and the faculty's and students' sign-in credentials, the
-//! content service the manifest.
+//! content service the manifest, the announcement service the room's announcements.
 
 use deadpool_postgres::{Object, Pool};
 use nimbus_core::snapshot::{
-    Card, KeysSnapshot, ManifestSnapshot, Role, RosterSnapshot, Student, TimetableEntry, TimetableSnapshot,
+    AnnouncementsSnapshot, Card, KeysSnapshot, ManifestSnapshot, Role, RosterSnapshot, Student, TimetableEntry,
+    TimetableSnapshot,
 };
 use nimbus_sync::topics::SnapshotKind;
 
@@ -24,6 +25,8 @@ pub struct DatabaseUrls {
     pub user: String,
     /// content_service_db.
     pub content: String,
+    /// announcement_service_db.
+    pub announcement: String,
 }
 
 impl DatabaseUrls {
@@ -36,6 +39,7 @@ impl DatabaseUrls {
             course: url(crate::course::DATABASE),
             user: url("user_service_db"),
             content: url("content_service_db"),
+            announcement: url(crate::announcement::DATABASE),
         }
     }
 }
@@ -47,6 +51,7 @@ pub struct Sources {
     course: Pool,
     user: Pool,
     content: Pool,
+    announcement: Pool,
     content_base_url: String,
 }
 
@@ -64,6 +69,7 @@ enum Body {
     Roster(RosterSnapshot),
     Keys(KeysSnapshot),
     Manifest(ManifestSnapshot),
+    Announcements(AnnouncementsSnapshot),
 }
 
 impl Composed {
@@ -74,6 +80,7 @@ impl Composed {
             Body::Roster(s) => serde_json::to_vec(&RosterSnapshot { version, ..s.clone() }),
             Body::Keys(s) => serde_json::to_vec(&KeysSnapshot { version, ..s.clone() }),
             Body::Manifest(s) => serde_json::to_vec(&ManifestSnapshot { version, ..s.clone() }),
+            Body::Announcements(s) => serde_json::to_vec(&AnnouncementsSnapshot { version, ..s.clone() }),
         };
         json.map_err(Error::from)
     }
@@ -88,6 +95,7 @@ impl Sources {
             course: crate::db::pool(&urls.course, 2)?,
             user: crate::db::pool(&urls.user, 2)?,
             content: crate::db::pool(&urls.content, 2)?,
+            announcement: crate::db::pool(&urls.announcement, 2)?,
             content_base_url: content_base_url.trim_end_matches('/').to_owned(),
         })
     }
@@ -143,6 +151,11 @@ impl Sources {
                     self.manifest(ids)
                         .await
                         .map(|m| Composed { kind: SnapshotKind::Manifest, body: Body::Manifest(m) }),
+                );
+                out.push(
+                    self.announcements(room, ids)
+                        .await
+                        .map(|a| Composed { kind: SnapshotKind::Announcements, body: Body::Announcements(a) }),
                 );
             }
             None => tracing::debug!(room, "downlink: no timetable, so no roster or manifest this round"),
@@ -229,6 +242,13 @@ impl Sources {
             })
             .collect();
         Ok(RosterSnapshot { version: 0, cards, faculty, enrollments, students })
+    }
+
+    async fn announcements(&self, room: &str, course_ids: &[String]) -> Result<AnnouncementsSnapshot> {
+        let keys = crate::timetable::schedule::room_keys(&self.timetable.get().await?, room).await?;
+        let client = self.announcement.get().await?;
+        let items = crate::announcement::classroom::for_room(&**client, &keys, course_ids).await?;
+        Ok(AnnouncementsSnapshot { version: 0, items })
     }
 
     async fn manifest(&self, course_ids: &[String]) -> Result<ManifestSnapshot> {

@@ -2,7 +2,8 @@
 //!
 //! `nimbus-cloud downlink` keeps every registered node's cache in step with the services: its
 //! room's timetable, the rosters and cards of the courses taught there, the public keys that
-//! verify user tokens offline, and the content manifest of those courses. Each is a versioned,
+//! verify user tokens offline, the content manifest of those courses and the room's
+//! announcements. Each is a versioned,
 //! **retained** MQTT message on `nimbus/v1/nodes/{node}/down/{kind}`, so a node that was offline
 //! for a week gets the latest of each the moment it reconnects, and the node applies a snapshot
 //! only if its version is newer than the one it holds.
@@ -13,7 +14,7 @@
 //! those whose content changed (compared by digest, see [`versions`]): only the affected nodes
 //! get a new version. It runs
 //! - shortly after any event on `timetable.events`, `course.events`, `enrollment.events`,
-//!   `content.events` or `user.events` (a Kafka consumer of our own group
+//!   `content.events`, `announcement.events` or `user.events` (a Kafka consumer of our own group
 //!   [`CONSUMER_GROUP`], not one of the seed's: the downlink is part of the edge tier, and it
 //!   only uses the events as a trigger, so it commits offsets automatically), debounced so a
 //!   burst of changes (a timetable of 300 entries published) costs one reconciliation, and
@@ -53,8 +54,9 @@ pub const CONSUMER_GROUP: &str = "edge-downlink-group";
 
 /// The topics whose events can change a node's snapshots (auth events: a logout or a password
 /// change revokes sessions, which the keys snapshot lists).
-pub const TRIGGER_TOPICS: [Topic; 6] = [
+pub const TRIGGER_TOPICS: [Topic; 7] = [
     Topic::TimetableEvents,
+    Topic::AnnouncementEvents,
     Topic::CourseEvents,
     Topic::EnrollmentEvents,
     Topic::ContentEvents,
@@ -94,6 +96,7 @@ impl DownlinkSettings {
                 course: config.database_url_for("course_service_db"),
                 user: config.database_url_for("user_service_db"),
                 content: config.database_url_for("content_service_db"),
+                announcement: config.database_url_for(crate::announcement::DATABASE),
             },
             content_base_url: config.downlink.public_url.clone(),
             interval: Duration::from_secs(config.downlink.interval_secs.max(1)),

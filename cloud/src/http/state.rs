@@ -24,6 +24,10 @@ pub struct ServicesState {
     pub attendance: Pool,
     /// `notification_service_db` (inboxes, templates; admin sends go through its outbox).
     pub notification: Pool,
+    /// `announcement_service_db`.
+    pub announcement: Pool,
+    /// `user_service_db`, read through the user service's directory (whole audiences).
+    pub users: Pool,
     /// `edge_registry_db` (nodes, cards, DLQ replay records).
     pub registry: Pool,
     /// The Kafka bootstrap servers, for reading `dlq.events`.
@@ -44,6 +48,7 @@ impl ServicesState {
             "course_service_db",
             "attendance_service_db",
             "notification_service_db",
+            "announcement_service_db",
             "edge_registry_db",
         ] {
             let m =
@@ -63,6 +68,8 @@ impl ServicesState {
             course: pool("course_service_db")?,
             attendance: pool("attendance_service_db")?,
             notification: pool("notification_service_db")?,
+            announcement: pool("announcement_service_db")?,
+            users: pool("user_service_db")?,
             registry: pool("edge_registry_db")?,
             brokers: config.kafka.brokers.clone(),
             producer: crate::kafka::at_least_once_producer(&config.kafka.brokers)?,

@@ -13,21 +13,19 @@
 //!   through the user service and mails it, ignoring opt-outs. `ACCOUNT_LOCKED`: a security
 //!   e-mail and in-app notice, also ignoring opt-outs.
 //! - `USER_CREATED`: a welcome e-mail. `CONTENT_PUBLISHED`: the courses' students, in-app.
-//!   `ANNOUNCEMENT_PUBLISHED` with priority `urgent`: push and e-mail to its audience.
+//!   Announcements are not acted on here: the announcement service resolves an urgent or high
+//!   announcement's audience itself and sends `SEND_BULK` naming its people (`user_ids`).
 //!
 //! A command that cannot be delivered at all (unknown recipient, no usable channel, a template
 //! its data does not fill, a schedule without a time) is invalid: dead-lettered at once with the
 //! reason (no retry would change it), never silently dropped.
 
-use nimbus_core::event::announcement::AnnouncementPayload;
 use nimbus_core::event::auth::{AccountLockedPayload, PasswordResetRequestedPayload};
 use nimbus_core::event::notification::{
     BulkNotificationPayload, Channel as ChannelKind, NotificationPayload, Priority, RecipientFilter, RecipientType,
 };
 use nimbus_core::event::user::UserCreatedPayload;
-use nimbus_core::event::{
-    AnnouncementEvent, AnyEvent, AuthEvent, ContentEvent, Envelope, NotificationCommand, UserEvent,
-};
+use nimbus_core::event::{AnyEvent, AuthEvent, ContentEvent, Envelope, NotificationCommand, UserEvent};
 use serde_json::{Map, Value, json};
 use tokio_postgres::Transaction;
 
@@ -91,16 +89,12 @@ impl Handler for NotificationHandler {
                         priority: Priority::Normal,
                         template_id: Some("template-new-content".into()),
                         template_data: Some(object(json!({ "content_title": p.title, "content_id": p.content_id }))),
+                        user_ids: None,
+                        action_url: None,
                     };
                     let batch =
                         Batch { payload: spec, user_ids: None, action_url: Some(format!("/content/{}", p.content_id)) };
                     bulk::record(tx, &batch).await.map_err(infra)
-                }
-                _ => Ok(()),
-            },
-            AnyEvent::Announcement(env) => match &env.event {
-                AnnouncementEvent::AnnouncementPublished(p) if p.priority == "urgent" => {
-                    bulk::record(tx, &urgent_announcement(env, p)).await.map_err(infra)
                 }
                 _ => Ok(()),
             },
@@ -127,7 +121,12 @@ impl NotificationHandler {
                 if p.batch_id.trim().is_empty() {
                     return Err(rejected("bulk command without batch_id"));
                 }
-                let batch = Batch { payload: p.clone(), user_ids: None, action_url: None };
+                if p.user_ids.as_ref().is_some_and(|u| u.is_empty()) {
+                    // Named recipients, none of them: nobody (never everybody).
+                    return Ok(());
+                }
+                let batch =
+                    Batch { payload: p.clone(), user_ids: p.user_ids.clone(), action_url: p.action_url.clone() };
                 return bulk::record(tx, &batch).await.map_err(infra);
             }
             NotificationCommand::CancelNotification(p) => {
@@ -286,33 +285,6 @@ pub fn single(p: &NotificationPayload, event_id: String) -> Request {
         email: p.recipient_email.clone().filter(|e| !e.trim().is_empty()),
         phone: p.recipient_phone.clone().filter(|e| !e.trim().is_empty()),
         security: false,
-    }
-}
-
-fn urgent_announcement(env: &Envelope<AnnouncementEvent>, p: &AnnouncementPayload) -> Batch {
-    let t = &p.target_details;
-    let spec = BulkNotificationPayload {
-        batch_id: format!("announcement-urgent:{}:{}", p.announcement_id, env.event_id),
-        recipient_type: RecipientType::All,
-        recipient_filter: RecipientFilter {
-            department_ids: t.department_ids.clone(),
-            course_ids: t.course_ids.clone(),
-            program_ids: t.program_ids.clone(),
-            group_ids: t.group_ids.clone(),
-            ..RecipientFilter::default()
-        },
-        notification_type: "announcement".into(),
-        title: p.title.clone(),
-        message: p.content.clone(),
-        channels: vec![ChannelKind::Push, ChannelKind::Email],
-        priority: Priority::Urgent,
-        template_id: Some("template-urgent-announcement".into()),
-        template_data: None,
-    };
-    Batch {
-        payload: spec,
-        user_ids: t.user_ids.clone(),
-        action_url: Some(format!("/announcements/{}", p.announcement_id)),
     }
 }
 

@@ -38,3 +38,32 @@ pub async fn room_schedule(client: &impl GenericClient, room: &str) -> Result<Ve
         })
         .collect())
 }
+
+/// The rooms (number and id) where each of `course_ids` is timetabled in a published timetable
+/// (every course's when `None`), as `(course id, room number, room id)`.
+pub async fn course_rooms(
+    client: &impl GenericClient,
+    course_ids: Option<&[String]>,
+) -> Result<Vec<(String, String, String)>> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT e.course_id, r.room_number, r.id::text FROM timetable_entries e \
+             JOIN timetables t ON t.id = e.timetable_id JOIN rooms r ON r.id = e.room_id \
+             WHERE t.status = 'published' AND e.is_active AND ($1::text[] IS NULL OR e.course_id = ANY($1))",
+            &[&course_ids],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+}
+
+/// The names a room goes by (its number and its id) for `room` given as either; just `room`
+/// when the timetable service does not know it.
+pub async fn room_keys(client: &impl GenericClient, room: &str) -> Result<Vec<String>> {
+    let row = client
+        .query_opt("SELECT room_number, id::text FROM rooms WHERE room_number = $1 OR id::text = $1 LIMIT 1", &[&room])
+        .await?;
+    Ok(match row {
+        Some(r) => vec![r.get(0), r.get(1)],
+        None => vec![room.to_owned()],
+    })
+}

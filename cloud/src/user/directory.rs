@@ -69,6 +69,17 @@ pub async fn active_users(db: &impl GenericClient, roles: Option<&[String]>) -> 
     Ok(rows.iter().map(|r| r.get::<_, Uuid>(0).to_string()).collect())
 }
 
+/// Every active user with their role's name, as `(id, role)`.
+pub async fn active_people(db: &impl GenericClient) -> Result<Vec<(String, String)>> {
+    let rows = db
+        .query(
+            "SELECT u.id, r.name FROM users u JOIN roles r ON r.id = u.role_id WHERE u.status = 'active' ORDER BY u.id",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get::<_, Uuid>(0).to_string(), r.get(1))).collect())
+}
+
 /// A reset link's token, minted for the mail that carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MintedReset {

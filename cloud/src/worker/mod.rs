@@ -73,6 +73,32 @@ pub struct WorkerSettings {
     pub outbox_interval: Duration,
     /// The notification service's channels, neighbours and sender (ignored by other services).
     pub notification: notification::NotificationSettings,
+    /// The announcement service's neighbours and jobs (ignored by other services).
+    pub announcement: AnnouncementSettings,
+}
+
+/// What the announcement worker needs besides its own database.
+#[derive(Debug, Clone)]
+pub struct AnnouncementSettings {
+    /// `user_service_db` (who is active, with which role).
+    pub users_url: String,
+    /// `course_service_db` (memberships).
+    pub courses_url: String,
+    /// `timetable_service_db` (rooms of courses).
+    pub timetable_url: String,
+    /// How often the jobs look for due publications, expiries and fan-outs.
+    pub interval: Duration,
+}
+
+impl Default for AnnouncementSettings {
+    fn default() -> Self {
+        AnnouncementSettings {
+            users_url: String::new(),
+            courses_url: String::new(),
+            timetable_url: String::new(),
+            interval: Duration::from_secs(1),
+        }
+    }
 }
 
 impl WorkerSettings {
@@ -88,6 +114,7 @@ impl WorkerSettings {
             fail_after_db_commit_once: None,
             outbox_interval: Duration::from_millis(200),
             notification: notification::NotificationSettings::default(),
+            announcement: AnnouncementSettings::default(),
         }
     }
 }
@@ -200,6 +227,16 @@ impl Worker {
             notification_handler =
                 Some(notification::NotificationHandler { channels, directory, reset_url: n.reset_url.clone() });
         }
+        if service == Service::Announcement {
+            let a = &self.settings.announcement;
+            let directory = crate::announcement::audience::Directory {
+                users: crate::db::pool(&a.users_url, 2)?,
+                courses: crate::db::pool(&a.courses_url, 2)?,
+                timetable: crate::db::pool(&a.timetable_url, 2)?,
+            };
+            let (p, every, stop) = (pool.clone(), a.interval, jobs.clone());
+            background.push(tokio::spawn(crate::announcement::jobs::run(p, directory, every, stop)));
+        }
         if service.publishes() {
             // The service's own events, written by its commands (the admin API) into its outbox.
             let relay =
@@ -228,6 +265,9 @@ impl Worker {
                 let handler = notification_handler.ok_or_else(|| Error::Config("notification handler".into()))?;
                 consumer.with(handler).run(brokers, &topics, shutdown).await
             }
+            Service::Announcement => {
+                consumer.with(crate::announcement::AnnouncementHandler).run(brokers, &topics, shutdown).await
+            }
         };
 
         jobs.cancel();
@@ -246,6 +286,7 @@ enum Service {
     Timetable,
     Course,
     Notification,
+    Announcement,
 }
 
 impl Service {
@@ -255,12 +296,14 @@ impl Service {
             crate::timetable::SERVICE => Ok(Service::Timetable),
             crate::course::SERVICE => Ok(Service::Course),
             notification::SERVICE => Ok(Service::Notification),
+            crate::announcement::SERVICE => Ok(Service::Announcement),
             other => Err(Error::Config(format!(
-                "worker: {other} has no worker yet (only {}, {}, {} and {})",
+                "worker: {other} has no worker yet (only {}, {}, {}, {} and {})",
                 attendance::SERVICE,
                 crate::timetable::SERVICE,
                 crate::course::SERVICE,
-                notification::SERVICE
+                notification::SERVICE,
+                crate::announcement::SERVICE
             ))),
         }
     }
@@ -271,12 +314,13 @@ impl Service {
             Service::Timetable => crate::timetable::DATABASE,
             Service::Course => crate::course::DATABASE,
             Service::Notification => notification::DATABASE,
+            Service::Announcement => crate::announcement::DATABASE,
         }
     }
 
     /// Whether the service's commands publish through a transactional outbox.
     fn publishes(self) -> bool {
-        matches!(self, Service::Timetable | Service::Course | Service::Notification)
+        matches!(self, Service::Timetable | Service::Course | Service::Notification | Service::Announcement)
     }
 }
 
@@ -313,6 +357,7 @@ mod tests {
         assert!(Worker::new("course-service", s.clone()).is_ok());
         assert!(Worker::new("billing", s.clone()).is_err());
         assert!(Worker::new("notification", s.clone()).is_ok());
+        assert_eq!(Worker::new("announcement", s.clone()).unwrap().group_id(), "announcement-service-group");
         assert!(Worker::new("user", s).is_err());
     }
 

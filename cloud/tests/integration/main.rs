@@ -26,6 +26,7 @@
 
 mod common;
 
+mod announcement_service;
 mod api_auth;
 mod api_authz;
 mod api_input;
@@ -38,6 +39,7 @@ mod compose_stack;
 mod content_folders;
 mod content_input;
 mod content_store;
+mod e2e_announcement;
 mod e2e_attendance;
 mod e2e_classroom;
 mod e2e_content;

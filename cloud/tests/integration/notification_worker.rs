@@ -678,7 +678,7 @@ async fn quiet_hours_delay_non_urgent_mail_and_a_digest_gathers_held_mail_into_o
 }
 
 #[tokio::test]
-async fn new_material_reaches_the_courses_students_in_app_and_an_urgent_announcement_its_audience_by_email() {
+async fn new_material_reaches_the_courses_students_in_app_and_an_announcements_bulk_exactly_its_named_people() {
     use nimbus_core::event::announcement::{AnnouncementPayload, Target};
     use nimbus_core::event::content::ContentPublicationPayload;
     use nimbus_core::event::{AnnouncementEvent, ContentEvent};
@@ -751,30 +751,50 @@ async fn new_material_reaches_the_courses_students_in_app_and_an_urgent_announce
         .collect();
     assert!(inboxes.iter().all(|u| enrolled.contains(u)) && !inboxes.iter().any(|u| other.contains(u)), "{inboxes:?}");
 
-    let urgent = |priority: &str| {
+    // Announcements reach people through the announcement service's SEND_BULK naming them;
+    // the event itself is not acted on (that would notify twice).
+    let published = Envelope::new(
+        "announcement-service",
+        AnnouncementEvent::AnnouncementPublished(AnnouncementPayload {
+            announcement_id: Uuid::new_v4().to_string(),
+            title: "building closed".into(),
+            content: "Water leak.".into(),
+            announcement_type: "general".into(),
+            priority: "urgent".into(),
+            target_audience: "departments".into(),
+            target_details: Target { department_ids: Some(vec![dept.clone()]), ..Target::default() },
+            created_by: "admin".into(),
+            published_at: Utc::now(),
+            expires_at: None,
+        }),
+    );
+    publish(Topic::AnnouncementEvents, published.partition_key(), published.to_json()).await;
+    let fan_out = |batch: &str, user_ids: Vec<String>| {
         Envelope::new(
             "announcement-service",
-            AnnouncementEvent::AnnouncementPublished(AnnouncementPayload {
-                announcement_id: Uuid::new_v4().to_string(),
-                title: format!("{priority}: building closed"),
-                content: "Water leak.".into(),
-                announcement_type: "general".into(),
-                priority: priority.into(),
-                target_audience: "department".into(),
-                target_details: Target { department_ids: Some(vec![dept.clone()]), ..Target::default() },
-                created_by: "admin".into(),
-                published_at: Utc::now(),
-                expires_at: None,
+            NotificationCommand::SendBulk(BulkNotificationPayload {
+                batch_id: batch.into(),
+                notification_type: "announcement".into(),
+                title: "building closed".into(),
+                message: "Water leak.".into(),
+                channels: vec![Channel::Push, Channel::Email],
+                priority: Priority::Urgent,
+                template_id: Some("template-urgent-announcement".into()),
+                user_ids: Some(user_ids),
+                action_url: Some("/announcements/x".into()),
+                ..BulkNotificationPayload::default()
             }),
         )
     };
-    let (normal, now) = (urgent("normal"), urgent("urgent"));
-    publish(Topic::AnnouncementEvents, normal.partition_key(), normal.to_json()).await;
-    publish(Topic::AnnouncementEvents, now.partition_key(), now.to_json()).await;
-    let got = mails(&sink, 5).await;
-    assert!(got.iter().all(|m| m.subject == "Urgent: urgent: building closed"), "only the urgent one: {got:?}");
+    let nobody = fan_out(&format!("announcement:{}:1:0", Uuid::new_v4()), vec![]);
+    let named = fan_out(&format!("announcement:{}:1:0", Uuid::new_v4()), enrolled.clone());
+    for command in [&nobody, &named, &named] {
+        publish(Topic::NotificationCommands, command.partition_key(), command.to_json()).await;
+    }
+    let got = mails(&sink, 3).await;
+    assert!(got.iter().all(|m| m.subject == "Urgent: building closed"), "{got:?}");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(sink.messages().len(), 5, "the department's five students, once each");
+    assert_eq!(sink.messages().len(), 3, "the three named students, once each; nobody for an empty list");
     worker.stop().await;
     env.drop_all().await;
 }

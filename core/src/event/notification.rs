@@ -142,6 +142,13 @@ pub struct BulkNotificationPayload {
     pub template_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_data: Option<Map<String, Value>>,
+    /// Ours: named recipients, added to the filter's (with no filter: exactly these). The
+    /// announcement service names its resolved audience here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_ids: Option<Vec<String>>,
+    /// Ours: a link into the app for every recipient.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_url: Option<String>,
 }
 
 /// Ours: cancel a scheduled notification.

@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, TimeDelta, Utc};
 use maud::{Markup, html};
 use nimbus_core::event::attendance::AttendanceStatus;
+use nimbus_core::snapshot::Announcement;
 use rusqlite::OptionalExtension;
 use serde::Deserialize;
 
@@ -62,6 +63,8 @@ struct PageData {
     cloud_connected: bool,
     cloud_error: Option<String>,
     last_ack: Option<DateTime<Utc>>,
+    /// The room's current announcements meant for faculty, urgent first.
+    announcements: Vec<Announcement>,
 }
 
 /// Formats UTC instants in campus local time, using the clock's current offset.
@@ -113,6 +116,7 @@ fn render(who: &PageFaculty, d: &PageData, flash: Option<Flash>, student_url: Op
         @if let Some(f) = flash {
             p.flash.(if f.ok { "ok" } else { "err" }) role="status" { (f.text) }
         }
+        (render_announcements(&d.announcements, &local))
         section {
             h2 { "Current slot" }
             @match &d.entry {
@@ -247,6 +251,34 @@ fn render(who: &PageFaculty, d: &PageData, flash: Option<Flash>, student_url: Op
 }
 
 /// Where students find their page: a link and a QR code of its address to show the room.
+/// Urgent announcements first, each in an alert box; the rest as a list below them.
+fn render_announcements(items: &[Announcement], local: &Local) -> Markup {
+    let (urgent, rest): (Vec<&Announcement>, Vec<&Announcement>) = items.iter().partition(|a| a.priority == "urgent");
+    html! {
+        @for a in &urgent {
+            section.urgent role="alert" aria-label="Urgent announcement" {
+                h2 { "Urgent: " (a.title) }
+                p { (a.body) }
+                p.muted { "Published " (local.full(a.published_at))
+                    @if let Some(e) = a.expires_at { " · until " (local.full(e)) } }
+            }
+        }
+        @if !rest.is_empty() {
+            section aria-labelledby="announcements" {
+                h2 #announcements { "Announcements" }
+                @for a in &rest {
+                    article.announcement.(a.priority) {
+                        h3 { (a.title) }
+                        p { (a.body) }
+                        p.muted { (local.full(a.published_at))
+                            @if let Some(e) = a.expires_at { " · until " (local.full(e)) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn render_student_link(student_url: Option<&str>) -> Markup {
     html! {
         section {
@@ -329,7 +361,10 @@ pub(crate) async fn index(
         let corrections_until =
             last_closed.as_ref().and_then(|s| s.closed_at).and_then(|c| c.checked_add_signed(window));
         let gauges = att.store().with(|c| crate::metrics::gauges(c, now.wall_ms()))?;
+        let mut announcements = att.store().with(|c| crate::announcements::current(c, &now))?;
+        announcements.retain(|a| a.for_role("faculty"));
         Ok(PageData {
+            announcements,
             gauges,
             cloud_connected: sync.connected(),
             cloud_error: sync.last_error(),

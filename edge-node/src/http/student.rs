@@ -31,7 +31,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use maud::{Markup, html};
 use nimbus_core::event::attendance::AttendanceStatus;
-use nimbus_core::snapshot::{Announcement, AnnouncementsSnapshot};
+use nimbus_core::snapshot::Announcement;
 use rusqlite::{Connection, OptionalExtension};
 
 use super::content::{ContentView, items_for, serve_to};
@@ -192,19 +192,14 @@ fn classes_of(c: &Connection, student_id: &str) -> crate::Result<Vec<ClassRow>> 
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// The announcements of the node's `announcements` snapshot that target this student; none if
-/// the node has no such snapshot (or an unreadable one, which is logged).
-fn announcements_for(c: &Connection, student_id: &str, courses: &[String]) -> crate::Result<Vec<Announcement>> {
-    let Some(raw) = timetable::raw_snapshot(c, "announcements")? else {
-        return Ok(Vec::new());
-    };
-    match serde_json::from_str::<AnnouncementsSnapshot>(&raw) {
-        Ok(snap) => Ok(snap.items.into_iter().filter(|a| a.targets(student_id, courses)).collect()),
-        Err(e) => {
-            tracing::warn!(error = %e, "announcements snapshot unreadable; showing none");
-            Ok(Vec::new())
-        }
-    }
+/// The current announcements of the node's `announcements` snapshot that target this student.
+fn announcements_for(
+    c: &Connection,
+    now: &Now,
+    student_id: &str,
+    courses: &[String],
+) -> crate::Result<Vec<Announcement>> {
+    Ok(crate::announcements::current(c, now)?.into_iter().filter(|a| a.targets(student_id, courses)).collect())
 }
 
 /// The page's data, or `None` when the session no longer stands ([`still_signed_in`]).
@@ -247,7 +242,7 @@ fn gather(state: &AppState, who: &SignedIn) -> Result<Option<StudentData>, AppEr
         }
         let classes = classes_of(c, student_id)?;
         let ids: Vec<String> = courses.iter().map(|(id, _)| id.clone()).collect();
-        let announcements = announcements_for(c, student_id, &ids)?;
+        let announcements = announcements_for(c, &now, student_id, &ids)?;
         Ok(Some(StudentData { now, room_id, courses, now_class, today: today_courses, classes, announcements }))
     })?)
 }

@@ -238,14 +238,22 @@ pub struct StackDatabases {
     pub content: super::TestDb,
     pub attendance: super::TestDb,
     pub notification: super::TestDb,
+    pub announcement: super::TestDb,
 }
 
 impl StackDatabases {
     /// Drops them all.
     pub async fn drop_all(self) {
-        for db in
-            [self.registry, self.timetable, self.course, self.users, self.content, self.attendance, self.notification]
-        {
+        for db in [
+            self.registry,
+            self.timetable,
+            self.course,
+            self.users,
+            self.content,
+            self.attendance,
+            self.notification,
+            self.announcement,
+        ] {
             db.drop_now().await;
         }
     }
@@ -293,6 +301,7 @@ impl Stack {
             content: migrated("content_service_db").await,
             attendance: migrated("attendance_service_db").await,
             notification: migrated("notification_service_db").await,
+            announcement: migrated("announcement_service_db").await,
         };
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let api = format!("127.0.0.1:{port}");
@@ -307,6 +316,7 @@ impl Stack {
             ("CONTENT_DATABASE_URL", dbs.content.url.clone()),
             ("ATTENDANCE_DATABASE_URL", dbs.attendance.url.clone()),
             ("NOTIFICATION_DATABASE_URL", dbs.notification.url.clone()),
+            ("ANNOUNCEMENT_DATABASE_URL", dbs.announcement.url.clone()),
             ("NIMBUS_CONTENT_MONGO_DB", format!("e2e_{prefix}_{suffix}")),
             ("NIMBUS_REDIS_PREFIX", format!("e2e-{suffix}:")),
             ("KAFKA_BROKERS", super::kafka_brokers()),

@@ -30,6 +30,8 @@ impl Services {
             "attendance_service_db",
             "edge_registry_db",
             "notification_service_db",
+            "announcement_service_db",
+            "user_service_db",
         ] {
             let db = TestDb::create().await;
             nimbus_cloud::db::migrate(&db.pool, nimbus_cloud::db::migrations_for(name).unwrap()).await.unwrap();
@@ -45,6 +47,8 @@ impl Services {
             attendance: dbs[2].pool.clone(),
             registry: dbs[3].pool.clone(),
             notification: dbs[4].pool.clone(),
+            announcement: dbs[5].pool.clone(),
+            users: dbs[6].pool.clone(),
             producer: nimbus_cloud::kafka::at_least_once_producer(&brokers).unwrap(),
             brokers,
         };
