@@ -130,6 +130,10 @@ async fn run() {
     let secs: u64 = std::env::var("API_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
     let (config, dbs) = test_config().await;
     let attendance_url = config.database_url_for("attendance_service_db");
+    let course_url = config.database_url_for("course_service_db");
+    let timetable_url = config.database_url_for("timetable_service_db");
+    let announcement_url = config.database_url_for("announcement_service_db");
+    let user_url = config.database_url_for("user_service_db");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let stop = CancellationToken::new();
@@ -161,6 +165,7 @@ async fn run() {
     }
     println!("admin API load run: {clients} clients, {secs} s per scenario, server on {base}");
 
+    let emails_0 = emails[0].clone();
     let emails = Arc::new(emails);
     let url = login_url.clone();
     let stats = load(clients, Duration::from_secs(secs), move |http, i| {
@@ -213,9 +218,157 @@ async fn run() {
         stats.print(name, clients);
     }
 
+    // A student's announcements: enrolled in 50 of 500 courses, 10,000 published announcements
+    // in the database, targeted every way (courses, departments, roles, everyone, named users,
+    // rooms); the page is the caller's first 50, urgent first, with read marks.
+    let (status, me) =
+        post_json(&http, &login_url, None, json!({ "email": emails_0, "password": USER_PASSWORD })).await;
+    assert_eq!(status, 200, "{me}");
+    let student_token = me["access_token"].as_str().unwrap().to_owned();
+    let me: Value =
+        http.get(format!("{base}/api/v1/me")).bearer_auth(&student_token).send().await.unwrap().json_text().await;
+    let student = me["id"].as_str().unwrap().to_owned();
+    let visible = seed_announcements([&user_url, &course_url, &timetable_url, &announcement_url], &student).await;
+    let url = format!("{base}/api/v1/me/announcements?limit=50");
+    let stats = load(clients, Duration::from_secs(secs), move |http, _| {
+        let (url, token) = (url.clone(), student_token.clone());
+        async move {
+            match http.get(&url).bearer_auth(&token).send().await {
+                Ok(r) if r.status().as_u16() == 200 => r.json_text().await["total"].as_i64() == Some(visible),
+                _ => false,
+            }
+        }
+    })
+    .await;
+    stats.print("my announcements", clients);
+
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
     for db in dbs {
         db.drop_now().await;
     }
+}
+
+/// 500 courses in 10 departments, the student in 50 of them (5 rooms' worth of timetable), and
+/// 10,000 published announcements; returns how many reach the student.
+async fn seed_announcements([user_url, course_url, timetable_url, announcement_url]: [&str; 4], student: &str) -> i64 {
+    let courses = nimbus_cloud::db::pool(course_url, 1).unwrap();
+    let c = courses.get().await.unwrap();
+    c.batch_execute(
+        "INSERT INTO departments (id, code, name)
+           SELECT ('00000000-0000-0000-0000-' || lpad(d::text, 12, '0'))::uuid, 'BD' || d, 'D' || d FROM generate_series(1, 10) d;
+         INSERT INTO programs (id, department_id, code, name)
+           SELECT ('00000000-0000-0000-0001-' || lpad(d::text, 12, '0'))::uuid,
+                  ('00000000-0000-0000-0000-' || lpad(d::text, 12, '0'))::uuid, 'BP' || d, 'P' || d FROM generate_series(1, 10) d;
+         INSERT INTO subjects (id, department_id, code, name)
+           SELECT ('00000000-0000-0000-0002-' || lpad(d::text, 12, '0'))::uuid,
+                  ('00000000-0000-0000-0000-' || lpad(d::text, 12, '0'))::uuid, 'BS' || d, 'S' || d FROM generate_series(1, 10) d;
+         INSERT INTO courses (id, course_code, course_name, subject_id, department_id, program_id, semester, academic_year,
+                              max_students, created_by)
+           SELECT ('00000000-0000-0000-0003-' || lpad(n::text, 12, '0'))::uuid, 'BC' || n, 'Course ' || n,
+                  ('00000000-0000-0000-0002-' || lpad((1 + n % 10)::text, 12, '0'))::uuid,
+                  ('00000000-0000-0000-0000-' || lpad((1 + n % 10)::text, 12, '0'))::uuid,
+                  ('00000000-0000-0000-0001-' || lpad((1 + n % 10)::text, 12, '0'))::uuid, 1 + n % 8, 2026, 500, 'bench'
+           FROM generate_series(1, 500) n;",
+    )
+    .await
+    .unwrap();
+    c.execute(
+        "INSERT INTO students (user_id, program_id) VALUES ($1, '00000000-0000-0000-0001-000000000001')
+         ON CONFLICT (user_id) DO UPDATE SET program_id = EXCLUDED.program_id, is_active = true",
+        &[&student],
+    )
+    .await
+    .unwrap();
+    c.execute(
+        "INSERT INTO course_enrollments (course_id, student_id, status, enrolled_by)
+         SELECT ('00000000-0000-0000-0003-' || lpad(n::text, 12, '0'))::uuid, $1, 'enrolled', 'admin'
+         FROM generate_series(10, 500, 10) n",
+        &[&student],
+    )
+    .await
+    .unwrap();
+    let timetable = nimbus_cloud::db::pool(timetable_url, 1).unwrap();
+    timetable
+        .get()
+        .await
+        .unwrap()
+        .batch_execute(
+            "INSERT INTO rooms (id, room_number, building, capacity, room_type)
+               SELECT ('00000000-0000-0000-0004-' || lpad(r::text, 12, '0'))::uuid, 'BR-' || r, 'B', 60, 'lecture'
+               FROM generate_series(1, 10) r;
+             INSERT INTO timetables (id, name, semester_id, department_id, status, created_by)
+               VALUES ('00000000-0000-0000-0005-000000000001', 'T', 's', 'd', 'published', 'bench');
+             INSERT INTO timetable_entries (timetable_id, course_id, course_name, faculty_id, room_id, day_of_week,
+                                            start_time, end_time, created_by)
+               SELECT '00000000-0000-0000-0005-000000000001', '00000000-0000-0000-0003-' || lpad(n::text, 12, '0'), 'C',
+                      'f', ('00000000-0000-0000-0004-' || lpad((1 + n % 10)::text, 12, '0'))::uuid, 1 + n % 5,
+                      make_time(8 + (n / 10) % 10, 0, 0), make_time(9 + (n / 10) % 10, 0, 0), 'bench'
+               FROM generate_series(1, 500) n;",
+        )
+        .await
+        .unwrap();
+    let pool = nimbus_cloud::db::pool(announcement_url, 1).unwrap();
+    let a = pool.get().await.unwrap();
+    // Announcement n targets: n % 8 = 0 everyone; 1 a role; 2 a department; 3 three courses;
+    // 4 a course and students; 5 a room; 6 a semester of a program; 7 two named people.
+    a.batch_execute(
+        "INSERT INTO announcements (id, title, content, announcement_type, priority, target_audience, has_filter, status,
+                                    created_by, published_at)
+           SELECT ('00000000-0000-0000-0006-' || lpad(n::text, 12, '0'))::uuid, 'Announcement ' || n,
+                  repeat('Text of the announcement. ', 8), 'general',
+                  (ARRAY['low', 'normal', 'normal', 'high', 'urgent'])[1 + n % 5], 'mixed', n % 8 <> 7, 'published',
+                  'bench', now() - make_interval(secs => n)
+           FROM generate_series(1, 10000) n;
+         INSERT INTO announcement_targets (announcement_id, target_type, target_id)
+           SELECT ('00000000-0000-0000-0006-' || lpad(n::text, 12, '0'))::uuid, t.kind, t.value
+           FROM generate_series(1, 10000) n,
+           LATERAL (VALUES
+             (n % 8 = 0, 'everyone', ''),
+             (n % 8 = 1, 'role', (ARRAY['student', 'faculty', 'admin'])[1 + n % 3]),
+             (n % 8 = 2, 'department', '00000000-0000-0000-0000-' || lpad((1 + n % 10)::text, 12, '0')),
+             (n % 8 = 3, 'course', '00000000-0000-0000-0003-' || lpad((1 + n % 500)::text, 12, '0')),
+             (n % 8 = 3, 'course', '00000000-0000-0000-0003-' || lpad((1 + (n + 7) % 500)::text, 12, '0')),
+             (n % 8 = 3, 'course', '00000000-0000-0000-0003-' || lpad((1 + (n + 13) % 500)::text, 12, '0')),
+             (n % 8 = 4, 'course', '00000000-0000-0000-0003-' || lpad((1 + n % 500)::text, 12, '0')),
+             (n % 8 = 4, 'role', 'student'),
+             (n % 8 = 5, 'room', 'BR-' || (1 + n % 10)),
+             (n % 8 = 6, 'program', '00000000-0000-0000-0001-' || lpad((1 + n % 10)::text, 12, '0')),
+             (n % 8 = 6, 'semester', (1 + n % 8)::text),
+             (n % 8 = 7, 'user', gen_random_uuid()::text),
+             (n % 8 = 7, 'user', gen_random_uuid()::text)
+           ) AS t(applies, kind, value)
+           WHERE t.applies;
+         ANALYZE announcements; ANALYZE announcement_targets;",
+    )
+    .await
+    .unwrap();
+    // What reaches the student, counted by the rule itself over the same rows.
+    let me = nimbus_cloud::announcement::audience::Directory {
+        users: nimbus_cloud::db::pool(user_url, 1).unwrap(),
+        courses: courses.clone(),
+        timetable: timetable.clone(),
+    }
+    .profile(student, &["student".to_owned()])
+    .await
+    .unwrap();
+    let rows = a
+        .query(
+            "SELECT array_agg(t.target_type), array_agg(t.target_id) FROM announcement_targets t GROUP BY t.announcement_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let visible = rows
+        .iter()
+        .filter(|r| {
+            let (kinds, ids): (Vec<String>, Vec<String>) = (r.get(0), r.get(1));
+            nimbus_cloud::announcement::targets::Targets::from_rows(
+                kinds.iter().map(String::as_str).zip(ids.iter().map(String::as_str)),
+            )
+            .reaches(&me)
+        })
+        .count() as i64;
+    println!("announcements: 10000 in the database, {visible} reach the student (50 of 500 courses)");
+    visible
 }

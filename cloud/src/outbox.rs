@@ -9,7 +9,9 @@
 //! confirmed them.
 //!
 //! Delivery is at least once: a crash between the broker's confirmation and the delete produces
-//! the rows again with the same `event_id`, which every consumer deduplicates on.
+//! the rows again with the same `event_id`, which every consumer deduplicates on. Several
+//! processes may relay one database (two api or worker instances): a transaction-scoped advisory
+//! lock lets one of them work at a time, so they neither produce a row twice nor reorder it.
 //!
 //! Every service database that publishes has this table in its migrations:
 //!
@@ -35,6 +37,9 @@ use crate::error::{Error, Result};
 
 /// Rows produced per round.
 const BATCH: i64 = 500;
+
+/// The advisory lock key that makes one relay at a time work on a database's outbox.
+const RELAY_LOCK: i64 = 0x6e69_6d62_7573_6f62; // "nimbusob"
 
 /// Records `event` for publication when `tx` commits. Enqueueing the same event id twice is a
 /// no-op, so a retried command cannot announce itself twice.
@@ -63,8 +68,16 @@ pub async fn publish<E: TopicEvent>(
 /// rows; returns how many were published. A row the broker refuses stays for the next round
 /// (and so do the rows after it, keeping each key's order).
 pub async fn publish_pending(pool: &Pool, producer: &FutureProducer, timeout: Duration) -> Result<usize> {
-    let client = pool.get().await?;
-    let rows = client.query("SELECT id, topic, key, payload FROM event_outbox ORDER BY id LIMIT $1", &[&BATCH]).await?;
+    let mut client = pool.get().await?;
+    // One relay per database at a time: several instances of a role (two api processes, two
+    // workers) would otherwise produce the same rows twice, or a later row before an earlier
+    // one. The lock is the transaction's: a relay that dies releases it with its connection.
+    let tx = client.transaction().await?;
+    let mine: bool = tx.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&RELAY_LOCK]).await?.get(0);
+    if !mine {
+        return Ok(0);
+    }
+    let rows = tx.query("SELECT id, topic, key, payload FROM event_outbox ORDER BY id LIMIT $1", &[&BATCH]).await?;
     if rows.is_empty() {
         return Ok(0);
     }
@@ -104,8 +117,9 @@ pub async fn publish_pending(pool: &Pool, producer: &FutureProducer, timeout: Du
     // produced again next round (at least once) rather than reordered.
     if confirmed > 0 {
         let last: i64 = rows[confirmed - 1].get(0);
-        client.execute("DELETE FROM event_outbox WHERE id <= $1", &[&last]).await?;
+        tx.execute("DELETE FROM event_outbox WHERE id <= $1", &[&last]).await?;
     }
+    tx.commit().await?;
     if let Some(e) = failure {
         return Err(Error::kafka(format!("outbox ({confirmed} of {} published)", rows.len()), e));
     }

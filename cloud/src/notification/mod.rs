@@ -9,9 +9,9 @@
 //!
 //! - Consumes, as `notification-service-group`: `notification.commands` (every command type of
 //!   the seed), `user.events` (a welcome e-mail), `content.events` (new material → the course's
-//!   students in-app), `attendance.events`, `announcement.events` (urgent → push and e-mail to the
-//!   audience), and `auth.events` (a reset e-mail for `PASSWORD_RESET_REQUESTED`; ours, see
-//!   [`handler`]).
+//!   students in-app), `attendance.events`, `announcement.events` (read but not acted on: the
+//!   announcement service sends `SEND_BULK` naming each urgent or high announcement's audience),
+//!   and `auth.events` (a reset e-mail for `PASSWORD_RESET_REQUESTED`; ours, see [`handler`]).
 //! - Publishes: `notification.status` (the seed's five types) through its outbox.
 //! - Serves: the caller's inbox, unread count and read marks, preferences ([`routes`]).
 //!

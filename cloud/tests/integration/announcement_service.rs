@@ -500,7 +500,7 @@ fn worker_env(
     ]
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_announcement_is_published_and_fanned_out_once_by_two_workers_one_of_them_killed() {
     use nimbus_cloud::announcement::store::{self, Author, Draft};
     let (ann, users, courses, timetable) = (

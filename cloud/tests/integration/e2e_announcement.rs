@@ -54,7 +54,7 @@ async fn an_urgent_course_announcement_shows_on_the_classroom_page_offline_until
 
     // An urgent one to the course, expiring soon; a normal one to everyone; one to a course
     // elsewhere, which the room never gets.
-    let expires = Utc::now() + chrono::TimeDelta::seconds(40);
+    let expires = Utc::now() + chrono::TimeDelta::seconds(50);
     let publish = |title: &str, priority: &str, targets: Value, expires_at: Option<String>| {
         let a = created(
             title,

@@ -184,6 +184,34 @@ async fn snapshots_apply_only_when_newer_and_whole_and_survive_being_retained() 
         .unwrap();
     assert!(until(Duration::from_secs(10), || version("timetable") == Some(6)).await);
     assert_eq!(store.with(|c| timetable::entries(c)).unwrap().len(), 2);
+
+    // Announcements: a body that is not an announcements snapshot is refused; a newer one
+    // applies whole; an older one is ignored.
+    let refused = status.snapshots().1;
+    let wrong_shape = serde_json::json!({ "version": 3, "items": [{ "title": "no id" }] });
+    let kind = SnapshotKind::Announcements;
+    cloud.publish(down(kind), QoS::AtLeastOnce, false, snapshot_frame(kind, 3, &wrong_shape)).await.unwrap();
+    assert!(until(Duration::from_secs(10), || status.snapshots().1 > refused).await, "a malformed one is refused");
+    let item = |id: &str| nimbus_core::snapshot::Announcement {
+        announcement_id: id.into(),
+        title: format!("Announcement {id}"),
+        body: "Plain text".into(),
+        published_at: chrono::Utc::now(),
+        course_ids: vec![],
+        user_ids: vec![],
+        roles: vec!["faculty".into()],
+        priority: "urgent".into(),
+        expires_at: None,
+    };
+    let three = nimbus_core::snapshot::AnnouncementsSnapshot { version: 3, items: vec![item("a"), item("b")] };
+    cloud.publish(down(kind), QoS::AtLeastOnce, true, snapshot_frame(kind, 3, &three)).await.unwrap();
+    assert!(until(Duration::from_secs(10), || version("announcements") == Some(3)).await);
+    let two = nimbus_core::snapshot::AnnouncementsSnapshot { version: 2, items: vec![] };
+    cloud.publish(down(kind), QoS::AtLeastOnce, false, snapshot_frame(kind, 2, &two)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let shown =
+        store.with(|c| nimbus_edge::announcements::current(c, &nimbus_edge::clock::Clock::now(&clock()))).unwrap();
+    assert_eq!(shown.len(), 2, "the older, empty snapshot was ignored");
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap().unwrap();
 }
