@@ -350,43 +350,91 @@ fn the_renderer_applies_the_overlays_patches_replicas_and_namespace() {
 // Against the code
 // ---------------------------------------------------------------------------------------------
 
-#[test]
-fn every_role_of_the_binary_runs_with_a_worker_per_service_and_the_migrations_as_a_job() {
+/// Every long-running role of the binary runs in a Deployment or StatefulSet, a worker per
+/// service that has one, the migrations in a Job.
+fn check_roles_deployed(o: &str, docs: &[Value]) {
     let subcommands = binary_subcommands();
-    for o in OVERLAYS {
-        let docs = overlay(o);
-        let roles = k8s_roles(&docs);
-        for sub in subcommands.iter().filter(|s| !NOT_ROLES.contains(&s.as_str())) {
+    let roles = k8s_roles(&docs);
+    for sub in subcommands.iter().filter(|s| !NOT_ROLES.contains(&s.as_str())) {
+        assert!(
+            roles.iter().any(|r| r.role.subcommand() == sub && r.kind != "Job"),
+            "{o}: `nimbus-cloud {sub}` is a role of the binary, but no Deployment or StatefulSet runs it"
+        );
+    }
+    let migrate = roles
+        .iter()
+        .find(|r| r.role.subcommand() == "migrate")
+        .unwrap_or_else(|| panic!("{o}: no Job runs the migrations"));
+    assert_eq!(migrate.kind, "Job", "{o}: `migrate` runs in a {}, not a Job", migrate.kind);
+    let job = find(&docs, "Job", &migrate.workload).expect("job");
+    assert!(["OnFailure", "Never"].contains(&text(pod_spec(job).get("restartPolicy")).as_str()));
+    let settings = || WorkerSettings::new("kafka:9092", "postgres://nimbusu@postgres:5432/attendance_service_db");
+    let mut deployed = BTreeSet::new();
+    for w in roles.iter().filter(|r| r.role.subcommand() == "worker") {
+        let service =
+            w.role.option("--service").unwrap_or_else(|| panic!("{}: worker without --service", w.role.service));
+        Worker::new(service, settings())
+            .unwrap_or_else(|e| panic!("{}: `worker --service {service}` cannot start: {e}", w.role.service));
+        assert!(deployed.insert(service.to_owned()), "{o}: two workloads run the {service} worker");
+    }
+    for group in &CONSUMER_GROUPS {
+        let short = group.service.trim_end_matches("-service");
+        if Worker::new(group.service, settings()).is_ok() {
             assert!(
-                roles.iter().any(|r| r.role.subcommand() == sub && r.kind != "Job"),
-                "{o}: `nimbus-cloud {sub}` is a role of the binary, but no Deployment or StatefulSet runs it"
+                deployed.contains(short),
+                "{o}: {} has a worker in the code but no workload runs it",
+                group.service
             );
         }
-        let migrate = roles
-            .iter()
-            .find(|r| r.role.subcommand() == "migrate")
-            .unwrap_or_else(|| panic!("{o}: no Job runs the migrations"));
-        assert_eq!(migrate.kind, "Job", "{o}: `migrate` runs in a {}, not a Job", migrate.kind);
-        let job = find(&docs, "Job", &migrate.workload).expect("job");
-        assert!(["OnFailure", "Never"].contains(&text(pod_spec(job).get("restartPolicy")).as_str()));
-        let settings = || WorkerSettings::new("kafka:9092", "postgres://nimbusu@postgres:5432/attendance_service_db");
-        let mut deployed = BTreeSet::new();
-        for w in roles.iter().filter(|r| r.role.subcommand() == "worker") {
-            let service =
-                w.role.option("--service").unwrap_or_else(|| panic!("{}: worker without --service", w.role.service));
-            Worker::new(service, settings())
-                .unwrap_or_else(|e| panic!("{}: `worker --service {service}` cannot start: {e}", w.role.service));
-            assert!(deployed.insert(service.to_owned()), "{o}: two workloads run the {service} worker");
+    }
+}
+
+#[test]
+fn every_role_of_the_binary_runs_with_a_worker_per_service_and_the_migrations_as_a_job() {
+    for o in OVERLAYS {
+        check_roles_deployed(o, &overlay(o));
+    }
+}
+
+/// Each role gets the variables it needs and only those, secrets from the Secret, a unique
+/// INGEST_INSTANCE, and a configuration that loads.
+fn check_role_environment(o: &str, docs: &[Value]) {
+    for r in k8s_roles(&docs) {
+        let role = &r.role;
+        for name in role.env.keys() {
+            assert!(known_variable(name), "{}: sets {name}, which nimbus-cloud never reads", role.service);
+            if let Some((_, why)) = COMPOSE_MUST_NOT_SET.iter().find(|(n, _)| n == name) {
+                panic!("{}: sets {name}: {why}", role.service);
+            }
+            assert!(role.uses(name), "{}: sets {name}, which only {:?} read", role.service, Role::readers(name));
         }
-        for group in &CONSUMER_GROUPS {
-            let short = group.service.trim_end_matches("-service");
-            if Worker::new(group.service, settings()).is_ok() {
+        for (name, why) in COMPOSE_MUST_SET.iter().filter(|(n, _)| role.uses(n)) {
+            assert!(
+                role.env.get(*name).is_some_and(|v| !v.trim().is_empty()),
+                "{}: does not set {name}: {why}",
+                role.service
+            );
+        }
+        for e in seq(r.container.get("env")) {
+            let name = text(e.get("name"));
+            if is_secret_name(&name) || URL_SECRETS.contains(&name.as_str()) {
                 assert!(
-                    deployed.contains(short),
-                    "{o}: {} has a worker in the code but no workload runs it",
-                    group.service
+                    e.get("valueFrom").and_then(|v| v.get("secretKeyRef")).is_some(),
+                    "{}: {name} is not taken from the Secret {SECRET}",
+                    role.service
                 );
             }
+        }
+        if role.env.contains_key("INGEST_INSTANCE") {
+            // The MQTT client id: two pods with one id would throw each other off the broker.
+            assert_eq!(
+                role.env["INGEST_INSTANCE"], "field-metadata-name",
+                "{}: INGEST_INSTANCE must be the pod's name (fieldRef metadata.name), unique per pod",
+                role.service
+            );
+        }
+        if let Err(e) = role.config() {
+            panic!("{o}: {}: its environment is not a valid nimbus-cloud configuration: {e}", role.service);
         }
     }
 }
@@ -394,45 +442,7 @@ fn every_role_of_the_binary_runs_with_a_worker_per_service_and_the_migrations_as
 #[test]
 fn every_role_gets_the_variables_it_needs_and_only_those_with_secrets_from_the_secret() {
     for o in OVERLAYS {
-        let docs = overlay(o);
-        for r in k8s_roles(&docs) {
-            let role = &r.role;
-            for name in role.env.keys() {
-                assert!(known_variable(name), "{}: sets {name}, which nimbus-cloud never reads", role.service);
-                if let Some((_, why)) = COMPOSE_MUST_NOT_SET.iter().find(|(n, _)| n == name) {
-                    panic!("{}: sets {name}: {why}", role.service);
-                }
-                assert!(role.uses(name), "{}: sets {name}, which only {:?} read", role.service, Role::readers(name));
-            }
-            for (name, why) in COMPOSE_MUST_SET.iter().filter(|(n, _)| role.uses(n)) {
-                assert!(
-                    role.env.get(*name).is_some_and(|v| !v.trim().is_empty()),
-                    "{}: does not set {name}: {why}",
-                    role.service
-                );
-            }
-            for e in seq(r.container.get("env")) {
-                let name = text(e.get("name"));
-                if is_secret_name(&name) || URL_SECRETS.contains(&name.as_str()) {
-                    assert!(
-                        e.get("valueFrom").and_then(|v| v.get("secretKeyRef")).is_some(),
-                        "{}: {name} is not taken from the Secret {SECRET}",
-                        role.service
-                    );
-                }
-            }
-            if role.env.contains_key("INGEST_INSTANCE") {
-                // The MQTT client id: two pods with one id would throw each other off the broker.
-                assert_eq!(
-                    role.env["INGEST_INSTANCE"], "field-metadata-name",
-                    "{}: INGEST_INSTANCE must be the pod's name (fieldRef metadata.name), unique per pod",
-                    role.service
-                );
-            }
-            if let Err(e) = role.config() {
-                panic!("{o}: {}: its environment is not a valid nimbus-cloud configuration: {e}", role.service);
-            }
-        }
+        check_role_environment(o, &overlay(o));
     }
 }
 
@@ -453,32 +463,30 @@ fn roles_reach_the_broker_through_a_service_that_selects_it() {
     }
 }
 
+/// Liveness on `/health`, readiness on `/health/ready`, both on the port the role serves them on.
+fn check_role_probes(o: &str, docs: &[Value]) {
+    for r in k8s_roles(&docs).iter().filter(|r| r.kind != "Job") {
+        let want = probe_port(&r.role);
+        for (probe, path) in [("livenessProbe", "/health"), ("readinessProbe", "/health/ready")] {
+            let get = r.container.get(probe).and_then(|p| p.get("httpGet"));
+            let get = get.unwrap_or_else(|| panic!("{o}: {}: no {probe} over HTTP", r.role.service));
+            assert_eq!(text(get.get("path")), path, "{o}: {}: {probe} asks {}", r.role.service, text(get.get("path")));
+            let port = port_number(&r.container, &get["port"]);
+            assert_eq!(
+                port,
+                Some(want),
+                "{o}: {}: {probe} targets {:?}, not the role's probe port {want}",
+                r.role.service,
+                get["port"]
+            );
+        }
+    }
+}
+
 #[test]
 fn long_running_roles_probe_health_and_readiness_on_the_port_they_serve() {
     for o in OVERLAYS {
-        let docs = overlay(o);
-        for r in k8s_roles(&docs).iter().filter(|r| r.kind != "Job") {
-            let want = probe_port(&r.role);
-            for (probe, path) in [("livenessProbe", "/health"), ("readinessProbe", "/health/ready")] {
-                let get = r.container.get(probe).and_then(|p| p.get("httpGet"));
-                let get = get.unwrap_or_else(|| panic!("{o}: {}: no {probe} over HTTP", r.role.service));
-                assert_eq!(
-                    text(get.get("path")),
-                    path,
-                    "{o}: {}: {probe} asks {}",
-                    r.role.service,
-                    text(get.get("path"))
-                );
-                let port = port_number(&r.container, &get["port"]);
-                assert_eq!(
-                    port,
-                    Some(want),
-                    "{o}: {}: {probe} targets {:?}, not the role's probe port {want}",
-                    r.role.service,
-                    get["port"]
-                );
-            }
-        }
+        check_role_probes(o, &overlay(o));
     }
 }
 
@@ -646,4 +654,61 @@ fn every_secret_key_the_manifests_use_is_one_operators_are_told_to_create() {
             "docs/operations.md does not show how to create {SECRET}'s {key}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checks fail on the defects they guard against
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `check` on mutated resources, which must fail it with a message containing `expected`.
+fn fails_with(check: fn(&str, &[Value]), docs: &[Value], expected: &str) {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check("mutated", docs)));
+    let Err(payload) = result else { panic!("the check passed resources with the defect ({expected:?} expected)") };
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default();
+    assert!(message.contains(expected), "the check failed, but not for the defect ({expected:?}): {message}");
+}
+
+/// The small overlay with `change` applied to the resource `kind`/`name`.
+fn mutated(kind: &str, name: &str, change: impl FnOnce(&mut Value)) -> Vec<Value> {
+    let mut docs = overlay(OVERLAYS[0]);
+    let doc = docs.iter_mut().find(|d| kind_name(d) == (kind.to_owned(), name.to_owned()));
+    change(doc.unwrap_or_else(|| panic!("no {kind} {name}")));
+    docs
+}
+
+#[test]
+fn mutated_manifests_without_a_role_with_a_literal_secret_or_a_misdirected_probe_fail_the_checks() {
+    let mut no_downlink = overlay(OVERLAYS[0]);
+    no_downlink.retain(|d| kind_name(d) != ("Deployment".to_owned(), "downlink".to_owned()));
+    fails_with(check_roles_deployed, &no_downlink, "`nimbus-cloud downlink` is a role of the binary");
+
+    let literal_secret = mutated("Deployment", "api", |d| {
+        let env = &mut d["spec"]["template"]["spec"]["containers"][0]["env"];
+        for e in env.as_sequence_mut().expect("env") {
+            if e["name"] == "DATABASE_URL" {
+                *e = serde_yaml::from_str("{name: DATABASE_URL, value: 'postgres://nimbusu:hunter2@postgres:5432'}")
+                    .expect("yaml");
+            }
+        }
+    });
+    fails_with(check_role_environment, &literal_secret, "DATABASE_URL is not taken from the Secret");
+
+    let shared_client_id = mutated("Deployment", "ingest", |d| {
+        let env = &mut d["spec"]["template"]["spec"]["containers"][0]["env"];
+        for e in env.as_sequence_mut().expect("env") {
+            if e["name"] == "INGEST_INSTANCE" {
+                *e = serde_yaml::from_str("{name: INGEST_INSTANCE, value: ingest-1}").expect("yaml");
+            }
+        }
+    });
+    fails_with(check_role_environment, &shared_client_id, "INGEST_INSTANCE must be the pod's name");
+
+    let wrong_port = mutated("Deployment", "worker-course", |d| {
+        d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["port"] = 8080.into();
+    });
+    fails_with(check_role_probes, &wrong_port, "not the role's probe port");
 }
