@@ -354,7 +354,7 @@ fn the_renderer_applies_the_overlays_patches_replicas_and_namespace() {
 /// service that has one, the migrations in a Job.
 fn check_roles_deployed(o: &str, docs: &[Value]) {
     let subcommands = binary_subcommands();
-    let roles = k8s_roles(&docs);
+    let roles = k8s_roles(docs);
     for sub in subcommands.iter().filter(|s| !NOT_ROLES.contains(&s.as_str())) {
         assert!(
             roles.iter().any(|r| r.role.subcommand() == sub && r.kind != "Job"),
@@ -366,7 +366,7 @@ fn check_roles_deployed(o: &str, docs: &[Value]) {
         .find(|r| r.role.subcommand() == "migrate")
         .unwrap_or_else(|| panic!("{o}: no Job runs the migrations"));
     assert_eq!(migrate.kind, "Job", "{o}: `migrate` runs in a {}, not a Job", migrate.kind);
-    let job = find(&docs, "Job", &migrate.workload).expect("job");
+    let job = find(docs, "Job", &migrate.workload).expect("job");
     assert!(["OnFailure", "Never"].contains(&text(pod_spec(job).get("restartPolicy")).as_str()));
     let settings = || WorkerSettings::new("kafka:9092", "postgres://nimbusu@postgres:5432/attendance_service_db");
     let mut deployed = BTreeSet::new();
@@ -399,7 +399,7 @@ fn every_role_of_the_binary_runs_with_a_worker_per_service_and_the_migrations_as
 /// Each role gets the variables it needs and only those, secrets from the Secret, a unique
 /// INGEST_INSTANCE, and a configuration that loads.
 fn check_role_environment(o: &str, docs: &[Value]) {
-    for r in k8s_roles(&docs) {
+    for r in k8s_roles(docs) {
         let role = &r.role;
         for name in role.env.keys() {
             assert!(known_variable(name), "{}: sets {name}, which nimbus-cloud never reads", role.service);
@@ -465,7 +465,7 @@ fn roles_reach_the_broker_through_a_service_that_selects_it() {
 
 /// Liveness on `/health`, readiness on `/health/ready`, both on the port the role serves them on.
 fn check_role_probes(o: &str, docs: &[Value]) {
-    for r in k8s_roles(&docs).iter().filter(|r| r.kind != "Job") {
+    for r in k8s_roles(docs).iter().filter(|r| r.kind != "Job") {
         let want = probe_port(&r.role);
         for (probe, path) in [("livenessProbe", "/health"), ("readinessProbe", "/health/ready")] {
             let get = r.container.get(probe).and_then(|p| p.get("httpGet"));
