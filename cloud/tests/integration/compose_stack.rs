@@ -902,14 +902,7 @@ fn service_mut<'a>(compose: &'a mut Value, name: &str) -> &'a mut Value {
 
 /// Runs `check` on `compose`, which must fail it with a message containing `expected`.
 fn fails_with(check: fn(&Value), compose: &Value, expected: &str) {
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(compose)));
-    let Err(payload) = result else { panic!("the check passed a file with the defect ({expected:?} expected)") };
-    let message = payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_default();
-    assert!(message.contains(expected), "the check failed, but not for the defect ({expected:?}): {message}");
+    crate::common::assert_fails_with(|| check(compose), expected);
 }
 
 #[test]

@@ -662,14 +662,7 @@ fn every_secret_key_the_manifests_use_is_one_operators_are_told_to_create() {
 
 /// Runs `check` on mutated resources, which must fail it with a message containing `expected`.
 fn fails_with(check: fn(&str, &[Value]), docs: &[Value], expected: &str) {
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check("mutated", docs)));
-    let Err(payload) = result else { panic!("the check passed resources with the defect ({expected:?} expected)") };
-    let message = payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_default();
-    assert!(message.contains(expected), "the check failed, but not for the defect ({expected:?}): {message}");
+    crate::common::assert_fails_with(|| check("mutated", docs), expected);
 }
 
 /// The small overlay with `change` applied to the resource `kind`/`name`.

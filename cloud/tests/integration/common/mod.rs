@@ -26,6 +26,19 @@ pub fn capture_logs() {
         .try_init();
 }
 
+/// Runs `check`, which must panic with a message containing `expected` (a check shown to fail
+/// on the defect it guards against); panics saying what happened instead.
+pub fn assert_fails_with(check: impl FnOnce(), expected: &str) {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check));
+    let Err(payload) = result else { panic!("the check passed input with the defect ({expected:?} expected)") };
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default();
+    assert!(message.contains(expected), "the check failed, but not for the defect ({expected:?}): {message}");
+}
+
 /// Waits up to 10 s until something listens on loopback `port`; panics naming `what`.
 pub fn wait_until_listening(port: u16, what: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
