@@ -7,12 +7,13 @@
 #   aarch64  aarch64-unknown-linux-gnu       Raspberry Pi 3/4/5 (and Zero 2 W) on a 64-bit OS
 #   armv7    armv7-unknown-linux-gnueabihf   Raspberry Pi 2/3/4 on 32-bit Raspberry Pi OS
 #
-# Builds `nimbus-edge --release --features rpi` (release profile: fat LTO, stripped, panic=abort;
+# Builds `nimbus-edge --release --features rpi,tls` (release profile: fat LTO, stripped, panic=abort;
 # 2-5 minutes per target on 2 cores from an empty cache) into $CARGO_TARGET_DIR (default: ./target), so CI can
 # cache that directory. Prints each binary's path and size; the path is
 #   $CARGO_TARGET_DIR/<triple>/release/nimbus-edge
 # Environment: CARGO_TARGET_DIR (build cache), CARGO_BUILD_JOBS (parallelism), NIMBUS_CROSS_LOCKED=0
-# to build without --locked, NIMBUS_EDGE_FEATURES (comma-separated cargo features, default "rpi").
+# to build without --locked, NIMBUS_EDGE_FEATURES (comma-separated cargo features, default "rpi,tls": the
+# Pi images talk to the broker over mqtts:// with its CA pinned, docs/deploy-edge.md).
 # Debian/Ubuntu only for the toolchain install (needs root or sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +27,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 REPO_ROOT=$(pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO_ROOT/target}
-FEATURES=${NIMBUS_EDGE_FEATURES:-rpi}
+FEATURES=${NIMBUS_EDGE_FEATURES:-rpi,tls}
 
 case "${1:-all}" in
   aarch64 | aarch64-unknown-linux-gnu) ARCHES=(aarch64) ;;

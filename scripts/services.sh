@@ -15,6 +15,7 @@ STATE_DIR=${NIMBUS_SERVICES_DIR:-$HOME/.local/share/nimbus-services}
 TANSU_VERSION=0.6.0
 SECANTUS_VERSION=0.7.0b3
 AIOSMTPD_VERSION=1.4.6
+K8S_VALIDATE_VERSION=1.37.0
 PG_PORT=5432
 REDIS_PORT=6379
 MQTT_PORT=1883
@@ -187,6 +188,21 @@ smtp_up() {
   smtp_ok || die "aiosmtpd is missing after the install"
 }
 
+# --- Kubernetes schemas for the manifests' test (k8s_manifests) ---------------------------------
+# kubernetes-validate checks deploy/k8s's rendered overlays against a Kubernetes version's
+# OpenAPI schemas, offline (the schemas ship in the wheel). Cached in its venv.
+K8S_VENV="$STATE_DIR/k8s-validate-venv"
+k8s_validate_ok() { "$K8S_VENV/bin/kubernetes-validate" --version >/dev/null 2>&1; }
+
+k8s_validate_up() {
+  if ! k8s_validate_ok; then
+    log "installing kubernetes-validate $K8S_VALIDATE_VERSION (the manifests' schema check) into $K8S_VENV"
+    python3 -m venv "$K8S_VENV"
+    "$K8S_VENV/bin/pip" install -q "kubernetes-validate==$K8S_VALIDATE_VERSION"
+  fi
+  k8s_validate_ok || die "kubernetes-validate is missing after the install"
+}
+
 # --- Browser for the pages' tests (Debian's Chromium and ChromeDriver) ------------------------------
 AXE_VERSION=4.14.1
 AXE_JS="$STATE_DIR/axe/node_modules/axe-core/axe.min.js"
@@ -217,6 +233,7 @@ export KAFKA_BROKERS=\${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}
 export MONGODB_URI=\${MONGODB_URI:-mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true}
 export NIMBUS_AXE_JS=\${NIMBUS_AXE_JS:-$AXE_JS}
 export NIMBUS_SMTP_PYTHON=\${NIMBUS_SMTP_PYTHON:-$SMTP_VENV/bin/python}
+export NIMBUS_K8S_VALIDATE=\${NIMBUS_K8S_VALIDATE:-$K8S_VENV/bin/kubernetes-validate}
 EOF
 }
 
@@ -229,6 +246,7 @@ check_all() {
   port_open "$MONGO_PORT" || { log "MongoDB is not answering on 127.0.0.1:$MONGO_PORT"; failed=1; }
   browser_ok || { log "Chromium/ChromeDriver or axe-core are not installed"; failed=1; }
   smtp_ok || { log "aiosmtpd (the tests' SMTP server) is not installed"; failed=1; }
+  k8s_validate_ok || { log "kubernetes-validate (the manifests' schema check) is not installed"; failed=1; }
   return $failed
 }
 
@@ -242,6 +260,7 @@ case "${1:-up}" in
     kafka_up
     mongo_up
     smtp_up
+    k8s_validate_up
     browser_up
     log "all services are up"
     ;;

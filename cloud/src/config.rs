@@ -83,11 +83,14 @@ pub enum Role {
     Downlink,
     /// `nimbus-cloud api`.
     Api,
+    /// `nimbus-cloud broker-accounts`.
+    BrokerAccounts,
 }
 
 impl Role {
     /// Every role that loads the configuration.
-    pub const ALL: [Role; 6] = [Role::Migrate, Role::Nodes, Role::Ingest, Role::Worker, Role::Downlink, Role::Api];
+    pub const ALL: [Role; 7] =
+        [Role::Migrate, Role::Nodes, Role::Ingest, Role::Worker, Role::Downlink, Role::Api, Role::BrokerAccounts];
 
     /// Its subcommand.
     pub fn subcommand(self) -> &'static str {
@@ -98,6 +101,7 @@ impl Role {
             Role::Worker => "worker",
             Role::Downlink => "downlink",
             Role::Api => "api",
+            Role::BrokerAccounts => "broker-accounts",
         }
     }
 }
@@ -206,7 +210,7 @@ pub const ENV: &[EnvVar] = &[
     EnvVar {
         name: "NIMBUS_REGISTRY_DB",
         key: "database.registry_database",
-        roles: &[Role::Migrate, Role::Nodes, Role::Ingest, Role::Downlink, Role::Api],
+        roles: &[Role::Migrate, Role::Nodes, Role::Ingest, Role::Downlink, Role::Api, Role::BrokerAccounts],
         about: "name of the edge registry database on `DATABASE_URL`",
         default: "`edge_registry_db`",
         apply: Apply::Text(|c| &mut c.database.registry_database),
@@ -302,7 +306,7 @@ pub const ENV: &[EnvVar] = &[
     EnvVar {
         name: "MQTT_USERNAME",
         key: "mqtt.username",
-        roles: &[Role::Ingest, Role::Downlink],
+        roles: &[Role::Ingest, Role::Downlink, Role::BrokerAccounts],
         about: "the cloud's broker account",
         default: "`nimbus-cloud`",
         apply: Apply::Optional(|c| &mut c.mqtt.username),
@@ -401,6 +405,22 @@ pub const ENV: &[EnvVar] = &[
         about: "the admin API's listen address",
         default: "`0.0.0.0:8080`",
         apply: Apply::Text(|c| &mut c.api.bind),
+    },
+    EnvVar {
+        name: "NIMBUS_TLS_CERT",
+        key: "api.tls_cert",
+        roles: &[Role::Api],
+        about: "PEM certificate chain: the api serves HTTPS itself (re-read when the file changes); unset: plain HTTP",
+        default: "none",
+        apply: Apply::Optional(|c| &mut c.api.tls_cert),
+    },
+    EnvVar {
+        name: "NIMBUS_TLS_KEY",
+        key: "api.tls_key",
+        roles: &[Role::Api],
+        about: "its PEM private key (PKCS#8, PKCS#1 or SEC1)",
+        default: "none",
+        apply: Apply::Optional(|c| &mut c.api.tls_key),
     },
     EnvVar {
         name: "REDIS_URL",
@@ -690,6 +710,12 @@ pub struct ApiConfig {
     pub permissions_refresh_secs: u64,
     /// Whether the client address comes from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// PEM certificate chain for HTTPS (`NIMBUS_TLS_CERT`); with `tls_key`, the api serves TLS.
+    pub tls_cert: Option<String>,
+    /// Its private key (`NIMBUS_TLS_KEY`).
+    pub tls_key: Option<String>,
+    /// How often the certificate files are checked for a renewal, in seconds.
+    pub tls_reload_secs: u64,
 }
 
 impl Default for ApiConfig {
@@ -710,6 +736,9 @@ impl Default for ApiConfig {
             request_timeout_secs: 30,
             permissions_refresh_secs: 30,
             trust_forwarded_for: false,
+            tls_cert: None,
+            tls_key: None,
+            tls_reload_secs: 30,
         }
     }
 }
@@ -962,6 +991,16 @@ impl CloudConfig {
         Ok(())
     }
 
+    /// Production brokers refuse anonymous clients: the roles that use the broker (ingest,
+    /// downlink) call this at start. Not part of [`CloudConfig::validate`], which every role runs:
+    /// the api or a worker has no broker password and needs none.
+    pub fn require_broker_password(&self) -> Result<()> {
+        if self.environment == Environment::Production && self.mqtt.password.is_none() {
+            return Err(Error::Config("mqtt.password (MQTT_PASSWORD): is required in production".into()));
+        }
+        Ok(())
+    }
+
     /// Checks every setting; the error names the first one that is wrong.
     pub fn validate(&self) -> Result<()> {
         let bad = |setting: &str, problem: String| Err(Error::Config(format!("{setting}: {problem}")));
@@ -1000,9 +1039,6 @@ impl CloudConfig {
         match (&self.mqtt.username, &self.mqtt.password) {
             (Some(u), _) if u.is_empty() => return bad("mqtt.username (MQTT_USERNAME)", "must not be empty".into()),
             (None, Some(_)) => return bad("mqtt.username (MQTT_USERNAME)", "is required with a password".into()),
-            (_, None) if self.environment == Environment::Production => {
-                return bad("mqtt.password (MQTT_PASSWORD)", "is required in production".into());
-            }
             _ => {}
         }
         if self.mqtt.keep_alive_secs < 5 {
@@ -1060,6 +1096,12 @@ impl CloudConfig {
             return bad("worker.group (NIMBUS_WORKER_GROUP)", "must be 1 to 255 characters".into());
         }
 
+        if self.api.tls_cert.is_some() != self.api.tls_key.is_some() {
+            return bad("api.tls_cert (NIMBUS_TLS_CERT)", "and api.tls_key (NIMBUS_TLS_KEY) go together".into());
+        }
+        if self.api.tls_reload_secs == 0 {
+            return bad("api.tls_reload_secs", "must be at least 1".into());
+        }
         if self.api.bind.parse::<std::net::SocketAddr>().is_err() {
             return bad("api.bind (NIMBUS_API_BIND)", format!("{:?} must be host:port", self.api.bind));
         }
@@ -1261,6 +1303,9 @@ impl fmt::Debug for ApiConfig {
             .field("request_timeout_secs", &self.request_timeout_secs)
             .field("permissions_refresh_secs", &self.permissions_refresh_secs)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("tls_reload_secs", &self.tls_reload_secs)
             .finish()
     }
 }
@@ -1402,7 +1447,9 @@ mod tests {
         assert!(error(None, &[("MQTT_URL", "http://broker")]).contains("mqtt.url (MQTT_URL)"));
         assert!(error(None, &[("INGEST_GROUP", "a/b")]).contains("ingest.group (INGEST_GROUP)"));
         assert!(error(None, &[("INGEST_INSTANCE", "a b")]).contains("ingest.instance (INGEST_INSTANCE)"));
-        assert!(error(None, &[("NIMBUS_ENV", "production")]).contains("mqtt.password (MQTT_PASSWORD)"));
+        let production = CloudConfig::from_sources(None, env(&[("NIMBUS_ENV", "production")])).unwrap();
+        let err = production.require_broker_password().unwrap_err().to_string();
+        assert!(err.contains("mqtt.password (MQTT_PASSWORD)"), "{err}");
         assert!(error(None, &[("NIMBUS_ADMIN_EMAIL", "a@b.c"), ("NIMBUS_ADMIN_PASSWORD", "short")]).contains("8"));
         assert!(error(Some("[ingest]\nmax_in_flight = 0"), &[]).contains("ingest.max_in_flight"));
         assert!(error(Some("[kafka]\ndelivery_timeout_ms = 10"), &[]).contains("kafka.delivery_timeout_ms"));

@@ -67,7 +67,8 @@
 //! - [`outbox`]: events written with the change, relayed to Kafka in order.
 //! - [`db`]: pools and per-database migrations; [`kafka`]: topics and producers;
 //!   [`shutdown`]: interruptible waits; [`config`]: the typed configuration;
-//!   [`listing`]: paging, sorting, filters; [`actor`]: who acts, for events; [`error`].
+//!   [`listing`]: paging, sorting, filters; [`actor`]: who acts, for events; [`error`];
+//!   [`probe`]: `nimbus-cloud probe <url>`, the containers' health check (the images have no curl).
 
 pub mod actor;
 pub mod announcement;
@@ -90,6 +91,7 @@ mod layout;
 pub mod listing;
 pub mod notification;
 pub mod outbox;
+pub mod probe;
 pub mod registry;
 pub mod shutdown;
 pub mod timetable;

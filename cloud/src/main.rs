@@ -55,6 +55,31 @@ enum Command {
         /// Only these databases (e.g. edge_registry_db); all of them when none is given.
         databases: Vec<String>,
     },
+    /// Keep the campus broker's node accounts in step with the registry: writes every registered
+    /// node's `$7$` hash to NODES_FILE (Mosquitto password-file lines) whenever they change; the
+    /// broker's entrypoint joins it with the cloud's account and reloads Mosquitto. Serves
+    /// /health, /health/ready and /metrics on --probe-bind. Stops on SIGTERM or Ctrl-C.
+    BrokerAccounts {
+        /// The file to write (shared with the broker's container).
+        #[arg(long)]
+        nodes_file: PathBuf,
+        /// Seconds between reads of the registry.
+        #[arg(long, default_value_t = 5)]
+        interval_secs: u64,
+        /// Where the probes listen.
+        #[arg(long, default_value = "0.0.0.0:9464")]
+        probe_bind: String,
+    },
+    /// Health check for containers (the image has no curl): GET a URL, such as a role's
+    /// http://127.0.0.1:9464/health/ready; exit 0 on a 2xx answer, 1 otherwise. An https:// URL's
+    /// certificate is not checked (the probe asks its own role on loopback).
+    Probe {
+        /// The URL to GET.
+        url: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 5)]
+        timeout_secs: u64,
+    },
     /// The registry of classroom nodes.
     Nodes {
         #[command(subcommand)]
@@ -157,6 +182,38 @@ fn main() -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::BrokerAccounts { nodes_file, interval_secs, probe_bind } => {
+            let config = load_config(cli.config.as_deref())?;
+            let settings = nimbus_cloud::registry::broker::BrokerAccountsSettings {
+                nodes_file,
+                cloud_user: config.mqtt.username.clone().unwrap_or_default(),
+                interval: std::time::Duration::from_secs(interval_secs.max(1)),
+            };
+            runtime()?.block_on(broker_accounts(config, settings, probe_bind))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Probe { url, timeout_secs } => {
+            let timeout = std::time::Duration::from_secs(timeout_secs.max(1));
+            let status = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(nimbus_cloud::probe::get_status(&url, timeout));
+            match status {
+                Ok(status) if nimbus_cloud::probe::healthy(status) => {
+                    println!("{url}: {status}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(status) => {
+                    println!("{url}: {status} (unhealthy)");
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(e) => {
+                    println!("{e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
         Command::Nodes { command } => {
             let config = load_config(cli.config.as_deref())?;
             runtime()?.block_on(nodes_command(config, command))
@@ -211,6 +268,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 async fn ingest(config: CloudConfig) -> anyhow::Result<()> {
+    config.require_broker_password()?;
     tracing::info!(environment = ?config.environment, brokers = %config.kafka.brokers, mqtt = %config.mqtt.url,
                    client_id = %config.ingest_client_id(), group = %config.ingest.group, "starting the ingest");
     nimbus_cloud::kafka::ensure_topics(&config.kafka.brokers, config.environment)
@@ -275,6 +333,7 @@ async fn worker_settings(config: &CloudConfig, service: &str) -> anyhow::Result<
 }
 
 async fn downlink(config: CloudConfig) -> anyhow::Result<()> {
+    config.require_broker_password()?;
     let registry = nimbus_cloud::db::migrations_for("edge_registry_db").context("registry migrations")?;
     nodes::migrate_database(&config, registry).await.context("cannot migrate the registry (DATABASE_URL)")?;
     let shutdown = stop_on_signal("stopping the downlink");
@@ -296,8 +355,35 @@ async fn api(config: CloudConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn broker_accounts(
+    config: CloudConfig,
+    settings: nimbus_cloud::registry::broker::BrokerAccountsSettings,
+    probe_bind: String,
+) -> anyhow::Result<()> {
+    use nimbus_cloud::registry::broker;
+    let registry = nimbus_cloud::db::migrations_for("edge_registry_db").context("registry migrations")?;
+    nodes::migrate_database(&config, registry).await.context("cannot migrate the registry (DATABASE_URL)")?;
+    let pool = nimbus_cloud::db::pool(&config.registry_url(), 2).context("registry pool (DATABASE_URL)")?;
+    let listener = tokio::net::TcpListener::bind(&probe_bind)
+        .await
+        .with_context(|| format!("cannot listen on {probe_bind} (--probe-bind)"))?;
+    let metrics = std::sync::Arc::new(broker::BrokerAccountsMetrics::default());
+    let shutdown = stop_on_signal("stopping the broker accounts");
+    let app = broker::probe_routes(metrics.clone(), settings.interval);
+    let stop = shutdown.clone();
+    let probes = tokio::spawn(async move {
+        axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await
+    });
+    tracing::info!(file = %settings.nodes_file.display(), probes = %probe_bind, "starting the broker accounts");
+    let result = broker::run(pool, settings, metrics, shutdown.clone()).await;
+    shutdown.cancel();
+    probes.await.context("probe server")?.context("probe server")?;
+    Ok(result?)
+}
+
 /// Every role in one process; the first role to fail stops the others.
 async fn all(config: CloudConfig) -> anyhow::Result<()> {
+    config.require_broker_password()?;
     nimbus_cloud::kafka::ensure_topics(&config.kafka.brokers, config.environment)
         .await
         .context("cannot create the Kafka topics (kafka.brokers / KAFKA_BROKERS)")?;

@@ -35,9 +35,19 @@ pub struct SyncStatus {
     batches_sent: AtomicU64,
     snapshots_applied: AtomicU64,
     snapshots_rejected: AtomicU64,
+    last_error: std::sync::Mutex<Option<String>>,
 }
 
 impl SyncStatus {
+    /// Why the last connection attempt failed, while it keeps failing (cleared on connect).
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_error(&self, error: Option<String>) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = error;
+    }
+
     /// Whether the MQTT session is up.
     pub fn connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
@@ -126,6 +136,7 @@ pub async fn run(
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     connected = true;
                     status.connected.store(true, Ordering::Relaxed);
+                    status.set_error(None);
                     backoff.reset();
                     tracing::info!(node = %node, "connected to the cloud broker");
                     // Subscriptions survive in a persistent session, but re-subscribing is cheap
@@ -150,9 +161,13 @@ pub async fn run(
                 }
                 Ok(_) => {}
                 Err(e) => {
+                    let why = explain(&e, settings.mqtt.ca_pem.is_some());
                     if connected {
                         tracing::warn!(node = %node, error = %e, "lost the cloud broker; events stay in the outbox");
+                    } else if status.last_error().as_deref() != Some(why.as_str()) {
+                        tracing::warn!(node = %node, reason = %why, "cannot reach the cloud broker; events stay in the outbox");
                     }
+                    status.set_error(Some(why));
                     connected = false;
                     status.connected.store(false, Ordering::Relaxed);
                     sender.on_disconnect();
@@ -192,6 +207,20 @@ pub async fn run(
     }
     status.connected.store(false, Ordering::Relaxed);
     Ok(())
+}
+
+/// A connection failure as the status page says it: a certificate the pinned CA did not sign
+/// and a refused login are named for what they are, anything else is the client's words.
+fn explain(e: &rumqttc::ConnectionError, pinned: bool) -> String {
+    let text = e.to_string();
+    if text.contains("invalid peer certificate") || text.contains("UnknownIssuer") || text.contains("certificate") {
+        let whose = if pinned { "the CA pinned in cloud.mqtt_ca_file" } else { "a CA this node trusts" };
+        return format!("TLS refused: the broker's certificate is not signed by {whose} ({text})");
+    }
+    if let rumqttc::ConnectionError::ConnectionRefused(code) = e {
+        return format!("the broker refused the login ({code:?}): check this node's password and registration");
+    }
+    text
 }
 
 /// Publishes whatever the sender decides is due (the next batch, or a resend).

@@ -19,6 +19,9 @@ pub enum TransportError {
     /// `mqtts://` was asked for, but this build has no TLS (feature `tls`).
     #[error("broker url {0:?} needs TLS, and this build was made without feature `tls`")]
     TlsUnavailable(String),
+    /// A CA to pin was given for a plain-text (`mqtt://`) broker URL.
+    #[error("a broker CA is pinned, but the broker url {0:?} is not mqtts://")]
+    CaWithoutTls(String),
 }
 
 /// How to reach the broker as one client. `Debug` never shows the password (settings get logged).
@@ -34,6 +37,9 @@ pub struct MqttConfig {
     pub password: Option<String>,
     /// Keep-alive interval; a dead connection is noticed within about 1.5 times this.
     pub keep_alive: Duration,
+    /// PEM of the only CA whose certificates the broker may present (`mqtts://`); `None` trusts
+    /// the platform's roots.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for MqttConfig {
@@ -44,6 +50,7 @@ impl std::fmt::Debug for MqttConfig {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "[redacted]"))
             .field("keep_alive", &self.keep_alive)
+            .field("ca_pem", &self.ca_pem.as_ref().map(|c| format!("{} bytes", c.len())))
             .finish()
     }
 }
@@ -57,7 +64,14 @@ impl MqttConfig {
             username: None,
             password: None,
             keep_alive: Duration::from_secs(15),
+            ca_pem: None,
         }
+    }
+
+    /// Trusting only the CA in `pem` for the broker's certificate (pinning).
+    pub fn with_ca(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pem = Some(pem.into());
+        self
     }
 
     /// With credentials.
@@ -80,9 +94,14 @@ impl MqttConfig {
         }
         if tls {
             #[cfg(feature = "tls")]
-            o.set_transport(rumqttc::Transport::tls_with_default_config());
+            o.set_transport(match &self.ca_pem {
+                Some(ca) => rumqttc::Transport::tls(ca.clone(), None, None),
+                None => rumqttc::Transport::tls_with_default_config(),
+            });
             #[cfg(not(feature = "tls"))]
             return Err(TransportError::TlsUnavailable(self.url.clone()));
+        } else if self.ca_pem.is_some() {
+            return Err(TransportError::CaWithoutTls(self.url.clone()));
         }
         Ok(o)
     }

@@ -88,9 +88,19 @@ pub async fn run(config: CloudConfig, listener: tokio::net::TcpListener, shutdow
     ));
     let content_relay = crate::content::start_relay(&config, shutdown.clone())?;
     let stop = shutdown.clone();
-    let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { stop.cancelled().await });
-    let served = tokio::spawn(async move { server.await });
+    let served = match (&config.api.tls_cert, &config.api.tls_key) {
+        (Some(cert), Some(key)) => {
+            let cert = super::tls::ReloadingCert::new(cert, key)?;
+            let reload = Duration::from_secs(config.api.tls_reload_secs);
+            tracing::info!("admin API serves HTTPS");
+            tokio::spawn(super::tls::serve(listener, router, cert, reload, stop))
+        }
+        _ => {
+            let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move { stop.cancelled().await });
+            tokio::spawn(async move { server.await })
+        }
+    };
     shutdown.cancelled().await;
     match tokio::time::timeout(Duration::from_secs(10), served).await {
         Ok(Ok(Ok(()))) => {}

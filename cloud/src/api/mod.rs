@@ -4,7 +4,8 @@
 //! (`user`, `course`, `timetable`, `attendance`, `registry`, `dlq`, `content`) and wraps it in the
 //! middleware every request passes; [`auth`] authenticates bearer tokens into a
 //! [`crate::http::Caller`]; [`health`] serves the probes, `/metrics` and `/openapi.json`;
-//! [`services`] merges the services' route tables over their shared state. The shared HTTP
+//! [`services`] merges the services' route tables over their shared state; [`tls`] serves it
+//! over HTTPS when a certificate is configured. The shared HTTP
 //! plumbing (the route table, extractors, the `AppError` mapping) is [`crate::http`].
 
 pub mod auth;
@@ -12,5 +13,6 @@ pub mod gateway;
 pub mod health;
 pub mod services;
 pub mod state;
+pub mod tls;
 
 pub use gateway::{ApiState, app, openapi, run};

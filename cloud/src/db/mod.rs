@@ -24,6 +24,7 @@ pub const ALL: &[Migrations] = &[
             (2, include_str!("../../../migrations/edge_registry_db/0002_downlink.sql")),
             (3, include_str!("../../../migrations/edge_registry_db/0003_dlq_replays.sql")),
             (4, include_str!("../../../migrations/edge_registry_db/0004_announcements_snapshot.sql")),
+            (5, include_str!("../../../migrations/edge_registry_db/0005_broker_accounts.sql")),
         ],
     },
     Migrations {

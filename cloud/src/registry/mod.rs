@@ -10,8 +10,10 @@
 //! - this file: [`Registry`], including [`Registry::register`], the one registration rule;
 //! - [`routes`]: the nodes as admins see them, registration and credentials over HTTP;
 //! - [`cards`]: card mapping and the quarantine, over HTTP;
-//! - [`node_auth`]: a node's HTTP Basic login, for the content download route.
+//! - [`node_auth`]: a node's HTTP Basic login, for the content download route;
+//! - [`broker`]: the campus broker's node accounts (Mosquitto password file) from the registry.
 
+pub mod broker;
 pub mod cards;
 pub mod node_auth;
 pub mod routes;

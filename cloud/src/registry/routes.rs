@@ -173,24 +173,36 @@ async fn register_node(
     crate::listing::finish(errors)?;
     let Some(node) = node else { return Err(AppError::internal("node id checked above")) };
     let (password, hash) = new_credential()?;
+    let broker_hash = super::broker::mosquitto_hash(&password)?;
     // A new credential is never "nothing new": an id already registered is a 409 (the one rule,
     // `Registry::register`); re-keying is `POST /api/v1/nodes/{id}/credentials`.
     super::Registry::new(s.registry.clone()).register(&node, input.room_id.trim(), Some(&hash), false).await?;
+    // The broker's account (`broker-accounts` writes it into Mosquitto's password file). Should
+    // this fail after the registration, re-issuing the credentials sets both hashes.
+    let c = s.registry.get().await.map_err(Error::from)?;
+    c.execute("UPDATE nodes SET broker_credential_hash = $2 WHERE node_id = $1", &[&node.as_str(), &broker_hash])
+        .await
+        .map_err(Error::from)?;
     tracing::info!(node = node.as_str(), room = %input.room_id, "node registered");
     let id = node.as_str().to_owned();
     Ok((StatusCode::CREATED, Json(Credentials { node_id: id.clone(), username: id, password })))
 }
 
-/// Issues new credentials; the old password stops working at once.
+/// Issues new credentials; the old password stops working at once (at the broker, once
+/// `broker-accounts` rewrote its file and the broker reloaded it: seconds).
 #[utoipa::path(post, path = "/api/v1/nodes/{node_id}/credentials", tag = "nodes", params(("node_id" = String, Path)), responses((status = 200, description = "New credentials, shown only now")))]
 async fn issue_credentials(
     State(s): State<ServicesState>,
     ApiPath(node_id): ApiPath<String>,
 ) -> Result<Json<Credentials>, AppError> {
     let (password, hash) = new_credential()?;
+    let broker_hash = super::broker::mosquitto_hash(&password)?;
     let c = s.registry.get().await.map_err(Error::from)?;
     let n = c
-        .execute("UPDATE nodes SET credential_hash = $2 WHERE node_id = $1", &[&node_id, &hash])
+        .execute(
+            "UPDATE nodes SET credential_hash = $2, broker_credential_hash = $3 WHERE node_id = $1",
+            &[&node_id, &hash, &broker_hash],
+        )
         .await
         .map_err(Error::from)?;
     if n == 0 {

@@ -3,6 +3,13 @@
 //! cloud role runs a real subcommand with the environment the configuration reads, the databases,
 //! topics, broker ACL and limits are the code's, ports and health checks are sound and secrets only
 //! come from the environment. Each failure says what is inconsistent with what.
+//!
+//! The checks that guard against the defects compose once had (a role missing, a role without
+//! the credentials its service is started with, a health check that is not the role's own probe)
+//! are functions of the parsed file, run on the file and on mutated copies that must fail them
+//! (`a_mutated_compose_…`). No container runs here (no Docker engine on these machines); what runs
+//! for real is the health-check command itself (`nimbus-cloud probe`) and the broker's entrypoint
+//! with Mosquitto (`broker_accounts`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -22,7 +29,7 @@ const MQTT_PACKET_OVERHEAD: usize = 1024;
 
 /// Variables every role that reads them must set in compose, because the built-in default is
 /// wrong there: the variable and why.
-const COMPOSE_MUST_SET: &[(&str, &str)] = &[
+pub(crate) const COMPOSE_MUST_SET: &[(&str, &str)] = &[
     ("NIMBUS_ENV", "it decides the replication of the topics the roles create, which must suit the compose Kafka"),
     ("DATABASE_URL", "the default server is 127.0.0.1, not the postgres service"),
     ("KAFKA_BROKERS", "the default broker is 127.0.0.1:9092, not the kafka service"),
@@ -37,10 +44,18 @@ const COMPOSE_MUST_SET: &[(&str, &str)] = &[
     ("REDIS_URL", "the default is 127.0.0.1:6379, not the redis service"),
     ("MONGODB_URI", "the default is 127.0.0.1:27017, not the mongodb service (content file bytes, GridFS)"),
     ("NIMBUS_ADMIN_PASSWORD", "without a bootstrap administrator nobody can log in to create the first users"),
+    ("NIMBUS_PUBLIC_URL", "the default is loopback; the nodes download content from the manifest's URLs"),
 ];
 
+/// Where every role but the api serves its probes unless NIMBUS_PROBE_BIND says otherwise (the
+/// probe interface: `/health`, `/health/ready`, `/metrics`; the api serves them on its own bind).
+pub(crate) const DEFAULT_PROBE_PORT: u16 = 9464;
+
+/// Subcommands of the binary that are tools or one-shots, not long-running roles.
+pub(crate) const NOT_ROLES: &[&str] = &["events", "nodes", "migrate", "probe", "all", "help"];
+
 /// Variables no compose role may set, although a role reads them: the variable and why.
-const COMPOSE_MUST_NOT_SET: &[(&str, &str)] = &[
+pub(crate) const COMPOSE_MUST_NOT_SET: &[(&str, &str)] = &[
     ("NIMBUS_CLOUD_CONFIG", "compose configures the roles through the environment, without a file"),
     (
         "NIMBUS_SERVICE_DB",
@@ -68,7 +83,7 @@ const SERVICE_DATABASE_ELSEWHERE: &str =
     "one service database elsewhere; compose runs every database on DATABASE_URL by the seed's name";
 
 /// Whether the binary reads `name` at all.
-fn known_variable(name: &str) -> bool {
+pub(crate) fn known_variable(name: &str) -> bool {
     OUTSIDE_CONFIG.contains(&name) || ENV.iter().any(|v| v.name == name)
 }
 
@@ -110,12 +125,17 @@ fn every_cloud_role_runs_a_real_subcommand_of_the_binary() {
     }
 }
 
-#[test]
-fn the_long_running_roles_are_the_ingest_and_a_worker_per_service_that_has_one() {
-    let compose = compose();
-    let roles = roles(&compose);
+/// Every long-running subcommand of the binary runs as a role, with a worker for every service
+/// that has one (and no two for one consumer group).
+fn check_every_role_is_deployed(compose: &Value) {
+    let roles = roles(compose);
     role(&roles, "migrate");
-    role(&roles, "ingest");
+    for sub in binary_subcommands().iter().filter(|s| !NOT_ROLES.contains(&s.as_str())) {
+        assert!(
+            roles.iter().any(|r| r.subcommand() == sub),
+            "`nimbus-cloud {sub}` is a role of the binary, but no service of {COMPOSE} runs it"
+        );
+    }
     let settings = || WorkerSettings::new("kafka:29092", "postgres://nimbusu@postgres:5432/attendance_service_db");
     let workers: Vec<&Role> = roles.iter().filter(|r| r.subcommand() == "worker").collect();
     let mut deployed = BTreeSet::new();
@@ -142,6 +162,11 @@ fn the_long_running_roles_are_the_ingest_and_a_worker_per_service_that_has_one()
 }
 
 #[test]
+fn every_role_of_the_binary_and_a_worker_per_service_that_has_one_run_in_compose() {
+    check_every_role_is_deployed(&compose());
+}
+
+#[test]
 fn the_code_reads_no_environment_variable_behind_the_configurations_back() {
     let outside: BTreeSet<String> = OUTSIDE_CONFIG.iter().map(|n| n.to_string()).collect();
     let code = code_env_names();
@@ -164,10 +189,10 @@ fn the_compose_rules_name_only_variables_the_code_reads() {
     }
 }
 
-#[test]
-fn every_role_sets_the_variables_whose_defaults_do_not_work_in_compose() {
-    let compose = compose();
-    for role in roles(&compose) {
+/// The variables whose defaults do not work in compose are set, and every credential a role
+/// passes to a service is the one that service is started with.
+fn check_role_credentials(compose: &Value) {
+    for role in roles(compose) {
         for (name, why) in COMPOSE_MUST_SET.iter().filter(|(name, _)| role.uses(name)) {
             assert!(
                 role.env.get(*name).is_some_and(|v| !v.trim().is_empty()),
@@ -176,7 +201,72 @@ fn every_role_sets_the_variables_whose_defaults_do_not_work_in_compose() {
                 role.subcommand(),
             );
         }
+        let postgres = environment(service(compose, "postgres"));
+        if let Some(url) = role.env.get("DATABASE_URL") {
+            url_carries_account(
+                &role.service,
+                "DATABASE_URL",
+                url,
+                "postgres",
+                &postgres,
+                "POSTGRES_USER",
+                "POSTGRES_PASSWORD",
+            );
+        }
+        if let Some(url) = role.env.get("MONGODB_URI") {
+            let mongodb = environment(service(compose, "mongodb"));
+            url_carries_account(
+                &role.service,
+                "MONGODB_URI",
+                url,
+                "mongodb",
+                &mongodb,
+                "MONGO_INITDB_ROOT_USERNAME",
+                "MONGO_INITDB_ROOT_PASSWORD",
+            );
+            assert!(
+                url.contains("authSource=admin"),
+                "service {}: MONGODB_URI ({url}) signs in as the mongodb service's root user, who lives in the admin \
+                 database, without authSource=admin",
+                role.service
+            );
+        }
     }
+}
+
+/// `url`'s user is `server`'s `user_var` and its password comes from the variables `server`'s
+/// `password_var` does (when the server is started with one, it refuses anything else).
+fn url_carries_account(
+    role: &str,
+    var: &str,
+    url: &str,
+    server: &str,
+    server_env: &BTreeMap<String, String>,
+    user_var: &str,
+    password_var: &str,
+) {
+    let Some(server_password) = server_env.get(password_var) else { return };
+    // Up to the first `:` or `@` after the scheme, when the URL carries an account at all (the
+    // password is a `${VAR:?…}` reference, whose `?` and `/` rule out splitting the authority).
+    let rest = url.split_once("://").map_or("", |(_, r)| r);
+    let user = if rest.contains('@') { rest.split([':', '@']).next().unwrap_or_default() } else { "" };
+    assert_eq!(
+        Some(user),
+        server_env.get(user_var).map(String::as_str),
+        "service {role}: {var} ({url}) does not sign in as {server}'s {user_var}; {server} is started with an \
+         account and refuses anything else"
+    );
+    let wanted: Vec<String> = references(server_password).into_iter().map(|(n, _)| n).collect();
+    let got: Vec<String> = references(url).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        got, wanted,
+        "service {role}: the password in {var} ({url}) does not come from the variable {server}'s {password_var} does"
+    );
+}
+
+#[test]
+fn every_role_sets_the_variables_whose_defaults_do_not_work_in_compose_and_the_credentials_it_needs() {
+    check_role_credentials(&compose());
 }
 
 #[test]
@@ -220,7 +310,6 @@ fn roles_reach_postgres_kafka_and_mosquitto_by_their_compose_names() {
     let compose = compose();
     let names: BTreeSet<String> = services(&compose).into_iter().map(|(n, _)| n).collect();
     let postgres = service(&compose, "postgres");
-    let pg_env = environment(postgres);
     let pg_ports: BTreeSet<u16> = ports(postgres).iter().map(|p| p.target).collect();
     let advertised: BTreeSet<String> = environment(service(&compose, "kafka"))
         .get("KAFKA_ADVERTISED_LISTENERS")
@@ -239,25 +328,7 @@ fn roles_reach_postgres_kafka_and_mosquitto_by_their_compose_names() {
             "service {}: DATABASE_URL points at {host}:{port}, not the postgres service on {pg_ports:?}",
             role.service
         );
-        let raw = role.env.get("DATABASE_URL").expect("checked by every_role_sets_…");
-        let user = raw.split_once("://").and_then(|(_, r)| r.split([':', '@']).next()).unwrap_or_default();
-        assert_eq!(
-            Some(user),
-            pg_env.get("POSTGRES_USER").map(String::as_str),
-            "service {}: DATABASE_URL's user is not postgres's POSTGRES_USER",
-            role.service
-        );
-        let pg_password: Vec<String> =
-            references(pg_env.get("POSTGRES_PASSWORD").expect("postgres sets POSTGRES_PASSWORD"))
-                .into_iter()
-                .map(|(n, _)| n)
-                .collect();
-        let url_vars: Vec<String> = references(raw).into_iter().map(|(n, _)| n).collect();
-        assert_eq!(
-            url_vars, pg_password,
-            "service {}: DATABASE_URL's password does not come from the variable postgres's POSTGRES_PASSWORD does",
-            role.service
-        );
+        // Its user and password: check_role_credentials.
 
         if role.env.contains_key("KAFKA_BROKERS") {
             for broker in config.kafka.brokers.split(',').map(str::trim) {
@@ -451,12 +522,87 @@ fn mosquitto_requires_authentication_and_lets_a_full_frame_reach_the_ingest() {
     );
 }
 
+/// `NAME=${OVERRIDE:-default}` lines of the broker's entrypoint: its files, as it runs in compose.
+pub(crate) fn entrypoint_defaults() -> BTreeMap<String, String> {
+    read(BROKER_ENTRYPOINT)
+        .lines()
+        .filter_map(|l| {
+            let (name, value) = l.trim().split_once('=')?;
+            let default = value.strip_prefix("${")?.split_once(":-")?.1.strip_suffix('}')?;
+            Some((name.to_owned(), default.to_owned()))
+        })
+        .collect()
+}
+
+pub(crate) const BROKER_ENTRYPOINT: &str = "scripts/compose/mosquitto-run.sh";
+
+/// The file `path` of service `from` as service `to` sees it, through a volume both mount.
+fn same_file_in(compose: &Value, from: &str, path: &str, to: &str) -> Option<String> {
+    let from_mounts = volumes(service(compose, from));
+    let (volume, dir) = mount_of(&from_mounts, path)?;
+    let rest = &path[dir.trim_end_matches('/').len()..];
+    volumes(service(compose, to))
+        .into_iter()
+        .find(|(v, _)| v == volume)
+        .map(|(_, d)| format!("{}{rest}", d.trim_end_matches('/')))
+}
+
 #[test]
-fn the_cloud_broker_account_is_provisioned_with_the_ingest_credentials() {
+fn the_broker_joins_the_provisioned_cloud_account_with_the_registry_s_node_accounts() {
     let compose = compose();
     let roles = roles(&compose);
     let conf = mosquitto_conf();
     let password_file = one(&conf, "password_file");
+    let mosquitto = service(&compose, "mosquitto");
+    let mounts = volumes(mosquitto);
+
+    // The entrypoint is the script, mounted, and its files are the configuration's.
+    let entry = args(mosquitto.get("entrypoint"));
+    let script = entry.last().cloned().unwrap_or_default();
+    assert!(
+        mounts.iter().any(|(s, t)| s == &format!("./{BROKER_ENTRYPOINT}") && *t == script),
+        "the mosquitto service's entrypoint {entry:?} is not ./{BROKER_ENTRYPOINT} mounted into it: nothing would \
+         join the nodes' accounts into the password file or reload it"
+    );
+    let files = entrypoint_defaults();
+    let file = |name: &str| files.get(name).cloned().unwrap_or_else(|| panic!("{BROKER_ENTRYPOINT} has no {name}"));
+    assert_eq!(
+        file("PASSWORD_FILE"),
+        password_file,
+        "{BROKER_ENTRYPOINT} writes another file than mosquitto.conf's password_file"
+    );
+    assert!(
+        mounts.iter().any(|(s, t)| s == "./scripts/compose/mosquitto.conf" && *t == file("CONFIG")),
+        "{BROKER_ENTRYPOINT} starts mosquitto with {}, where compose does not mount mosquitto.conf",
+        file("CONFIG")
+    );
+    for name in ["CLOUD_FILE", "NODES_FILE", "PASSWORD_FILE"] {
+        assert!(
+            mount_of(&mounts, &file(name)).is_some_and(|(v, _)| !v.starts_with('.')),
+            "{BROKER_ENTRYPOINT}'s {name} {} is on no named volume of the mosquitto service",
+            file(name)
+        );
+    }
+
+    // The cloud's account: written by a one-shot the broker waits for, from the roles' password.
+    let cloud_file = file("CLOUD_FILE");
+    let (prov_name, prov) = services(&compose)
+        .into_iter()
+        .find(|(name, svc)| {
+            name != "mosquitto"
+                && command_text(svc).contains("mosquitto_passwd")
+                && same_file_in(&compose, "mosquitto", &cloud_file, name)
+                    .is_some_and(|f| command_text(svc).contains(&f))
+        })
+        .unwrap_or_else(|| {
+            panic!("no service writes the cloud's account to {cloud_file} (mosquitto_passwd on its volume)")
+        });
+    assert_eq!(
+        depends_on(mosquitto).get(&prov_name).map(String::as_str),
+        Some("service_completed_successfully"),
+        "mosquitto must start after {prov_name} wrote the cloud's account"
+    );
+    let prov_env = environment(prov);
     let acl_users: Vec<String> = read("scripts/compose/acl")
         .lines()
         .filter_map(|l| l.trim().strip_prefix("user ").map(|u| u.trim().to_owned()))
@@ -466,53 +612,42 @@ fn the_cloud_broker_account_is_provisioned_with_the_ingest_credentials() {
         [nimbus_sync::testing::CLOUD_USER.0],
         "scripts/compose/acl should grant exactly one account, the cloud's"
     );
-
-    let mosquitto_mounts = volumes(service(&compose, "mosquitto"));
-    let (volume, dir) = mount_of(&mosquitto_mounts, &password_file).expect("checked by mosquitto_requires_…");
-    let mosquitto_deps = depends_on(service(&compose, "mosquitto"));
-    let provisioner = services(&compose)
-        .into_iter()
-        .find(|(name, svc)| {
-            name != "mosquitto"
-                && volumes(svc).iter().any(|(s, t)| s == volume && t == dir)
-                && command_text(svc).contains("mosquitto_passwd")
-        })
-        .unwrap_or_else(|| {
-            panic!("no service writes the password file {password_file} (mosquitto_passwd on volume {volume})")
-        });
-    let (prov_name, prov) = provisioner;
-    assert_eq!(
-        mosquitto_deps.get(&prov_name).map(String::as_str),
-        Some("service_completed_successfully"),
-        "mosquitto must start after {prov_name} wrote its password file"
-    );
-    assert!(
-        command_text(prov).contains(&password_file),
-        "{prov_name} does not write {password_file}, mosquitto.conf's password_file"
-    );
-    let prov_env = environment(prov);
-
     for role in roles.iter().filter(|r| r.env.contains_key("MQTT_URL")) {
-        let username = role.env.get("MQTT_USERNAME").expect("checked by every_role_sets_…");
+        let username = role.env.get("MQTT_USERNAME").expect("checked by check_role_credentials");
         assert!(
             acl_users.contains(username),
-            "service {}: MQTT_USERNAME {username} is not the account scripts/compose/acl grants ({acl_users:?})",
+            "service {}: MQTT_USERNAME {username} is not the ACL's account",
             role.service
         );
         assert!(
             prov_env.values().any(|v| v == username),
-            "service {}: {prov_name} does not provision the account {username}",
+            "service {}: {prov_name} does not provision {username}",
             role.service
         );
-        let password = role.env.get("MQTT_PASSWORD").expect("checked by every_role_sets_…");
-        let vars: Vec<(String, String)> = references(password);
+        let password = role.env.get("MQTT_PASSWORD").expect("checked by check_role_credentials");
+        let vars = references(password);
         assert!(
             !vars.is_empty() && prov_env.values().any(|v| references(v) == vars),
             "service {}: MQTT_PASSWORD ({password}) does not come from the variable {prov_name} provisions the \
-             account's password from ({prov_env:?})",
+             account from ({prov_env:?})",
             role.service
         );
     }
+
+    // The nodes' accounts: written by broker-accounts from the registry onto a volume the broker
+    // reads, leaving out the cloud's own name.
+    let accounts = role(&roles, "broker-accounts");
+    let nodes_file = accounts.option("--nodes-file").expect("broker-accounts --nodes-file").to_owned();
+    assert_eq!(
+        same_file_in(&compose, &accounts.service, &nodes_file, "mosquitto"),
+        Some(file("NODES_FILE")),
+        "broker-accounts writes {nodes_file}, which the mosquitto service does not see as {BROKER_ENTRYPOINT}'s NODES_FILE"
+    );
+    assert_eq!(
+        accounts.env.get("MQTT_USERNAME"),
+        Some(&nimbus_sync::testing::CLOUD_USER.0.to_owned()),
+        "broker-accounts must know the cloud's user name, which it never writes for a node"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -628,6 +763,193 @@ fn every_long_running_service_has_a_health_check_and_a_restart_policy() {
             "long-running service {name} has restart: {restart}; it would stay down after a crash or reboot"
         );
     }
+}
+
+/// The port a role serves its probes on: the api's bind, otherwise `--probe-bind`,
+/// NIMBUS_PROBE_BIND or the default.
+pub(crate) fn probe_port(role: &Role) -> u16 {
+    if role.subcommand() == "api" {
+        let config = role.config().unwrap_or_else(|e| panic!("service {}: {e}", role.service));
+        return host_port_of(&config.api.bind).1;
+    }
+    role.option("--probe-bind")
+        .or(role.env.get("NIMBUS_PROBE_BIND").map(String::as_str))
+        .map_or(DEFAULT_PROBE_PORT, |b| host_port_of(b).1)
+}
+
+/// Each long-running role is health-checked by its own readiness probe, run by the binary
+/// itself (`nimbus-cloud probe`): a process that runs (`pidof`) may still reach nothing it needs.
+fn check_role_health(compose: &Value) {
+    assert!(
+        binary_subcommands().contains("probe"),
+        "the health checks run `nimbus-cloud probe`, which the binary lacks"
+    );
+    let one_shot = one_shot_services(compose);
+    for role in roles(compose).iter().filter(|r| !one_shot.contains(&r.service)) {
+        let svc = service(compose, &role.service);
+        let check = healthcheck(svc).unwrap_or_else(|| panic!("service {} has no health check", role.service));
+        let url = format!("http://127.0.0.1:{}/health/ready", probe_port(role));
+        let expected = ["CMD", "nimbus-cloud", "probe", url.as_str()];
+        assert_eq!(
+            check, expected,
+            "service {}: its health check {check:?} is not its own readiness probe {expected:?}",
+            role.service
+        );
+        let timeout = svc.get("healthcheck").and_then(|h| h.get("timeout")).and_then(scalar).unwrap_or_default();
+        let secs: u64 = timeout.trim_end_matches('s').parse().unwrap_or(0);
+        assert!(
+            secs > 5,
+            "service {}: health check timeout {timeout:?} is not above the probe's own 5 s, so a slow answer is \
+             reported as Docker's timeout instead of the probe's message",
+            role.service
+        );
+    }
+}
+
+#[test]
+fn every_long_running_role_is_health_checked_by_its_own_readiness_probe() {
+    check_role_health(&compose());
+}
+
+/// `nimbus-cloud probe <url>` as the health check runs it, against a one-shot server answering
+/// `answer`.
+fn run_probe(answer: Option<&'static str>) -> std::process::Output {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/health/ready", listener.local_addr().expect("addr"));
+    match answer {
+        Some(answer) => {
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let (mut s, _) = listener.accept().expect("accept");
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(answer.as_bytes());
+            });
+        }
+        None => drop(listener),
+    }
+    std::process::Command::new(env!("CARGO_BIN_EXE_nimbus-cloud"))
+        .args(["probe", &url, "--timeout-secs", "5"])
+        .env_remove("NIMBUS_CLOUD_CONFIG")
+        .output()
+        .expect("run nimbus-cloud probe")
+}
+
+#[test]
+fn the_health_check_command_passes_only_when_the_probe_answers_2xx() {
+    let ready = run_probe(Some("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"));
+    assert!(ready.status.success(), "probe of a ready role failed: {}", String::from_utf8_lossy(&ready.stdout));
+    let not_ready = run_probe(Some("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n"));
+    assert_eq!(not_ready.status.code(), Some(1), "a 503 must fail the health check");
+    assert!(String::from_utf8_lossy(&not_ready.stdout).contains("503"), "the probe should say what it got");
+    let down = run_probe(None);
+    assert_eq!(down.status.code(), Some(1), "a role that does not listen must fail the health check");
+}
+
+/// Stateful infrastructure by image, and where each keeps its data.
+const STATEFUL: &[(&str, &str)] = &[
+    ("postgres:", "/var/lib/postgresql/data"),
+    ("apache/kafka:", "/var/lib/kafka/data"),
+    ("eclipse-mosquitto:", "/mosquitto/data"),
+    ("redis:", "/data"),
+    ("mongo:", "/data/db"),
+];
+
+#[test]
+fn every_stateful_service_keeps_its_data_on_a_named_volume() {
+    let compose = compose();
+    let one_shot = one_shot_services(&compose);
+    let declared: BTreeSet<String> = compose
+        .get("volumes")
+        .and_then(Value::as_mapping)
+        .map(|m| m.keys().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default();
+    for (name, svc) in services(&compose) {
+        let image = svc.get("image").and_then(Value::as_str).unwrap_or_default();
+        let Some((_, dir)) = STATEFUL.iter().find(|(prefix, _)| image.starts_with(prefix)) else { continue };
+        if one_shot.contains(&name) {
+            continue;
+        }
+        let mounts = volumes(svc);
+        let on_volume = mounts.iter().any(|(src, target)| target == dir && declared.contains(src));
+        assert!(
+            on_volume,
+            "service {name} ({image}) keeps its data in {dir}, which is on no named volume: lost with the container"
+        );
+    }
+    let redis = command_text(service(&compose, "redis"));
+    assert!(
+        redis.contains("--appendonly\nyes"),
+        "redis holds the token revocation list; without --appendonly yes a restart brings revoked tokens back"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checks above fail on each defect compose once had
+// ---------------------------------------------------------------------------------------------
+
+/// The file with `change` applied.
+fn mutated(change: impl FnOnce(&mut Value)) -> Value {
+    let mut compose = compose();
+    change(&mut compose);
+    compose
+}
+
+/// The service `name` of a copy, to change.
+fn service_mut<'a>(compose: &'a mut Value, name: &str) -> &'a mut Value {
+    compose.get_mut("services").and_then(|s| s.get_mut(name)).unwrap_or_else(|| panic!("no service {name}"))
+}
+
+/// Runs `check` on `compose`, which must fail it with a message containing `expected`.
+fn fails_with(check: fn(&Value), compose: &Value, expected: &str) {
+    crate::common::assert_fails_with(|| check(compose), expected);
+}
+
+#[test]
+fn a_mutated_compose_without_the_downlink_role_or_a_service_worker_fails() {
+    let no_downlink = mutated(|c| {
+        c.get_mut("services").and_then(Value::as_mapping_mut).expect("services").remove("downlink");
+    });
+    fails_with(check_every_role_is_deployed, &no_downlink, "`nimbus-cloud downlink` is a role of the binary");
+    let no_notification = mutated(|c| {
+        c.get_mut("services").and_then(Value::as_mapping_mut).expect("services").remove("worker-notification");
+    });
+    fails_with(check_every_role_is_deployed, &no_notification, "notification-service has a worker in the code");
+}
+
+#[test]
+fn a_mutated_compose_whose_roles_lack_credentials_fails() {
+    let mongo_anonymous = mutated(|c| {
+        service_mut(c, "api")["environment"]["MONGODB_URI"] = "mongodb://mongodb:27017/?directConnection=true".into();
+    });
+    fails_with(check_role_credentials, &mongo_anonymous, "MONGODB_URI");
+    let no_mqtt_password = mutated(|c| {
+        service_mut(c, "ingest")["environment"].as_mapping_mut().expect("environment").remove("MQTT_PASSWORD");
+    });
+    fails_with(check_role_credentials, &no_mqtt_password, "does not set MQTT_PASSWORD");
+    let other_pg_password = mutated(|c| {
+        service_mut(c, "downlink")["environment"]["DATABASE_URL"] =
+            "postgres://nimbusu:${PG_PASS:?set PG_PASS}@postgres:5432".into();
+    });
+    fails_with(check_role_credentials, &other_pg_password, "DATABASE_URL");
+}
+
+#[test]
+fn a_mutated_compose_whose_health_check_is_not_the_role_s_probe_fails() {
+    let pidof = mutated(|c| {
+        service_mut(c, "worker-attendance")["healthcheck"]["test"] =
+            serde_yaml::from_str("[CMD, pidof, nimbus-cloud]").expect("yaml");
+    });
+    fails_with(check_role_health, &pidof, "is not its own readiness probe");
+    let wrong_port = mutated(|c| {
+        service_mut(c, "api")["healthcheck"]["test"] =
+            serde_yaml::from_str("[CMD, nimbus-cloud, probe, 'http://127.0.0.1:9464/health/ready']").expect("yaml");
+    });
+    fails_with(check_role_health, &wrong_port, "is not its own readiness probe");
+    let none = mutated(|c| {
+        service_mut(c, "downlink").as_mapping_mut().expect("service").remove("healthcheck");
+    });
+    fails_with(check_role_health, &none, "has no health check");
 }
 
 #[test]
@@ -781,12 +1103,7 @@ fn the_cloud_image_builds_the_binary_and_runs_it_as_a_non_root_entrypoint() {
 
 #[test]
 fn the_docker_build_context_contains_every_file_the_build_needs() {
-    let patterns: Vec<String> = read(".dockerignore")
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_owned)
-        .collect();
+    let patterns: Vec<String> = directives(&read(".dockerignore")).map(str::to_owned).collect();
     assert!(docker_ignores(&patterns, "target/release/nimbus-cloud"), ".dockerignore does not exclude target/");
     assert!(docker_ignores(&patterns, ".git/HEAD"), ".dockerignore does not exclude .git");
     let mut needed = vec!["Cargo.toml".to_owned(), "Cargo.lock".to_owned()];

@@ -8,7 +8,7 @@
 //! - [`common`]: services from the environment, fresh databases, the admin API, the content
 //!   service, the ingest, end-to-end process helpers, the compose files' readers.
 //! - The admin API: [`api_auth`], [`api_authz`], [`api_input`], [`api_openapi`], [`api_server`],
-//!   [`api_services`].
+//!   [`api_services`], [`api_tls`] (HTTPS served by the api, certificates made in the test).
 //! - Services: [`content_folders`], [`content_input`], [`content_store`], [`timetable_service`],
 //!   [`worker_attendance`], [`notification_worker`] and [`notification_providers`] (a real SMTP
 //!   server per test, `common::smtp`; local endpoints in the providers' shapes).
@@ -17,7 +17,10 @@
 //! - Every part a separate process: [`e2e_attendance`], [`e2e_classroom`], [`e2e_content`],
 //!   [`e2e_downlink`], [`e2e_faults`], [`e2e_notification`], [`e2e_student`] (these need
 //!   `nimbus-edge` built next to this binary, as `cargo test --workspace` does).
-//! - The operator's side: [`events_cli`], [`compose_stack`].
+//! - The operator's side: [`events_cli`], [`compose_stack`] (the compose file against the code),
+//!   [`broker_accounts`] (node accounts from the registry into a real Mosquitto), [`k8s_manifests`]
+//!   (deploy/k8s rendered, schema-validated and checked against the code), [`node_tls`] (a node
+//!   and a TLS Mosquitto, the broker CA pinned).
 //!
 //! Run one module with `cargo test -p nimbus-cloud --test integration e2e_content::`.
 
@@ -30,6 +33,8 @@ mod api_input;
 mod api_openapi;
 mod api_server;
 mod api_services;
+mod api_tls;
+mod broker_accounts;
 mod compose_stack;
 mod content_folders;
 mod content_input;
@@ -52,6 +57,8 @@ mod ingest_instances;
 mod ingest_kafka_down;
 mod ingest_oversize;
 mod ingest_unknown_cards;
+mod k8s_manifests;
+mod node_tls;
 mod notification_providers;
 mod notification_worker;
 mod timetable_service;

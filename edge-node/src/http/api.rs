@@ -65,6 +65,8 @@ pub struct CloudView {
     pub acked_upto: u64,
     /// When the last ack arrived (none since start: null).
     pub last_ack_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Why the node cannot connect, while it cannot (a refused certificate or login, …).
+    pub last_error: Option<String>,
 }
 
 /// An open session without its roster (counts only).
@@ -129,6 +131,7 @@ pub(crate) async fn status(State(state): State<AppState>) -> Result<Json<Status>
                 last_ack_at: Some(sync.last_ack_ms())
                     .filter(|ms| *ms > 0)
                     .and_then(chrono::DateTime::from_timestamp_millis),
+                last_error: sync.last_error(),
             },
             snapshots,
         }))

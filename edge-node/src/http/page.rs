@@ -61,6 +61,7 @@ struct PageData {
     gauges: crate::metrics::Gauges,
     /// The link to the cloud.
     cloud_connected: bool,
+    cloud_error: Option<String>,
     last_ack: Option<DateTime<Utc>>,
     /// The room's current announcements meant for faculty, urgent first.
     announcements: Vec<Announcement>,
@@ -314,6 +315,9 @@ fn render_cloud(d: &PageData, local: &Local) -> Markup {
                     None => " · nothing acknowledged since start",
                 }
             }
+            @if let (false, Some(why)) = (d.cloud_connected, &d.cloud_error) {
+                p.warn { "Cannot connect: " (why) }
+            }
         }
     }
 }
@@ -363,6 +367,7 @@ pub(crate) async fn index(
             announcements,
             gauges,
             cloud_connected: sync.connected(),
+            cloud_error: sync.last_error(),
             last_ack: Some(sync.last_ack_ms()).filter(|ms| *ms > 0).and_then(DateTime::from_timestamp_millis),
             now,
             room_id: att.rules().room_id.clone(),

@@ -37,6 +37,11 @@ pub fn read(rel: &str) -> String {
     std::fs::read_to_string(path(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
 }
 
+/// The lines of a configuration file that say something: trimmed, without blanks and `#` comments.
+pub fn directives(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
 /// `docker-compose.yml`, parsed.
 pub fn compose() -> Value {
     serde_yaml::from_str(&read(COMPOSE)).unwrap_or_else(|e| panic!("{COMPOSE} is not valid YAML: {e}"))
@@ -272,9 +277,15 @@ pub fn is_secret_name(name: &str) -> bool {
     ["PASSWORD", "SECRET", "TOKEN"].iter().any(|s| upper.contains(s))
 }
 
-/// What the operator's environment provides in these tests: a sample value for every secret,
-/// nothing else (so optional variables take their defaults).
+/// Required variables that are not secrets, with what an operator would set.
+pub const REQUIRED_SETTINGS: &[(&str, &str)] = &[("NIMBUS_PUBLIC_URL", "http://cloud.campus.example:8080")];
+
+/// What the operator's environment provides in these tests: a sample value for every secret and
+/// for [`REQUIRED_SETTINGS`], nothing else (so optional variables take their defaults).
 pub fn sample_environment(name: &str) -> Option<String> {
+    if let Some((_, value)) = REQUIRED_SETTINGS.iter().find(|(n, _)| *n == name) {
+        return Some((*value).to_owned());
+    }
     is_secret_name(name).then(|| format!("sample-{}", name.to_ascii_lowercase().replace('_', "-")))
 }
 

@@ -2,7 +2,7 @@
 //! (loopback defaults), and a fresh PostgreSQL database per test. Per concern: [`api`] (the admin
 //! API in-process), [`compose`] (the campus deployment's files), [`content`] (the content
 //! service), [`e2e`] (the real binaries as processes), [`ingest`] (the ingest, fake nodes, Kafka
-//! reads), [`services_api`] (the services' admin routes).
+//! reads), [`services_api`] (the services' admin routes), [`tls`] (certificates made in tests).
 
 pub mod api;
 pub mod compose;
@@ -11,6 +11,7 @@ pub mod e2e;
 pub mod ingest;
 pub mod services_api;
 pub mod smtp;
+pub mod tls;
 
 use deadpool_postgres::Pool;
 use rdkafka::consumer::Consumer;
@@ -23,6 +24,28 @@ pub fn capture_logs() {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_test_writer()
         .try_init();
+}
+
+/// Runs `check`, which must panic with a message containing `expected` (a check shown to fail
+/// on the defect it guards against); panics saying what happened instead.
+pub fn assert_fails_with(check: impl FnOnce(), expected: &str) {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check));
+    let Err(payload) = result else { panic!("the check passed input with the defect ({expected:?} expected)") };
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default();
+    assert!(message.contains(expected), "the check failed, but not for the defect ({expected:?}): {message}");
+}
+
+/// Waits up to 10 s until something listens on loopback `port`; panics naming `what`.
+pub fn wait_until_listening(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{what} did not listen on {port} within 10 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// `KAFKA_BROKERS` or the local broker.
