@@ -13,4 +13,4 @@ pub mod health;
 pub mod services;
 pub mod state;
 
-pub use gateway::{ApiState, app, openapi, run};
+pub use gateway::{ApiState, app, openapi, run, run_with};
