@@ -128,6 +128,18 @@ async fn produce_event(producer: &FutureProducer, env: &Envelope<AttendanceEvent
     produce(producer, Topic::AttendanceEvents, &env.partition_key(), env.to_json().as_bytes()).await
 }
 
+/// The dead letters `group` wrote since `from` for messages keyed `key` (workers of concurrent
+/// tests read, and dead-letter, our messages too).
+async fn dead_letters(brokers: &str, from: &HashMap<i32, i64>, key: &str, group: &str) -> Vec<DeadLetterEvent> {
+    read_between(brokers, Topic::Dlq, from, &ends(brokers, Topic::Dlq).await)
+        .await
+        .into_iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, json)| DeadLetterEvent::from_json(&json).expect("a seed DeadLetterEvent"))
+        .filter(|d| d.consumer_group == group)
+        .collect()
+}
+
 /// The offset `group` has committed on one partition (`None`: nothing committed).
 async fn committed(brokers: &str, group: &str, topic: Topic, partition: i32) -> Option<i64> {
     let (brokers, group) = (brokers.to_owned(), group.to_owned());
@@ -602,15 +614,7 @@ async fn poison_events_go_to_the_dlq_after_the_seed_retries_and_the_worker_moves
         assert!(m.dead_lettered >= 2 && m.retries >= 3, "{m:?}");
         worker.stop().await;
 
-        let letters: Vec<DeadLetterEvent> =
-            read_between(&brokers, Topic::Dlq, &dlq_before, &ends(&brokers, Topic::Dlq).await)
-                .await
-                .into_iter()
-                .filter(|(key, _)| key == &course)
-                .map(|(_, json)| DeadLetterEvent::from_json(&json).expect("a seed DeadLetterEvent"))
-                // Workers of concurrent tests read (and dead-letter) our messages too.
-                .filter(|d| d.consumer_group == group)
-                .collect();
+        let letters = dead_letters(&brokers, &dlq_before, &course, &group).await;
         assert_eq!(letters.len(), 2, "{m:?} {letters:#?}");
         let raw = &letters[0];
         assert_eq!(raw.original_topic, Topic::AttendanceEvents);
@@ -815,14 +819,7 @@ async fn a_poison_event_in_the_middle_of_a_batch_of_500_leaves_499_applied_once_
         assert_eq!(summary(&db, &s1, &course).await, Some((499, 0, 0, 0, 499, 499, Some(100.0))));
         assert_eq!(summary(&db, &s2, &course).await, Some((0, 0, 499, 0, 0, 499, Some(0.0))));
 
-        let letters: Vec<DeadLetterEvent> =
-            read_between(&brokers, Topic::Dlq, &dlq_before, &ends(&brokers, Topic::Dlq).await)
-                .await
-                .into_iter()
-                .filter(|(key, _)| key == &course)
-                .map(|(_, json)| DeadLetterEvent::from_json(&json).expect("a seed DeadLetterEvent"))
-                .filter(|d| d.consumer_group == group)
-                .collect();
+        let letters = dead_letters(&brokers, &dlq_before, &course, &group).await;
         assert_eq!(letters.len(), 1, "only the poison: {letters:#?}");
         assert_eq!(letters[0].original_event["event_id"], orphan.event_id.to_string());
         assert_eq!(letters[0].failure_count, 4, "the first attempt and the seed's 3 retries, on its own");
