@@ -30,7 +30,8 @@ struct Stack {
 }
 
 /// Registers a node, writes `SESSIONS` closed sessions (3 students each) into its outbox, and
-/// returns everything needed to start the roles and the node.
+/// returns everything needed to start the roles and the node. The node sends one event per
+/// batch, so the stream lasts long enough (hundreds of round trips) for a fault to land in it.
 async fn stack(brokers: &str) -> Stack {
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let node = format!("fault-{suffix}");
@@ -51,7 +52,7 @@ async fn stack(brokers: &str) -> Stack {
         format!(
             "node_id = \"{node}\"\nroom_id = \"r1\"\ndata_dir = \"{}\"\n[http]\nbind = \"127.0.0.1:0\"\n\
              [reader]\nsimulated_bind = \"127.0.0.1:0\"\n[cloud]\nmqtt_url = \"{}\"\nmqtt_password = \"{password}\"\n\
-             ack_timeout_ms = 1000\nmax_batch_events = 10\n",
+             ack_timeout_ms = 1000\nmax_batch_events = 1\n",
             node_dir.path().join("data").display(),
             broker.url
         ),
