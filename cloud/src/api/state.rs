@@ -71,7 +71,7 @@ impl ApiState {
         }
         let producer = crate::kafka::producer(&config.kafka.brokers)?;
         let pool = users.pool.clone();
-        probes.check("postgres:user_service_db", move || probe::postgres(pool.clone()));
+        probes.check("postgres", move || probe::postgres(pool.clone()));
         let revocations = users.clone();
         probes.check("redis", move || {
             let users = revocations.clone();
