@@ -77,7 +77,7 @@ fn wire_sizes() {
         }
         (frame::encode(&Message::Batch(b.finish().unwrap())).len(), n)
     };
-    let envelope = Envelope::new("attendance-service", AttendanceEvent::AttendanceMarked(payload))
+    let envelope = Envelope::new("attendance-service", AttendanceEvent::AttendanceMarked(payload.clone()))
         .with_event_id(nimbus_sync::identity::event_id(&node, 1))
         .with_correlation_id("bench-node:1-1")
         .with_metadata("node_id", NODE)
