@@ -1,8 +1,18 @@
-//! Pipeline benchmark: sustained events per second from a classroom node's outbox, over MQTT,
-//! through `nimbus-cloud ingest` into Kafka and `nimbus-cloud worker --service attendance` into
+//! Pipeline benchmark: sustained events per second from classroom nodes, over MQTT, through
+//! `nimbus-cloud ingest` into Kafka and `nimbus-cloud worker --service attendance` into
 //! PostgreSQL, every part a separate release-built process on the real services. It samples the
-//! registry's high-water mark (what the ingest has safely in Kafka) and the worker's applied
+//! registry's high-water marks (what the ingest has safely in Kafka) and the worker's applied
 //! count, so the slower stage — the bottleneck — shows in the numbers.
+//!
+//! In one run:
+//! 1. a real `nimbus-edge` node whose outbox holds 3000 closed classes syncs them;
+//! 2. a fleet of 20 nodes (load generators speaking the real protocol with their own broker
+//!    accounts: compact batch frames, one in flight, the next after the ack) sends a campus day
+//!    (80 closed classes of 30 students each: 1,600 events, 48,000 rows), then 50,000 mixed
+//!    events (attendance, tap telemetry, content access);
+//! 3. the ceilings: the same mixed events' seed JSON produced straight into the same broker with
+//!    the ingest's producer settings, and the campus day's rows `COPY`ed into an empty
+//!    `attendance_records`.
 //!
 //!     cargo build --release -p nimbus-edge && cargo bench -p nimbus-cloud --bench pipeline
 
@@ -10,6 +20,9 @@
 #[path = "../tests/integration/common/mod.rs"]
 #[allow(dead_code)]
 mod common;
+
+#[path = "pipeline/fleet.rs"]
+mod fleet;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,10 +43,13 @@ async fn count(db: &common::TestDb, sql: &str) -> i64 {
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    rt.block_on(run());
+    if std::env::var_os("PIPELINE_BENCH_FLEET_ONLY").is_none() {
+        rt.block_on(one_real_node());
+    }
+    rt.block_on(fleet::run());
 }
 
-async fn run() {
+async fn one_real_node() {
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let node = format!("bench-{suffix}");
     let broker = Mosquitto::start(&[(&node, "pw")]);
@@ -101,7 +117,7 @@ async fn run() {
         records as f64 / worker_t.as_secs_f64()
     );
     let bottleneck = if worker_t.as_secs_f64() > ingest_t.as_secs_f64() * 1.2 {
-        "the worker (one PostgreSQL transaction per event: claim event_id, record upserts, summary, commit)"
+        "the worker (a batch per transaction: claim event ids, lock and write records, summaries, commit)"
     } else {
         "the ingest path (one batch in flight per node: produce, await every delivery, commit the mark, ack)"
     };

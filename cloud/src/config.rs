@@ -367,6 +367,14 @@ pub const ENV: &[EnvVar] = &[
         apply: Apply::Optional(|c| &mut c.worker.group),
     },
     EnvVar {
+        name: "NIMBUS_WORKER_BATCH",
+        key: "worker.batch_size",
+        roles: &[Role::Worker],
+        about: "most events a worker applies in one database transaction (a poll's worth, up to this)",
+        default: "`500`",
+        apply: Apply::Number(|c| &mut c.worker.batch_size),
+    },
+    EnvVar {
         name: "ATTENDANCE_ALERT_INTERVAL_SECS",
         key: "worker.alert_interval_secs",
         roles: &[Role::Worker],
@@ -397,6 +405,14 @@ pub const ENV: &[EnvVar] = &[
         about: "the downlink's full reconciliation period, seconds",
         default: "`30`",
         apply: Apply::Number(|c| &mut c.downlink.interval_secs),
+    },
+    EnvVar {
+        name: "NIMBUS_PROBE_BIND",
+        key: "probe.bind",
+        roles: &[Role::Ingest, Role::Worker, Role::Downlink],
+        about: "where `ingest`, `worker` and `downlink` serve `/health`, `/health/ready` and `/metrics` (`api` and `all` serve them on the API's address)",
+        default: "`0.0.0.0:9464`",
+        apply: Apply::Text(|c| &mut c.probe.bind),
     },
     EnvVar {
         name: "NIMBUS_API_BIND",
@@ -667,6 +683,8 @@ pub struct CloudConfig {
     pub worker: WorkerConfig,
     /// The downlink role.
     pub downlink: DownlinkConfig,
+    /// Where the roles without the API serve their probes and metrics.
+    pub probe: ProbeConfig,
     /// The admin API (gateway and user service).
     pub api: ApiConfig,
     /// The content service (GridFS store, upload limits).
@@ -763,6 +781,21 @@ impl Default for DownlinkConfig {
     }
 }
 
+/// Where `ingest`, `worker` and `downlink` serve `/health`, `/health/ready` and `/metrics`
+/// (`crate::http::probe`); `api` and `all` serve them on `api.bind`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// Listen address, `host:port` (`NIMBUS_PROBE_BIND`).
+    pub bind: String,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig { bind: "0.0.0.0:9464".into() }
+    }
+}
+
 /// Settings of the workers (`nimbus-cloud worker`): the low-attendance job's rhythm, and overrides
 /// for staging and tests (`database`, `group`), unset in production, where each worker uses its
 /// service's database and the seed's consumer group.
@@ -780,11 +813,13 @@ pub struct WorkerConfig {
     pub alert_interval_secs: u64,
     /// Counted classes before a percentage means anything (`ATTENDANCE_ALERT_MIN_CLASSES`).
     pub alert_min_classes: u64,
+    /// Most events applied in one database transaction (`NIMBUS_WORKER_BATCH`).
+    pub batch_size: u64,
 }
 
 impl Default for WorkerConfig {
     fn default() -> Self {
-        WorkerConfig { database: None, group: None, alert_interval_secs: 600, alert_min_classes: 3 }
+        WorkerConfig { database: None, group: None, alert_interval_secs: 600, alert_min_classes: 3, batch_size: 500 }
     }
 }
 
@@ -872,6 +907,7 @@ impl Default for CloudConfig {
             ingest: IngestConfig::default(),
             worker: WorkerConfig::default(),
             downlink: DownlinkConfig::default(),
+            probe: ProbeConfig::default(),
             api: ApiConfig::default(),
             content: ContentConfig::default(),
             notification: NotificationConfig::default(),
@@ -1102,6 +1138,12 @@ impl CloudConfig {
         if self.api.tls_reload_secs == 0 {
             return bad("api.tls_reload_secs", "must be at least 1".into());
         }
+        if self.probe.bind.parse::<std::net::SocketAddr>().is_err() {
+            return bad("probe.bind (NIMBUS_PROBE_BIND)", format!("{:?} must be host:port", self.probe.bind));
+        }
+        if !(1..=10_000).contains(&self.worker.batch_size) {
+            return bad("worker.batch_size (NIMBUS_WORKER_BATCH)", "must be 1 to 10000".into());
+        }
         if self.api.bind.parse::<std::net::SocketAddr>().is_err() {
             return bad("api.bind (NIMBUS_API_BIND)", format!("{:?} must be host:port", self.api.bind));
         }
@@ -1222,6 +1264,7 @@ impl fmt::Debug for CloudConfig {
             .field("ingest", &self.ingest)
             .field("worker", &self.worker)
             .field("downlink", &self.downlink)
+            .field("probe", &self.probe)
             .field("api", &self.api)
             .field("content", &self.content)
             .field("notification", &self.notification)

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use nimbus_cloud::cli::{events, nodes};
 use nimbus_cloud::config::CloudConfig;
+use nimbus_cloud::http::probe::{self, Probes};
 use nimbus_cloud::registry::Registered;
 use nimbus_core::topics::{Environment, Topic};
 use tokio_util::sync::CancellationToken;
@@ -277,8 +278,23 @@ async fn ingest(config: CloudConfig) -> anyhow::Result<()> {
     let registry = nimbus_cloud::db::migrations_for("edge_registry_db").context("registry migrations")?;
     nodes::migrate_database(&config, registry).await.context("cannot migrate the registry (DATABASE_URL)")?;
     let shutdown = stop_on_signal("finishing batches in flight");
-    nimbus_cloud::ingest::run(config, shutdown).await?;
+    let probes = serve_probes(&config, &shutdown).await?;
+    nimbus_cloud::ingest::run_with(config, &probes, shutdown).await?;
     Ok(())
+}
+
+/// Serves `/health`, `/health/ready` and `/metrics` on `probe.bind` until `shutdown`, for the
+/// roles without the API; the role adds its checks and metrics to the returned probes.
+async fn serve_probes(config: &CloudConfig, shutdown: &CancellationToken) -> anyhow::Result<Probes> {
+    let probes = Probes::default();
+    let listener = probe::bind(&config.probe.bind).await?;
+    let (p, stop) = (probes.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        if let Err(e) = probe::serve(listener, p, stop).await {
+            tracing::error!(error = %e, "the probe server stopped");
+        }
+    });
+    Ok(probes)
 }
 
 async fn worker(config: CloudConfig, service: String) -> anyhow::Result<()> {
@@ -286,8 +302,9 @@ async fn worker(config: CloudConfig, service: String) -> anyhow::Result<()> {
         .await
         .context("cannot create the Kafka topics (kafka.brokers / KAFKA_BROKERS)")?;
     let settings = worker_settings(&config, &service).await?;
-    let shutdown = stop_on_signal("finishing the event in hand");
-    nimbus_cloud::worker::run(&service, settings, shutdown).await?;
+    let shutdown = stop_on_signal("finishing the batch in hand");
+    let probes = serve_probes(&config, &shutdown).await?;
+    nimbus_cloud::worker::run_with(&service, settings, probes, shutdown).await?;
     Ok(())
 }
 
@@ -308,6 +325,10 @@ async fn worker_settings(config: &CloudConfig, service: &str) -> anyhow::Result<
     };
     let mut settings = nimbus_cloud::worker::WorkerSettings::new(&config.kafka.brokers, url);
     settings.group_id = config.worker.group.clone();
+    settings.batch_size = usize::try_from(config.worker.batch_size).unwrap_or(500);
+    // Static membership under the instance's stable name: a restarted worker takes its
+    // partitions back at once instead of waiting for the group to notice the dead member.
+    settings.membership.instance_id = Some(config.ingest.instance.clone()).filter(|i| !i.is_empty());
     if database == nimbus_cloud::attendance::DATABASE {
         settings.alerts.interval = Some(std::time::Duration::from_secs(config.worker.alert_interval_secs.max(1)));
         settings.alerts.thresholds.min_classes = u32::try_from(config.worker.alert_min_classes).unwrap_or(u32::MAX);
@@ -337,9 +358,10 @@ async fn downlink(config: CloudConfig) -> anyhow::Result<()> {
     let registry = nimbus_cloud::db::migrations_for("edge_registry_db").context("registry migrations")?;
     nodes::migrate_database(&config, registry).await.context("cannot migrate the registry (DATABASE_URL)")?;
     let shutdown = stop_on_signal("stopping the downlink");
+    let probes = serve_probes(&config, &shutdown).await?;
     let metrics = std::sync::Arc::new(nimbus_cloud::downlink::DownlinkMetrics::default());
-    nimbus_cloud::downlink::run(nimbus_cloud::downlink::DownlinkSettings::from_config(&config), metrics, shutdown)
-        .await?;
+    let settings = nimbus_cloud::downlink::DownlinkSettings::from_config(&config);
+    nimbus_cloud::downlink::run_with(settings, metrics, &probes, shutdown).await?;
     Ok(())
 }
 
@@ -391,25 +413,32 @@ async fn all(config: CloudConfig) -> anyhow::Result<()> {
         tracing::info!(database, migrations = n, "database ready");
     }
     let shutdown = stop_on_signal("stopping every role");
+    // One set of probes for the process, served once, on the API's address.
+    let probes = Probes::default();
     let mut roles = tokio::task::JoinSet::new();
     {
-        let (config, stop) = (config.clone(), shutdown.clone());
-        roles.spawn(
-            async move { ("ingest", nimbus_cloud::ingest::run(config, stop).await.map_err(anyhow::Error::from)) },
-        );
+        let (config, stop, probes) = (config.clone(), shutdown.clone(), probes.clone());
+        roles.spawn(async move {
+            ("ingest", nimbus_cloud::ingest::run_with(config, &probes, stop).await.map_err(anyhow::Error::from))
+        });
     }
     for service in ["attendance", "timetable", "course", "notification", "announcement"] {
         let settings = worker_settings(&config, service).await?;
-        let stop = shutdown.clone();
+        let (stop, probes) = (shutdown.clone(), probes.clone());
         roles.spawn(async move {
-            (service, nimbus_cloud::worker::run(service, settings, stop).await.map_err(anyhow::Error::from))
+            (
+                service,
+                nimbus_cloud::worker::run_with(service, settings, probes, stop).await.map_err(anyhow::Error::from),
+            )
         });
     }
     {
         let (settings, stop) = (nimbus_cloud::downlink::DownlinkSettings::from_config(&config), shutdown.clone());
         let metrics = std::sync::Arc::new(nimbus_cloud::downlink::DownlinkMetrics::default());
+        let probes = probes.clone();
         roles.spawn(async move {
-            ("downlink", nimbus_cloud::downlink::run(settings, metrics, stop).await.map_err(anyhow::Error::from))
+            let result = nimbus_cloud::downlink::run_with(settings, metrics, &probes, stop).await;
+            ("downlink", result.map_err(anyhow::Error::from))
         });
     }
     {
@@ -418,7 +447,7 @@ async fn all(config: CloudConfig) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {} (api.bind / NIMBUS_API_BIND)", config.api.bind))?;
         let (config, stop) = (config.clone(), shutdown.clone());
         roles.spawn(async move {
-            ("api", nimbus_cloud::api::run(config, listener, stop).await.map_err(anyhow::Error::from))
+            ("api", nimbus_cloud::api::run_with(config, listener, probes, stop).await.map_err(anyhow::Error::from))
         });
     }
     let mut failure = None;

@@ -1,6 +1,7 @@
 //! Sync benchmark: events per second from a node's outbox through a real (private) Mosquitto to
 //! a receiver applying the protocol's rules, acks included; and bytes per attendance event on the
-//! wire, as a postcard frame versus the same event as the seed's JSON envelope.
+//! wire, as a plain and a compact (deflated) frame versus the same event as the seed's JSON
+//! envelope.
 //!
 //!     cargo bench -p nimbus-edge --bench sync
 
@@ -76,15 +77,48 @@ fn wire_sizes() {
         }
         (frame::encode(&Message::Batch(b.finish().unwrap())).len(), n)
     };
-    let envelope = Envelope::new("attendance-service", AttendanceEvent::AttendanceMarked(payload))
+    let envelope = Envelope::new("attendance-service", AttendanceEvent::AttendanceMarked(payload.clone()))
         .with_event_id(nimbus_sync::identity::event_id(&node, 1))
         .with_correlation_id("bench-node:1-1")
         .with_metadata("node_id", NODE)
         .with_metadata("seq", "1")
         .to_json();
+    // What a node sends (version 2, deflated), for batches of 50 classes of three kinds: the
+    // throughput run's (one roster), a room's week (8 courses, each its own roster of 30 short
+    // ids, every class a new attendance id), and a worst case where every student id is a fresh
+    // random UUID (nothing repeats but the JSON's keys).
+    let compact = |payloads: &dyn Fn(usize) -> AttendanceMarkedPayload| {
+        let mut b = BatchBuilder::new(node.clone(), FrameLimits::default());
+        for n in 0..50 {
+            let e = EdgeEvent { payload_json: serde_json::to_string(&payloads(n)).unwrap(), ..event(n as u64 + 1) };
+            b.push(&e).unwrap();
+        }
+        frame::encode_compact(&Message::Batch(b.finish().unwrap())).len() / 50
+    };
+    let repeated = class(0);
+    let same = compact(&|_| repeated.clone());
+    let week = compact(&|n| {
+        let mut p = class(n);
+        p.course_id = format!("course-uuid-{:03}", n % 8);
+        for (s, r) in p.student_records.iter_mut().enumerate() {
+            r.student_id = format!("student-{:03}-{s:02}", n % 8);
+        }
+        p
+    });
+    let random = compact(&|n| {
+        let mut p = class(n);
+        for r in &mut p.student_records {
+            r.student_id = uuid::Uuid::new_v4().to_string();
+        }
+        p
+    });
     println!("bytes per ATTENDANCE_MARKED (30 students):");
     println!("  postcard frame, one event                {one:>6} B");
     println!("  postcard frame, per event in a batch of {batch_n} {:>6} B", batch_len / batch_n as usize);
+    println!("  compact frame (v2, deflate), per event in a batch of 50:");
+    println!("    the same class repeated                {same:>6} B");
+    println!("    a room's week (8 courses, 8 rosters)   {week:>6} B");
+    println!("    every student id a random UUID         {random:>6} B");
     println!("  seed JSON envelope (what Kafka carries)  {:>6} B", envelope.len());
 }
 

@@ -308,8 +308,8 @@ mod tests {
         corrupt[3] ^= 0x40;
         assert_eq!(decode_uplink(&corrupt, &node(), limits, &mut stats), Err(FrameError::Checksum.into()));
         let mut future = good;
-        future[0] = 2;
-        assert_eq!(decode_uplink(&future, &node(), limits, &mut stats), Err(FrameError::UnknownVersion(2).into()));
+        future[0] = 3;
+        assert_eq!(decode_uplink(&future, &node(), limits, &mut stats), Err(FrameError::UnknownVersion(3).into()));
         assert_eq!(decode_uplink(&[], &node(), limits, &mut stats), Err(FrameError::Empty.into()));
         assert_eq!(stats.frames_ok, 1);
         let r = stats.rejected;

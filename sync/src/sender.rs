@@ -20,7 +20,7 @@
 
 use nimbus_core::ids::NodeId;
 
-use crate::frame::{BatchBuilder, EdgeEvent, FrameLimits, Message, PushError, encode};
+use crate::frame::{BatchBuilder, EdgeEvent, FrameLimits, Message, PushError, encode_compact};
 
 /// Where unsent events come from: the node's outbox.
 pub trait Outbox {
@@ -261,7 +261,7 @@ impl Sender {
             return Ok(Action::Idle);
         };
         let (first_seq, last_seq) = (batch.first_seq, batch.last_seq().unwrap_or(batch.first_seq));
-        let frame = encode(&Message::Batch(batch));
+        let frame = encode_compact(&Message::Batch(batch));
         let deadline_ms = now_ms.saturating_add(self.delay_ms(0));
         self.in_flight =
             Some((InFlight { first_seq, last_seq, sent_at_ms: now_ms, attempt: 0, deadline_ms }, frame.clone()));

@@ -31,6 +31,7 @@ pub use super::health::document as openapi;
 pub use super::state::ApiState;
 use crate::config::{ApiConfig, CloudConfig};
 use crate::error::{Error, Result};
+use crate::http::probe::Probes;
 use crate::http::{AppError, Caller, RequestContext, RouteSpec};
 
 /// The largest request body by default (a route may raise it with its own `DefaultBodyLimit`).
@@ -71,7 +72,18 @@ pub async fn app(config: &CloudConfig, state: &ApiState) -> Result<(Router, Vec<
 /// 10 s). Runs the user and content services' outbox relays and the permission refresher
 /// alongside.
 pub async fn run(config: CloudConfig, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> Result<()> {
-    let state = ApiState::connect(&config).await?;
+    run_with(config, listener, Probes::default(), shutdown).await
+}
+
+/// [`run`] with the process's probes: `all` passes the ones every other role registered into,
+/// so the API's `/health/ready` and `/metrics` cover the whole process.
+pub async fn run_with(
+    config: CloudConfig,
+    listener: tokio::net::TcpListener,
+    probes: Probes,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let state = ApiState::connect_with(&config, probes).await?;
     let (router, specs) = app(&config, &state).await?;
     tracing::info!(addr = ?listener.local_addr().ok(), routes = specs.len(), "admin API listening");
     let mut tasks = tokio::task::JoinSet::new();

@@ -15,4 +15,4 @@ pub mod services;
 pub mod state;
 pub mod tls;
 
-pub use gateway::{ApiState, app, openapi, run};
+pub use gateway::{ApiState, app, openapi, run, run_with};

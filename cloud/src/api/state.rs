@@ -10,6 +10,7 @@ use rdkafka::producer::FutureProducer;
 use crate::config::{ApiConfig, CloudConfig};
 use crate::error::{Error, Result};
 use crate::http::metrics::ApiMetrics;
+use crate::http::probe::{self, Probes};
 use crate::http::ratelimit::RateLimiter;
 use crate::user::permissions::PermissionCache;
 use crate::user::{KeyRing, Revocations, UserService, UserSettings};
@@ -25,8 +26,11 @@ pub struct ApiState {
     pub permissions: Arc<PermissionCache>,
     /// Rate limits.
     pub limiter: RateLimiter,
-    /// Counters for `/metrics`.
+    /// Request and login counters, recorded into [`Self::probes`]' registry.
     pub metrics: Arc<ApiMetrics>,
+    /// Readiness checks and the metrics registry `/health/ready` and `/metrics` answer from
+    /// (shared with every other role when `all` runs them in one process).
+    pub probes: Probes,
     /// Kafka (the outbox relay; readiness probes its metadata).
     pub producer: FutureProducer,
 }
@@ -36,6 +40,12 @@ impl ApiState {
     /// (creating the first) and the permission table, and creates the bootstrap administrator
     /// when configured. Fails when a service is unreachable.
     pub async fn connect(config: &CloudConfig) -> Result<ApiState> {
+        ApiState::connect_with(config, Probes::default()).await
+    }
+
+    /// [`ApiState::connect`], adding the API's readiness checks (PostgreSQL, Redis, Kafka) to
+    /// `probes` and recording its metrics into their registry.
+    pub async fn connect_with(config: &CloudConfig, probes: Probes) -> Result<ApiState> {
         let migrations = crate::db::migrations_for("user_service_db")
             .ok_or_else(|| Error::Config("no migrations for user_service_db".into()))?;
         let pool = crate::db::pool(&config.database_url_for("user_service_db"), config.database.max_connections)?;
@@ -59,13 +69,24 @@ impl ApiState {
         {
             tracing::info!(%email, "created the bootstrap administrator");
         }
+        let producer = crate::kafka::producer(&config.kafka.brokers)?;
+        let pool = users.pool.clone();
+        probes.check("postgres", move || probe::postgres(pool.clone()));
+        let revocations = users.clone();
+        probes.check("redis", move || {
+            let users = revocations.clone();
+            async move { users.revocations.ping().await.map_err(|e| e.to_string()) }
+        });
+        let p = producer.clone();
+        probes.check("kafka", move || crate::kafka::reachable(p.clone()));
         Ok(ApiState {
             config: Arc::new(config.api.clone()),
             users,
             permissions,
             limiter: RateLimiter::new(conn, &config.api.redis_prefix, &config.api),
-            metrics: Arc::new(ApiMetrics::default()),
-            producer: crate::kafka::producer(&config.kafka.brokers)?,
+            metrics: Arc::new(ApiMetrics::new(probes.registry.clone())),
+            probes,
+            producer,
         })
     }
 }

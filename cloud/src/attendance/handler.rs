@@ -17,6 +17,11 @@
 //!   summary moved away from) and the one the event claimed (`reported_old_status`). A correction
 //!   of a record that does not exist is an error: with events keyed by course, its mark should
 //!   have arrived first, so it is retried and then dead-lettered for replay.
+//! - **Batches** ([`Handler::handle_batch`]): a run of marks is applied with a handful of
+//!   set-based statements (lock the existing records of the whole run, decide every record in
+//!   memory in event order with exactly the rules above, then one multi-row insert, one update,
+//!   and the summaries' net changes); any other event is applied on its own between runs, so the
+//!   result is the one of handling the events one by one.
 //! - **Excused classes are excluded** from `total_classes` and hence from the percentage: an
 //!   excused absence neither helps nor hurts. `attended` counts present and late students, as the
 //!   seed's `present_count` does.
@@ -24,10 +29,14 @@
 use nimbus_core::event::attendance::{AttendanceMarkedPayload, AttendanceStatus, AttendanceUpdatedPayload};
 use nimbus_core::event::course::CourseEvent;
 use nimbus_core::event::enrollment::EnrollmentEvent;
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, NaiveDate, Utc};
 use nimbus_core::event::{AnyEvent, AttendanceEvent, Envelope};
 use tokio_postgres::Transaction;
+use uuid::Uuid;
 
-use crate::consumer::{Handler, HandlerError, Origin};
+use crate::consumer::{Claimed, Handler, HandlerError, Origin};
 use crate::error::Result;
 
 /// The attendance service's [`Handler`].
@@ -50,6 +59,313 @@ impl Handler for AttendanceHandler {
             _ => Ok(()),
         }
     }
+
+    async fn handle_batch(&self, tx: &Transaction<'_>, events: &[Claimed<'_>]) -> Result<(), HandlerError> {
+        let mut run: Vec<Mark<'_>> = Vec::new();
+        for c in events {
+            if let AnyEvent::Attendance(env) = c.event
+                && let AttendanceEvent::AttendanceMarked(p) | AttendanceEvent::AttendanceBulkMarked(p) = &env.event
+            {
+                run.push((env, p));
+                continue;
+            }
+            mark_many(tx, &run).await?;
+            run.clear();
+            self.handle(tx, c.event, &c.origin).await?;
+        }
+        mark_many(tx, &run).await
+    }
+}
+
+/// A mark event and its payload.
+type Mark<'a> = (&'a Envelope<AttendanceEvent>, &'a AttendanceMarkedPayload);
+
+/// One record's state while a run of marks is decided in memory.
+struct Decided<'a> {
+    /// In the table before this run (then it is updated, else inserted).
+    existed: bool,
+    /// Changed by this run.
+    changed: bool,
+    status: AttendanceStatus,
+    status_at: DateTime<Utc>,
+    /// The course its summary counts under (the row's, which a later mark does not change).
+    course_id: String,
+    /// Written once, by the mark that created the record.
+    entry_id: &'a str,
+    class_date: NaiveDate,
+    /// Written by every mark that changes the status.
+    remarks: Option<&'a str>,
+    marked_by: &'a str,
+    event_id: Uuid,
+    /// Index of its provenance in the run's list.
+    from: usize,
+}
+
+/// `(attendance_id, student_id)`.
+type RecordKey = (String, String);
+
+/// Per student and course: present, late, absent, excused.
+type Deltas = BTreeMap<(String, String), [i32; 4]>;
+
+fn slot(status: AttendanceStatus) -> usize {
+    match status {
+        AttendanceStatus::Present => 0,
+        AttendanceStatus::Late => 1,
+        AttendanceStatus::Absent => 2,
+        AttendanceStatus::Excused => 3,
+    }
+}
+
+/// A run of `ATTENDANCE_MARKED` / `ATTENDANCE_BULK_MARKED`, with the rules of [`mark`] (see the
+/// module docs) in a constant number of statements.
+async fn mark_many(tx: &Transaction<'_>, run: &[Mark<'_>]) -> Result<(), HandlerError> {
+    if run.is_empty() {
+        return Ok(());
+    }
+    let (course_ids, course_names): (Vec<&str>, Vec<&str>) =
+        run.iter().map(|(_, p)| (p.course_id.as_str(), p.course_name.as_str())).unzip();
+    tx.execute(
+        "INSERT INTO courses (course_id, course_name)          SELECT DISTINCT ON (c) c, n FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(c, n, i) ORDER BY c, i          ON CONFLICT (course_id) DO NOTHING",
+        &[&course_ids, &course_names],
+    )
+    .await?;
+
+    let mut keys: (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    for (_, p) in run {
+        for r in &p.student_records {
+            keys.0.push(&p.attendance_id);
+            keys.1.push(&r.student_id);
+        }
+    }
+    let rows = tx
+        .query(
+            "SELECT r.attendance_id, r.student_id, r.status, r.status_at, r.course_id              FROM attendance_records r JOIN unnest($1::text[], $2::text[]) AS k(a, s)                ON r.attendance_id = k.a AND r.student_id = k.s              ORDER BY r.record_id FOR UPDATE OF r",
+            &[&keys.0, &keys.1],
+        )
+        .await?;
+    let mut records: HashMap<(String, String), Decided<'_>> = HashMap::with_capacity(keys.0.len());
+    for row in rows {
+        let key: (String, String) = (row.get(0), row.get(1));
+        records.insert(
+            key,
+            Decided {
+                existed: true,
+                changed: false,
+                status: parse_status(row.get(2))?,
+                status_at: row.get(3),
+                course_id: row.get(4),
+                entry_id: "",
+                class_date: NaiveDate::default(),
+                remarks: None,
+                marked_by: "",
+                event_id: Uuid::nil(),
+                from: 0,
+            },
+        );
+    }
+
+    let mut deltas = Deltas::new();
+    let mut order: Vec<(String, String)> = Vec::new();
+    // Index 0 stands for "not written by this run".
+    let mut provenance = vec![Provenance { source: None, node_id: None, seq: None, clock_synced: None }];
+    for (env, p) in run {
+        provenance.push(Provenance::of(env));
+        let from = provenance.len() - 1;
+        for r in &p.student_records {
+            let key = (p.attendance_id.clone(), r.student_id.clone());
+            let (old, course) = match records.get_mut(&key) {
+                None => {
+                    records.insert(
+                        key.clone(),
+                        Decided {
+                            existed: false,
+                            changed: true,
+                            status: r.status,
+                            status_at: p.marked_at,
+                            course_id: p.course_id.clone(),
+                            entry_id: &p.entry_id,
+                            class_date: p.class_date,
+                            remarks: r.remarks.as_deref(),
+                            marked_by: &p.marked_by,
+                            event_id: env.event_id,
+                            from,
+                        },
+                    );
+                    order.push(key.clone());
+                    (None, p.course_id.clone())
+                }
+                Some(d) if p.marked_at <= d.status_at => continue, // a resend, or older than what we know
+                Some(d) => {
+                    let old = d.status;
+                    if !d.changed {
+                        order.push(key.clone());
+                    }
+                    d.changed = true;
+                    d.status = r.status;
+                    d.status_at = p.marked_at;
+                    d.remarks = r.remarks.as_deref();
+                    d.marked_by = &p.marked_by;
+                    d.event_id = env.event_id;
+                    d.from = from;
+                    (Some(old), d.course_id.clone())
+                }
+            };
+            if old == Some(r.status) {
+                continue;
+            }
+            let d = deltas.entry((r.student_id.clone(), course)).or_default();
+            d[slot(r.status)] += 1;
+            if let Some(old) = old {
+                d[slot(old)] -= 1;
+            }
+        }
+    }
+
+    let (inserts, updates): (Vec<&RecordKey>, Vec<&RecordKey>) =
+        order.iter().partition(|k| records.get(*k).is_some_and(|d| !d.existed));
+    write_records(tx, &records, &provenance, &inserts, true).await?;
+    write_records(tx, &records, &provenance, &updates, false).await?;
+    write_summaries(tx, deltas).await
+}
+
+/// Inserts (`insert`) or updates the decided state of `keys` with one statement.
+async fn write_records(
+    tx: &Transaction<'_>,
+    records: &HashMap<(String, String), Decided<'_>>,
+    provenance: &[Provenance],
+    keys: &[&(String, String)],
+    insert: bool,
+) -> Result<(), HandlerError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut c = Columns::default();
+    for key in keys {
+        let Some(d) = records.get(*key) else { continue };
+        let from = &provenance[d.from];
+        c.attendance_id.push(&key.0);
+        c.student_id.push(&key.1);
+        c.course_id.push(&d.course_id);
+        c.entry_id.push(d.entry_id);
+        c.class_date.push(d.class_date);
+        c.status.push(d.status.as_str());
+        c.remarks.push(d.remarks);
+        c.marked_by.push(d.marked_by);
+        c.marked_at.push(d.status_at);
+        c.event_id.push(d.event_id);
+        c.source.push(from.source.as_deref());
+        c.node_id.push(from.node_id.as_deref());
+        c.seq.push(from.seq);
+        c.clock_synced.push(from.clock_synced);
+    }
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 14] = [
+        &c.attendance_id,
+        &c.student_id,
+        &c.course_id,
+        &c.entry_id,
+        &c.class_date,
+        &c.status,
+        &c.remarks,
+        &c.marked_by,
+        &c.marked_at,
+        &c.event_id,
+        &c.source,
+        &c.node_id,
+        &c.seq,
+        &c.clock_synced,
+    ];
+    const ROWS: &str = "unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[], $7::text[],                         $8::text[], $9::timestamptz[], $10::uuid[], $11::text[], $12::text[], $13::int8[], $14::bool[])                         AS u(attendance_id, student_id, course_id, entry_id, class_date, status, remarks, marked_by,                              marked_at, event_id, source, source_node_id, source_seq, clock_synced)";
+    let written = if insert {
+        tx.execute(
+            &format!(
+                "INSERT INTO attendance_records (attendance_id, student_id, course_id, entry_id, class_date, status,                    remarks, marked_by, marked_at, status_at, event_id, source, source_node_id, source_seq, clock_synced)                  SELECT attendance_id, student_id, course_id, entry_id, class_date, status, remarks, marked_by,                    marked_at, marked_at, event_id, source, source_node_id, source_seq, clock_synced FROM {ROWS}                  ON CONFLICT (attendance_id, student_id) DO NOTHING"
+            ),
+            &params,
+        )
+        .await?
+    } else {
+        tx.execute(
+            &format!(
+                "UPDATE attendance_records r SET status = u.status, remarks = u.remarks, marked_by = u.marked_by,                    marked_at = u.marked_at, status_at = u.marked_at, event_id = u.event_id, source = u.source,                    source_node_id = u.source_node_id, source_seq = u.source_seq, clock_synced = u.clock_synced,                    updated_at = now()                  FROM {ROWS} WHERE r.attendance_id = u.attendance_id AND r.student_id = u.student_id"
+            ),
+            &params,
+        )
+        .await?
+    };
+    if written != keys.len() as u64 {
+        // Another transaction inserted some of them since our SELECT; a fresh attempt sees them.
+        return Err(HandlerError::Rejected(format!(
+            "{} of {} attendance records were written concurrently",
+            keys.len() as u64 - written.min(keys.len() as u64),
+            keys.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The columns of [`write_records`]' statements.
+#[derive(Default)]
+struct Columns<'a> {
+    attendance_id: Vec<&'a str>,
+    student_id: Vec<&'a str>,
+    course_id: Vec<&'a str>,
+    entry_id: Vec<&'a str>,
+    class_date: Vec<NaiveDate>,
+    status: Vec<&'a str>,
+    remarks: Vec<Option<&'a str>>,
+    marked_by: Vec<&'a str>,
+    marked_at: Vec<DateTime<Utc>>,
+    event_id: Vec<Uuid>,
+    source: Vec<Option<&'a str>>,
+    node_id: Vec<Option<&'a str>>,
+    seq: Vec<Option<i64>>,
+    clock_synced: Vec<Option<bool>>,
+}
+
+/// Applies the summaries' net changes: rows that lose a count must exist (updated); the others
+/// are upserted.
+async fn write_summaries(tx: &Transaction<'_>, deltas: Deltas) -> Result<(), HandlerError> {
+    let mut grow: [Vec<String>; 2] = Default::default();
+    let mut grow_by: [Vec<i32>; 4] = Default::default();
+    let mut shift: [Vec<String>; 2] = Default::default();
+    let mut shift_by: [Vec<i32>; 4] = Default::default();
+    for ((student, course), d) in deltas {
+        if d == [0; 4] {
+            continue;
+        }
+        let (keys, by) = if d.iter().any(|x| *x < 0) { (&mut shift, &mut shift_by) } else { (&mut grow, &mut grow_by) };
+        keys[0].push(student);
+        keys[1].push(course);
+        for (column, x) in by.iter_mut().zip(d) {
+            column.push(x);
+        }
+    }
+    const DELTAS: &str = "unnest($1::text[], $2::text[], $3::int4[], $4::int4[], $5::int4[], $6::int4[])                           AS d(student_id, course_id, present, late, absent, excused)";
+    if !shift[0].is_empty() {
+        let updated = tx
+            .execute(
+                &format!(
+                    "UPDATE attendance_summary s SET present = s.present + d.present, late = s.late + d.late,                        absent = s.absent + d.absent, excused = s.excused + d.excused, updated_at = now()                      FROM {DELTAS} WHERE s.student_id = d.student_id AND s.course_id = d.course_id"
+                ),
+                &[&shift[0], &shift[1], &shift_by[0], &shift_by[1], &shift_by[2], &shift_by[3]],
+            )
+            .await?;
+        if updated != shift[0].len() as u64 {
+            return Err(HandlerError::Rejected(
+                "an attendance record changes, yet its student has no summary in its course".into(),
+            ));
+        }
+    }
+    if !grow[0].is_empty() {
+        tx.execute(
+            &format!(
+                "INSERT INTO attendance_summary AS s (student_id, course_id, present, late, absent, excused)                  SELECT student_id, course_id, present, late, absent, excused FROM {DELTAS}                  ON CONFLICT (student_id, course_id) DO UPDATE SET                    present = s.present + EXCLUDED.present, late = s.late + EXCLUDED.late,                    absent = s.absent + EXCLUDED.absent, excused = s.excused + EXCLUDED.excused, updated_at = now()"
+            ),
+            &[&grow[0], &grow[1], &grow_by[0], &grow_by[1], &grow_by[2], &grow_by[3]],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Edge provenance from the envelope's metadata (absent for events that did not come from a node).

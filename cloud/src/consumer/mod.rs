@@ -4,24 +4,33 @@
 //! everything around it and applies every event to the service's PostgreSQL database
 //! **effectively once**, even though Kafka delivers at least once.
 //!
-//! ## How one message is handled
+//! ## How a batch is handled
 //!
-//! 1. Parse it with the seed contract (`Message::from_json(text, Some(topic))`). A message that
+//! The loop takes a poll's worth of messages at once: the first it waits for, then whatever the
+//! client has already fetched, up to `worker.batch_size` (500). Then:
+//!
+//! 1. Parse each with the seed contract (`Message::from_json(text, Some(topic))`). A message that
 //!    does not parse (not UTF-8, not JSON, not a valid event of its topic) is poison: no retry can
-//!    fix it, so it goes straight to `dlq.events`.
-//! 2. Begin a transaction and `INSERT INTO processed_events (event_id) ... ON CONFLICT DO
-//!    NOTHING`. No row inserted means the event was already applied (Kafka redelivered it after
-//!    a crash or a rebalance): roll back and skip it.
-//! 3. Run the service's [`Handler`] in that transaction, then commit it.
-//! 4. Only then commit the Kafka offset (synchronously). A crash between 3 and 4 redelivers the
-//!    message, and step 2 turns it into a no-op; a crash before 3 leaves nothing behind.
+//!    fix it, so it goes straight to `dlq.events`, and the rest of the batch goes on.
+//! 2. Begin one transaction and claim every event id with one `INSERT INTO processed_events ...
+//!    SELECT * FROM unnest(...) ON CONFLICT DO NOTHING RETURNING event_id`. Ids not returned were
+//!    applied before (Kafka redelivered them after a crash or a rebalance): they are skipped.
+//! 3. Run the service's [`Handler::handle_batch`] on the claimed events in that transaction, in
+//!    order, then commit it.
+//! 4. Only then commit the Kafka offsets after the batch's last message of each partition,
+//!    asynchronously (a lost commit only means a redelivery, which step 2 makes a no-op; a
+//!    clean stop commits the last batch once more and waits). A crash between 3 and 4 redelivers
+//!    the batch; a crash before 3 leaves nothing behind.
 //!
-//! Messages are handled one at a time in the order the consumer receives them, so each
-//! partition's messages are applied (and their offsets committed) in order.
+//! A batch that fails in step 3 is rolled back and split in halves, each applied on its own, down
+//! to single events, which get the retries below on their own: a poison event costs its
+//! neighbours about `2 log2(n)` extra transactions, never their place or a dead letter. Batches
+//! are handled one after another in the order received, so each partition's events are applied
+//! (and their offsets committed) in order.
 //!
 //! ## Failures
 //!
-//! - A handler error, or a statement PostgreSQL refuses, is retried per the seed's
+//! - A handler error, or a statement PostgreSQL refuses, of a single event is retried per the seed's
 //!   [`RetryPolicy::SEED`] (3 retries after 100, 200, 400 ms; every attempt a fresh transaction).
 //!   After the last one the message becomes a seed [`DeadLetterEvent`] on `dlq.events`; once the
 //!   broker confirms it, the offset is committed and the worker moves on.
@@ -37,6 +46,15 @@
 //!   crash between the DLQ's confirmation and the offset commit dead-letters the message again,
 //!   and the replay of the second copy is then skipped by its event id.
 //!
+//! ## Coming back
+//!
+//! A consumer joins with a short session (`session.timeout.ms` 6 s, heartbeats every 2 s) and,
+//! when the worker has a stable instance name, static membership (`group.instance.id`), so a
+//! restarted worker gets its partitions back within seconds. [`health`] measures the group's lag
+//! per partition every 5 s (the seed's `kafka_consumer_lag`); a partition with lag whose
+//! committed offset has not moved for 30 s makes the worker unready, and a member holding no
+//! partitions then replaces its client, which rejoins the group.
+//!
 //! ## Requirements on a service database
 //!
 //! Every service database a worker writes to has a `processed_events (event_id UUID PRIMARY KEY,
@@ -45,14 +63,19 @@
 //!
 //! ## Layout
 //!
-//! - `mod.rs` (this file): the [`Handler`] trait, [`HandlerError`], [`Origin`], the [`CrashHook`]
+//! - `mod.rs` (this file): the [`Handler`] trait, [`Claimed`], [`HandlerError`], [`Origin`], the [`CrashHook`]
 //!   test hook.
-//! - [`engine`]: the consume → transaction → offset-commit loop, retries and the wait on outages.
+//! - [`engine`]: the consume → transaction → offset-commit loop over batches, the split of a
+//!   failing batch, retries and the wait on outages.
+//! - [`health`]: [`Membership`] settings, the lag and stall watchdog, [`ConsumerHealth`] for
+//!   readiness.
 //! - [`dead_letter`]: the seed's dead letter built from a Kafka message, and its delivery.
-//! - [`metrics`]: [`WorkerMetrics`] counters and their [`MetricsSnapshot`].
+//! - [`metrics`]: [`WorkerMetrics`] counters and their [`MetricsSnapshot`] (on `/metrics` with the
+//!   seed's `kafka_*` metrics, which the loop records into the process's registry).
 
 pub mod dead_letter;
 pub mod engine;
+pub mod health;
 pub mod metrics;
 
 use std::future::Future;
@@ -62,6 +85,7 @@ use nimbus_core::event::AnyEvent;
 use nimbus_core::topics::Topic;
 
 pub(crate) use engine::Consumer;
+pub use health::{ConsumerHealth, HealthSnapshot, Membership};
 pub use metrics::{MetricsSnapshot, WorkerMetrics};
 
 #[cfg(doc)]
@@ -130,6 +154,15 @@ pub enum HandlerError {
     Invalid(String),
 }
 
+/// An event the loop claimed in `processed_events` (seen for the first time), with its origin.
+#[derive(Debug, Clone, Copy)]
+pub struct Claimed<'a> {
+    /// The event.
+    pub event: &'a AnyEvent,
+    /// Where it was read from.
+    pub origin: Origin<'a>,
+}
+
 /// A service's reaction to its events. The worker owns everything around it (deduplication,
 /// transactions, retries, the DLQ, offsets); a handler only writes the event's effects.
 pub trait Handler: Send + Sync + 'static {
@@ -142,6 +175,23 @@ pub trait Handler: Send + Sync + 'static {
         event: &AnyEvent,
         origin: &Origin<'_>,
     ) -> impl Future<Output = std::result::Result<(), HandlerError>> + Send;
+
+    /// Applies a batch of events, in order, inside one transaction. The default hands each to
+    /// [`Handler::handle`]; a service with a hot path (attendance) overrides it with set-based
+    /// statements. An error rolls the whole batch back; the loop then splits it to find the
+    /// event at fault, so the result must be the same as handling the events one by one.
+    fn handle_batch(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        events: &[Claimed<'_>],
+    ) -> impl Future<Output = std::result::Result<(), HandlerError>> + Send {
+        async move {
+            for c in events {
+                self.handle(tx, c.event, &c.origin).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// The error's message followed by its chain of causes, one per line: the dead letter's

@@ -47,6 +47,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::CloudConfig;
 use crate::error::Result;
+use crate::http::metrics::{Kind, Metric};
+use crate::http::probe::{self, Probes};
 use compose::Sources;
 
 /// The downlink's own Kafka consumer group (a trigger only; see the module docs).
@@ -121,9 +123,27 @@ pub struct DownlinkMetrics {
 
 /// Runs the downlink until `shutdown`.
 pub async fn run(settings: DownlinkSettings, metrics: Arc<DownlinkMetrics>, shutdown: CancellationToken) -> Result<()> {
+    run_with(settings, metrics, &Probes::default(), shutdown).await
+}
+
+const DOWNLINK_SNAPSHOTS: Metric = Metric {
+    name: "nimbus_downlink_total",
+    help: "Downlink reconciliation rounds and snapshots, by what",
+    kind: Kind::Counter,
+};
+
+/// [`run`], adding the downlink's readiness checks (the registry database, the MQTT connection,
+/// Kafka when it has a trigger) and its counters to `probes`.
+pub async fn run_with(
+    settings: DownlinkSettings,
+    metrics: Arc<DownlinkMetrics>,
+    probes: &Probes,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let sources = Sources::connect(&settings.databases, &settings.content_base_url)?;
     sources.migrate_registry().await?;
     let mut publisher = publish::Publisher::start(&settings.mqtt, settings.publish_timeout, shutdown.child_token())?;
+    observe(&settings, &metrics, &publisher, probes)?;
     let trigger = Arc::new(Notify::new());
     let listener =
         settings.brokers.as_ref().map(|b| tokio::spawn(listen(b.clone(), trigger.clone(), shutdown.child_token())));
@@ -144,6 +164,35 @@ pub async fn run(settings: DownlinkSettings, metrics: Arc<DownlinkMetrics>, shut
         let _ = l.await;
     }
     tracing::info!("downlink stopped");
+    Ok(())
+}
+
+fn observe(
+    settings: &DownlinkSettings,
+    metrics: &Arc<DownlinkMetrics>,
+    publisher: &publish::Publisher,
+    probes: &Probes,
+) -> Result<()> {
+    let registry = crate::db::pool(&settings.databases.registry, 1)?;
+    probes.check("postgres:registry", move || probe::postgres(registry.clone()));
+    let up = publisher.connected();
+    probes.check("mqtt:downlink", move || {
+        let ok = up.load(Ordering::Relaxed);
+        async move { if ok { Ok(()) } else { Err("the downlink is not connected to the MQTT broker".to_owned()) } }
+    });
+    if let Some(brokers) = &settings.brokers {
+        let producer = crate::kafka::at_least_once_producer(brokers)?;
+        probes.check("kafka:downlink", move || crate::kafka::reachable(producer.clone()));
+    }
+    let m = Arc::downgrade(metrics);
+    probes.registry.on_scrape(move |r| {
+        let Some(m) = m.upgrade() else { return };
+        for (what, c) in
+            [("rounds", &m.rounds), ("published", &m.published), ("unchanged", &m.unchanged), ("failures", &m.failures)]
+        {
+            r.set(&DOWNLINK_SNAPSHOTS, &[("what", what)], c.load(Ordering::Relaxed) as f64);
+        }
+    });
     Ok(())
 }
 

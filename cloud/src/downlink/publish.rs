@@ -1,6 +1,8 @@
 //! The downlink's MQTT side: retained QoS 1 snapshot frames on `nimbus/v1/nodes/{node}/down/{kind}`,
 //! one at a time, each confirmed by the broker's PUBACK before the next.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nimbus_core::ids::NodeId;
@@ -18,6 +20,7 @@ pub struct Publisher {
     client: AsyncClient,
     acks: mpsc::Receiver<u16>,
     timeout: Duration,
+    connected: Arc<AtomicBool>,
 }
 
 impl Publisher {
@@ -28,6 +31,8 @@ impl Publisher {
         options.set_clean_session(true);
         let (client, mut eventloop) = AsyncClient::new(options, 16);
         let (tx, acks) = mpsc::channel(64);
+        let connected = Arc::new(AtomicBool::new(false));
+        let up = connected.clone();
         tokio::spawn(async move {
             let mut backoff = nimbus_sync::transport::Backoff::new();
             loop {
@@ -41,10 +46,12 @@ impl Publisher {
                     }
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         backoff.reset();
+                        up.store(true, Ordering::Relaxed);
                         tracing::info!("downlink connected to the broker");
                     }
                     Ok(_) => {}
                     Err(e) => {
+                        up.store(false, Ordering::Relaxed);
                         let wait = backoff.next_delay();
                         tracing::warn!(error = %e, ?wait, "downlink broker connection failed; retrying");
                         tokio::select! {
@@ -55,7 +62,12 @@ impl Publisher {
                 }
             }
         });
-        Ok(Publisher { client, acks, timeout })
+        Ok(Publisher { client, acks, timeout, connected })
+    }
+
+    /// Whether the broker connection is up now (readiness).
+    pub fn connected(&self) -> Arc<AtomicBool> {
+        self.connected.clone()
     }
 
     /// Publishes one retained snapshot and waits for the broker's confirmation.

@@ -10,12 +10,14 @@
 //! - [`extract`]: request extractors ([`Listing`], [`Params`], [`Acting`]) whose rejections are
 //!   `AppError`s;
 //! - [`state`]: [`ServicesState`], the pools of the service databases the routes share;
-//! - [`ratelimit`]: the Redis rate limiter; [`metrics`]: the API's request counters.
+//! - [`ratelimit`]: the Redis rate limiter; [`metrics`]: the one metrics registry of a process;
+//!   [`probe`]: `/health`, `/health/ready` and `/metrics` for every role.
 
 use std::collections::BTreeSet;
 
 pub mod extract;
 pub mod metrics;
+pub mod probe;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;

@@ -1,11 +1,17 @@
 //! The ingest's counters. Shared by the MQTT loop and every node's worker, read by the periodic
-//! log line today and by an HTTP `/metrics` endpoint later; tests read them to know what the
-//! ingest did with frames that produce no visible reply.
+//! log line, by `/metrics` (copied into the process's [`Registry`] at each scrape, see
+//! [`Metrics::observe`]) and by tests, to know what the ingest did with frames that produce no
+//! visible reply. What has labels (events by topic and type, per-node gauges) is recorded
+//! straight into the registry.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use nimbus_sync::receiver::{Decision, ReceiverStats};
+
+use crate::http::metrics::{Kind, Metric, NODE_ACK_AGE, Registry};
 
 /// Live counters (monotonic since start).
 #[derive(Debug, Default)]
@@ -26,6 +32,12 @@ pub struct Metrics {
     connects: AtomicU64,
     disconnects: AtomicU64,
     subscribed: AtomicU64,
+    /// Whether the MQTT session is up now (readiness).
+    connected: AtomicBool,
+    /// When each node was last acked (the `nimbus_node_ack_age_seconds` gauge).
+    last_ack: Mutex<HashMap<String, Instant>>,
+    /// The process's registry, for what has labels.
+    registry: Arc<Registry>,
 }
 
 /// A copy of the counters at one moment.
@@ -106,7 +118,78 @@ counters! {
     subscribed => add_subscribed,
 }
 
+const INGEST_EVENTS: Metric = Metric {
+    name: "nimbus_ingest_total",
+    help: "What the ingest did, by what (frames, events, acks, failures)",
+    kind: Kind::Counter,
+};
+
 impl Metrics {
+    /// Counters that record labelled metrics into `registry` (the process's).
+    pub fn with_registry(registry: Arc<Registry>) -> Self {
+        Metrics { registry, ..Metrics::default() }
+    }
+
+    /// The registry labelled metrics go to.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Records whether the MQTT session is up.
+    pub fn set_connected(&self, up: bool) {
+        self.connected.store(up, Ordering::Relaxed);
+    }
+
+    /// Whether the MQTT session is up.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Records that `node` was just acked.
+    pub fn acked(&self, node: &str) {
+        self.last_ack.lock().unwrap_or_else(|e| e.into_inner()).insert(node.to_owned(), Instant::now());
+    }
+
+    /// Adds the collector that copies these counters and the nodes' ack ages into the registry
+    /// at every scrape.
+    pub fn observe(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        self.registry.on_scrape(move |r| {
+            let Some(m) = me.upgrade() else { return };
+            let s = m.snapshot();
+            let rx = &s.receiver;
+            for (what, n) in [
+                ("frames_ok", rx.frames_ok),
+                ("frames_rejected", rx.rejected.total() + s.unknown_node),
+                ("batches_accepted", rx.accepted),
+                ("batches_duplicate", rx.duplicates),
+                ("batches_gap", rx.gaps),
+                ("events_produced", s.events_produced),
+                ("events_dead_lettered", s.dead_lettered),
+                ("acks_published", s.acks_published),
+                ("delivery_failures", s.delivery_failures),
+                ("store_failures", s.store_failures),
+                ("frames_superseded", s.frames_superseded),
+                ("frames_shed", s.frames_shed),
+                ("status_updates", s.status_updates),
+                ("disconnects", s.disconnects),
+            ] {
+                r.set(&INGEST_EVENTS, &[("what", what)], n as f64);
+            }
+            let now = Instant::now();
+            let ages: Vec<(String, f64)> = m
+                .last_ack
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(node, at)| (node.clone(), now.duration_since(*at).as_secs_f64()))
+                .collect();
+            for (node, age) in &ages {
+                r.set(&NODE_ACK_AGE, &[("node", node)], *age);
+            }
+        });
+    }
+
     /// Adds one frame's decode outcome (counted by `decode_uplink` into a local
     /// [`ReceiverStats`], so decoding never holds the lock).
     pub fn merge_decode(&self, local: &ReceiverStats) {

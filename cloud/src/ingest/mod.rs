@@ -10,7 +10,7 @@
 //! - [`pipeline`]: one frame, start to finish: decode, lock the node, classify, produce, advance
 //!   the mark, choose the reply.
 //! - [`mqtt`]: the session, the shared subscription, per-node workers and backpressure.
-//! - [`metrics`]: counters, logged periodically.
+//! - [`metrics`]: counters, logged periodically and on `/metrics`.
 //!
 //! `nimbus-cloud ingest` creates the Kafka topics and migrates the registry before calling
 //! [`run`]; [`run`] itself assumes both exist.
@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::CloudConfig;
 use crate::error::Result;
+use crate::http::probe::{self, Probes};
 use crate::registry::Registry;
 pub use metrics::{Metrics, MetricsSnapshot};
 
@@ -45,6 +46,12 @@ impl Ingest {
     /// Builds the ingest from `config`. Connects to nothing yet, except to check that the
     /// registry database answers, so a wrong URL fails at start rather than on the first frame.
     pub async fn new(config: &CloudConfig) -> Result<Self> {
+        Ingest::new_with(config, &Probes::default()).await
+    }
+
+    /// [`Ingest::new`], recording into `probes`' registry and adding the ingest's readiness
+    /// checks: the registry database, Kafka and the MQTT session (connected and subscribed).
+    pub async fn new_with(config: &CloudConfig, probes: &Probes) -> Result<Self> {
         let pool = crate::db::pool(&config.registry_url(), config.database.max_connections)?;
         drop(pool.get().await.map_err(|e| {
             crate::Error::Config(format!(
@@ -52,7 +59,10 @@ impl Ingest {
                 crate::config::redact_url(&config.registry_url())
             ))
         })?);
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::with_registry(probes.registry.clone()));
+        metrics.observe();
+        let registry_pool = pool.clone();
+        probes.check("postgres:registry", move || probe::postgres(registry_pool.clone()));
         let sink = sink::KafkaSink::new(&config.kafka.brokers, config.delivery_timeout())?;
         let pipeline = Arc::new(pipeline::Pipeline::new(
             Registry::new(pool),
@@ -61,6 +71,16 @@ impl Ingest {
             Duration::from_millis(config.ingest.lock_timeout_ms),
             metrics.clone(),
         ));
+        let p = pipeline.clone();
+        probes.check("kafka", move || {
+            let p = p.clone();
+            async move { p.kafka_reachable().await }
+        });
+        let m = metrics.clone();
+        probes.check("mqtt", move || {
+            let up = m.is_connected();
+            async move { if up { Ok(()) } else { Err("not connected to the MQTT broker (or not subscribed)".to_owned()) } }
+        });
         let settings = mqtt::LoopSettings {
             mqtt: config.ingest_mqtt(),
             max_incoming_bytes: config.mqtt.max_incoming_bytes,
@@ -110,4 +130,9 @@ impl Ingest {
 /// Runs the ingest described by `config` until `shutdown` is cancelled.
 pub async fn run(config: CloudConfig, shutdown: CancellationToken) -> Result<()> {
     Ingest::new(&config).await?.run(shutdown).await
+}
+
+/// [`run`], with its checks and metrics in `probes` (served by the caller).
+pub async fn run_with(config: CloudConfig, probes: &Probes, shutdown: CancellationToken) -> Result<()> {
+    Ingest::new_with(&config, probes).await?.run(shutdown).await
 }

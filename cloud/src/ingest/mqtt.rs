@@ -204,8 +204,15 @@ async fn worker(node: NodeId, mailbox: Arc<Mailbox>, shared: Arc<Shared>) {
             Outcome::Rejected { .. } | Outcome::Failed { .. } => {}
         }
         if let Some(reply) = outcome.reply() {
+            let is_ack =
+                matches!(outcome, Outcome::Stored { .. } | Outcome::PartlyStored { .. } | Outcome::Duplicate { .. });
             match shared.client.publish(&ack_topic, QoS::AtLeastOnce, false, reply).await {
-                Ok(()) => shared.metrics.add_acks_published(1),
+                Ok(()) => {
+                    shared.metrics.add_acks_published(1);
+                    if is_ack {
+                        shared.metrics.acked(node.as_str());
+                    }
+                }
                 // Only when the event loop is gone (shutdown); the node resends and is re-acked.
                 Err(e) => tracing::warn!(node = %node, error = %e, "cannot publish the reply"),
             }
@@ -278,11 +285,13 @@ pub async fn run(
                     break;
                 }
                 metrics.add_subscribed(ack.return_codes.len() as u64);
+                metrics.set_connected(true);
                 tracing::info!(uplink = %uplink_filter, status = %status_filter, "subscribed");
             }
             Ok(_) => {}
             Err(e) => {
                 metrics.add_disconnects(1);
+                metrics.set_connected(false);
                 let delay = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in = ?delay, "MQTT connection lost");
                 tokio::select! {

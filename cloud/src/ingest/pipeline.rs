@@ -28,6 +28,7 @@ use nimbus_sync::receiver::{self, Decision, ReceiverStats, UplinkError};
 use super::mapping::{self, BatchContext, Mapped};
 use super::metrics::Metrics;
 use super::sink::KafkaSink;
+use crate::http::metrics::{KAFKA_DLQ, KAFKA_PRODUCED, KAFKA_PRODUCER_ERRORS, NODE_BACKLOG};
 use crate::registry::Registry;
 
 /// Why a frame was refused, as counted in `ingest_rejections.reason`.
@@ -189,6 +190,11 @@ impl Pipeline {
         Pipeline { registry, sink, limits, lock_timeout, metrics }
     }
 
+    /// Readiness: the broker answers the producer's metadata request.
+    pub async fn kafka_reachable(&self) -> Result<(), String> {
+        crate::kafka::reachable(self.sink.current()).await
+    }
+
     /// Handles one frame that arrived on `node`'s uplink topic. Never panics on any input; every
     /// error becomes an [`Outcome`].
     pub async fn handle_uplink(&self, node: &NodeId, bytes: &[u8]) -> Outcome {
@@ -240,6 +246,7 @@ impl Pipeline {
 
         let Prefix { upto: confirmed_upto, produced, dead_lettered, skipped } =
             confirmed_prefix(&mapped, delivery.confirmed);
+        self.count_confirmed(&mapped, events, &outgoing, delivery.confirmed);
         self.metrics.add_events_produced(produced as u64);
         self.metrics.add_dead_lettered(dead_lettered as u64);
         self.metrics.add_tombstones_skipped(skipped as u64);
@@ -264,6 +271,33 @@ impl Pipeline {
                 Some(failure) => Outcome::PartlyStored { upto, failure },
             },
             Err(e) => self.store_failed(format!("advance mark to {confirmed_upto}: {e}")),
+        }
+    }
+
+    /// The seed's `kafka_messages_produced_total{topic,event_type}` and
+    /// `kafka_dlq_messages_total` for the confirmed messages, `kafka_producer_errors_total` for
+    /// the first unconfirmed one.
+    fn count_confirmed(
+        &self,
+        mapped: &[Mapped],
+        events: &[nimbus_sync::frame::EdgeEvent],
+        outgoing: &[&mapping::Outgoing],
+        confirmed: usize,
+    ) {
+        let registry = self.metrics.registry();
+        let produced = mapped.iter().zip(events).filter_map(|(m, ev)| match m {
+            Mapped::Produce(o) => Some((o, ev)),
+            Mapped::Skip { .. } => None,
+        });
+        for (o, ev) in produced.take(confirmed) {
+            if o.dead_letter.is_some() {
+                registry.add(&KAFKA_DLQ, &[("original_topic", &ev.topic), ("failure_reason", "unparseable")], 1);
+            } else {
+                registry.add(&KAFKA_PRODUCED, &[("topic", o.topic.name()), ("event_type", &ev.event_type)], 1);
+            }
+        }
+        if let Some(failed) = outgoing.get(confirmed) {
+            registry.add(&KAFKA_PRODUCER_ERRORS, &[("topic", failed.topic.name())], 1);
         }
     }
 
@@ -295,6 +329,9 @@ impl Pipeline {
                 return;
             }
         };
+        if let Some(backlog) = backlog {
+            self.metrics.registry().set(&NODE_BACKLOG, &[("node", node.as_str())], backlog as f64);
+        }
         match self.registry.status(node, online, boot_id.as_deref(), version.as_deref(), backlog).await {
             Ok(()) => {
                 self.metrics.add_status_updates(1);

@@ -47,7 +47,8 @@ impl KafkaSink {
         })
     }
 
-    fn current(&self) -> FutureProducer {
+    /// The producer in use now.
+    pub fn current(&self) -> FutureProducer {
         self.producer.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 

@@ -9,7 +9,7 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{FutureProducer, Producer as _};
 
 use crate::error::{Error, Result};
 
@@ -77,4 +77,16 @@ pub fn at_least_once_producer(brokers: &str) -> Result<FutureProducer> {
         .set("message.timeout.ms", "30000")
         .create()
         .map_err(|e| Error::kafka("producer", e))
+}
+
+/// Readiness: the broker answers a metadata request through `producer`'s connection (and names
+/// at least one broker). The request blocks, so it runs on the blocking pool.
+pub async fn reachable(producer: FutureProducer) -> std::result::Result<(), String> {
+    let brokers = tokio::task::spawn_blocking(move || {
+        producer.client().fetch_metadata(None, Duration::from_secs(2)).map(|m| m.brokers().len())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    if brokers == 0 { Err("the broker named no brokers".to_owned()) } else { Ok(()) }
 }

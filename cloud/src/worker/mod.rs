@@ -42,11 +42,17 @@ use std::time::Duration;
 use nimbus_core::groups::{ConsumerGroup, group_for_service};
 use nimbus_core::retry::RetryPolicy;
 use nimbus_core::topics::Topic;
+use rdkafka::producer::FutureProducer;
 use tokio_util::sync::CancellationToken;
 
 use crate::attendance;
-pub use crate::consumer::{CrashHook, Handler, HandlerError, MetricsSnapshot, Origin, WorkerMetrics};
+pub use crate::consumer::{
+    Claimed, ConsumerHealth, CrashHook, Handler, HandlerError, HealthSnapshot, Membership, MetricsSnapshot, Origin,
+    WorkerMetrics,
+};
 use crate::error::{Error, Result};
+use crate::http::metrics::{Kind, Metric};
+use crate::http::probe::{self, Probes};
 use crate::notification;
 
 /// What a worker needs to run. Built from the configuration by the `worker` subcommand; tests
@@ -75,6 +81,10 @@ pub struct WorkerSettings {
     pub notification: notification::NotificationSettings,
     /// The announcement service's neighbours and jobs (ignored by other services).
     pub announcement: AnnouncementSettings,
+    /// Most events applied in one database transaction.
+    pub batch_size: usize,
+    /// How the consumer keeps its group membership and watches its lag.
+    pub membership: Membership,
 }
 
 /// What the announcement worker needs besides its own database.
@@ -115,6 +125,8 @@ impl WorkerSettings {
             outbox_interval: Duration::from_millis(200),
             notification: notification::NotificationSettings::default(),
             announcement: AnnouncementSettings::default(),
+            batch_size: 500,
+            membership: Membership::default(),
         }
     }
 }
@@ -138,7 +150,20 @@ pub struct Worker {
     settings: WorkerSettings,
     metrics: Arc<WorkerMetrics>,
     notification_metrics: Arc<notification::sender::SenderMetrics>,
+    health: Arc<ConsumerHealth>,
+    probes: Probes,
 }
+
+const WORKER_EVENTS: Metric = Metric {
+    name: "nimbus_worker_events_total",
+    help: "What a worker did with the messages it consumed, by consumer group and outcome",
+    kind: Kind::Counter,
+};
+const NOTIFICATION_DELIVERIES: Metric = Metric {
+    name: "nimbus_notification_deliveries_total",
+    help: "Notification deliveries settled by the sender, by outcome",
+    kind: Kind::Counter,
+};
 
 impl Worker {
     /// A worker for `service` (`attendance` or `attendance-service`, `timetable`, `course`).
@@ -152,7 +177,21 @@ impl Worker {
             settings,
             metrics: Arc::new(WorkerMetrics::default()),
             notification_metrics: Arc::new(notification::sender::SenderMetrics::default()),
+            health: Arc::new(ConsumerHealth::default()),
+            probes: Probes::default(),
         })
+    }
+
+    /// Records into `probes`' registry and adds the worker's readiness checks to them (its
+    /// database, Kafka, its consumer not stalled) when it runs.
+    pub fn with_probes(mut self, probes: Probes) -> Self {
+        self.probes = probes;
+        self
+    }
+
+    /// What the consumer's watchdog last saw (lag, partitions held, stalled).
+    pub fn health(&self) -> Arc<ConsumerHealth> {
+        self.health.clone()
     }
 
     /// The worker's counters, shared with the running loop.
@@ -184,6 +223,7 @@ impl Worker {
         let producer = crate::kafka::at_least_once_producer(&self.settings.brokers)?;
         let topics = subscriptions(self.group);
         let group_id = self.group_id().to_owned();
+        self.observe(&group_id, service, &pool, &producer);
         tracing::info!(
             service = self.group.service,
             group_id = %group_id,
@@ -251,7 +291,11 @@ impl Worker {
             producer,
             handler: (),
             metrics: self.metrics.clone(),
+            registry: self.probes.registry.clone(),
+            health: self.health.clone(),
+            membership: self.settings.membership.clone(),
             retry: self.settings.retry,
+            batch_size: self.settings.batch_size.max(1),
             crash_after_db_commit: self.settings.fail_after_db_commit_once.clone(),
         };
         let brokers = &self.settings.brokers;
@@ -276,6 +320,54 @@ impl Worker {
         }
         tracing::info!(service = self.group.service, metrics = ?self.metrics.snapshot(), "worker stopped");
         result
+    }
+}
+
+impl Worker {
+    /// The readiness checks (`postgres:<database>`, `kafka`, `consumer:<group>`) and the
+    /// collectors that copy the worker's (and the notification sender's) counters into the
+    /// registry at each scrape.
+    fn observe(&self, group_id: &str, service: Service, pool: &deadpool_postgres::Pool, producer: &FutureProducer) {
+        let p = pool.clone();
+        self.probes.check(format!("postgres:{}", service.database()), move || probe::postgres(p.clone()));
+        let k = producer.clone();
+        self.probes.check(format!("kafka:{group_id}"), move || crate::kafka::reachable(k.clone()));
+        let h = self.health.clone();
+        self.probes.check(format!("consumer:{group_id}"), move || {
+            let r = h.check();
+            async move { r }
+        });
+        let (metrics, group) = (Arc::downgrade(&self.metrics), group_id.to_owned());
+        self.probes.registry.on_scrape(move |r| {
+            let Some(m) = metrics.upgrade() else { return };
+            let s = m.snapshot();
+            for (outcome, n) in [
+                ("processed", s.processed),
+                ("duplicate", s.duplicates),
+                ("retried", s.retries),
+                ("dead_lettered", s.dead_lettered),
+                ("outage_wait", s.outage_waits),
+                ("commit_failed", s.commit_failures),
+                ("alert_sent", s.alerts_sent),
+            ] {
+                r.set(&WORKER_EVENTS, &[("consumer_group", &group), ("outcome", outcome)], n as f64);
+            }
+        });
+        if service == Service::Notification {
+            let sender = Arc::downgrade(&self.notification_metrics);
+            self.probes.registry.on_scrape(move |r| {
+                let Some(m) = sender.upgrade() else { return };
+                let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed) as f64;
+                for (outcome, n) in [
+                    ("sent", get(&m.sent)),
+                    ("retried", get(&m.retried)),
+                    ("failed", get(&m.failed)),
+                    ("lost", get(&m.lost)),
+                ] {
+                    r.set(&NOTIFICATION_DELIVERIES, &[("outcome", outcome)], n);
+                }
+            });
+        }
     }
 }
 
@@ -328,6 +420,16 @@ impl Service {
 /// --service <name>`.
 pub async fn run(service: &str, settings: WorkerSettings, shutdown: CancellationToken) -> Result<()> {
     Worker::new(service, settings)?.run(shutdown).await
+}
+
+/// [`run`], with its checks and metrics in `probes` (served by the caller).
+pub async fn run_with(
+    service: &str,
+    settings: WorkerSettings,
+    probes: Probes,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    Worker::new(service, settings)?.with_probes(probes).run(shutdown).await
 }
 
 #[cfg(test)]

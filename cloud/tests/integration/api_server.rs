@@ -63,7 +63,8 @@ async fn the_server_serves_is_ready_relays_its_outbox_and_stops_on_cancel() {
 
     let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("nimbus_api_logins_total{outcome=\"success\"} 1"), "{metrics}");
-    assert!(metrics.contains("route=\"/api/v1/auth/login\",status=\"200\""), "{metrics}");
+    let login = "http_requests_total{method=\"POST\",endpoint=\"/api/v1/auth/login\",status=\"200\"} 1";
+    assert!(metrics.contains(login), "the seed's name and labels: {metrics}");
 
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(15), server).await.expect("run returns after cancel").unwrap().unwrap();

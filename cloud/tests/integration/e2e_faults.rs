@@ -30,7 +30,8 @@ struct Stack {
 }
 
 /// Registers a node, writes `SESSIONS` closed sessions (3 students each) into its outbox, and
-/// returns everything needed to start the roles and the node.
+/// returns everything needed to start the roles and the node. The node sends one event per
+/// batch, so the stream lasts long enough (hundreds of round trips) for a fault to land in it.
 async fn stack(brokers: &str) -> Stack {
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let node = format!("fault-{suffix}");
@@ -51,7 +52,7 @@ async fn stack(brokers: &str) -> Stack {
         format!(
             "node_id = \"{node}\"\nroom_id = \"r1\"\ndata_dir = \"{}\"\n[http]\nbind = \"127.0.0.1:0\"\n\
              [reader]\nsimulated_bind = \"127.0.0.1:0\"\n[cloud]\nmqtt_url = \"{}\"\nmqtt_password = \"{password}\"\n\
-             ack_timeout_ms = 1000\nmax_batch_events = 10\n",
+             ack_timeout_ms = 1000\nmax_batch_events = 1\n",
             node_dir.path().join("data").display(),
             broker.url
         ),
@@ -135,11 +136,17 @@ async fn the_ingest_killed_mid_stream_and_restarted_loses_and_doubles_nothing() 
     assert!(at_kill < SESSIONS as i64, "the kill came mid-stream ({at_kill} applied)");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let ingest = Proc(cloud(&["ingest"], &s.env).spawn().unwrap());
-    wait_processed(&s, SESSIONS as i64, Duration::from_secs(120)).await;
+    drained_exactly_once(s, Duration::from_secs(120), [node, ingest, worker]).await;
+}
+
+/// Every session arrives within `within`, the node's outbox drains, each session is applied
+/// exactly once, and every process stops cleanly.
+async fn drained_exactly_once<const N: usize>(s: Stack, within: Duration, procs: [Proc; N]) {
+    wait_processed(&s, SESSIONS as i64, within).await;
     wait_drained(s.node_dir.path()).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_exactly_once(&s).await;
-    assert!(node.stop() && ingest.stop() && worker.stop(), "clean shutdowns");
+    assert!(procs.into_iter().all(Proc::stop), "clean shutdowns");
     s.attendance_db.drop_now().await;
     s.registry_db.drop_now().await;
 }
@@ -221,6 +228,125 @@ async fn kafka_stopped_for_a_while_and_restarted_loses_and_doubles_nothing() {
     assert!(at_stop < SESSIONS as i64, "Kafka stopped mid-stream ({at_stop} applied)");
     assert_exactly_once(&s).await;
     assert!(node.stop() && ingest.stop() && worker.stop(), "clean shutdowns");
+    s.attendance_db.drop_now().await;
+    s.registry_db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_sigkilled_twice_within_ten_seconds_drains_the_backlog_within_a_minute_of_its_restart() {
+    let s = stack(&common::kafka_brokers()).await;
+    let ingest = Proc(cloud(&["ingest"], &s.env).spawn().unwrap());
+    let mut worker = Proc(cloud(&["worker", "--service", "attendance"], &s.env).spawn().unwrap());
+    let node = start_node(s.node_dir.path());
+    wait_processed(&s, 40, Duration::from_secs(60)).await;
+    let first_kill = Instant::now();
+    sigkill(&mut worker);
+    let at_kill = processed(&s).await;
+    assert!(at_kill < SESSIONS as i64, "the kill came while events flowed ({at_kill} applied)");
+    // Restarted, and killed again during its rejoin: the drill of issue 18.
+    let mut worker = Proc(cloud(&["worker", "--service", "attendance"], &s.env).spawn().unwrap());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    sigkill(&mut worker);
+    assert!(first_kill.elapsed() < Duration::from_secs(10), "both kills within ten seconds");
+    let worker = Proc(cloud(&["worker", "--service", "attendance"], &s.env).spawn().unwrap());
+    // Within a minute of the last restart.
+    drained_exactly_once(s, Duration::from_secs(60), [node, ingest, worker]).await;
+}
+
+/// `GET path` on `addr`: the status and the body as text.
+fn get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else { return (0, String::new()) };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}
+
+/// Waits until `GET path` on `addr` answers `status`.
+async fn wait_status(addr: &str, path: &str, status: u16, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let (got, body) = get(addr, path);
+        if got == status {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{addr}{path} answered {got}, not {status}: {body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Whether the Prometheus text has a sample of `name` whose labels include every pair.
+fn has_sample(text: &str, name: &str, labels: &[(&str, &str)]) -> bool {
+    text.lines().filter(|l| !l.starts_with('#')).any(|l| {
+        let Some(rest) = l.strip_prefix(name) else { return false };
+        rest.starts_with('{') && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_serves_the_seed_metrics_and_the_ingest_is_unready_while_kafka_is_down() {
+    let mut kafka = PrivateKafka::start();
+    let s = stack(&kafka.brokers()).await;
+    let probe = |port: u16| ("NIMBUS_PROBE_BIND", format!("127.0.0.1:{port}"));
+    let (ingest_at, worker_at, downlink_at) = (free_port(), free_port(), free_port());
+    let with = |port: u16| {
+        let mut env = s.env.clone();
+        env.push(probe(port));
+        env
+    };
+    let ingest = Proc(cloud(&["ingest"], &with(ingest_at)).spawn().unwrap());
+    let worker = Proc(cloud(&["worker", "--service", "attendance"], &with(worker_at)).spawn().unwrap());
+    let downlink = Proc(cloud(&["downlink"], &with(downlink_at)).spawn().unwrap());
+    let (ingest_at, worker_at, downlink_at) =
+        (format!("127.0.0.1:{ingest_at}"), format!("127.0.0.1:{worker_at}"), format!("127.0.0.1:{downlink_at}"));
+    // Bytes no contract can read, on the worker's topic: a dead letter for the DLQ counter.
+    let producer = nimbus_cloud::kafka::producer(&kafka.brokers()).unwrap();
+    let poison = rdkafka::producer::FutureRecord::to("attendance.events").key("metrics-test").payload("not json");
+    producer.send(poison, Duration::from_secs(30)).await.map_err(|(e, _)| e).unwrap();
+    let node = start_node(s.node_dir.path());
+    wait_processed(&s, SESSIONS as i64, Duration::from_secs(120)).await;
+    wait_drained(s.node_dir.path()).await;
+
+    for at in [&ingest_at, &worker_at, &downlink_at] {
+        assert_eq!(get(at, "/health").0, 200, "{at} /health");
+        wait_status(at, "/health/ready", 200, Duration::from_secs(30)).await;
+    }
+    let group = s.env.iter().find(|(k, _)| *k == "NIMBUS_WORKER_GROUP").map(|(_, v)| v.clone()).unwrap();
+    let (_, ingest_metrics) = get(&ingest_at, "/metrics");
+    let produced = [("topic", "attendance.events"), ("event_type", "ATTENDANCE_MARKED")];
+    assert!(has_sample(&ingest_metrics, "kafka_messages_produced_total", &produced), "{ingest_metrics}");
+    assert!(has_sample(&ingest_metrics, "nimbus_node_ack_age_seconds", &[("node", &s.node)]), "{ingest_metrics}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let worker_metrics = loop {
+        let (_, text) = get(&worker_at, "/metrics");
+        let lag = [("topic", "attendance.events"), ("consumer_group", group.as_str())];
+        if has_sample(&text, "kafka_consumer_lag", &lag) && has_sample(&text, "kafka_dlq_messages_total", &[]) {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no lag or DLQ sample: {text}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let consumed = [("topic", "attendance.events"), ("consumer_group", &group), ("event_type", "ATTENDANCE_MARKED")];
+    assert!(has_sample(&worker_metrics, "kafka_messages_consumed_total", &consumed), "{worker_metrics}");
+    assert!(worker_metrics.contains("kafka_consumer_lag{topic=\"attendance.events\""), "{worker_metrics}");
+    assert!(worker_metrics.contains(",partition=\""), "lag per partition: {worker_metrics}");
+    let processing = [("topic", "attendance.events"), ("event_type", "ATTENDANCE_MARKED"), ("le", "+Inf")];
+    assert!(has_sample(&worker_metrics, "kafka_message_processing_duration_seconds_bucket", &processing));
+    let dlq = [("original_topic", "attendance.events"), ("failure_reason", "unparseable")];
+    assert!(has_sample(&worker_metrics, "kafka_dlq_messages_total", &dlq), "{worker_metrics}");
+    let (_, downlink_metrics) = get(&downlink_at, "/metrics");
+    assert!(has_sample(&downlink_metrics, "nimbus_downlink_total", &[("what", "rounds")]), "{downlink_metrics}");
+
+    kafka.stop();
+    let unready = wait_status(&ingest_at, "/health/ready", 503, Duration::from_secs(30)).await;
+    assert!(unready.contains("kafka"), "the answer names Kafka: {unready}");
+    kafka.spawn();
+    wait_status(&ingest_at, "/health/ready", 200, Duration::from_secs(60)).await;
+
+    assert!(node.stop() && ingest.stop() && worker.stop() && downlink.stop(), "clean shutdowns");
     s.attendance_db.drop_now().await;
     s.registry_db.drop_now().await;
 }

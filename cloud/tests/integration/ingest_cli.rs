@@ -19,6 +19,7 @@ fn nimbus_cloud(db: &TestDb) -> Command {
         .env("NIMBUS_REGISTRY_DB", &db.name)
         .env("KAFKA_BROKERS", common::kafka_brokers())
         .env_remove("NIMBUS_CLOUD_CONFIG")
+        .env("NIMBUS_PROBE_BIND", "127.0.0.1:0")
         .env("RUST_LOG", "info");
     c
 }

@@ -128,6 +128,18 @@ async fn produce_event(producer: &FutureProducer, env: &Envelope<AttendanceEvent
     produce(producer, Topic::AttendanceEvents, &env.partition_key(), env.to_json().as_bytes()).await
 }
 
+/// The dead letters `group` wrote since `from` for messages keyed `key` (workers of concurrent
+/// tests read, and dead-letter, our messages too).
+async fn dead_letters(brokers: &str, from: &HashMap<i32, i64>, key: &str, group: &str) -> Vec<DeadLetterEvent> {
+    read_between(brokers, Topic::Dlq, from, &ends(brokers, Topic::Dlq).await)
+        .await
+        .into_iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, json)| DeadLetterEvent::from_json(&json).expect("a seed DeadLetterEvent"))
+        .filter(|d| d.consumer_group == group)
+        .collect()
+}
+
 /// The offset `group` has committed on one partition (`None`: nothing committed).
 async fn committed(brokers: &str, group: &str, topic: Topic, partition: i32) -> Option<i64> {
     let (brokers, group) = (brokers.to_owned(), group.to_owned());
@@ -602,15 +614,7 @@ async fn poison_events_go_to_the_dlq_after_the_seed_retries_and_the_worker_moves
         assert!(m.dead_lettered >= 2 && m.retries >= 3, "{m:?}");
         worker.stop().await;
 
-        let letters: Vec<DeadLetterEvent> =
-            read_between(&brokers, Topic::Dlq, &dlq_before, &ends(&brokers, Topic::Dlq).await)
-                .await
-                .into_iter()
-                .filter(|(key, _)| key == &course)
-                .map(|(_, json)| DeadLetterEvent::from_json(&json).expect("a seed DeadLetterEvent"))
-                // Workers of concurrent tests read (and dead-letter) our messages too.
-                .filter(|d| d.consumer_group == group)
-                .collect();
+        let letters = dead_letters(&brokers, &dlq_before, &course, &group).await;
         assert_eq!(letters.len(), 2, "{m:?} {letters:#?}");
         let raw = &letters[0];
         assert_eq!(raw.original_topic, Topic::AttendanceEvents);
@@ -754,6 +758,71 @@ async fn low_attendance_alerts_and_notifications_are_sent_once_per_level() {
             ],
             "exactly one SEND_NOTIFICATION per student and level, high priority when critical"
         );
+        db.drop_now().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_in_the_middle_of_a_batch_of_500_leaves_499_applied_once_and_itself_in_the_dlq() {
+    bounded(async {
+        let (brokers, db, s) = setup().await;
+        let group = s.group_id.clone().unwrap();
+        let dlq_before = ends(&brokers, Topic::Dlq).await;
+        let producer = nimbus_cloud::kafka::producer(&brokers).unwrap();
+        let (course, tag) = ids("batch");
+        let (s1, s2) = (student(&tag, 1), student(&tag, 2));
+        let node = format!("room-{tag}");
+        // One key, one partition, in order; all of it waiting before the worker starts, so it
+        // arrives as one poll and is applied as one batch.
+        let orphan = Envelope::new(
+            "attendance-service",
+            AttendanceEvent::AttendanceUpdated(correction(&format!("att-{tag}-none"), &course, &s1, Absent, Present)),
+        );
+        let mut events = Vec::new();
+        for i in 0..500u64 {
+            if i == 250 {
+                events.push(orphan.clone());
+                continue;
+            }
+            let p = session(&course, &format!("att-{tag}-{i}"), at(i as i64), &[(&s1, Present), (&s2, Absent)]);
+            events.push(marked(p, &node, i + 1));
+        }
+        let payloads: Vec<String> = events.iter().map(|e| e.to_json()).collect();
+        let sends = payloads.iter().map(|json| {
+            producer.send(
+                FutureRecord::to(Topic::AttendanceEvents.name()).key(&course).payload(json.as_bytes()),
+                Duration::from_secs(30),
+            )
+        });
+        for sent in futures_util::future::join_all(sends).await {
+            sent.unwrap_or_else(|(e, _)| panic!("producing: {e}"));
+        }
+        let worker = start(s);
+
+        let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+        let applied =
+            || async { count(&db, "SELECT count(*) FROM processed_events WHERE event_id = ANY($1)", &[&ids]).await };
+        wait_until("499 events applied", || async {
+            let Ok(c) = db.pool.get().await else { return false };
+            let sql = "SELECT count(*) FROM processed_events WHERE event_id = ANY($1)";
+            c.query_one(sql, &[&ids]).await.ok().is_some_and(|r| r.get::<_, i64>(0) == 499)
+        })
+        .await;
+        wait_until("the poison to be dead-lettered", || async { worker.metrics.snapshot().dead_lettered >= 1 }).await;
+        worker.stop().await;
+
+        assert_eq!(applied().await, 499);
+        assert!(!is_processed(&db, orphan.event_id).await, "the poison is not marked processed");
+        let records = count(&db, "SELECT count(*) FROM attendance_records WHERE course_id = $1", &[&course]).await;
+        assert_eq!(records, 2 * 499, "two records per applied session, once each");
+        assert_eq!(summary(&db, &s1, &course).await, Some((499, 0, 0, 0, 499, 499, Some(100.0))));
+        assert_eq!(summary(&db, &s2, &course).await, Some((0, 0, 499, 0, 0, 499, Some(0.0))));
+
+        let letters = dead_letters(&brokers, &dlq_before, &course, &group).await;
+        assert_eq!(letters.len(), 1, "only the poison: {letters:#?}");
+        assert_eq!(letters[0].original_event["event_id"], orphan.event_id.to_string());
+        assert_eq!(letters[0].failure_count, 4, "the first attempt and the seed's 3 retries, on its own");
         db.drop_now().await;
     })
     .await;

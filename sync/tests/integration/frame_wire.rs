@@ -153,7 +153,7 @@ fn trailing_bytes_under_a_valid_checksum_are_malformed() {
 
 #[test]
 fn unknown_versions_are_reported_before_the_checksum() {
-    for version in [0u8, 2, 0xff] {
+    for version in [0u8, 3, 0xff] {
         let mut frame = encode(&Message::Ack { upto_seq: 1 });
         frame[0] = version;
         assert_eq!(decode(&frame, FrameLimits::default()), Err(FrameError::UnknownVersion(version)));

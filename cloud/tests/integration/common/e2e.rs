@@ -50,9 +50,11 @@ pub fn edge_binary() -> PathBuf {
     bin
 }
 
+/// `nimbus-cloud <args>` with `env`; its probes on a free loopback port unless `env` says where
+/// (tests run many roles at once, and the default port is one).
 pub fn cloud(args: &[&str], env: &[(&str, String)]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_nimbus-cloud"));
-    c.args(args).env("RUST_LOG", "warn");
+    c.args(args).env("RUST_LOG", "warn").env("NIMBUS_PROBE_BIND", "127.0.0.1:0");
     for (k, v) in env {
         c.env(k, v);
     }
