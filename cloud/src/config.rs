@@ -642,6 +642,14 @@ pub const ENV: &[EnvVar] = &[
         default: "`8`",
         apply: Apply::Number(|c| &mut c.notification.concurrency),
     },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        key: "tracing.otlp_endpoint",
+        roles: &[Role::Api, Role::Worker],
+        about: "OTLP/HTTP collector base URL: spans of API requests and of the workers' handling, one trace per change, posted as JSON to `<it>/v1/traces`",
+        default: "unset: tracing off",
+        apply: Apply::Optional(|c| &mut c.tracing.otlp_endpoint),
+    },
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -673,6 +681,18 @@ pub struct CloudConfig {
     pub content: ContentConfig,
     /// The notification service's channels and sender.
     pub notification: NotificationConfig,
+    /// Distributed tracing (off unless an OTLP endpoint is set).
+    pub tracing: TracingConfig,
+}
+
+/// Distributed tracing (`crate::trace`): off by default, so a deployment without a collector
+/// pays nothing for it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TracingConfig {
+    /// The OTLP/HTTP collector's base URL (`OTEL_EXPORTER_OTLP_ENDPOINT`, the OpenTelemetry
+    /// name, so collectors' docs apply); spans are posted as JSON to `<it>/v1/traces`.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Settings of the admin API (`nimbus-cloud api`).
@@ -875,6 +895,7 @@ impl Default for CloudConfig {
             api: ApiConfig::default(),
             content: ContentConfig::default(),
             notification: NotificationConfig::default(),
+            tracing: TracingConfig::default(),
         }
     }
 }
@@ -1225,6 +1246,7 @@ impl fmt::Debug for CloudConfig {
             .field("api", &self.api)
             .field("content", &self.content)
             .field("notification", &self.notification)
+            .field("tracing", &self.tracing.otlp_endpoint.as_deref().map(redact_url))
             .finish()
     }
 }

@@ -157,7 +157,8 @@ fn main() -> anyhow::Result<ExitCode> {
         }
         Command::Worker { service } => {
             let config = load_config(cli.config.as_deref())?;
-            runtime()?.block_on(worker(config, service))?;
+            let name = format!("nimbus-cloud-worker-{service}");
+            runtime()?.block_on(traced(&config.clone(), name, worker(config, service)))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Downlink => {
@@ -167,12 +168,12 @@ fn main() -> anyhow::Result<ExitCode> {
         }
         Command::Api => {
             let config = load_config(cli.config.as_deref())?;
-            runtime()?.block_on(api(config))?;
+            runtime()?.block_on(traced(&config.clone(), "nimbus-cloud-api".into(), api(config)))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::All => {
             let config = load_config(cli.config.as_deref())?;
-            runtime()?.block_on(all(config))?;
+            runtime()?.block_on(traced(&config.clone(), "nimbus-cloud".into(), all(config)))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate { databases } => {
@@ -252,15 +253,38 @@ fn main() -> anyhow::Result<ExitCode> {
 }
 
 fn load_config(path: Option<&Path>) -> anyhow::Result<CloudConfig> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rdkafka=warn".into()),
-        )
-        .with_writer(std::io::stderr)
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // Each layer has its own filter: `RUST_LOG=warn` quiets the logs without turning tracing
+    // off, and the OTLP layer takes the cloud's own spans only while `traced` has started the
+    // exporter (a filter asked per span, so nothing is recorded before).
+    let logs = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rdkafka=warn".into());
+    let spans = tracing_subscriber::filter::filter_fn(|m| {
+        nimbus_cloud::trace::enabled() && m.is_span() && m.target().starts_with("nimbus_cloud")
+    });
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(logs))
+        .with(nimbus_cloud::trace::OtlpLayer.with_filter(spans))
         .init();
     let config = CloudConfig::load(path)?;
     tracing::debug!(?config, "configuration");
     Ok(config)
+}
+
+/// Runs a role with tracing on when an OTLP endpoint is configured
+/// (`OTEL_EXPORTER_OTLP_ENDPOINT`), then posts the spans of its last moments before returning.
+async fn traced(
+    config: &CloudConfig,
+    service_name: String,
+    role: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let exporter = nimbus_cloud::trace::start(config.tracing.otlp_endpoint.as_deref(), &service_name)?;
+    let result = role.await;
+    if let Some(exporter) = exporter {
+        exporter.finish().await;
+    }
+    result
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -139,7 +139,9 @@ impl<H: Handler> Consumer<H> {
                 }
             };
             self.metrics.consumed();
-            match self.handle(&msg, &shutdown).await {
+            // Tracing (off: a disabled span): the handling continues the producer's trace.
+            let span = crate::trace::consume_span(&msg, &self.group_id);
+            match tracing::Instrument::instrument(self.handle(&msg, &shutdown), span).await {
                 Outcome::Done => self.commit(&consumer, &msg).await,
                 Outcome::Stopped => break,
                 Outcome::Crashed => {
