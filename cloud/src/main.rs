@@ -257,12 +257,18 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<CloudConfig> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     // Each layer has its own filter: `RUST_LOG=warn` quiets the logs without turning tracing
-    // off, and the OTLP layer takes the cloud's own spans only while `traced` has started the
-    // exporter (a filter asked per span, so nothing is recorded before).
+    // off, and the OTLP layer takes the cloud's own info spans, only while `traced` has started
+    // the exporter. Every other callsite is "never" for it (cached) and its level hint is INFO,
+    // so library `debug!`/`trace!` calls stay as cheap as with the log filter alone.
     let logs = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rdkafka=warn".into());
-    let spans = tracing_subscriber::filter::filter_fn(|m| {
-        nimbus_cloud::trace::enabled() && m.is_span() && m.target().starts_with("nimbus_cloud")
-    });
+    let ours = |m: &tracing::Metadata<'_>| {
+        m.is_span() && *m.level() <= tracing::Level::INFO && m.target().starts_with("nimbus_cloud")
+    };
+    let spans = tracing_subscriber::filter::dynamic_filter_fn(move |m, _| nimbus_cloud::trace::enabled() && ours(m))
+        .with_callsite_filter(move |m| {
+            if ours(m) { tracing::subscriber::Interest::sometimes() } else { tracing::subscriber::Interest::never() }
+        })
+        .with_max_level_hint(tracing::level_filters::LevelFilter::INFO);
     tracing_subscriber::registry()
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(logs))
         .with(nimbus_cloud::trace::OtlpLayer.with_filter(spans))

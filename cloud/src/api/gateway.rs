@@ -3,7 +3,7 @@
 //!
 //! 1. CORS (answers preflights itself);
 //! 2. correlation id: `X-Correlation-ID` in (or a new UUID), out, and a [`RequestContext`];
-//! 3. the request's trace span when tracing is on (`crate::trace`: the caller's `traceparent`
+//! 3. the request's trace span, only when tracing is on (`crate::trace`: the caller's `traceparent`
 //!    continued, or a new trace), which the events the request writes carry on;
 //! 4. request log and metrics (method, matched route, status, latency, correlation id — never
 //!    the `Authorization` header or bodies);
@@ -63,8 +63,11 @@ pub async fn app(config: &CloudConfig, state: &ApiState) -> Result<(Router, Vec<
         .layer(middleware::from_fn_with_state(Duration::from_secs(state.config.request_timeout_secs), timeout))
         .layer(middleware::from_fn(app_error_shape))
         .layer(CatchPanicLayer::custom(|_| AppError::internal("a handler panicked").into_response()))
-        .layer(middleware::from_fn_with_state(state.clone(), log_request))
-        .layer(middleware::from_fn(trace_request))
+        .layer(middleware::from_fn_with_state(state.clone(), log_request));
+    // Tracing is started (or not) before the app is built: off, the layer is not there at all,
+    // so requests pay nothing for it.
+    let router = if crate::trace::enabled() { router.layer(middleware::from_fn(trace_request)) } else { router };
+    let router = router
         .layer(middleware::from_fn_with_state(state.config.trust_forwarded_for, correlate))
         .layer(cors(&state.config));
     Ok((router, specs))
@@ -162,11 +165,8 @@ async fn correlate(State(trust_forwarded): State<bool>, mut request: Request, ne
     response
 }
 
-/// Runs the request in its trace span when tracing is on; otherwise passes it straight on.
+/// Runs the request in its trace span (only installed while tracing is on).
 async fn trace_request(request: Request, next: Next) -> Response {
-    if !crate::trace::enabled() {
-        return next.run(request).await;
-    }
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
     let parent = request.headers().get(crate::trace::TRACEPARENT).and_then(|v| v.to_str().ok());
     let span = crate::trace::request_span(request.method().as_str(), &route, parent);
