@@ -256,6 +256,9 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<CloudConfig> {
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
+    // The configuration comes first: it says how to log (`tracing.log_format`). Loading it logs
+    // nothing, and its errors reach stderr through main's error.
+    let config = CloudConfig::load(path)?;
     // Each layer has its own filter: `RUST_LOG=warn` quiets the logs without turning tracing
     // off, and the OTLP layer takes the cloud's own info spans, only while `traced` has started
     // the exporter. Every other callsite is "never" for it (cached) and its level hint is INFO,
@@ -269,11 +272,14 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<CloudConfig> {
             if ours(m) { tracing::subscriber::Interest::sometimes() } else { tracing::subscriber::Interest::never() }
         })
         .with_max_level_hint(tracing::level_filters::LevelFilter::INFO);
-    tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(logs))
-        .with(nimbus_cloud::trace::OtlpLayer.with_filter(spans))
-        .init();
-    let config = CloudConfig::load(path)?;
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = if config.tracing.log_format == "json" {
+        // The current span's fields (`span.trace_id` among them) on every line; not the list.
+        fmt.json().with_current_span(true).with_span_list(false).with_filter(logs).boxed()
+    } else {
+        fmt.with_filter(logs).boxed()
+    };
+    tracing_subscriber::registry().with(fmt).with(nimbus_cloud::trace::OtlpLayer.with_filter(spans)).init();
     tracing::debug!(?config, "configuration");
     Ok(config)
 }

@@ -101,15 +101,19 @@ pub fn current_traceparent() -> Option<String> {
     if !enabled() {
         return None;
     }
-    Span::current()
-        .with_subscriber(|(id, dispatch)| {
-            let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
-            let span = registry.span(id)?;
-            let extensions = span.extensions();
-            let data = extensions.get::<FinishedSpan>()?;
-            Some(TraceParent { trace_id: data.trace_id, span_id: data.span_id }.to_header())
-        })
-        .flatten()
+    context_of(&Span::current()).map(|tp| tp.to_header())
+}
+
+/// `span`'s own context (its trace and its id), when it is being recorded.
+pub(super) fn context_of(span: &Span) -> Option<TraceParent> {
+    span.with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+        let span = registry.span(id)?;
+        let extensions = span.extensions();
+        let data = extensions.get::<FinishedSpan>()?;
+        Some(TraceParent { trace_id: data.trace_id, span_id: data.span_id })
+    })
+    .flatten()
 }
 
 fn random<const N: usize>() -> [u8; N] {
@@ -150,6 +154,8 @@ impl Fields {
                 }
             }
             (TRACEPARENT, AttrValue::Str(s)) => self.traceparent = Some(s.clone()).filter(|s| !s.is_empty()),
+            // The span's own trace id, for the logs; OTLP has it already.
+            ("trace_id", _) => {}
             (name, value) => {
                 if name == "error" || (name == "http.response.status_code" && matches!(value, AttrValue::Int(500..))) {
                     self.error = true;

@@ -26,6 +26,9 @@
 //! the cloud already has ([`start`]). It does no sampling (every span is exported) and no
 //! metrics or logs signal; a deployment that needs those puts a collector in front.
 //!
+//! Both spans record their trace id as a `trace_id` field, so with `NIMBUS_LOG_FORMAT=json` the
+//! log lines written inside them carry it (`span.trace_id`).
+//!
 //! Spans the exporter cannot keep up with are dropped (a bounded queue), never waited for: a
 //! slow or absent collector must not slow the API.
 
@@ -104,7 +107,7 @@ pub fn request_span(method: &str, route: &str, traceparent: Option<&str>) -> tra
         return tracing::Span::none();
     }
     let name = format!("{method} {route}");
-    tracing::info_span!(
+    with_trace_id(tracing::info_span!(
         "http.request",
         otel.name = %name,
         otel.kind = "server",
@@ -112,7 +115,8 @@ pub fn request_span(method: &str, route: &str, traceparent: Option<&str>) -> tra
         http.route = route,
         http.response.status_code = tracing::field::Empty,
         traceparent = traceparent.unwrap_or_default(),
-    )
+        trace_id = tracing::field::Empty,
+    ))
 }
 
 /// The span a worker handles one Kafka message in, child of the producer's `traceparent` header
@@ -130,7 +134,7 @@ pub fn consume_span(msg: &rdkafka::message::OwnedMessage, group_id: &str) -> tra
         .and_then(|v| std::str::from_utf8(v).ok())
         .unwrap_or_default();
     let name = format!("{} process", msg.topic());
-    tracing::info_span!(
+    with_trace_id(tracing::info_span!(
         "kafka.consume",
         otel.name = %name,
         otel.kind = "consumer",
@@ -139,7 +143,17 @@ pub fn consume_span(msg: &rdkafka::message::OwnedMessage, group_id: &str) -> tra
         messaging.consumer.group.name = group_id,
         messaging.kafka.offset = msg.offset(),
         traceparent = parent,
-    )
+        trace_id = tracing::field::Empty,
+    ))
+}
+
+/// Records the span's trace id as its `trace_id` field, so JSON log lines written inside it
+/// carry the id that finds the trace in the collector.
+fn with_trace_id(span: tracing::Span) -> tracing::Span {
+    if let Some(tp) = layer::context_of(&span) {
+        span.record("trace_id", hex::encode(tp.trace_id));
+    }
+    span
 }
 
 /// The Kafka headers for an outbox row whose event JSON is `payload`: its

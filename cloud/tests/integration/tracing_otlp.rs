@@ -3,7 +3,8 @@
 //! `POST /v1/traces` with JSON bodies, as a collector takes them). One admin request that
 //! creates a user must come out as one trace: the API's request span, continuing the caller's
 //! `traceparent`, and the course worker's handling of the `USER_CREATED` it wrote, reached only
-//! through the outbox and the Kafka record's header.
+//! through the outbox and the Kafka record's header. The API logs JSON (`NIMBUS_LOG_FORMAT`),
+//! and its request line names the trace.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -67,7 +68,30 @@ async fn one_admin_request_is_one_trace_from_the_api_through_kafka_into_the_work
     let group = format!("tr-{}-course", stack.suffix);
     crate::common::prime_group(&crate::common::kafka_brokers(), &group, &[nimbus_core::topics::Topic::UserEvents])
         .await;
-    let api_proc = stack.start_api();
+    // The API as `Stack::start_api` runs it, but logging JSON at info into a pipe.
+    let mut api_env = stack.env.clone();
+    api_env.extend([("NIMBUS_LOG_FORMAT", "json".to_owned()), ("RUST_LOG", "info,rdkafka=warn".to_owned())]);
+    let mut child = cloud(&["api"], &api_env).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let api_proc = Proc(child);
+    let log_lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let lines = log_lines.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            lines.lock().unwrap().push(line);
+        }
+    });
+    let api_addr = stack.api.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_for("the API", Duration::from_secs(60), || {
+            std::net::TcpStream::connect(&api_addr).ok().and_then(|_| {
+                (crate::common::e2e::http(&api_addr, "GET", "/health", None, None).0 == 200).then_some(())
+            })
+        })
+    })
+    .await
+    .unwrap();
     let mut worker_env = stack.env.clone();
     worker_env.push(("NIMBUS_WORKER_GROUP", group));
     let worker = Proc(cloud(&["worker", "--service", "course"], &worker_env).spawn().unwrap());
@@ -128,6 +152,22 @@ async fn one_admin_request_is_one_trace_from_the_api_through_kafka_into_the_work
     assert_ne!(listing["traceId"], trace_id);
     assert_eq!(listing["traceId"].as_str().unwrap().len(), 32);
     assert!(listing.get("parentSpanId").is_none(), "a new trace has no parent: {listing}");
+
+    // Every log line is JSON; the request's line carries its trace id.
+    let logged = log_lines.lock().unwrap().clone();
+    let parsed: Vec<Value> = logged
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
+        .collect();
+    let request_line = parsed
+        .iter()
+        .find(|l| {
+            l["fields"]["message"] == "request"
+                && l["fields"]["route"] == "/api/v1/users"
+                && l["fields"]["status"] == 201
+        })
+        .unwrap_or_else(|| panic!("no request line for the creation in {logged:#?}"));
+    assert_eq!(request_line["span"]["trace_id"], trace_id, "{request_line}");
 
     assert!(worker.stop(), "the worker stops cleanly with tracing on");
     assert!(api_proc.stop(), "the API stops cleanly with tracing on");
