@@ -658,6 +658,22 @@ pub const ENV: &[EnvVar] = &[
         default: "`8`",
         apply: Apply::Number(|c| &mut c.notification.concurrency),
     },
+    EnvVar {
+        name: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        key: "tracing.otlp_endpoint",
+        roles: &[Role::Api, Role::Worker],
+        about: "OTLP/HTTP collector base URL: spans of API requests and of the workers' handling, one trace per change, posted as JSON to `<it>/v1/traces`",
+        default: "unset: tracing off",
+        apply: Apply::Optional(|c| &mut c.tracing.otlp_endpoint),
+    },
+    EnvVar {
+        name: "NIMBUS_LOG_FORMAT",
+        key: "tracing.log_format",
+        roles: EVERY,
+        about: "`text` or `json` (one object per line; carries `span.trace_id` while tracing is on)",
+        default: "`text`",
+        apply: Apply::Text(|c| &mut c.tracing.log_format),
+    },
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -691,6 +707,28 @@ pub struct CloudConfig {
     pub content: ContentConfig,
     /// The notification service's channels and sender.
     pub notification: NotificationConfig,
+    /// Distributed tracing (off unless an OTLP endpoint is set).
+    pub tracing: TracingConfig,
+}
+
+/// Distributed tracing (`crate::trace`) and the log format: tracing is off by default, so a
+/// deployment without a collector pays nothing for it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TracingConfig {
+    /// The OTLP/HTTP collector's base URL (`OTEL_EXPORTER_OTLP_ENDPOINT`, the OpenTelemetry
+    /// name, so collectors' docs apply); spans are posted as JSON to `<it>/v1/traces`.
+    pub otlp_endpoint: Option<String>,
+    /// `text` (for people) or `json` (one object per line, for log collectors; with the trace
+    /// id of the request or message in `span.trace_id` while tracing is on)
+    /// (`NIMBUS_LOG_FORMAT`).
+    pub log_format: String,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        TracingConfig { otlp_endpoint: None, log_format: "text".into() }
+    }
 }
 
 /// Settings of the admin API (`nimbus-cloud api`).
@@ -911,6 +949,7 @@ impl Default for CloudConfig {
             api: ApiConfig::default(),
             content: ContentConfig::default(),
             notification: NotificationConfig::default(),
+            tracing: TracingConfig::default(),
         }
     }
 }
@@ -1040,6 +1079,9 @@ impl CloudConfig {
     /// Checks every setting; the error names the first one that is wrong.
     pub fn validate(&self) -> Result<()> {
         let bad = |setting: &str, problem: String| Err(Error::Config(format!("{setting}: {problem}")));
+        if !matches!(self.tracing.log_format.as_str(), "text" | "json") {
+            return bad("tracing.log_format (NIMBUS_LOG_FORMAT)", "must be text or json".into());
+        }
 
         if !(self.database.url.starts_with("postgres://") || self.database.url.starts_with("postgresql://")) {
             return bad("database.url (DATABASE_URL)", "must be a postgres:// URL".into());
@@ -1268,6 +1310,8 @@ impl fmt::Debug for CloudConfig {
             .field("api", &self.api)
             .field("content", &self.content)
             .field("notification", &self.notification)
+            .field("tracing", &self.tracing.otlp_endpoint.as_deref().map(redact_url))
+            .field("log_format", &self.tracing.log_format)
             .finish()
     }
 }
@@ -1485,6 +1529,10 @@ mod tests {
     #[test]
     fn validation_errors_name_the_setting() {
         assert!(error(None, &[("NIMBUS_ENV", "staging")]).contains("environment (NIMBUS_ENV): \"staging\" is not"));
+        assert!(
+            error(None, &[("NIMBUS_LOG_FORMAT", "xml")])
+                .contains("tracing.log_format (NIMBUS_LOG_FORMAT): must be text or json")
+        );
         assert!(error(None, &[("DATABASE_URL", "mysql://x")]).contains("database.url (DATABASE_URL)"));
         assert!(error(None, &[("KAFKA_BROKERS", "localhost")]).contains("kafka.brokers (KAFKA_BROKERS)"));
         assert!(error(None, &[("MQTT_URL", "http://broker")]).contains("mqtt.url (MQTT_URL)"));

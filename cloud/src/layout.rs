@@ -12,7 +12,7 @@ const SERVICES: &[&str] =
     &["user", "course", "timetable", "attendance", "content", "registry", "dlq", "notification", "announcement"];
 /// The low floors everyone stands on.
 const FLOORS: &[&str] =
-    &["http", "consumer", "db", "kafka", "outbox", "shutdown", "config", "error", "actor", "listing", "probe"];
+    &["http", "consumer", "db", "kafka", "outbox", "shutdown", "config", "error", "actor", "listing", "probe", "trace"];
 
 /// Module path (`api::gateway`, `` for lib.rs) → source without comments and test modules.
 fn modules() -> BTreeMap<String, String> {

@@ -65,6 +65,8 @@
 //!   ([`consumer::engine`]: deduplicate, apply in one transaction, commit the offset after;
 //!   retries; [`consumer::dead_letter`]).
 //! - [`outbox`]: events written with the change, relayed to Kafka in order.
+//! - [`trace`]: W3C trace context from a request through the outbox and Kafka headers into the
+//!   workers, spans exported over OTLP/HTTP JSON when configured.
 //! - [`db`]: pools and per-database migrations; [`kafka`]: topics and producers;
 //!   [`shutdown`]: interruptible waits; [`config`]: the typed configuration;
 //!   [`listing`]: paging, sorting, filters; [`actor`]: who acts, for events; [`error`];
@@ -95,6 +97,7 @@ pub mod probe;
 pub mod registry;
 pub mod shutdown;
 pub mod timetable;
+pub mod trace;
 pub mod user;
 pub mod worker;
 

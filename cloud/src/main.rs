@@ -158,7 +158,8 @@ fn main() -> anyhow::Result<ExitCode> {
         }
         Command::Worker { service } => {
             let config = load_config(cli.config.as_deref())?;
-            runtime()?.block_on(worker(config, service))?;
+            let name = format!("nimbus-cloud-worker-{service}");
+            runtime()?.block_on(traced(&config.clone(), name, worker(config, service)))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Downlink => {
@@ -168,12 +169,12 @@ fn main() -> anyhow::Result<ExitCode> {
         }
         Command::Api => {
             let config = load_config(cli.config.as_deref())?;
-            runtime()?.block_on(api(config))?;
+            runtime()?.block_on(traced(&config.clone(), "nimbus-cloud-api".into(), api(config)))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::All => {
             let config = load_config(cli.config.as_deref())?;
-            runtime()?.block_on(all(config))?;
+            runtime()?.block_on(traced(&config.clone(), "nimbus-cloud".into(), all(config)))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate { databases } => {
@@ -253,15 +254,50 @@ fn main() -> anyhow::Result<ExitCode> {
 }
 
 fn load_config(path: Option<&Path>) -> anyhow::Result<CloudConfig> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rdkafka=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // The configuration comes first: it says how to log (`tracing.log_format`). Loading it logs
+    // nothing, and its errors reach stderr through main's error.
     let config = CloudConfig::load(path)?;
+    // Each layer has its own filter: `RUST_LOG=warn` quiets the logs without turning tracing
+    // off, and the OTLP layer takes the cloud's own info spans, only while `traced` has started
+    // the exporter. Every other callsite is "never" for it (cached) and its level hint is INFO,
+    // so library `debug!`/`trace!` calls stay as cheap as with the log filter alone.
+    let logs = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rdkafka=warn".into());
+    let ours = |m: &tracing::Metadata<'_>| {
+        m.is_span() && *m.level() <= tracing::Level::INFO && m.target().starts_with("nimbus_cloud")
+    };
+    let spans = tracing_subscriber::filter::dynamic_filter_fn(move |m, _| nimbus_cloud::trace::enabled() && ours(m))
+        .with_callsite_filter(move |m| {
+            if ours(m) { tracing::subscriber::Interest::sometimes() } else { tracing::subscriber::Interest::never() }
+        })
+        .with_max_level_hint(tracing::level_filters::LevelFilter::INFO);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = if config.tracing.log_format == "json" {
+        // The current span's fields (`span.trace_id` among them) on every line; not the list.
+        fmt.json().with_current_span(true).with_span_list(false).with_filter(logs).boxed()
+    } else {
+        fmt.with_filter(logs).boxed()
+    };
+    tracing_subscriber::registry().with(fmt).with(nimbus_cloud::trace::OtlpLayer.with_filter(spans)).init();
     tracing::debug!(?config, "configuration");
     Ok(config)
+}
+
+/// Runs a role with tracing on when an OTLP endpoint is configured
+/// (`OTEL_EXPORTER_OTLP_ENDPOINT`), then posts the spans of its last moments before returning.
+async fn traced(
+    config: &CloudConfig,
+    service_name: String,
+    role: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let exporter = nimbus_cloud::trace::start(config.tracing.otlp_endpoint.as_deref(), &service_name)?;
+    let result = role.await;
+    if let Some(exporter) = exporter {
+        exporter.finish().await;
+    }
+    result
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

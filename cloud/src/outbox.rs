@@ -8,6 +8,9 @@
 //! service's worker role) produces the pending rows in order and deletes them once the broker
 //! confirmed them.
 //!
+//! An event written while tracing is on carries its trace context in `metadata.traceparent`; the
+//! relay copies it into the record's `traceparent` header (`crate::trace`).
+//!
 //! Delivery is at least once: a crash between the broker's confirmation and the delete produces
 //! the rows again with the same `event_id`, which every consumer deduplicates on. Several
 //! processes may relay one database (two api or worker instances): a transaction-scoped advisory
@@ -43,7 +46,18 @@ const RELAY_LOCK: i64 = 0x6e69_6d62_7573_6f62; // "nimbusob"
 
 /// Records `event` for publication when `tx` commits. Enqueueing the same event id twice is a
 /// no-op, so a retried command cannot announce itself twice.
+///
+/// While tracing is on, the current span's context goes into the event's `metadata.traceparent`
+/// (unless the event already carries one), so the relay can hand it to Kafka (`crate::trace`).
 pub async fn enqueue<E: TopicEvent>(tx: &tokio_postgres::Transaction<'_>, event: &Envelope<E>) -> Result<()> {
+    let traced;
+    let event = match crate::trace::current_traceparent() {
+        Some(tp) if !event.metadata.as_ref().is_some_and(|m| m.contains_key(crate::trace::TRACEPARENT)) => {
+            traced = event.clone().with_metadata(crate::trace::TRACEPARENT, tp);
+            &traced
+        }
+        _ => event,
+    };
     tx.execute(
         "INSERT INTO event_outbox (event_id, topic, key, payload) VALUES ($1, $2, $3, $4)
          ON CONFLICT (event_id) DO NOTHING",
@@ -85,7 +99,11 @@ pub async fn publish_pending(pool: &Pool, producer: &FutureProducer, timeout: Du
     let mut deliveries = Vec::with_capacity(rows.len());
     for r in &rows {
         let (topic, key, payload): (&str, &str, &str) = (r.get(1), r.get(2), r.get(3));
-        match producer.send_result(FutureRecord::to(topic).key(key).payload(payload)) {
+        let mut record = FutureRecord::to(topic).key(key).payload(payload);
+        if let Some(headers) = crate::trace::kafka_headers(payload) {
+            record = record.headers(headers);
+        }
+        match producer.send_result(record) {
             Ok(delivery) => deliveries.push(delivery),
             Err((e, _)) => {
                 tracing::debug!(error = %e, "producer queue refused an outbox row; the rest waits");

@@ -3,13 +3,15 @@
 //!
 //! 1. CORS (answers preflights itself);
 //! 2. correlation id: `X-Correlation-ID` in (or a new UUID), out, and a [`RequestContext`];
-//! 3. request log and metrics (method, matched route, status, latency, correlation id — never
+//! 3. the request's trace span, only when tracing is on (`crate::trace`: the caller's `traceparent`
+//!    continued, or a new trace), which the events the request writes carry on;
+//! 4. request log and metrics (method, matched route, status, latency, correlation id — never
 //!    the `Authorization` header or bodies);
-//! 4. panic guard (500 `INTERNAL`) and the AppError shape for axum's own empty 404/405 answers;
-//! 5. timeout (503 `SERVICE_UNAVAILABLE`);
-//! 6. authentication ([`super::auth::authenticate`]);
-//! 7. rate limits ([`crate::http::ratelimit`]);
-//! 8. a 1 MiB body limit (axum's `DefaultBodyLimit`, so a route such as content upload can set
+//! 5. panic guard (500 `INTERNAL`) and the AppError shape for axum's own empty 404/405 answers;
+//! 6. timeout (503 `SERVICE_UNAVAILABLE`);
+//! 7. authentication ([`super::auth::authenticate`]);
+//! 8. rate limits ([`crate::http::ratelimit`]);
+//! 9. a 1 MiB body limit (axum's `DefaultBodyLimit`, so a route such as content upload can set
 //!    its own), then each route's access layer and handler.
 //!
 //! [`run`] serves it on a listener until the shutdown token is cancelled, with the user
@@ -62,7 +64,11 @@ pub async fn app(config: &CloudConfig, state: &ApiState) -> Result<(Router, Vec<
         .layer(middleware::from_fn_with_state(Duration::from_secs(state.config.request_timeout_secs), timeout))
         .layer(middleware::from_fn(app_error_shape))
         .layer(CatchPanicLayer::custom(|_| AppError::internal("a handler panicked").into_response()))
-        .layer(middleware::from_fn_with_state(state.clone(), log_request))
+        .layer(middleware::from_fn_with_state(state.clone(), log_request));
+    // Tracing is started (or not) before the app is built: off, the layer is not there at all,
+    // so requests pay nothing for it.
+    let router = if crate::trace::enabled() { router.layer(middleware::from_fn(trace_request)) } else { router };
+    let router = router
         .layer(middleware::from_fn_with_state(state.config.trust_forwarded_for, correlate))
         .layer(cors(&state.config));
     Ok((router, specs))
@@ -168,6 +174,16 @@ async fn correlate(State(trust_forwarded): State<bool>, mut request: Request, ne
     if let Ok(v) = HeaderValue::from_str(&correlation_id) {
         response.headers_mut().insert(CORRELATION_HEADER.clone(), v);
     }
+    response
+}
+
+/// Runs the request in its trace span (only installed while tracing is on).
+async fn trace_request(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let parent = request.headers().get(crate::trace::TRACEPARENT).and_then(|v| v.to_str().ok());
+    let span = crate::trace::request_span(request.method().as_str(), &route, parent);
+    let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
     response
 }
 

@@ -198,7 +198,10 @@ impl<H: Handler> Consumer<H> {
                 b = self.next_batch(&consumer, &shutdown) => b,
             };
             let Some(batch) = batch else { break };
-            match self.process(&batch, &shutdown).await {
+            // Tracing (off: a disabled span): a batch's handling continues the trace of its first
+            // message (a batch of one, the common case at low load, continues exactly its own).
+            let span = crate::trace::consume_span(&batch[0].msg, &self.group_id);
+            match tracing::Instrument::instrument(self.process(&batch, &shutdown), span).await {
                 Outcome::Done => last_commit = self.commit(&consumer, &batch).or(last_commit),
                 Outcome::Stopped => break,
                 Outcome::Crashed => {

@@ -627,8 +627,8 @@ async fn a_scheduled_announcement_is_published_and_fanned_out_once_by_two_worker
 async fn the_worker_follows_user_events_expires_once_and_tells_a_high_announcements_audience_in_app() {
     use nimbus_cloud::announcement::jobs;
     use nimbus_cloud::announcement::store::{self, Author, Draft};
-    use nimbus_core::event::user::{UserEvent, UserStatusChangedPayload};
     use nimbus_core::event::Envelope;
+    use nimbus_core::event::user::{UserEvent, UserStatusChangedPayload};
     let (ann, users, courses, timetable) = (
         migrated("announcement_service_db").await,
         migrated("user_service_db").await,
@@ -707,7 +707,8 @@ async fn the_worker_follows_user_events_expires_once_and_tells_a_high_announceme
     assert_eq!(inactive().await, BTreeSet::from([people[0].clone()]), "suspended out, reactivated back in");
 
     // A high announcement to the three: the fan-out names the two active ones, in-app, once.
-    let directory = Directory { users: users.pool.clone(), courses: courses.pool.clone(), timetable: timetable.pool.clone() };
+    let directory =
+        Directory { users: users.pool.clone(), courses: courses.pool.clone(), timetable: timetable.pool.clone() };
     let admin = Author { user_id: Uuid::new_v4().to_string(), admin: true };
     let actor = nimbus_cloud::actor::Actor::user(&admin.user_id, "corr-high");
     let mut db = ann.pool.get().await.unwrap();
@@ -727,7 +728,9 @@ async fn the_worker_follows_user_events_expires_once_and_tells_a_high_announceme
     assert!(!jobs::fan_out_one(&ann.pool, &directory).await.unwrap(), "once per publication");
 
     // Expiry: once due, exactly one ANNOUNCEMENT_EXPIRED.
-    db.execute("UPDATE announcements SET expires_at = now() - interval '1 second' WHERE id = $1", &[&a.id]).await.unwrap();
+    db.execute("UPDATE announcements SET expires_at = now() - interval '1 second' WHERE id = $1", &[&a.id])
+        .await
+        .unwrap();
     assert_eq!(jobs::expire_due(&ann.pool).await.unwrap(), 1);
     assert_eq!(jobs::expire_due(&ann.pool).await.unwrap(), 0, "expired once");
     assert_eq!(store::load(&**db, a.id).await.unwrap().unwrap().status, "expired");
@@ -787,9 +790,17 @@ async fn bad_input_gets_app_errors_and_markup_stays_inert_text() {
         ("a title too long", json!({ "title": "x".repeat(201), "content": "c", "targets": everyone }), 400),
         ("content too long", json!({ "title": "t", "content": "x".repeat(10_001), "targets": everyone }), 400),
         ("an unknown field", json!({ "title": "t", "content": "c", "targets": everyone, "pinned": true }), 400),
-        ("a bad type word", json!({ "title": "t", "content": "c", "announcement_type": "DROP TABLE", "targets": everyone }), 400),
+        (
+            "a bad type word",
+            json!({ "title": "t", "content": "c", "announcement_type": "DROP TABLE", "targets": everyone }),
+            400,
+        ),
         ("a semester out of range", json!({ "title": "t", "content": "c", "targets": { "semesters": [21] } }), 400),
-        ("an expiry that is not a time", json!({ "title": "t", "content": "c", "expires_at": "tomorrow", "targets": everyone }), 400),
+        (
+            "an expiry that is not a time",
+            json!({ "title": "t", "content": "c", "expires_at": "tomorrow", "targets": everyone }),
+            400,
+        ),
     ] {
         let a = post(body).await;
         assert_eq!(a.status, status, "{why}: {}", a.json);
@@ -808,13 +819,22 @@ async fn bad_input_gets_app_errors_and_markup_stays_inert_text() {
         assert_eq!(a.status, status, "{method} {path}: {}", a.json);
         assert!(a.json["code"].is_string() && a.json["message"].is_string(), "{method} {path}: an AppError");
     }
-    let nothing: i64 =
-        s.state.announcement.get().await.unwrap().query_one("SELECT count(*) FROM announcements", &[]).await.unwrap().get(0);
+    let nothing: i64 = s
+        .state
+        .announcement
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) FROM announcements", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(nothing, 0, "a refused request stores nothing");
     // Markup is text: stored and returned as written, for the reader to escape.
     let markup = "<script>alert('x')</script> & <b>bold</b>";
     let id = announce(&s, &person(&campus.id("a1"), "admin"), markup, everyone.clone()).await;
-    let mine = s.as_caller(&person(&campus.id("s1"), "student")).call(Method::GET, "/api/v1/me/announcements", None).await;
+    let mine =
+        s.as_caller(&person(&campus.id("s1"), "student")).call(Method::GET, "/api/v1/me/announcements", None).await;
     assert_eq!(mine.json["items"][0]["title"], markup);
     assert_eq!(mine.json["items"][0]["id"], id.as_str());
     assert!(mine.content_type.starts_with("application/json"));

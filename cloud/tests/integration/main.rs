@@ -62,4 +62,5 @@ mod node_tls;
 mod notification_providers;
 mod notification_worker;
 mod timetable_service;
+mod tracing_otlp;
 mod worker_attendance;
