@@ -252,7 +252,8 @@ async fn run() {
 /// 500 courses in 10 departments, the student in 50 of them (5 rooms' worth of timetable), and
 /// 10,000 published announcements; returns how many reach the student.
 async fn seed_announcements([user_url, course_url, timetable_url, announcement_url]: [&str; 4], student: &str) -> i64 {
-    let courses = nimbus_cloud::db::pool(course_url, 1).unwrap();
+    // Two connections: the seeding holds one while the profile below asks for another.
+    let courses = nimbus_cloud::db::pool(course_url, 2).unwrap();
     let c = courses.get().await.unwrap();
     c.batch_execute(
         "INSERT INTO departments (id, code, name)
@@ -288,7 +289,7 @@ async fn seed_announcements([user_url, course_url, timetable_url, announcement_u
     )
     .await
     .unwrap();
-    let timetable = nimbus_cloud::db::pool(timetable_url, 1).unwrap();
+    let timetable = nimbus_cloud::db::pool(timetable_url, 2).unwrap();
     timetable
         .get()
         .await
