@@ -12,7 +12,7 @@ use nimbus_edge::testing::{Browser, Screen};
 use serde_json::{Value, json};
 
 use crate::common;
-use crate::common::e2e::{Proc, Stack, cloud, course_running_now, created, http, login, wait_for};
+use crate::common::e2e::{Proc, Stack, cloud, course_running_now, created, faculty_with_pin, http, login, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_urgent_course_announcement_shows_on_the_classroom_page_offline_until_it_expires() {
@@ -24,27 +24,8 @@ async fn an_urgent_course_announcement_shows_on_the_classroom_page_offline_until
     let post = |path: &str, body: Value| http(&api, "POST", path, Some(body), Some(&admin));
 
     let email = format!("grace-{suffix}@campus.test");
-    let faculty = created(
-        "faculty",
-        post(
-            "/api/v1/users",
-            json!({"email": email, "password": "faculty-pass-123", "role": "faculty",
-                   "first_name": "Grace", "last_name": "Hopper"}),
-        ),
-    );
-    let (faculty_id, staff_number) = (faculty["id"].as_str().unwrap().to_owned(), faculty["register_no"].to_string());
-    dbs.course
-        .pool
-        .get()
-        .await
-        .unwrap()
-        .execute("INSERT INTO faculties (user_id, name) VALUES ($1, 'Grace Hopper')", &[&faculty_id])
-        .await
-        .unwrap();
+    let (faculty_id, staff_number) = faculty_with_pin(&stack, &admin, &email, ("Grace", "Hopper"), "582047").await;
     let course_id = course_running_now(&api, &admin, room, &suffix, "Compilers", &faculty_id);
-    let own = login(&api, &email, "faculty-pass-123");
-    let pin = json!({"current_password": "faculty-pass-123", "pin": "582047"});
-    assert_eq!(http(&api, "PUT", "/api/v1/me/classroom-pin", Some(pin), Some(&own)).0, 204);
 
     let worker = Proc(cloud(&["worker", "--service", "announcement"], env).spawn().unwrap());
     let downlink = Proc(cloud(&["downlink"], env).spawn().unwrap());

@@ -9,54 +9,23 @@
 use std::time::Duration;
 
 use nimbus_edge::testing::{Browser, Screen};
-use serde_json::{Value, json};
 
 use crate::common;
-use crate::common::e2e::{Proc, Stack, cloud, course_running_now, created, http, login, wait_for};
+use crate::common::e2e::{Proc, Stack, cloud, course_running_now, faculty_with_pin, http, login, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_faculty_member_created_in_the_cloud_signs_in_at_the_node_with_the_uplink_down() {
     let stack = Stack::prepare("cl", |_| Vec::new()).await;
     let api_proc = stack.start_api();
-    let Stack { suffix, room, api, admin_email, admin_password, env, dbs, .. } = &stack;
+    let Stack { suffix, room, api, admin_email, admin_password, env, .. } = &stack;
     let (suffix, api) = (suffix.clone(), api.clone());
     let admin = login(&api, admin_email, admin_password);
-    let post = |path: &str, body: Value| http(&api, "POST", path, Some(body), Some(&admin));
 
-    // The admin creates the faculty member. Their profile reaches the course service through
-    // user.events (the course worker, not running here), so it is written as the worker would.
+    // The admin creates the faculty member (with the course service's profile); a course she
+    // teaches runs now in the node's room; she sets her classroom PIN with her own account.
     let email = format!("Ada-{suffix}@Campus.Test");
-    let faculty = created(
-        "faculty",
-        post(
-            "/api/v1/users",
-            json!({"email": email, "password": "faculty-pass-123", "role": "faculty",
-                   "first_name": "Ada", "last_name": "Lovelace"}),
-        ),
-    );
-    let (faculty_id, staff_number) = (faculty["id"].as_str().unwrap().to_owned(), faculty["register_no"].to_string());
-    dbs.course
-        .pool
-        .get()
-        .await
-        .unwrap()
-        .execute("INSERT INTO faculties (user_id, name) VALUES ($1, 'Ada Lovelace')", &[&faculty_id])
-        .await
-        .unwrap();
-
-    // A course she teaches, running now in the node's room.
+    let (faculty_id, staff_number) = faculty_with_pin(&stack, &admin, &email, ("Ada", "Lovelace"), "402913").await;
     let course_id = course_running_now(&api, &admin, room, &suffix, "Analysis", &faculty_id);
-
-    // She sets her classroom PIN with her own account.
-    let own = login(&api, &email, "faculty-pass-123");
-    let (status, body) = http(
-        &api,
-        "PUT",
-        "/api/v1/me/classroom-pin",
-        Some(json!({"current_password": "faculty-pass-123", "pin": "402913"})),
-        Some(&own),
-    );
-    assert_eq!(status, 204, "{body}");
 
     // The downlink and the node; the roster snapshot brings her credentials.
     let downlink = Proc(cloud(&["downlink"], env).spawn().unwrap());

@@ -438,3 +438,44 @@ pub fn login(api: &str, email: &str, password: &str) -> String {
     assert_eq!(status, 200, "login of {email}: {body}");
     body["access_token"].as_str().unwrap().to_owned()
 }
+
+/// A faculty member the admin creates through the API, with the course service's profile (its
+/// worker does not run in these tests, so the profile is written as the worker would) and a
+/// classroom PIN set with their own account; returns their user id and staff number.
+pub async fn faculty_with_pin(
+    stack: &Stack,
+    admin: &str,
+    email: &str,
+    name: (&str, &str),
+    pin: &str,
+) -> (String, String) {
+    let password = "faculty-pass-123";
+    let faculty = created(
+        "faculty",
+        http(
+            &stack.api,
+            "POST",
+            "/api/v1/users",
+            Some(serde_json::json!({"email": email, "password": password, "role": "faculty",
+                        "first_name": name.0, "last_name": name.1})),
+            Some(admin),
+        ),
+    );
+    let (id, staff_number) = (faculty["id"].as_str().unwrap().to_owned(), faculty["register_no"].to_string());
+    let full_name = format!("{} {}", name.0, name.1);
+    stack
+        .dbs
+        .course
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .execute("INSERT INTO faculties (user_id, name) VALUES ($1, $2)", &[&id, &full_name])
+        .await
+        .unwrap();
+    let own = login(&stack.api, email, password);
+    let body = serde_json::json!({"current_password": password, "pin": pin});
+    let (status, answer) = http(&stack.api, "PUT", "/api/v1/me/classroom-pin", Some(body), Some(&own));
+    assert_eq!(status, 204, "{answer}");
+    (id, staff_number)
+}
