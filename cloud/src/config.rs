@@ -367,6 +367,14 @@ pub const ENV: &[EnvVar] = &[
         apply: Apply::Optional(|c| &mut c.worker.group),
     },
     EnvVar {
+        name: "NIMBUS_WORKER_INSTANCE",
+        key: "worker.instance",
+        roles: &[Role::Worker],
+        about: "static group membership (`group.instance.id`): a name stable across restarts and unique among the group's live members (a StatefulSet pod's name)",
+        default: "none: dynamic membership",
+        apply: Apply::Optional(|c| &mut c.worker.instance),
+    },
+    EnvVar {
         name: "NIMBUS_WORKER_BATCH",
         key: "worker.batch_size",
         roles: &[Role::Worker],
@@ -853,11 +861,22 @@ pub struct WorkerConfig {
     pub alert_min_classes: u64,
     /// Most events applied in one database transaction (`NIMBUS_WORKER_BATCH`).
     pub batch_size: u64,
+    /// Static group membership under this name (`NIMBUS_WORKER_INSTANCE`). Opt-in: two live
+    /// members under one name fence each other, so a default such as the host name would break
+    /// two workers on one machine.
+    pub instance: Option<String>,
 }
 
 impl Default for WorkerConfig {
     fn default() -> Self {
-        WorkerConfig { database: None, group: None, alert_interval_secs: 600, alert_min_classes: 3, batch_size: 500 }
+        WorkerConfig {
+            database: None,
+            group: None,
+            alert_interval_secs: 600,
+            alert_min_classes: 3,
+            batch_size: 500,
+            instance: None,
+        }
     }
 }
 
@@ -1183,6 +1202,16 @@ impl CloudConfig {
         if self.probe.bind.parse::<std::net::SocketAddr>().is_err() {
             return bad("probe.bind (NIMBUS_PROBE_BIND)", format!("{:?} must be host:port", self.probe.bind));
         }
+        if let Some(instance) = &self.worker.instance
+            && (instance.is_empty()
+                || instance.len() > 200
+                || !instance.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+        {
+            return bad(
+                "worker.instance (NIMBUS_WORKER_INSTANCE)",
+                format!("{instance:?} must be 1 to 200 characters of a-z, A-Z, 0-9, -, _ and ."),
+            );
+        }
         if !(1..=10_000).contains(&self.worker.batch_size) {
             return bad("worker.batch_size (NIMBUS_WORKER_BATCH)", "must be 1 to 10000".into());
         }
@@ -1480,6 +1509,15 @@ mod tests {
         assert_eq!(c.worker.database.as_deref(), Some("staging_attendance"));
         assert!(error(None, &[("NIMBUS_SERVICE_DB", "Bad-Name")]).contains("worker.database (NIMBUS_SERVICE_DB)"));
         assert!(error(Some("[worker]\ngroup = \" \""), &[]).contains("worker.group (NIMBUS_WORKER_GROUP)"));
+    }
+
+    #[test]
+    fn static_membership_is_opt_in_and_never_the_host_name() {
+        let c = CloudConfig::from_sources(None, env(&[("HOSTNAME", "box"), ("INGEST_INSTANCE", "ingest-1")])).unwrap();
+        assert_eq!(c.worker.instance, None, "two workers on one host must not share a member name");
+        let c = CloudConfig::from_sources(None, env(&[("NIMBUS_WORKER_INSTANCE", "attendance-0")])).unwrap();
+        assert_eq!(c.worker.instance.as_deref(), Some("attendance-0"));
+        assert!(error(None, &[("NIMBUS_WORKER_INSTANCE", "a b")]).contains("worker.instance (NIMBUS_WORKER_INSTANCE)"));
     }
 
     #[test]

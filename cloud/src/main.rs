@@ -362,9 +362,9 @@ async fn worker_settings(config: &CloudConfig, service: &str) -> anyhow::Result<
     let mut settings = nimbus_cloud::worker::WorkerSettings::new(&config.kafka.brokers, url);
     settings.group_id = config.worker.group.clone();
     settings.batch_size = usize::try_from(config.worker.batch_size).unwrap_or(500);
-    // Static membership under the instance's stable name: a restarted worker takes its
+    // Static membership when the operator names the instance: a restarted worker takes its
     // partitions back at once instead of waiting for the group to notice the dead member.
-    settings.membership.instance_id = Some(config.ingest.instance.clone()).filter(|i| !i.is_empty());
+    settings.membership.instance_id = config.worker.instance.clone();
     if database == nimbus_cloud::attendance::DATABASE {
         settings.alerts.interval = Some(std::time::Duration::from_secs(config.worker.alert_interval_secs.max(1)));
         settings.alerts.thresholds.min_classes = u32::try_from(config.worker.alert_min_classes).unwrap_or(u32::MAX);

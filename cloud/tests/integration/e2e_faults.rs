@@ -236,7 +236,11 @@ async fn kafka_stopped_for_a_while_and_restarted_loses_and_doubles_nothing() {
 async fn the_worker_sigkilled_twice_within_ten_seconds_drains_the_backlog_within_a_minute_of_its_restart() {
     let s = stack(&common::kafka_brokers()).await;
     let ingest = Proc(cloud(&["ingest"], &s.env).spawn().unwrap());
-    let mut worker = Proc(cloud(&["worker", "--service", "attendance"], &s.env).spawn().unwrap());
+    // Static membership: each restart comes back under the same member name.
+    let mut worker_env = s.env.clone();
+    worker_env.push(("NIMBUS_WORKER_INSTANCE", format!("attendance-{}", uuid::Uuid::new_v4().simple())));
+    let start_worker = || Proc(cloud(&["worker", "--service", "attendance"], &worker_env).spawn().unwrap());
+    let mut worker = start_worker();
     let node = start_node(s.node_dir.path());
     wait_processed(&s, 40, Duration::from_secs(60)).await;
     let first_kill = Instant::now();
@@ -244,11 +248,11 @@ async fn the_worker_sigkilled_twice_within_ten_seconds_drains_the_backlog_within
     let at_kill = processed(&s).await;
     assert!(at_kill < SESSIONS as i64, "the kill came while events flowed ({at_kill} applied)");
     // Restarted, and killed again during its rejoin: the drill of issue 18.
-    let mut worker = Proc(cloud(&["worker", "--service", "attendance"], &s.env).spawn().unwrap());
+    let mut worker = start_worker();
     tokio::time::sleep(Duration::from_secs(3)).await;
     sigkill(&mut worker);
     assert!(first_kill.elapsed() < Duration::from_secs(10), "both kills within ten seconds");
-    let worker = Proc(cloud(&["worker", "--service", "attendance"], &s.env).spawn().unwrap());
+    let worker = start_worker();
     // Within a minute of the last restart.
     drained_exactly_once(s, Duration::from_secs(60), [node, ingest, worker]).await;
 }

@@ -89,6 +89,11 @@ impl TestDb {
 /// Commits `group`'s offsets at the current end of every partition of `topics`, so a consumer
 /// started in that group reads only what is produced from now on (topics are shared by tests).
 pub async fn prime_group(brokers: &str, group: &str, topics: &[nimbus_core::topics::Topic]) {
+    // On a fresh broker no role may have created the topics yet, and a group subscribed to a
+    // missing topic never gets its partitions.
+    nimbus_cloud::kafka::ensure_topics(brokers, nimbus_core::topics::Environment::Development)
+        .await
+        .expect("Kafka must be reachable (KAFKA_BROKERS); run scripts/services.sh up");
     let (brokers, group) = (brokers.to_owned(), group.to_owned());
     let topics = topics.to_vec();
     tokio::task::spawn_blocking(move || {
