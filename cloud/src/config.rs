@@ -370,8 +370,8 @@ pub const ENV: &[EnvVar] = &[
         name: "NIMBUS_WORKER_INSTANCE",
         key: "worker.instance",
         roles: &[Role::Worker],
-        about: "static group membership (`group.instance.id`): a name stable across restarts and unique among the group's live members (a StatefulSet pod's name)",
-        default: "none: dynamic membership",
+        about: "the worker's static group member name (`group.instance.id`), stable across restarts and unique among the group's live members (a StatefulSet pod's name): a restarted worker takes its partitions back at once",
+        default: "a name unique to the process (host, service, pid, random)",
         apply: Apply::Optional(|c| &mut c.worker.instance),
     },
     EnvVar {
@@ -861,9 +861,9 @@ pub struct WorkerConfig {
     pub alert_min_classes: u64,
     /// Most events applied in one database transaction (`NIMBUS_WORKER_BATCH`).
     pub batch_size: u64,
-    /// Static group membership under this name (`NIMBUS_WORKER_INSTANCE`). Opt-in: two live
-    /// members under one name fence each other, so a default such as the host name would break
-    /// two workers on one machine.
+    /// The worker's static group member name (`NIMBUS_WORKER_INSTANCE`). Unset, the worker
+    /// makes one unique to its process: two live members under one name fence each other, so a
+    /// default such as the host name would break two workers on one machine.
     pub instance: Option<String>,
 }
 
@@ -1512,7 +1512,7 @@ mod tests {
     }
 
     #[test]
-    fn static_membership_is_opt_in_and_never_the_host_name() {
+    fn the_worker_member_name_is_never_the_host_name_by_default() {
         let c = CloudConfig::from_sources(None, env(&[("HOSTNAME", "box"), ("INGEST_INSTANCE", "ingest-1")])).unwrap();
         assert_eq!(c.worker.instance, None, "two workers on one host must not share a member name");
         let c = CloudConfig::from_sources(None, env(&[("NIMBUS_WORKER_INSTANCE", "attendance-0")])).unwrap();

@@ -8,8 +8,18 @@ use std::path::Path;
 /// The roles: they compose services.
 const ROLES: &[&str] = &["api", "worker", "ingest", "downlink", "cli"];
 /// The services: each owns its data and behaviour.
-const SERVICES: &[&str] =
-    &["user", "course", "timetable", "attendance", "content", "registry", "dlq", "notification", "announcement"];
+const SERVICES: &[&str] = &[
+    "user",
+    "course",
+    "timetable",
+    "attendance",
+    "content",
+    "registry",
+    "dlq",
+    "notification",
+    "announcement",
+    "communication",
+];
 /// The low floors everyone stands on.
 const FLOORS: &[&str] =
     &["http", "consumer", "db", "kafka", "outbox", "shutdown", "config", "error", "actor", "listing", "probe", "trace"];

@@ -39,6 +39,8 @@
 //! - [`announcement`]: campus announcements (`announcement_service_db`): drafts, scheduled
 //!   publication and expiry ([`announcement::jobs`]), targeting ([`announcement::targets`]),
 //!   read marks, the urgent fan-out to the notification service, the classroom snapshot.
+//! - [`communication`]: conversations between people (`communication_service_db`): direct and
+//!   group conversations, ordered messages with read positions ([`communication::messages`]).
 //! - [`dlq`]: listing, inspecting and replaying `dlq.events` ([`dlq::routes`]).
 //!
 //! Roles (`nimbus-cloud <role>`; they compose services and add nothing of their own):
@@ -77,6 +79,7 @@ pub mod announcement;
 pub mod api;
 pub mod attendance;
 pub mod cli;
+pub mod communication;
 pub mod config;
 pub mod consumer;
 pub mod content;

@@ -350,7 +350,7 @@ async fn worker(config: CloudConfig, service: String) -> anyhow::Result<()> {
 async fn worker_settings(config: &CloudConfig, service: &str) -> anyhow::Result<nimbus_cloud::worker::WorkerSettings> {
     let database = format!("{}_service_db", service.trim_end_matches("-service"));
     let migrations = nimbus_cloud::db::migrations_for(&database).with_context(|| {
-        format!("no worker for service {service:?} (known: attendance, timetable, course, notification, announcement)")
+        format!("no worker for service {service:?} (known: attendance, timetable, course, notification, announcement, communication)")
     })?;
     let url = match &config.worker.database {
         Some(name) => nimbus_cloud::db::database_url(&config.database.url, name),
@@ -362,9 +362,14 @@ async fn worker_settings(config: &CloudConfig, service: &str) -> anyhow::Result<
     let mut settings = nimbus_cloud::worker::WorkerSettings::new(&config.kafka.brokers, url);
     settings.group_id = config.worker.group.clone();
     settings.batch_size = usize::try_from(config.worker.batch_size).unwrap_or(500);
-    // Static membership when the operator names the instance: a restarted worker takes its
-    // partitions back at once instead of waiting for the group to notice the dead member.
-    settings.membership.instance_id = config.worker.instance.clone();
+    // Static membership, always: the watchdog's replacement client (and, under a name the
+    // operator gives, a restarted worker) takes the partitions back at once instead of waiting
+    // for a rebalance the broker may never finish. Without a name, one unique to this process, so
+    // two workers on one machine never share it.
+    settings.membership.instance_id = Some(config.worker.instance.clone().unwrap_or_else(|| {
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        format!("{}-{service}-{}-{}", config.ingest.instance, std::process::id(), &nonce[..8])
+    }));
     if database == nimbus_cloud::attendance::DATABASE {
         settings.alerts.interval = Some(std::time::Duration::from_secs(config.worker.alert_interval_secs.max(1)));
         settings.alerts.thresholds.min_classes = u32::try_from(config.worker.alert_min_classes).unwrap_or(u32::MAX);
@@ -458,7 +463,7 @@ async fn all(config: CloudConfig) -> anyhow::Result<()> {
             ("ingest", nimbus_cloud::ingest::run_with(config, &probes, stop).await.map_err(anyhow::Error::from))
         });
     }
-    for service in ["attendance", "timetable", "course", "notification", "announcement"] {
+    for service in ["attendance", "timetable", "course", "notification", "announcement", "communication"] {
         let settings = worker_settings(&config, service).await?;
         let (stop, probes) = (shutdown.clone(), probes.clone());
         roles.spawn(async move {

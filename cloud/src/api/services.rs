@@ -22,6 +22,7 @@ pub fn routes_with(state: ServicesState) -> ApiRoutes {
         .merge(crate::dlq::routes::routes())
         .merge(crate::notification::routes::routes())
         .merge(crate::announcement::routes::routes())
+        .merge(crate::communication::routes::routes())
         .merge(crate::registry::cards::routes())
         .with_state(state)
 }
@@ -35,6 +36,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(crate::dlq::routes::Doc::openapi());
     doc.merge(crate::notification::routes::Doc::openapi());
     doc.merge(crate::announcement::routes::Doc::openapi());
+    doc.merge(crate::communication::routes::Doc::openapi());
     doc.merge(crate::registry::cards::Doc::openapi());
     doc
 }

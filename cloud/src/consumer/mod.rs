@@ -76,6 +76,7 @@
 pub mod dead_letter;
 pub mod engine;
 pub mod health;
+pub mod inactive;
 pub mod metrics;
 
 use std::future::Future;

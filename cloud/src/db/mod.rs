@@ -60,6 +60,10 @@ pub const ALL: &[Migrations] = &[
         steps: &[(1, include_str!("../../../migrations/announcement_service_db/0001_init.sql"))],
     },
     Migrations {
+        database: "communication_service_db",
+        steps: &[(1, include_str!("../../../migrations/communication_service_db/0001_init.sql"))],
+    },
+    Migrations {
         database: "content_service_db",
         steps: &[(1, include_str!("../../../migrations/content_service_db/0001_init.sql"))],
     },

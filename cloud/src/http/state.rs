@@ -26,6 +26,8 @@ pub struct ServicesState {
     pub notification: Pool,
     /// `announcement_service_db`.
     pub announcement: Pool,
+    /// `communication_service_db`.
+    pub communication: Pool,
     /// `user_service_db`, read through the user service's directory (whole audiences).
     pub users: Pool,
     /// `edge_registry_db` (nodes, cards, DLQ replay records).
@@ -49,6 +51,7 @@ impl ServicesState {
             "attendance_service_db",
             "notification_service_db",
             "announcement_service_db",
+            "communication_service_db",
             "edge_registry_db",
         ] {
             let m =
@@ -69,6 +72,7 @@ impl ServicesState {
             attendance: pool("attendance_service_db")?,
             notification: pool("notification_service_db")?,
             announcement: pool("announcement_service_db")?,
+            communication: pool("communication_service_db")?,
             users: pool("user_service_db")?,
             registry: pool("edge_registry_db")?,
             brokers: config.kafka.brokers.clone(),

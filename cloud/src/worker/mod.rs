@@ -312,6 +312,9 @@ impl Worker {
             Service::Announcement => {
                 consumer.with(crate::announcement::AnnouncementHandler).run(brokers, &topics, shutdown).await
             }
+            Service::Communication => {
+                consumer.with(crate::communication::CommunicationHandler).run(brokers, &topics, shutdown).await
+            }
         };
 
         jobs.cancel();
@@ -379,6 +382,7 @@ enum Service {
     Course,
     Notification,
     Announcement,
+    Communication,
 }
 
 impl Service {
@@ -389,13 +393,15 @@ impl Service {
             crate::course::SERVICE => Ok(Service::Course),
             notification::SERVICE => Ok(Service::Notification),
             crate::announcement::SERVICE => Ok(Service::Announcement),
+            crate::communication::SERVICE => Ok(Service::Communication),
             other => Err(Error::Config(format!(
-                "worker: {other} has no worker yet (only {}, {}, {}, {} and {})",
+                "worker: {other} has no worker yet (only {}, {}, {}, {}, {} and {})",
                 attendance::SERVICE,
                 crate::timetable::SERVICE,
                 crate::course::SERVICE,
                 notification::SERVICE,
-                crate::announcement::SERVICE
+                crate::announcement::SERVICE,
+                crate::communication::SERVICE
             ))),
         }
     }
@@ -407,12 +413,20 @@ impl Service {
             Service::Course => crate::course::DATABASE,
             Service::Notification => notification::DATABASE,
             Service::Announcement => crate::announcement::DATABASE,
+            Service::Communication => crate::communication::DATABASE,
         }
     }
 
     /// Whether the service's commands publish through a transactional outbox.
     fn publishes(self) -> bool {
-        matches!(self, Service::Timetable | Service::Course | Service::Notification | Service::Announcement)
+        matches!(
+            self,
+            Service::Timetable
+                | Service::Course
+                | Service::Notification
+                | Service::Announcement
+                | Service::Communication
+        )
     }
 }
 

@@ -35,6 +35,7 @@ mod api_server;
 mod api_services;
 mod api_tls;
 mod broker_accounts;
+mod communication_service;
 mod compose_stack;
 mod content_folders;
 mod content_input;

@@ -41,6 +41,34 @@ impl UserEvent {
     fn check(&self) -> Result<(), EventError> {
         Ok(())
     }
+
+    /// Whether the event changes whether the person is active: `Some((user_id, None))` when they
+    /// are active again, `Some((user_id, Some(status)))` when they no longer are (`suspended`,
+    /// `deleted`, `inactive` or `pending`; unknown words count as `inactive`), `None` when the
+    /// event says nothing about it. Services that keep their own list of inactive people share
+    /// this one reading.
+    pub fn activity(&self) -> Option<(&str, Option<&'static str>)> {
+        match self {
+            UserEvent::UserSuspended(p) => Some((&p.user_id, Some("suspended"))),
+            UserEvent::UserDeleted(p) => Some((&p.user_id, Some("deleted"))),
+            UserEvent::UserActivated(p) => Some((&p.user_id, None)),
+            UserEvent::UserUpdated(p) | UserEvent::ProfileUpdated(p) => {
+                let status = p.changes.get("status")?.new_value.as_str()?.to_ascii_lowercase();
+                Some((&p.user_id, (status != "active").then(|| inactive_word(&status))))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The few inactive status words there are, as `'static`.
+fn inactive_word(s: &str) -> &'static str {
+    match s {
+        "suspended" => "suspended",
+        "deleted" => "deleted",
+        "pending" => "pending",
+        _ => "inactive",
+    }
 }
 
 /// Seed `UserCreatedPayload`.

@@ -32,6 +32,7 @@ impl Services {
             "notification_service_db",
             "announcement_service_db",
             "user_service_db",
+            "communication_service_db",
         ] {
             let db = TestDb::create().await;
             nimbus_cloud::db::migrate(&db.pool, nimbus_cloud::db::migrations_for(name).unwrap()).await.unwrap();
@@ -49,6 +50,7 @@ impl Services {
             notification: dbs[4].pool.clone(),
             announcement: dbs[5].pool.clone(),
             users: dbs[6].pool.clone(),
+            communication: dbs[7].pool.clone(),
             producer: nimbus_cloud::kafka::at_least_once_producer(&brokers).unwrap(),
             brokers,
         };

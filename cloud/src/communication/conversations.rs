@@ -1,0 +1,502 @@
+//! Conversations and who is in them: start a direct conversation (one per pair) or a group,
+//! add and remove participants, leave, archive, and each person's list with unread counts.
+//! Every change and its `communication.events` event are one transaction (the outbox).
+
+use chrono::{DateTime, Utc};
+use nimbus_core::event::CommunicationEvent;
+use nimbus_core::event::communication::{ConversationArchivedPayload, ConversationCreatedPayload, ParticipantPayload};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::{GenericClient, Transaction};
+use uuid::Uuid;
+
+use super::SERVICE;
+use crate::actor::Actor;
+use crate::error::{Error, FieldError, Result};
+
+/// Most participants a group conversation may have.
+pub const MAX_PARTICIPANTS: usize = 500;
+
+/// A conversation to start.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewConversation {
+    /// `direct` (exactly one other person) or `group`.
+    pub conversation_type: String,
+    /// A group's name (1–200 characters); a direct conversation has none.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// The other people (user ids); the caller is added.
+    pub participant_ids: Vec<String>,
+}
+
+/// A participant as shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Participant {
+    /// User id.
+    pub user_id: String,
+    /// Name from the user service (the e-mail address when the profile has none).
+    pub name: String,
+    /// `owner` or `member`.
+    pub role: String,
+}
+
+/// A conversation as one participant sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Conversation {
+    /// Its id.
+    pub id: Uuid,
+    /// `direct` or `group`.
+    pub conversation_type: String,
+    /// A group's name.
+    pub title: Option<String>,
+    /// Who started it.
+    pub created_by: String,
+    /// The current participants.
+    pub participants: Vec<Participant>,
+    /// The newest message's sequence number (0: none yet).
+    pub last_seq: i64,
+    /// When the newest message was sent.
+    pub last_message_at: Option<DateTime<Utc>>,
+    /// Messages after the caller's read position, not counting their own.
+    pub unread: i64,
+    /// Set once archived (read-only from then on).
+    pub archived_at: Option<DateTime<Utc>>,
+    /// Started.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What the conversation is to a participant, read under a lock (see [`membership`]).
+#[derive(Debug, Clone)]
+pub struct Membership {
+    /// `direct` or `group`.
+    pub conversation_type: String,
+    /// `owner` or `member`.
+    pub role: String,
+    /// Archived: nothing changes any more.
+    pub archived: bool,
+}
+
+/// The caller's membership of `id`, locking the conversation row (`FOR UPDATE` when `write`, so
+/// messages and membership changes of one conversation apply one after the other). Anyone who
+/// is not a current participant gets the same 404 as for a conversation that does not exist.
+pub async fn membership(tx: &Transaction<'_>, id: Uuid, user: &str, write: bool) -> Result<Membership> {
+    let lock = if write { "FOR UPDATE OF c" } else { "FOR SHARE OF c" };
+    let row = tx
+        .query_opt(
+            &format!(
+                "SELECT c.conversation_type, p.role, c.archived_at IS NOT NULL
+                 FROM conversations c JOIN conversation_participants p ON p.conversation_id = c.id
+                 WHERE c.id = $1 AND p.user_id = $2 AND p.left_at IS NULL {lock}"
+            ),
+            &[&id, &user],
+        )
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    Ok(Membership { conversation_type: row.get(0), role: row.get(1), archived: row.get(2) })
+}
+
+pub(crate) fn not_found(id: Uuid) -> Error {
+    Error::NotFound { what: "conversation", id: id.to_string() }
+}
+
+/// Refuses people the user service does not know or who are not active, and people this
+/// service has heard are inactive; returns their names, in the order of `ids`.
+pub(crate) async fn active_people(
+    db: &impl GenericClient,
+    users: &impl GenericClient,
+    ids: &[String],
+    field: &str,
+) -> Result<Vec<(String, String)>> {
+    let contacts = crate::user::directory::contacts(users, ids).await?;
+    let inactive: Vec<String> = db
+        .query("SELECT user_id FROM inactive_users WHERE user_id = ANY($1)", &[&ids])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut out = Vec::with_capacity(ids.len());
+    let mut errors = Vec::new();
+    for id in ids {
+        match contacts.iter().find(|c| &c.user_id == id) {
+            Some(c) if c.active && !inactive.contains(id) => out.push((id.clone(), c.name.clone())),
+            Some(_) => errors.push(FieldError::new(field, format!("{id} is not an active user"))),
+            None => errors.push(FieldError::new(field, format!("{id} is not a user"))),
+        }
+    }
+    if errors.is_empty() { Ok(out) } else { Err(Error::Validation(errors)) }
+}
+
+/// Refuses a caller the service has heard is suspended or otherwise inactive (their token may
+/// still be valid for a moment: the user service revokes it, this is the service's own check).
+pub(crate) async fn ensure_active(db: &impl GenericClient, user: &str) -> Result<()> {
+    match db.query_opt("SELECT status FROM inactive_users WHERE user_id = $1", &[&user]).await? {
+        Some(r) => Err(Error::Forbidden(format!("the account is {}", r.get::<_, String>(0)))),
+        None => Ok(()),
+    }
+}
+
+fn validate(n: &NewConversation, caller: &str) -> Result<Vec<String>> {
+    let mut errors = Vec::new();
+    let mut others: Vec<String> = Vec::new();
+    for id in &n.participant_ids {
+        let id = id.trim();
+        if Uuid::parse_str(id).is_err() {
+            errors.push(FieldError::new("participant_ids", format!("{id:?} is not a user id")));
+        } else if id != caller && !others.iter().any(|o| o == id) {
+            others.push(id.to_owned());
+        }
+    }
+    match n.conversation_type.as_str() {
+        "direct" => {
+            if others.len() != 1 {
+                errors.push(FieldError::new("participant_ids", "a direct conversation has exactly one other person"));
+            }
+            if n.title.is_some() {
+                errors.push(FieldError::new("title", "a direct conversation has no title"));
+            }
+        }
+        "group" => {
+            let title = n.title.as_deref().map(str::trim).unwrap_or("");
+            if title.is_empty() || title.chars().count() > 200 {
+                errors.push(FieldError::new("title", "a group needs a title of 1 to 200 characters"));
+            }
+            if others.is_empty() || others.len() + 1 > MAX_PARTICIPANTS {
+                errors.push(FieldError::new(
+                    "participant_ids",
+                    format!("a group has 2 to {MAX_PARTICIPANTS} participants, the caller included"),
+                ));
+            }
+        }
+        _ => errors.push(FieldError::new("conversation_type", "must be direct or group")),
+    }
+    if errors.is_empty() { Ok(others) } else { Err(Error::Validation(errors)) }
+}
+
+/// Starts a conversation; `(conversation, true)` when it is new. Starting a direct conversation
+/// with someone the caller already has one with gives that one (unarchived), even when both
+/// start it at the same moment.
+pub async fn start(
+    db: &mut deadpool_postgres::Object,
+    users: &impl GenericClient,
+    actor: &Actor,
+    caller: &str,
+    n: NewConversation,
+) -> Result<(Conversation, bool)> {
+    let others = validate(&n, caller)?;
+    ensure_active(&***db, caller).await?;
+    active_people(&***db, users, &others, "participant_ids").await?;
+    let tx = db.transaction().await?;
+    let id = Uuid::new_v4();
+    let pair = (n.conversation_type == "direct").then(|| {
+        let mut two = [caller.to_owned(), others[0].clone()];
+        two.sort();
+        two.join(":")
+    });
+    let title = n.title.as_deref().map(str::trim).map(str::to_owned);
+    let inserted = tx
+        .execute(
+            "INSERT INTO conversations (id, conversation_type, title, created_by, direct_pair)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (direct_pair) DO NOTHING",
+            &[&id, &n.conversation_type, &title, &caller, &pair],
+        )
+        .await?;
+    if inserted == 0 {
+        // The pair already talks: their conversation (both are its participants for good).
+        let existing: Uuid =
+            tx.query_one("SELECT id FROM conversations WHERE direct_pair = $1", &[&pair]).await?.get(0);
+        tx.execute("UPDATE conversations SET archived_at = NULL WHERE id = $1", &[&existing]).await?;
+        tx.commit().await?;
+        return Ok((get(&***db, users, existing, caller).await?, false));
+    }
+    let mut everyone = vec![caller.to_owned()];
+    everyone.extend(others);
+    for (i, user) in everyone.iter().enumerate() {
+        let role = if i == 0 && n.conversation_type == "group" { "owner" } else { "member" };
+        tx.execute(
+            "INSERT INTO conversation_participants (conversation_id, user_id, role) VALUES ($1, $2, $3)",
+            &[&id, user, &role],
+        )
+        .await?;
+    }
+    let created_at: DateTime<Utc> =
+        tx.query_one("SELECT created_at FROM conversations WHERE id = $1", &[&id]).await?.get(0);
+    let event = ConversationCreatedPayload {
+        conversation_id: id.to_string(),
+        conversation_type: n.conversation_type.clone(),
+        title,
+        created_by: caller.to_owned(),
+        participant_ids: everyone,
+        created_at,
+    };
+    crate::outbox::publish(&tx, SERVICE, actor, CommunicationEvent::ConversationCreated(event)).await?;
+    tx.commit().await?;
+    Ok((get(&***db, users, id, caller).await?, true))
+}
+
+/// Adds `user` to a group; only its owner may. Adding a current participant changes nothing.
+pub async fn add(
+    db: &mut deadpool_postgres::Object,
+    users: &impl GenericClient,
+    actor: &Actor,
+    caller: &str,
+    id: Uuid,
+    user: &str,
+) -> Result<()> {
+    if Uuid::parse_str(user).is_err() {
+        return Err(Error::Validation(vec![FieldError::new("user_id", "not a user id")]));
+    }
+    active_people(&***db, users, &[user.to_owned()], "user_id").await?;
+    let tx = db.transaction().await?;
+    let m = membership(&tx, id, caller, true).await?;
+    owner_of_open_group(&m)?;
+    let count: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM conversation_participants WHERE conversation_id = $1 AND left_at IS NULL",
+            &[&id],
+        )
+        .await?
+        .get(0);
+    if count as usize >= MAX_PARTICIPANTS {
+        return Err(conflict(format!("a group has at most {MAX_PARTICIPANTS} participants")));
+    }
+    let changed = tx
+        .execute(
+            "INSERT INTO conversation_participants (conversation_id, user_id, role) VALUES ($1, $2, 'member')
+             ON CONFLICT (conversation_id, user_id) DO UPDATE SET left_at = NULL, joined_at = now()
+             WHERE conversation_participants.left_at IS NOT NULL",
+            &[&id, &user],
+        )
+        .await?;
+    if changed > 0 {
+        let event = participant_event(id, user, caller);
+        crate::outbox::publish(&tx, SERVICE, actor, CommunicationEvent::ParticipantAdded(event)).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Removes `user` from a group: the owner removes anyone else; anyone may leave (remove
+/// themselves). An owner who leaves hands the group to the longest-standing member.
+pub async fn remove(
+    db: &mut deadpool_postgres::Object,
+    actor: &Actor,
+    caller: &str,
+    id: Uuid,
+    user: &str,
+) -> Result<()> {
+    let tx = db.transaction().await?;
+    let m = membership(&tx, id, caller, true).await?;
+    if m.conversation_type != "group" {
+        return Err(conflict("a direct conversation keeps its two participants; archive it instead".into()));
+    }
+    if user != caller {
+        owner_of_open_group(&m)?;
+    }
+    let left = tx
+        .execute(
+            "UPDATE conversation_participants SET left_at = now(), role = 'member'
+             WHERE conversation_id = $1 AND user_id = $2 AND left_at IS NULL",
+            &[&id, &user],
+        )
+        .await?;
+    if left == 0 {
+        return Err(Error::NotFound { what: "participant", id: user.to_owned() });
+    }
+    if user == caller && m.role == "owner" {
+        tx.execute(
+            "UPDATE conversation_participants SET role = 'owner'
+             WHERE (conversation_id, user_id) = (SELECT conversation_id, user_id FROM conversation_participants
+                 WHERE conversation_id = $1 AND left_at IS NULL ORDER BY joined_at, user_id LIMIT 1)",
+            &[&id],
+        )
+        .await?;
+    }
+    let event = participant_event(id, user, caller);
+    crate::outbox::publish(&tx, SERVICE, actor, CommunicationEvent::ParticipantRemoved(event)).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Archives a conversation: read-only from then on. A group's owner archives it; either person
+/// archives a direct one (starting it again reopens it). Archiving twice changes nothing.
+pub async fn archive(db: &mut deadpool_postgres::Object, actor: &Actor, caller: &str, id: Uuid) -> Result<()> {
+    let tx = db.transaction().await?;
+    let m = membership(&tx, id, caller, true).await?;
+    if m.archived {
+        return Ok(());
+    }
+    if m.conversation_type == "group" && m.role != "owner" {
+        return Err(Error::Forbidden("only the group's owner archives it".into()));
+    }
+    let at: DateTime<Utc> = tx
+        .query_one("UPDATE conversations SET archived_at = now() WHERE id = $1 RETURNING archived_at", &[&id])
+        .await?
+        .get(0);
+    let event = ConversationArchivedPayload {
+        conversation_id: id.to_string(),
+        archived_by: caller.to_owned(),
+        archived_at: at,
+    };
+    crate::outbox::publish(&tx, SERVICE, actor, CommunicationEvent::ConversationArchived(event)).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn owner_of_open_group(m: &Membership) -> Result<()> {
+    if m.conversation_type != "group" {
+        return Err(conflict("a direct conversation keeps its two participants".into()));
+    }
+    if m.archived {
+        return Err(conflict("the conversation is archived".into()));
+    }
+    if m.role != "owner" {
+        return Err(Error::Forbidden("only the group's owner changes who is in it".into()));
+    }
+    Ok(())
+}
+
+pub(crate) fn conflict(message: String) -> Error {
+    Error::Conflict { message, details: serde_json::Value::Null }
+}
+
+fn participant_event(id: Uuid, user: &str, by: &str) -> ParticipantPayload {
+    ParticipantPayload {
+        conversation_id: id.to_string(),
+        user_id: user.to_owned(),
+        changed_by: by.to_owned(),
+        changed_at: Utc::now(),
+    }
+}
+
+const SELECT: &str = "SELECT c.id, c.conversation_type, c.title, c.created_by, c.last_seq, c.last_message_at,
+        c.archived_at, c.created_at,
+        (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id AND m.seq > COALESCE(r.last_read_seq, 0)
+            AND m.sender_id <> $1 AND m.deleted_at IS NULL)
+     FROM conversations c
+     JOIN conversation_participants me ON me.conversation_id = c.id AND me.user_id = $1 AND me.left_at IS NULL
+     LEFT JOIN message_reads r ON r.conversation_id = c.id AND r.user_id = $1";
+
+/// One conversation as `caller` sees it (404 unless they are a participant).
+pub async fn get(db: &impl GenericClient, users: &impl GenericClient, id: Uuid, caller: &str) -> Result<Conversation> {
+    let row =
+        db.query_opt(&format!("{SELECT} WHERE c.id = $2"), &[&caller, &id]).await?.ok_or_else(|| not_found(id))?;
+    let mut all = with_participants(db, users, vec![row]).await?;
+    Ok(all.remove(0))
+}
+
+/// Filters of a person's conversation list.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MineFilter {
+    /// `true`: only archived ones; `false` (default): only open ones.
+    #[serde(default)]
+    pub archived: bool,
+}
+
+/// `caller`'s conversations, the most recently active first.
+pub async fn mine(
+    db: &impl GenericClient,
+    users: &impl GenericClient,
+    caller: &str,
+    filter: &MineFilter,
+    query: &crate::listing::ListQuery,
+) -> Result<crate::listing::Page<Conversation>> {
+    let (limit, offset, _) = query.resolve(&[("last_message_at", "c.last_message_at")])?;
+    let archived = if filter.archived { "IS NOT NULL" } else { "IS NULL" };
+    let total: i64 = db
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM conversations c JOIN conversation_participants me
+                   ON me.conversation_id = c.id AND me.user_id = $1 AND me.left_at IS NULL
+                 WHERE c.archived_at {archived}"
+            ),
+            &[&caller],
+        )
+        .await?
+        .get(0);
+    let rows = db
+        .query(
+            &format!(
+                "{SELECT} WHERE c.archived_at {archived}
+                 ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id LIMIT $2 OFFSET $3"
+            ),
+            &[&caller, &limit, &offset],
+        )
+        .await?;
+    Ok(crate::listing::Page { items: with_participants(db, users, rows).await?, total, limit, offset })
+}
+
+async fn with_participants(
+    db: &impl GenericClient,
+    users: &impl GenericClient,
+    rows: Vec<tokio_postgres::Row>,
+) -> Result<Vec<Conversation>> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
+    let members = db
+        .query(
+            "SELECT conversation_id, user_id, role FROM conversation_participants
+             WHERE conversation_id = ANY($1) AND left_at IS NULL ORDER BY joined_at, user_id",
+            &[&ids],
+        )
+        .await?;
+    let people: Vec<String> = members.iter().map(|m| m.get::<_, String>(1)).collect();
+    let contacts = crate::user::directory::contacts(users, &people).await?;
+    let name = |u: &str| contacts.iter().find(|c| c.user_id == u).map(|c| c.name.clone()).unwrap_or_default();
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let id: Uuid = r.get(0);
+            Conversation {
+                id,
+                conversation_type: r.get(1),
+                title: r.get(2),
+                created_by: r.get(3),
+                participants: members
+                    .iter()
+                    .filter(|m| m.get::<_, Uuid>(0) == id)
+                    .map(|m| {
+                        let user: String = m.get(1);
+                        Participant { name: name(&user), user_id: user, role: m.get(2) }
+                    })
+                    .collect(),
+                last_seq: r.get(4),
+                last_message_at: r.get(5),
+                archived_at: r.get(6),
+                created_at: r.get(7),
+                unread: r.get(8),
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(kind: &str, title: Option<&str>, ids: &[&str]) -> NewConversation {
+        NewConversation {
+            conversation_type: kind.into(),
+            title: title.map(Into::into),
+            participant_ids: ids.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    const ME: &str = "00000000-0000-0000-0000-000000000001";
+    const YOU: &str = "00000000-0000-0000-0000-000000000002";
+
+    #[test]
+    fn a_direct_conversation_has_exactly_one_other_person_and_no_title() {
+        assert_eq!(validate(&new("direct", None, &[YOU, ME, YOU]), ME).unwrap(), vec![YOU.to_owned()]);
+        assert!(validate(&new("direct", None, &[ME]), ME).is_err(), "not with oneself");
+        assert!(validate(&new("direct", Some("x"), &[YOU]), ME).is_err());
+        assert!(validate(&new("direct", None, &["nobody"]), ME).is_err());
+    }
+
+    #[test]
+    fn a_group_needs_a_title_and_someone_else() {
+        assert!(validate(&new("group", Some("Lab 3"), &[YOU]), ME).is_ok());
+        assert!(validate(&new("group", Some("  "), &[YOU]), ME).is_err());
+        assert!(validate(&new("group", Some("Lab 3"), &[ME]), ME).is_err());
+        assert!(validate(&new("channel", Some("Lab 3"), &[YOU]), ME).is_err());
+    }
+}

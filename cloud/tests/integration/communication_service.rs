@@ -1,0 +1,443 @@
+//! The communication service against real PostgreSQL and Kafka: one direct conversation per
+//! pair (even when both start it at once), strangers who cannot tell a conversation exists,
+//! ordered and resumable messages under concurrent senders, unread counts, edits, tombstones,
+//! groups run by their owner, inactive people, the seed's `communication.events`, and the
+//! worker process that relays them and follows `user.events`.
+
+use std::time::Duration;
+
+use axum::http::Method;
+use nimbus_cloud::http::Caller;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::common::e2e::{Proc, cloud, wait_for};
+use crate::common::ingest::KafkaMark;
+use crate::common::services_api::{Services, caller};
+
+/// Creates students named `names` (first name = the name) in the user database; their callers.
+async fn people(s: &Services, names: &[&str]) -> Vec<Caller> {
+    let users = s.state.users.get().await.unwrap();
+    let mut out = Vec::new();
+    for name in names {
+        let email = format!("{name}-{}@campus.test", Uuid::new_v4().simple());
+        let id: Uuid = users
+            .query_one(
+                "INSERT INTO users (email, password_hash, role_id) SELECT $1, 'x', id FROM roles WHERE name = 'student' RETURNING id",
+                &[&email],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        users
+            .execute("INSERT INTO user_profiles (user_id, first_name, last_name) VALUES ($1, $2, 'Doe')", &[&id, name])
+            .await
+            .unwrap();
+        out.push(caller(&id.to_string(), "student"));
+    }
+    out
+}
+
+async fn start(s: &Services, who: &Caller, body: Value) -> (u16, Value) {
+    let a = s.as_caller(who).call(Method::POST, "/api/v1/conversations", Some(body)).await;
+    (a.status, a.json)
+}
+
+async fn direct(s: &Services, who: &Caller, with: &Caller) -> String {
+    let (status, c) = start(s, who, json!({"conversation_type": "direct", "participant_ids": [with.user_id]})).await;
+    assert!(status == 201 || status == 200, "{status} {c}");
+    c["id"].as_str().unwrap().to_owned()
+}
+
+async fn send(s: &Services, who: &Caller, conversation: &str, text: &str) -> Value {
+    let a = s
+        .as_caller(who)
+        .call(Method::POST, &format!("/api/v1/conversations/{conversation}/messages"), Some(json!({"text": text})))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.json);
+    a.json
+}
+
+async fn unread(s: &Services, who: &Caller, conversation: &str) -> i64 {
+    let a = s.as_caller(who).call(Method::GET, &format!("/api/v1/conversations/{conversation}"), None).await;
+    assert_eq!(a.status, 200, "{}", a.json);
+    a.json["unread"].as_i64().unwrap()
+}
+
+async fn relay(s: &Services) {
+    let pool = &s.state.communication;
+    while nimbus_cloud::outbox::publish_pending(pool, &s.state.producer, Duration::from_secs(10)).await.unwrap() > 0 {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_conversation_is_one_per_pair_even_started_at_once_and_strangers_cannot_tell_it_exists() {
+    let s = Services::create().await;
+    let p = people(&s, &["Ada", "Ben", "Cy"]).await;
+    let (ada, ben, cy) = (&p[0], &p[1], &p[2]);
+
+    let (status, first) =
+        start(&s, ada, json!({"conversation_type": "direct", "participant_ids": [ben.user_id]})).await;
+    assert_eq!(status, 201, "{first}");
+    let id = first["id"].as_str().unwrap().to_owned();
+    let mut names: Vec<&str> =
+        first["participants"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["Ada Doe", "Ben Doe"], "names come from the user service");
+    // Both sides at once, many times: always the same conversation.
+    let answers = futures_util::future::join_all((0..12).map(|i| {
+        let (who, with) = if i % 2 == 0 { (ben, &ada.user_id) } else { (ada, &ben.user_id) };
+        let (client, body) = (s.as_caller(who), json!({"conversation_type": "direct", "participant_ids": [with]}));
+        async move { client.call(Method::POST, "/api/v1/conversations", Some(body)).await }
+    }))
+    .await;
+    for a in answers {
+        assert_eq!((a.status, a.json["id"].as_str()), (200, Some(id.as_str())), "{}", a.json);
+    }
+    // A pair started concurrently from scratch also ends with one conversation.
+    let (as_ben, as_cy) = (s.as_caller(ben), s.as_caller(cy));
+    let (x, y) = tokio::join!(
+        as_ben.call(
+            Method::POST,
+            "/api/v1/conversations",
+            Some(json!({"conversation_type": "direct", "participant_ids": [cy.user_id]}))
+        ),
+        as_cy.call(
+            Method::POST,
+            "/api/v1/conversations",
+            Some(json!({"conversation_type": "direct", "participant_ids": [ben.user_id]}))
+        ),
+    );
+    assert_eq!(x.json["id"], y.json["id"]);
+    assert_eq!([x.status.min(y.status), x.status.max(y.status)], [200, 201]);
+
+    // Cy is not in Ada and Ben's conversation: every route answers as for one that does not exist.
+    let ghost = Uuid::new_v4().to_string();
+    for (method, path, body) in [
+        (Method::GET, "", None),
+        (Method::GET, "/messages", None),
+        (Method::POST, "/messages", Some(json!({"text": "hi"}))),
+        (Method::POST, "/read", Some(json!({"seq": 1}))),
+        (Method::POST, "/archive", None),
+        (Method::POST, "/participants", Some(json!({"user_id": cy.user_id}))),
+    ] {
+        let real = as_cy.call(method.clone(), &format!("/api/v1/conversations/{id}{path}"), body.clone()).await;
+        let none = as_cy.call(method.clone(), &format!("/api/v1/conversations/{ghost}{path}"), body).await;
+        assert_eq!((real.status, &real.json["code"]), (404, &json!("NOT_FOUND")), "{method} {path}: {}", real.json);
+        assert_eq!(
+            real.json["message"].as_str().unwrap().replace(&id, "X"),
+            none.json["message"].as_str().unwrap().replace(&ghost, "X"),
+            "{method} {path}: the answers differ only by the id asked for"
+        );
+    }
+    let listed = as_cy.call(Method::GET, "/api/v1/conversations", None).await;
+    assert_eq!(listed.json["total"], 1, "Cy sees only the conversation with Ben: {}", listed.json);
+
+    // Bad input.
+    for (body, field) in [
+        (json!({"conversation_type": "direct", "participant_ids": [ada.user_id]}), "participant_ids"),
+        (json!({"conversation_type": "direct", "participant_ids": [Uuid::new_v4().to_string()]}), "participant_ids"),
+        (json!({"conversation_type": "group", "participant_ids": [ben.user_id]}), "title"),
+        (json!({"conversation_type": "channel", "participant_ids": [ben.user_id]}), "conversation_type"),
+    ] {
+        let (status, e) = start(&s, ada, body.clone()).await;
+        assert_eq!((status, e["details"]["fields"][0]["field"].as_str()), (400, Some(field)), "{body}: {e}");
+    }
+    s.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_are_ordered_without_gaps_resumable_counted_unread_edited_for_a_while_and_deleted_as_tombstones() {
+    let s = Services::create().await;
+    let p = people(&s, &["Ada", "Ben"]).await;
+    let (ada, ben) = (&p[0], &p[1]);
+    let id = direct(&s, ada, ben).await;
+    let events = KafkaMark::now("communication.events").await;
+
+    // Two people sending at once: every message gets its own place, 1..=40, no gaps.
+    let answers = futures_util::future::join_all((0..40).map(|i| {
+        let client = s.as_caller(if i % 2 == 0 { ada } else { ben });
+        let path = format!("/api/v1/conversations/{id}/messages");
+        async move { client.call(Method::POST, &path, Some(json!({"text": format!("message {i}")}))).await }
+    }))
+    .await;
+    assert!(answers.iter().all(|a| a.status == 201));
+    let page = |after: i64, limit: i64| {
+        let client = s.as_caller(ben);
+        let path = format!("/api/v1/conversations/{id}/messages?after_seq={after}&limit={limit}");
+        async move { client.call(Method::GET, &path, None).await.json }
+    };
+    let all = page(0, 200).await;
+    let seqs: Vec<i64> = all.as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=40).collect::<Vec<_>>());
+    // A client that has up to 25 resumes with exactly what follows.
+    let resumed: Vec<i64> = page(25, 10).await.as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert_eq!(resumed, (26..=35).collect::<Vec<_>>());
+
+    let read = |who: &Caller, seq: i64| {
+        let client = s.as_caller(who);
+        let path = format!("/api/v1/conversations/{id}/read");
+        async move { client.call(Method::POST, &path, Some(json!({"seq": seq}))).await.status }
+    };
+    // Ben has read everything so far (the 40 were sent in any order, his position followed only
+    // his own).
+    assert_eq!(read(ben, 40).await, 204);
+    // Unread: what the others wrote after one's read position; sending moves one's own position.
+    let mut tail = Vec::new();
+    for text in ["one", "two", "<b>three</b> & 'four'"] {
+        tail.push(send(&s, ada, &id, text).await);
+    }
+    assert_eq!(unread(&s, ben, &id).await, 3);
+    assert_eq!(unread(&s, ada, &id).await, 0);
+    assert_eq!(read(ben, 42).await, 204);
+    assert_eq!(unread(&s, ben, &id).await, 1);
+    assert_eq!(read(ben, 5).await, 204, "an older position is accepted and changes nothing");
+    assert_eq!(unread(&s, ben, &id).await, 1);
+    assert_eq!(read(ben, 999).await, 400);
+    assert_eq!(tail[2]["text"], "<b>three</b> & 'four'", "markup is kept as text");
+
+    // Replying to a message of another conversation is refused, naming the field.
+    let other = direct(&s, ada, &people(&s, &["Cy"]).await[0]).await;
+    let elsewhere = send(&s, ada, &other, "elsewhere").await;
+    let a = s
+        .as_caller(ben)
+        .call(
+            Method::POST,
+            &format!("/api/v1/conversations/{id}/messages"),
+            Some(json!({"text": "re", "reply_to_message_id": elsewhere["id"]})),
+        )
+        .await;
+    assert_eq!((a.status, a.json["details"]["fields"][0]["field"].as_str()), (400, Some("reply_to_message_id")));
+    let reply = s
+        .as_caller(ben)
+        .call(
+            Method::POST,
+            &format!("/api/v1/conversations/{id}/messages"),
+            Some(json!({"text": "re: one", "reply_to_message_id": tail[0]["id"]})),
+        )
+        .await;
+    assert_eq!(reply.status, 201);
+    for (text, why) in [("", "empty"), ("   ", "blank"), (&"x".repeat(10_001) as &str, "too long")] {
+        let a = s
+            .as_caller(ben)
+            .call(Method::POST, &format!("/api/v1/conversations/{id}/messages"), Some(json!({"text": text})))
+            .await;
+        assert_eq!((a.status, a.json["details"]["fields"][0]["field"].as_str()), (400, Some("text")), "{why}");
+    }
+
+    // Edits: one's own, within the window.
+    let first = &tail[0];
+    let edit = |who: &Caller, message: &Value, text: &str| {
+        let client = s.as_caller(who);
+        let path = format!("/api/v1/conversations/{id}/messages/{}", message["id"].as_str().unwrap());
+        let body = json!({"text": text});
+        async move { client.call(Method::PATCH, &path, Some(body)).await }
+    };
+    let edited = edit(ada, first, "one (edited)").await;
+    assert_eq!((edited.status, edited.json["text"].as_str()), (200, Some("one (edited)")));
+    assert!(edited.json["edited_at"].is_string());
+    assert_eq!(edit(ben, first, "not mine").await.status, 403);
+    let c = s.state.communication.get().await.unwrap();
+    let mid: Uuid = first["id"].as_str().unwrap().parse().unwrap();
+    c.execute("UPDATE messages SET created_at = now() - interval '16 minutes' WHERE id = $1", &[&mid]).await.unwrap();
+    assert_eq!(edit(ada, first, "too late").await.status, 409);
+
+    // Deletion leaves a tombstone in its place; only its author deletes in a direct conversation.
+    let path = format!("/api/v1/conversations/{id}/messages/{}", tail[1]["id"].as_str().unwrap());
+    assert_eq!(s.as_caller(ben).call(Method::DELETE, &path, None).await.status, 403);
+    assert_eq!(s.as_caller(ada).call(Method::DELETE, &path, None).await.status, 204);
+    assert_eq!(s.as_caller(ada).call(Method::DELETE, &path, None).await.status, 204, "again: no change");
+    let after = page(40, 200).await;
+    let tomb = &after[1];
+    assert_eq!((tomb["seq"].as_i64(), tomb["text"].is_null(), tomb["deleted_at"].is_string()), (Some(42), true, true));
+
+    // The seed's MESSAGE_SENT, keyed by conversation; one MESSAGE_DELETED for the double delete.
+    relay(&s).await;
+    let records = events.read().await;
+    let mine: Vec<&_> = records.iter().filter(|r| r.key.as_deref() == Some(id.as_str())).collect();
+    let of = |t: &str| mine.iter().filter(|r| r.json["event_type"] == t).count();
+    assert_eq!((of("MESSAGE_SENT"), of("MESSAGE_DELETED")), (44, 1));
+    // Read positions that moved: to 40 (unless Ben's own message was 40 already), then to 42;
+    // the older position 5 wrote nothing.
+    let reads: Vec<&Value> =
+        mine.iter().filter(|r| r.json["event_type"] == "MESSAGE_READ").map(|r| &r.json["payload"]).collect();
+    assert!((1..=2).contains(&reads.len()), "{reads:?}");
+    assert_eq!(reads.last().unwrap()["message_id"], tail[1]["id"], "the last read names message 42");
+    let sent = mine
+        .iter()
+        .find(|r| r.json["event_type"] == "MESSAGE_SENT" && r.json["payload"]["message_id"] == reply.json["id"])
+        .unwrap();
+    let payload = &sent.json["payload"];
+    assert_eq!(sent.json["service_name"], "communication-service");
+    assert_eq!(payload["conversation_type"], "direct");
+    assert_eq!(payload["sender_id"].as_str(), Some(ben.user_id.as_str()));
+    assert_eq!(payload["sender_name"], "Ben Doe");
+    assert_eq!(payload["message_text"], "re: one");
+    assert_eq!(payload["message_type"], "text");
+    assert_eq!(payload["reply_to_message_id"], tail[0]["id"]);
+    assert_eq!(payload["recipient_ids"], json!([ada.user_id]));
+    assert!(payload["sent_at"].is_string());
+    s.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_is_run_by_its_owner_passes_on_when_the_owner_leaves_and_is_read_only_once_archived() {
+    let s = Services::create().await;
+    let p = people(&s, &["Ada", "Ben", "Cy", "Dee"]).await;
+    let (ada, ben, cy, dee) = (&p[0], &p[1], &p[2], &p[3]);
+    let events = KafkaMark::now("communication.events").await;
+    let (status, g) = start(
+        &s,
+        ada,
+        json!({"conversation_type": "group", "title": "Lab 3", "participant_ids": [ben.user_id, cy.user_id]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{g}");
+    let id = g["id"].as_str().unwrap().to_owned();
+    let roles: Vec<(&str, &str)> = g["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["role"].as_str().unwrap()))
+        .collect();
+    assert!(roles.contains(&("Ada Doe", "owner")) && roles.contains(&("Ben Doe", "member")), "{roles:?}");
+    let participants = format!("/api/v1/conversations/{id}/participants");
+    let add = |who: &Caller, user: &str| {
+        let (client, path, body) = (s.as_caller(who), participants.clone(), json!({"user_id": user}));
+        async move { client.call(Method::POST, &path, Some(body)).await.status }
+    };
+    let remove = |who: &Caller, user: &str| {
+        let (client, path) = (s.as_caller(who), format!("{participants}/{user}"));
+        async move { client.call(Method::DELETE, &path, None).await.status }
+    };
+    assert_eq!(add(ben, &dee.user_id).await, 403, "members do not add people");
+    assert_eq!(add(ada, &dee.user_id).await, 204);
+    assert_eq!(add(ada, &dee.user_id).await, 204, "again: no change");
+    assert_eq!(add(ada, &Uuid::new_v4().to_string()).await, 400, "not a user");
+    assert_eq!(remove(ben, &cy.user_id).await, 403, "members do not remove others");
+    assert_eq!(remove(ada, &cy.user_id).await, 204);
+    assert_eq!(s.as_caller(cy).call(Method::GET, &format!("/api/v1/conversations/{id}"), None).await.status, 404);
+    assert_eq!(remove(ben, &ben.user_id).await, 204, "anyone leaves");
+    assert_eq!(remove(ada, &ada.user_id).await, 204, "the owner leaves too");
+    let left = s.as_caller(dee).call(Method::GET, &format!("/api/v1/conversations/{id}"), None).await.json;
+    assert_eq!(left["participants"], json!([{"user_id": dee.user_id, "name": "Dee Doe", "role": "owner"}]));
+
+    // A suspended person (as user.events told the service) can neither post nor be added.
+    let ben_dee = direct(&s, dee, ben).await;
+    let c = s.state.communication.get().await.unwrap();
+    c.execute("INSERT INTO inactive_users (user_id, status) VALUES ($1, 'suspended')", &[&ben.user_id]).await.unwrap();
+    assert_eq!(add(dee, &ben.user_id).await, 400);
+    let a = s
+        .as_caller(ben)
+        .call(Method::POST, &format!("/api/v1/conversations/{ben_dee}/messages"), Some(json!({"text": "hi"})))
+        .await;
+    assert_eq!((a.status, a.json["code"].as_str()), (403, Some("FORBIDDEN")), "{}", a.json);
+    let (status, _) = start(&s, ben, json!({"conversation_type": "direct", "participant_ids": [dee.user_id]})).await;
+    assert_eq!(status, 403, "a suspended person starts nothing");
+
+    // Archived: read-only.
+    let archive = format!("/api/v1/conversations/{id}/archive");
+    assert_eq!(s.as_caller(dee).call(Method::POST, &archive, None).await.status, 204);
+    let a = s
+        .as_caller(dee)
+        .call(Method::POST, &format!("/api/v1/conversations/{id}/messages"), Some(json!({"text": "anyone?"})))
+        .await;
+    assert_eq!(a.status, 409);
+    let listed = s.as_caller(dee).call(Method::GET, "/api/v1/conversations?archived=true", None).await.json;
+    assert_eq!(listed["items"][0]["id"].as_str(), Some(id.as_str()));
+
+    relay(&s).await;
+    let records = events.read().await;
+    let types: Vec<(String, String)> = records
+        .iter()
+        .filter(|r| r.key.as_deref() == Some(id.as_str()))
+        .map(|r| {
+            (
+                r.json["event_type"].as_str().unwrap().to_owned(),
+                r.json["payload"]["user_id"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let name = |c: &Caller| c.user_id.clone();
+    assert_eq!(
+        types,
+        vec![
+            ("CONVERSATION_CREATED".to_owned(), String::new()),
+            ("PARTICIPANT_ADDED".to_owned(), name(dee)),
+            ("PARTICIPANT_REMOVED".to_owned(), name(cy)),
+            ("PARTICIPANT_REMOVED".to_owned(), name(ben)),
+            ("PARTICIPANT_REMOVED".to_owned(), name(ada)),
+            ("CONVERSATION_ARCHIVED".to_owned(), String::new()),
+        ],
+        "one event per change, in order (one key, one partition)"
+    );
+    s.drop_now().await;
+}
+
+/// The worker role: `communication-service-group` applies a suspension from `user.events`, and
+/// relays the service's outbox into `communication.events`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_follows_suspensions_from_user_events_and_relays_the_outbox() {
+    use nimbus_core::event::user::{UserEvent, UserStatusChangedPayload};
+    let s = Services::create().await;
+    let p = people(&s, &["Ada", "Ben"]).await;
+    let (ada, ben) = (&p[0], &p[1]);
+    let group = format!("t-communication-{}", Uuid::new_v4().simple());
+    let topics = nimbus_cloud::worker::subscriptions(nimbus_core::groups::group_for_service("communication").unwrap());
+    crate::common::prime_group(&crate::common::kafka_brokers(), &group, &topics).await;
+    let communication = &s.dbs[7];
+    let env = vec![
+        ("DATABASE_URL", crate::common::database_server()),
+        ("NIMBUS_SERVICE_DB", communication.name.clone()),
+        ("NIMBUS_WORKER_GROUP", group.clone()),
+        ("KAFKA_BROKERS", crate::common::kafka_brokers()),
+    ];
+    let worker = Proc(cloud(&["worker", "--service", "communication"], &env).spawn().unwrap());
+    let events = KafkaMark::now("communication.events").await;
+    let id = direct(&s, ada, ben).await;
+    send(&s, ada, &id, "see you at the lab").await;
+
+    let suspended = nimbus_core::event::Envelope::new(
+        "user-service",
+        UserEvent::UserSuspended(UserStatusChangedPayload {
+            user_id: ben.user_id.clone(),
+            status: "suspended".into(),
+            changed_by: "admin".into(),
+            changed_at: chrono::Utc::now(),
+            ..UserStatusChangedPayload::default()
+        }),
+    );
+    let (key, payload) = (suspended.partition_key(), suspended.to_json());
+    let record = rdkafka::producer::FutureRecord::to("user.events").key(&key).payload(&payload);
+    s.state.producer.send(record, Duration::from_secs(5)).await.unwrap();
+    let pool = s.state.communication.clone();
+    wait_for("the suspension applied", Duration::from_secs(60), || {
+        let rt = tokio::runtime::Handle::current();
+        let n: i64 = tokio::task::block_in_place(|| {
+            rt.block_on(async {
+                pool.get()
+                    .await
+                    .unwrap()
+                    .query_one("SELECT count(*) FROM inactive_users WHERE user_id = $1", &[&ben.user_id])
+                    .await
+                    .unwrap()
+                    .get(0)
+            })
+        });
+        (n == 1).then_some(())
+    });
+    let a = s
+        .as_caller(ben)
+        .call(Method::POST, &format!("/api/v1/conversations/{id}/messages"), Some(json!({"text": "still here?"})))
+        .await;
+    assert_eq!((a.status, a.json["code"].as_str()), (403, Some("FORBIDDEN")), "{}", a.json);
+
+    // The worker relayed the outbox (the test did not).
+    let relayed = wait_for("the relayed MESSAGE_SENT", Duration::from_secs(30), || {
+        let rt = tokio::runtime::Handle::current();
+        let records = tokio::task::block_in_place(|| rt.block_on(events.read()));
+        records.into_iter().find(|r| r.key.as_deref() == Some(id.as_str()) && r.json["event_type"] == "MESSAGE_SENT")
+    });
+    assert_eq!(relayed.json["payload"]["message_text"], "see you at the lab");
+    assert!(worker.stop(), "the worker stops cleanly");
+    s.drop_now().await;
+}
