@@ -241,7 +241,10 @@ pub async fn edit(
     ensure_active(&***db, caller).await?;
     let tx = db.transaction().await?;
     let me = membership(&tx, id, caller, true).await?;
-    let current = own_message(&tx, id, message_id, caller).await?;
+    let current = fetch(&tx, id, message_id).await?;
+    if current.sender_id != caller {
+        return Err(Error::Forbidden("only its author edits a message".into()));
+    }
     if me.archived {
         return Err(conflict("the conversation is archived".into()));
     }
@@ -272,14 +275,7 @@ pub async fn delete(
 ) -> Result<()> {
     let tx = db.transaction().await?;
     let me = membership(&tx, id, caller, true).await?;
-    let row = tx
-        .query_opt(
-            &format!("SELECT {COLUMNS} FROM messages WHERE id = $1 AND conversation_id = $2"),
-            &[&message_id, &id],
-        )
-        .await?
-        .ok_or(Error::NotFound { what: "message", id: message_id.to_string() })?;
-    let m = message(&row);
+    let m = fetch(&tx, id, message_id).await?;
     if m.sender_id != caller && !(me.conversation_type == "group" && me.role == "owner") {
         return Err(Error::Forbidden("only its author or the group's owner deletes a message".into()));
     }
@@ -304,12 +300,8 @@ pub async fn delete(
     Ok(())
 }
 
-async fn own_message(
-    tx: &tokio_postgres::Transaction<'_>,
-    id: Uuid,
-    message_id: Uuid,
-    caller: &str,
-) -> Result<Message> {
+/// A message of conversation `id` (404 when it is not one of its messages).
+async fn fetch(tx: &tokio_postgres::Transaction<'_>, id: Uuid, message_id: Uuid) -> Result<Message> {
     let row = tx
         .query_opt(
             &format!("SELECT {COLUMNS} FROM messages WHERE id = $1 AND conversation_id = $2"),
@@ -317,11 +309,7 @@ async fn own_message(
         )
         .await?
         .ok_or(Error::NotFound { what: "message", id: message_id.to_string() })?;
-    let m = message(&row);
-    if m.sender_id != caller {
-        return Err(Error::Forbidden("only its author edits a message".into()));
-    }
-    Ok(m)
+    Ok(message(&row))
 }
 
 /// Moves the caller's read position forward to `up.seq` (never back, never past the newest
