@@ -7,8 +7,8 @@
 //! A person's values come from the services that own them ([`Profile`]): their role from the
 //! user service; departments, programs, semesters and courses (enrolled or taught) from the
 //! course service; rooms (where their courses are timetabled) from the timetable service.
-//! Groups belong to the communication service, which does not exist yet: a group target
-//! reaches nobody rather than everybody until it does.
+//! Groups would be the communication service's group conversations, which are not resolved
+//! yet: a group target reaches nobody rather than everybody until they are.
 
 use nimbus_core::event::announcement::Target;
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,7 @@
 //! `communication-service-group` over `user.events` and `course.events`. From `user.events`: who
 //! is no longer active (a suspended, deactivated or deleted person cannot post, start
-//! conversations or be added; reactivated, they can again). `course.events` will feed the
-//! course forums; today nothing of it is applied.
+//! conversations or be added; reactivated, they can again). From `course.events`: each course's
+//! forum ([`super::forums::follow_course`]).
 
 use nimbus_core::event::AnyEvent;
 use tokio_postgres::Transaction;
@@ -14,6 +14,9 @@ pub struct CommunicationHandler;
 
 impl Handler for CommunicationHandler {
     async fn handle(&self, tx: &Transaction<'_>, event: &AnyEvent, _origin: &Origin<'_>) -> Result<(), HandlerError> {
-        crate::consumer::inactive::track(tx, event).await
+        match event {
+            AnyEvent::Course(env) => Ok(super::forums::follow_course(tx, &env.event).await?),
+            _ => crate::consumer::inactive::track(tx, event).await,
+        }
     }
 }

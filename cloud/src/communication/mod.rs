@@ -1,19 +1,23 @@
 //! # The communication service (`communication_service_db`)
 //!
 //! Owns conversations between people: direct (one per pair) and group conversations, their
-//! participants, messages and each participant's read position. Tables: `conversations`,
-//! `conversation_participants`, `messages`, `message_reads` (four of the seed's nine; forums and
-//! office hours are still to come), `inactive_users`, `processed_events`, `event_outbox`
+//! participants, messages and each participant's read position; and faculty's office hours with
+//! their bookings. Tables: `conversations`, `conversation_participants`, `messages`,
+//! `message_reads`, `office_hours`, `office_hour_bookings`, `discussion_forums`, `forum_threads`,
+//! `forum_posts` (the seed's nine), `inactive_users`, `processed_events`, `event_outbox`
 //! (`migrations/communication_service_db/`).
 //!
 //! - Publishes: `communication.events` through its outbox: `CONVERSATION_CREATED`,
 //!   `PARTICIPANT_ADDED`, `PARTICIPANT_REMOVED`, `CONVERSATION_ARCHIVED`, `MESSAGE_SENT` (the
 //!   seed's payload, `recipient_ids` = the other active participants), `MESSAGE_READ`,
-//!   `MESSAGE_DELETED`; keyed by conversation, so a conversation's events stay in order.
+//!   `MESSAGE_DELETED`; keyed by conversation, so a conversation's events stay in order. Office
+//!   hour reminders and cancellations as `SEND_NOTIFICATION` on `notification.commands`
+//!   ([`office_hours`]).
 //! - Consumes, as `communication-service-group`: `user.events` (a suspended, deactivated or
 //!   deleted person can no longer post, start conversations or be added; [`handler`]) and
-//!   `course.events` (for the forums to come; ignored today).
-//! - Serves: every signed-in person's `/api/v1/conversations` ([`routes`]).
+//!   `course.events` (each course's forum; [`forums`]).
+//! - Serves: every signed-in person's `/api/v1/conversations`, `/api/v1/office-hours`, and the
+//!   forums of their courses ([`routes`]).
 //!
 //! ## Who sees what
 //!
@@ -30,8 +34,10 @@
 //! direct conversation twice, even at once, gives the same conversation (a unique pair key).
 
 pub mod conversations;
+pub mod forums;
 pub mod handler;
 pub mod messages;
+pub mod office_hours;
 pub mod routes;
 
 pub use handler::CommunicationHandler;

@@ -9,7 +9,9 @@ use axum::routing::{delete, get, patch, post};
 use uuid::Uuid;
 
 use super::conversations::{self, Conversation, MineFilter, NewConversation};
+use super::forums::{self, Forum, Moderation, NewPost, NewThread, Post, Reader, Thread, ThreadView};
 use super::messages::{self, EditMessage, Message, NewMessage, ReadUpTo, Since};
+use super::office_hours::{self, Booking, Host, NewBooking, NewSlot, Slot, SlotFilter};
 use crate::error::Error;
 use crate::http::{Access, Acting, ApiJson, ApiPath, ApiRoutes, AppError, Caller, Listing, Params, ServicesState};
 use crate::listing::Page;
@@ -32,6 +34,38 @@ pub fn routes() -> ApiRoutes<ServicesState> {
         .route(Method::PATCH, "/api/v1/conversations/:id/messages/:message_id", SIGNED_IN, patch(edit))
         .route(Method::DELETE, "/api/v1/conversations/:id/messages/:message_id", SIGNED_IN, delete(remove_message))
         .route(Method::POST, "/api/v1/conversations/:id/read", SIGNED_IN, post(read))
+        .route(Method::POST, "/api/v1/office-hours", PUBLISH, post(publish_slots))
+        .route(Method::GET, "/api/v1/office-hours", SIGNED_IN, get(upcoming))
+        .route(Method::DELETE, "/api/v1/office-hours/:id", PUBLISH, delete(cancel_slot))
+        .route(Method::GET, "/api/v1/office-hours/:id/bookings", PUBLISH, get(bookings))
+        .route(Method::POST, "/api/v1/office-hours/:id/bookings", SIGNED_IN, post(book))
+        .route(Method::DELETE, "/api/v1/office-hours/:id/bookings/mine", SIGNED_IN, delete(cancel_booking))
+        .route(Method::GET, "/api/v1/courses/:id/forum", SIGNED_IN, get(course_forum))
+        .route(Method::POST, "/api/v1/courses/:id/forum/threads", SIGNED_IN, post(start_thread))
+        .route(Method::GET, "/api/v1/forum-threads/:id", SIGNED_IN, get(read_thread))
+        .route(Method::POST, "/api/v1/forum-threads/:id/posts", SIGNED_IN, post(reply))
+        .route(Method::PATCH, "/api/v1/forum-threads/:id", SIGNED_IN, patch(moderate))
+        .route(Method::DELETE, "/api/v1/forum-posts/:id", SIGNED_IN, delete(remove_post))
+}
+
+/// The permission that lets its holder read and moderate every course forum.
+pub const MODERATE_FORUMS: &str = "forum:moderate";
+
+fn reader(c: &Caller) -> Reader {
+    Reader { user_id: c.user_id.clone(), moderator: c.permissions.contains(MODERATE_FORUMS) }
+}
+
+async fn courses(s: &ServicesState) -> Result<deadpool_postgres::Object, AppError> {
+    Ok(s.course.get().await.map_err(Error::from)?)
+}
+
+const PUBLISH: Access = Access::Permission("office_hours:publish");
+
+/// The permission that lets a host see and cancel everyone's office hours.
+pub const MANAGE_OFFICE_HOURS: &str = "office_hours:manage";
+
+fn host(c: &Caller) -> Host {
+    Host { user_id: c.user_id.clone(), admin: c.permissions.contains(MANAGE_OFFICE_HOURS) }
 }
 
 async fn db(s: &ServicesState) -> Result<deadpool_postgres::Object, AppError> {
@@ -192,10 +226,177 @@ async fn read(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/api/v1/office-hours", tag = "communication", request_body = NewSlot,
+    responses((status = 201, description = "The slot, or each week's slot of the series"), (status = 400), (status = 409, description = "Overlaps another of the caller's office hours")))]
+async fn publish_slots(
+    State(s): State<ServicesState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    ApiJson(n): ApiJson<NewSlot>,
+) -> Result<(StatusCode, Json<Vec<Slot>>), AppError> {
+    let mut c = db(&s).await?;
+    Ok((StatusCode::CREATED, Json(office_hours::publish(&mut c, &host(&caller), n).await?)))
+}
+
+#[utoipa::path(get, path = "/api/v1/office-hours", tag = "communication",
+    params(("faculty_id" = Option<String>, Query), ("course_id" = Option<String>, Query), ("mine" = Option<bool>, Query), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200), ("offset" = Option<i64>, Query, minimum = 0)),
+    responses((status = 200, description = "Upcoming office hours, soonest first, with `booked` and the caller's `mine`"), (status = 400)))]
+async fn upcoming(
+    State(s): State<ServicesState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    l: Listing<SlotFilter>,
+) -> Answer<Page<Slot>> {
+    let c = db(&s).await?;
+    Ok(Json(office_hours::upcoming(&**c, &caller.user_id, &l.filter, &l.query).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/office-hours/{id}", tag = "communication", params(("id" = Uuid, Path)),
+    responses((status = 204, description = "Cancelled (again: no change); booked students are told"), (status = 404, description = "Not the caller's")))]
+async fn cancel_slot(
+    State(s): State<ServicesState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Acting(a): Acting,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, AppError> {
+    let mut c = db(&s).await?;
+    office_hours::cancel_slot(&mut c, &a, &host(&caller), id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/office-hours/{id}/bookings", tag = "communication", params(("id" = Uuid, Path)),
+    responses((status = 200, description = "The slot's live bookings, in booking order"), (status = 404, description = "Not the caller's")))]
+async fn bookings(
+    State(s): State<ServicesState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Answer<Vec<Booking>> {
+    let c = db(&s).await?;
+    Ok(Json(office_hours::bookings(&**c, &host(&caller), id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/office-hours/{id}/bookings", tag = "communication", params(("id" = Uuid, Path)), request_body = NewBooking,
+    responses((status = 201, body = Booking), (status = 404), (status = 409, description = "Full, started, cancelled, already booked, or overlapping another booking")))]
+async fn book(
+    State(s): State<ServicesState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(b): ApiJson<NewBooking>,
+) -> Result<(StatusCode, Json<Booking>), AppError> {
+    let mut c = db(&s).await?;
+    Ok((StatusCode::CREATED, Json(office_hours::book(&mut c, &caller.user_id, id, b).await?)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/office-hours/{id}/bookings/mine", tag = "communication", params(("id" = Uuid, Path)),
+    responses((status = 204, description = "Cancelled"), (status = 404, description = "The caller holds no booking of it")))]
+async fn cancel_booking(
+    State(s): State<ServicesState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, AppError> {
+    let c = db(&s).await?;
+    office_hours::cancel_booking(&**c, &caller.user_id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/courses/{id}/forum", tag = "communication", params(("id" = String, Path)),
+    responses((status = 200, body = Forum), (status = 404, description = "No forum, or the caller neither teaches nor attends the course")))]
+async fn course_forum(
+    State(s): State<ServicesState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    ApiPath(course): ApiPath<String>,
+) -> Answer<Forum> {
+    let (c, k) = (db(&s).await?, courses(&s).await?);
+    Ok(Json(forums::forum(&**c, &**k, &reader(&caller), &course).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/courses/{id}/forum/threads", tag = "communication", params(("id" = String, Path)), request_body = NewThread,
+    responses((status = 201, body = ThreadView), (status = 400), (status = 404), (status = 409, description = "The forum is closed")))]
+async fn start_thread(
+    State(s): State<ServicesState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Acting(a): Acting,
+    ApiPath(course): ApiPath<String>,
+    ApiJson(n): ApiJson<NewThread>,
+) -> Result<(StatusCode, Json<ThreadView>), AppError> {
+    let (mut c, k) = (db(&s).await?, courses(&s).await?);
+    Ok((StatusCode::CREATED, Json(forums::start_thread(&mut c, &**k, &a, &reader(&caller), &course, n).await?)))
+}
+
+#[utoipa::path(get, path = "/api/v1/forum-threads/{id}", tag = "communication", params(("id" = Uuid, Path)),
+    responses((status = 200, body = ThreadView), (status = 404)))]
+async fn read_thread(
+    State(s): State<ServicesState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Answer<ThreadView> {
+    let (mut c, k) = (db(&s).await?, courses(&s).await?);
+    Ok(Json(forums::read_thread(&mut c, &**k, &reader(&caller), id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/forum-threads/{id}/posts", tag = "communication", params(("id" = Uuid, Path)), request_body = NewPost,
+    responses((status = 201, body = Post), (status = 400), (status = 404), (status = 409, description = "Locked thread or closed forum")))]
+async fn reply(
+    State(s): State<ServicesState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Acting(a): Acting,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(p): ApiJson<NewPost>,
+) -> Result<(StatusCode, Json<Post>), AppError> {
+    let (mut c, k) = (db(&s).await?, courses(&s).await?);
+    Ok((StatusCode::CREATED, Json(forums::reply(&mut c, &**k, &a, &reader(&caller), id, p).await?)))
+}
+
+#[utoipa::path(patch, path = "/api/v1/forum-threads/{id}", tag = "communication", params(("id" = Uuid, Path)), request_body = Moderation,
+    responses((status = 200, body = Thread), (status = 403, description = "Not a moderator of the course's forum"), (status = 404)))]
+async fn moderate(
+    State(s): State<ServicesState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(m): ApiJson<Moderation>,
+) -> Answer<Thread> {
+    let (mut c, k) = (db(&s).await?, courses(&s).await?);
+    Ok(Json(forums::moderate(&mut c, &**k, &reader(&caller), id, m).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/forum-posts/{id}", tag = "communication", params(("id" = Uuid, Path)),
+    responses((status = 204, description = "Removed (a tombstone; a thread's first post removes the thread)"), (status = 403), (status = 404)))]
+async fn remove_post(
+    State(s): State<ServicesState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, AppError> {
+    let (mut c, k) = (db(&s).await?, courses(&s).await?);
+    forums::remove_post(&mut c, &**k, &reader(&caller), id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The routes' OpenAPI paths.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(start, mine, one, archive, add, remove, send, since, edit, remove_message, read),
+    paths(
+        start,
+        mine,
+        one,
+        archive,
+        add,
+        remove,
+        send,
+        since,
+        edit,
+        remove_message,
+        read,
+        publish_slots,
+        upcoming,
+        cancel_slot,
+        bookings,
+        book,
+        cancel_booking,
+        course_forum,
+        start_thread,
+        read_thread,
+        reply,
+        moderate,
+        remove_post
+    ),
     components(schemas(
         NewConversation,
         Conversation,
@@ -204,7 +405,18 @@ async fn read(
         NewMessage,
         EditMessage,
         ReadUpTo,
-        Message
+        Message,
+        NewSlot,
+        Slot,
+        Booking,
+        NewBooking,
+        Forum,
+        Thread,
+        ThreadView,
+        Post,
+        NewThread,
+        NewPost,
+        Moderation
     ))
 )]
 pub struct Doc;

@@ -198,10 +198,13 @@ impl<H: Handler> Consumer<H> {
                 b = self.next_batch(&consumer, &shutdown) => b,
             };
             let Some(batch) = batch else { break };
-            // Tracing (off: a disabled span): a batch's handling continues the trace of its first
-            // message (a batch of one, the common case at low load, continues exactly its own).
-            let span = crate::trace::consume_span(&batch[0].msg, &self.group_id);
-            match tracing::Instrument::instrument(self.process(&batch, &shutdown), span).await {
+            // Tracing (off: no spans): the batch runs in its first message's span; every other
+            // trace among its messages gets a span over the batch too (see `consume_spans`).
+            let spans = crate::trace::consume_spans(batch.iter().map(|r| &r.msg), &self.group_id);
+            let span = spans.first().cloned().unwrap_or_else(tracing::Span::none);
+            let outcome = tracing::Instrument::instrument(self.process(&batch, &shutdown), span).await;
+            drop(spans);
+            match outcome {
                 Outcome::Done => last_commit = self.commit(&consumer, &batch).or(last_commit),
                 Outcome::Stopped => break,
                 Outcome::Crashed => {

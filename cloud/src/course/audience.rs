@@ -139,6 +139,24 @@ pub async fn taught_by(db: &impl GenericClient, faculty_id: &str, course_ids: &[
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// How `user_id` belongs to course `course_id`: `Some("faculty")` when they teach it,
+/// `Some("student")` when enrolled, `None` otherwise (also for a course id that is not one).
+pub async fn role_in_course(db: &impl GenericClient, user_id: &str, course_id: &str) -> Result<Option<&'static str>> {
+    let row = db
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM faculty_courses WHERE faculty_id = $1 AND course_id::text = $2),
+                    EXISTS (SELECT 1 FROM course_enrollments WHERE student_id = $1 AND course_id::text = $2
+                            AND status = 'enrolled')",
+            &[&user_id, &course_id],
+        )
+        .await?;
+    Ok(match (row.get(0), row.get(1)) {
+        (true, _) => Some("faculty"),
+        (false, true) => Some("student"),
+        _ => None,
+    })
+}
+
 /// The students enrolled in any of `course_ids`.
 pub async fn enrolled_students(db: &impl GenericClient, course_ids: &[String]) -> Result<Vec<String>> {
     let rows = db

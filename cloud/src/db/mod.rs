@@ -46,6 +46,7 @@ pub const ALL: &[Migrations] = &[
             (2, include_str!("../../../migrations/user_service_db/0002_classroom_pins.sql")),
             (3, include_str!("../../../migrations/user_service_db/0003_notification_permissions.sql")),
             (4, include_str!("../../../migrations/user_service_db/0004_announcement_permissions.sql")),
+            (5, include_str!("../../../migrations/user_service_db/0005_communication_permissions.sql")),
         ],
     },
     Migrations {
@@ -61,7 +62,11 @@ pub const ALL: &[Migrations] = &[
     },
     Migrations {
         database: "communication_service_db",
-        steps: &[(1, include_str!("../../../migrations/communication_service_db/0001_init.sql"))],
+        steps: &[
+            (1, include_str!("../../../migrations/communication_service_db/0001_init.sql")),
+            (2, include_str!("../../../migrations/communication_service_db/0002_office_hours.sql")),
+            (3, include_str!("../../../migrations/communication_service_db/0003_forums.sql")),
+        ],
     },
     Migrations {
         database: "content_service_db",

@@ -85,8 +85,8 @@ pub async fn recipients(directory: &Directory, batch: &Batch) -> Result<Vec<Stri
         let holders: BTreeSet<String> = users::active_users(&**users_db, Some(roles)).await?.into_iter().collect();
         people.retain(|p| holders.contains(p));
     }
-    // Groups belong to the communication service, which does not exist yet: a filter that
-    // names groups reaches nobody rather than everybody.
+    // Groups would be the communication service's group conversations, which are not resolved
+    // here yet: a filter that names groups reaches nobody rather than everybody.
     if f.group_ids.as_ref().is_some_and(|g| !g.is_empty()) {
         people.clear();
     }

@@ -123,16 +123,10 @@ pub fn request_span(method: &str, route: &str, traceparent: Option<&str>) -> tra
 /// when the record has one; disabled when tracing is off.
 pub fn consume_span(msg: &rdkafka::message::OwnedMessage, group_id: &str) -> tracing::Span {
     use rdkafka::Message;
-    use rdkafka::message::Headers;
     if !enabled() {
         return tracing::Span::none();
     }
-    let parent = msg
-        .headers()
-        .and_then(|h| h.iter().find(|h| h.key == TRACEPARENT))
-        .and_then(|h| h.value)
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .unwrap_or_default();
+    let parent = traceparent_of(msg).unwrap_or_default();
     let name = format!("{} process", msg.topic());
     with_trace_id(tracing::info_span!(
         "kafka.consume",
@@ -145,6 +139,41 @@ pub fn consume_span(msg: &rdkafka::message::OwnedMessage, group_id: &str) -> tra
         traceparent = parent,
         trace_id = tracing::field::Empty,
     ))
+}
+
+/// The spans a worker handles one batch in: the first message's (the batch runs inside it), and
+/// one more for every later message carrying a trace context not seen yet in the batch, so that
+/// each traced change's trace reaches the worker even when other changes shared its batch. The
+/// extra spans cover the batch's handling (they close when dropped after it). Empty when tracing
+/// is off.
+pub fn consume_spans<'a>(
+    mut msgs: impl Iterator<Item = &'a rdkafka::message::OwnedMessage>,
+    group_id: &str,
+) -> Vec<tracing::Span> {
+    if !enabled() {
+        return Vec::new();
+    }
+    let Some(first) = msgs.next() else { return Vec::new() };
+    let mut seen = vec![traceparent_of(first)];
+    let mut spans = vec![consume_span(first, group_id)];
+    for msg in msgs {
+        let parent = traceparent_of(msg);
+        if parent.is_some() && !seen.contains(&parent) {
+            spans.push(consume_span(msg, group_id));
+            seen.push(parent);
+        }
+    }
+    spans
+}
+
+fn traceparent_of(msg: &rdkafka::message::OwnedMessage) -> Option<String> {
+    use rdkafka::Message;
+    use rdkafka::message::Headers;
+    msg.headers()
+        .and_then(|h| h.iter().find(|h| h.key == TRACEPARENT))
+        .and_then(|h| h.value)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .map(str::to_owned)
 }
 
 /// Records the span's trace id as its `trace_id` field, so JSON log lines written inside it

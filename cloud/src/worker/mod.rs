@@ -277,6 +277,11 @@ impl Worker {
             let (p, every, stop) = (pool.clone(), a.interval, jobs.clone());
             background.push(tokio::spawn(crate::announcement::jobs::run(p, directory, every, stop)));
         }
+        if service == Service::Communication {
+            let every = std::time::Duration::from_secs(10);
+            let reminders = crate::communication::office_hours::remind_loop(pool.clone(), every, jobs.clone());
+            background.push(tokio::spawn(reminders));
+        }
         if service.publishes() {
             // The service's own events, written by its commands (the admin API) into its outbox.
             let relay =

@@ -431,6 +431,27 @@ async fn the_worker_follows_suspensions_from_user_events_and_relays_the_outbox()
         .await;
     assert_eq!((a.status, a.json["code"].as_str()), (403, Some("FORBIDDEN")), "{}", a.json);
 
+    // course.events: a created course gets its forum.
+    let course = Uuid::new_v4().to_string();
+    let created = nimbus_core::event::Envelope::new("course-service", course_created(&course));
+    let (key, payload) = (created.partition_key(), created.to_json());
+    let record = rdkafka::producer::FutureRecord::to("course.events").key(&key).payload(&payload);
+    s.state.producer.send(record, Duration::from_secs(5)).await.unwrap();
+    let pool = s.state.communication.clone();
+    wait_for("the course's forum", Duration::from_secs(60), || {
+        let rt = tokio::runtime::Handle::current();
+        let title: Option<String> = tokio::task::block_in_place(|| {
+            rt.block_on(async {
+                let c = pool.get().await.unwrap();
+                c.query_opt("SELECT title FROM discussion_forums WHERE course_id = $1", &[&course])
+                    .await
+                    .unwrap()
+                    .map(|r| r.get(0))
+            })
+        });
+        title.filter(|t| t == "Networks")
+    });
+
     // The worker relayed the outbox (the test did not).
     let relayed = wait_for("the relayed MESSAGE_SENT", Duration::from_secs(30), || {
         let rt = tokio::runtime::Handle::current();
@@ -439,5 +460,324 @@ async fn the_worker_follows_suspensions_from_user_events_and_relays_the_outbox()
     });
     assert_eq!(relayed.json["payload"]["message_text"], "see you at the lab");
     assert!(worker.stop(), "the worker stops cleanly");
+    s.drop_now().await;
+}
+
+/// A faculty member who may publish office hours.
+fn host() -> Caller {
+    let mut c = caller(&Uuid::new_v4().to_string(), "faculty");
+    c.permissions.insert("office_hours:publish".to_owned());
+    c
+}
+
+async fn publish(
+    s: &Services,
+    who: &Caller,
+    from_now: chrono::TimeDelta,
+    minutes: i64,
+    capacity: i32,
+    weeks: u32,
+) -> Vec<Value> {
+    let start = chrono::Utc::now() + from_now;
+    let a = s
+        .as_caller(who)
+        .call(
+            Method::POST,
+            "/api/v1/office-hours",
+            Some(json!({
+                "title": "Lab 3 questions", "location": "B-204", "capacity": capacity, "weeks": weeks,
+                "starts_at": start, "ends_at": start + chrono::TimeDelta::minutes(minutes)
+            })),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.json);
+    a.json.as_array().unwrap().clone()
+}
+
+async fn book(s: &Services, who: &Caller, slot: &Value) -> (u16, Value) {
+    let path = format!("/api/v1/office-hours/{}/bookings", slot["id"].as_str().unwrap());
+    let a = s.as_caller(who).call(Method::POST, &path, Some(json!({"note": "recursion"}))).await;
+    (a.status, a.json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_students_racing_for_three_places_get_three_bookings_and_nobody_holds_overlapping_slots() {
+    let s = Services::create().await;
+    let (grace, alan) = (host(), host());
+    let students: Vec<Caller> = (0..50).map(|_| caller(&Uuid::new_v4().to_string(), "student")).collect();
+    let slot = publish(&s, &grace, chrono::TimeDelta::days(1), 60, 3, 1).await.remove(0);
+
+    let answers = futures_util::future::join_all(students.iter().map(|st| book(&s, st, &slot))).await;
+    let won = answers.iter().filter(|(status, _)| *status == 201).count();
+    let full: Vec<&Value> = answers.iter().filter(|(status, _)| *status == 409).map(|(_, e)| e).collect();
+    assert_eq!((won, full.len()), (3, 47), "{answers:?}");
+    assert!(full.iter().all(|e| e["code"] == "CONFLICT" && e["message"] == "the office hour is full"), "{full:?}");
+    let path = format!("/api/v1/office-hours/{}/bookings", slot["id"].as_str().unwrap());
+    let seen = s.as_caller(&grace).call(Method::GET, &path, None).await;
+    assert_eq!(seen.json.as_array().map(Vec::len), Some(3), "{}", seen.json);
+    assert_eq!(s.as_caller(&alan).call(Method::GET, &path, None).await.status, 404, "another host's slot");
+    assert_eq!(s.as_caller(&students[0]).call(Method::GET, &path, None).await.status, 403, "students do not list");
+
+    // A winner cancels: one place again, taken by the next student, and not twice by anyone.
+    let winner = students.iter().zip(&answers).find(|(_, (status, _))| *status == 201).unwrap().0;
+    let mine = format!("/api/v1/office-hours/{}/bookings/mine", slot["id"].as_str().unwrap());
+    assert_eq!(s.as_caller(winner).call(Method::DELETE, &mine, None).await.status, 204);
+    assert_eq!(s.as_caller(winner).call(Method::DELETE, &mine, None).await.status, 404);
+    let loser = students.iter().zip(&answers).find(|(_, (status, _))| *status == 409).unwrap().0;
+    assert_eq!(book(&s, loser, &slot).await.0, 201);
+    let (status, again) = book(&s, loser, &slot).await;
+    assert_eq!((status, again["message"].as_str()), (409, Some("already booked")));
+
+    // Two overlapping slots of different hosts booked at once by one student: one booking.
+    let ada = caller(&Uuid::new_v4().to_string(), "student");
+    let a = publish(&s, &grace, chrono::TimeDelta::days(2), 60, 5, 1).await.remove(0);
+    let b = publish(&s, &alan, chrono::TimeDelta::days(2) + chrono::TimeDelta::minutes(30), 60, 5, 1).await.remove(0);
+    let (x, y) = tokio::join!(book(&s, &ada, &a), book(&s, &ada, &b));
+    let mut statuses = [x.0, y.0];
+    statuses.sort();
+    assert_eq!(statuses, [201, 409], "{x:?} {y:?}");
+    let listed = s.as_caller(&ada).call(Method::GET, "/api/v1/office-hours?mine=true", None).await.json;
+    assert_eq!(listed["total"], 1, "{listed}");
+
+    // A weekly series: one slot per week; a host cannot double-book themselves.
+    let weekly = publish(&s, &alan, chrono::TimeDelta::days(3), 45, 2, 3).await;
+    let starts: Vec<chrono::DateTime<chrono::Utc>> =
+        weekly.iter().map(|w| w["starts_at"].as_str().unwrap().parse().unwrap()).collect();
+    assert_eq!(
+        (starts[1] - starts[0], starts[2] - starts[1]),
+        (chrono::TimeDelta::weeks(1), chrono::TimeDelta::weeks(1))
+    );
+    assert!(weekly.iter().all(|w| w["series_id"] == weekly[0]["series_id"]));
+    let start = starts[1] + chrono::TimeDelta::minutes(10);
+    let clash = s
+        .as_caller(&alan)
+        .call(
+            Method::POST,
+            "/api/v1/office-hours",
+            Some(json!({"title": "x", "location": "y", "capacity": 1, "starts_at": start, "ends_at": start + chrono::TimeDelta::minutes(30)})),
+        )
+        .await;
+    assert_eq!(clash.status, 409, "{}", clash.json);
+    s.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booked_student_is_reminded_once_before_the_slot_and_told_when_it_is_cancelled() {
+    use nimbus_cloud::communication::office_hours::remind_due;
+    let s = Services::create().await;
+    let grace = host();
+    let (ada, ben) = (caller(&Uuid::new_v4().to_string(), "student"), caller(&Uuid::new_v4().to_string(), "student"));
+    let commands = KafkaMark::now("notification.commands").await;
+    let soon = publish(&s, &grace, chrono::TimeDelta::minutes(10), 30, 5, 1).await.remove(0);
+    let later = publish(&s, &grace, chrono::TimeDelta::days(1), 30, 5, 1).await.remove(0);
+    let (status, booking) = book(&s, &ada, &soon).await;
+    assert_eq!(status, 201);
+    assert_eq!(book(&s, &ben, &later).await.0, 201);
+
+    // Two workers' rounds at once: one reminder, for the slot that is near only.
+    let pool = &s.state.communication;
+    let (x, y) = tokio::join!(remind_due(pool), remind_due(pool));
+    assert_eq!(x.unwrap() + y.unwrap(), 1);
+    assert_eq!(remind_due(pool).await.unwrap(), 0, "reminded once");
+    // Cancelling the later slot tells Ben.
+    let path = format!("/api/v1/office-hours/{}", later["id"].as_str().unwrap());
+    assert_eq!(s.as_caller(&ben).call(Method::DELETE, &path, None).await.status, 403);
+    assert_eq!(s.as_caller(&grace).call(Method::DELETE, &path, None).await.status, 204);
+    assert_eq!(s.as_caller(&grace).call(Method::DELETE, &path, None).await.status, 204, "again: no change");
+    assert_eq!(book(&s, &ada, &later).await.0, 409, "a cancelled slot takes no bookings");
+
+    relay(&s).await;
+    let sent: Vec<Value> = commands
+        .read()
+        .await
+        .into_iter()
+        .filter(|r| r.json["service_name"] == "communication-service")
+        .map(|r| r.json)
+        .filter(|j| {
+            [&ada.user_id, &ben.user_id].contains(&&j["payload"]["recipient_user_id"].as_str().unwrap_or("").to_owned())
+        })
+        .collect();
+    let ids: Vec<&str> = sent.iter().map(|j| j["payload"]["notification_id"].as_str().unwrap()).collect();
+    let reminder = format!("office-hour-reminder:{}", booking["id"].as_str().unwrap());
+    let cancelled = format!("office-hour-cancelled:{}:{}", later["id"].as_str().unwrap(), ben.user_id);
+    assert_eq!(ids.len(), 2, "{sent:?}");
+    assert!(ids.contains(&reminder.as_str()) && ids.contains(&cancelled.as_str()), "{ids:?}");
+    assert!(sent.iter().all(|j| j["event_type"] == "SEND_NOTIFICATION"));
+    s.drop_now().await;
+}
+
+/// A course in the course database with `faculty` teaching and `students` enrolled; its forum
+/// created as `course.events`' `COURSE_CREATED` does it. Returns the course id.
+async fn course_with_forum(s: &Services, faculty: &Caller, students: &[&Caller]) -> String {
+    let c = s.state.course.get().await.unwrap();
+    let tag = Uuid::new_v4().simple().to_string();
+    let id = |row: tokio_postgres::Row| row.get::<_, Uuid>(0).to_string();
+    let dept = id(c
+        .query_one("INSERT INTO departments (code, name) VALUES ($1, 'D') RETURNING id", &[&format!("d{tag}")])
+        .await
+        .unwrap());
+    let program = id(c
+        .query_one(
+            "INSERT INTO programs (department_id, code, name) VALUES ($1::text::uuid, $2, 'P') RETURNING id",
+            &[&dept, &format!("p{tag}")],
+        )
+        .await
+        .unwrap());
+    let subject = id(c
+        .query_one(
+            "INSERT INTO subjects (department_id, code, name) VALUES ($1::text::uuid, $2, 'S') RETURNING id",
+            &[&dept, &format!("s{tag}")],
+        )
+        .await
+        .unwrap());
+    let course = id(c
+        .query_one(
+            "INSERT INTO courses (course_code, course_name, subject_id, department_id, program_id, semester,
+                                  academic_year, max_students, created_by)
+             VALUES ($1, 'Networks', $2::text::uuid, $3::text::uuid, $4::text::uuid, 1, 2026, 500, 'admin') RETURNING id",
+            &[&format!("c{tag}"), &subject, &dept, &program],
+        )
+        .await
+        .unwrap());
+    c.execute(
+        "INSERT INTO faculty_courses (course_id, faculty_id, assigned_by) VALUES ($1::text::uuid, $2, 'admin')",
+        &[&course, &faculty.user_id],
+    )
+    .await
+    .unwrap();
+    for st in students {
+        c.execute(
+            "INSERT INTO course_enrollments (course_id, student_id, status, enrolled_by)
+             VALUES ($1::text::uuid, $2, 'enrolled', 'admin')",
+            &[&course, &st.user_id],
+        )
+        .await
+        .unwrap();
+    }
+    course_event(s, course_created(&course)).await;
+    course
+}
+
+fn course_created(course: &str) -> nimbus_core::event::CourseEvent {
+    nimbus_core::event::CourseEvent::CourseCreated(nimbus_core::event::course::CourseCreatedPayload {
+        course_id: course.to_owned(),
+        course_code: "NET".into(),
+        course_name: "Networks".into(),
+        ..Default::default()
+    })
+}
+
+/// Applies a course event as the worker's handler would (twice: a redelivery changes nothing).
+async fn course_event(s: &Services, event: nimbus_core::event::CourseEvent) {
+    for _ in 0..2 {
+        let mut c = s.state.communication.get().await.unwrap();
+        let tx = c.transaction().await.unwrap();
+        nimbus_cloud::communication::forums::follow_course(&tx, &event).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_course_forum_is_for_the_course_s_members_moderated_by_its_faculty_and_closes_with_the_course() {
+    let s = Services::create().await;
+    let p = people(&s, &["Ada", "Ben", "Cy"]).await;
+    let (ada, ben, outsider) = (&p[0], &p[1], &p[2]);
+    let grace = caller(&Uuid::new_v4().to_string(), "faculty");
+    let admin = {
+        let mut a = caller(&Uuid::new_v4().to_string(), "admin");
+        a.permissions.insert("forum:moderate".to_owned());
+        a
+    };
+    let course = course_with_forum(&s, &grace, &[ada, ben]).await;
+    let events = KafkaMark::now("communication.events").await;
+    let forum = format!("/api/v1/courses/{course}/forum");
+
+    let seen = s.as_caller(ada).call(Method::GET, &forum, None).await;
+    assert_eq!(
+        (seen.status, seen.json["title"].as_str(), seen.json["moderator"].as_bool()),
+        (200, Some("Networks"), Some(false))
+    );
+    assert_eq!(s.as_caller(&grace).call(Method::GET, &forum, None).await.json["moderator"], true);
+    assert_eq!(s.as_caller(&admin).call(Method::GET, &forum, None).await.json["moderator"], true);
+    let hidden = s.as_caller(outsider).call(Method::GET, &forum, None).await;
+    let nothing =
+        s.as_caller(outsider).call(Method::GET, &format!("/api/v1/courses/{}/forum", Uuid::new_v4()), None).await;
+    assert_eq!((hidden.status, nothing.status), (404, 404), "an outsider cannot tell the forum exists");
+
+    let start = |who: &Caller, title: &str| {
+        let (client, path, body) = (
+            s.as_caller(who),
+            format!("{forum}/threads"),
+            json!({"title": title, "body": "How does <b>TCP</b> start?"}),
+        );
+        async move { client.call(Method::POST, &path, Some(body)).await }
+    };
+    let t = start(ada, "Handshake").await;
+    assert_eq!(t.status, 201, "{}", t.json);
+    assert_eq!(t.json["posts"][0]["body"], "How does <b>TCP</b> start?", "markup kept as text");
+    let thread = t.json["thread"]["id"].as_str().unwrap().to_owned();
+    let first_post = t.json["posts"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(start(outsider, "Spam").await.status, 404);
+    assert_eq!(start(ada, " ").await.status, 400);
+    let posts = format!("/api/v1/forum-threads/{thread}/posts");
+    let reply = s.as_caller(ben).call(Method::POST, &posts, Some(json!({"body": "SYN, SYN-ACK, ACK."}))).await;
+    assert_eq!((reply.status, reply.json["parent_post_id"].as_str()), (201, Some(first_post.as_str())));
+    assert_eq!(s.as_caller(outsider).call(Method::POST, &posts, Some(json!({"body": "me too"}))).await.status, 404);
+
+    // Moderation: faculty pin and lock; students cannot.
+    let thread_path = format!("/api/v1/forum-threads/{thread}");
+    assert_eq!(s.as_caller(ben).call(Method::PATCH, &thread_path, Some(json!({"locked": true}))).await.status, 403);
+    let locked =
+        s.as_caller(&grace).call(Method::PATCH, &thread_path, Some(json!({"locked": true, "pinned": true}))).await;
+    assert_eq!((locked.json["locked"].as_bool(), locked.json["pinned"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(s.as_caller(ben).call(Method::POST, &posts, Some(json!({"body": "late"}))).await.status, 409);
+    let later = start(ben, "Later thread").await;
+    let listed = s.as_caller(ada).call(Method::GET, &forum, None).await.json;
+    assert_eq!(listed["threads"][0]["id"].as_str(), Some(thread.as_str()), "pinned first: {listed}");
+    assert_eq!(listed["threads"][1]["id"], later.json["thread"]["id"]);
+
+    // Removal: authors remove their replies, not others'; faculty remove anything.
+    let reply_path = format!("/api/v1/forum-posts/{}", reply.json["id"].as_str().unwrap());
+    assert_eq!(s.as_caller(ada).call(Method::DELETE, &reply_path, None).await.status, 403);
+    assert_eq!(s.as_caller(ben).call(Method::DELETE, &reply_path, None).await.status, 204);
+    let view = s.as_caller(ada).call(Method::GET, &thread_path, None).await.json;
+    assert!(view["posts"][1]["body"].is_null() && view["posts"][1]["removed_at"].is_string(), "{view}");
+    let later_first = format!("/api/v1/forum-posts/{}", later.json["posts"][0]["id"].as_str().unwrap());
+    assert_eq!(
+        s.as_caller(ben).call(Method::DELETE, &later_first, None).await.status,
+        403,
+        "a thread is a moderator's to remove"
+    );
+    assert_eq!(s.as_caller(&grace).call(Method::DELETE, &later_first, None).await.status, 204);
+    assert_eq!(
+        s.as_caller(ada).call(Method::GET, &forum, None).await.json["threads"].as_array().map(Vec::len),
+        Some(1)
+    );
+
+    // Ben drops the course: the forum is gone for him at once.
+    let c = s.state.course.get().await.unwrap();
+    c.execute("UPDATE course_enrollments SET status = 'dropped' WHERE student_id = $1", &[&ben.user_id]).await.unwrap();
+    assert_eq!(s.as_caller(ben).call(Method::GET, &thread_path, None).await.status, 404);
+
+    // The course is deactivated: the forum stays readable and takes nothing new.
+    course_event(
+        &s,
+        nimbus_core::event::CourseEvent::CourseDeactivated(nimbus_core::event::course::CourseRefPayload {
+            course_id: course.clone(),
+            ..Default::default()
+        }),
+    )
+    .await;
+    assert!(s.as_caller(ada).call(Method::GET, &forum, None).await.json["closed_at"].is_string());
+    assert_eq!(start(ada, "After the end").await.status, 409);
+
+    relay(&s).await;
+    let records = events.read().await;
+    let mine: Vec<&Value> =
+        records.iter().filter(|r| r.key.as_deref() == Some(thread.as_str())).map(|r| &r.json).collect();
+    let kinds: Vec<&str> = mine.iter().map(|j| j["event_type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["FORUM_POST_CREATED", "FORUM_REPLY_ADDED"]);
+    assert_eq!(mine[0]["payload"]["course_id"].as_str(), Some(course.as_str()));
+    assert_eq!(mine[1]["payload"]["parent_post_id"].as_str(), Some(first_post.as_str()));
     s.drop_now().await;
 }
