@@ -355,6 +355,19 @@ fn owner_of_open_group(m: &Membership) -> Result<()> {
     Ok(())
 }
 
+/// Checks a person's plain text: 1 to `max` characters, not blank, no control characters but
+/// newlines and tabs. Markup is text like any other (it is never rendered as HTML).
+pub(crate) fn plain_text(field: &str, value: &str, max: usize) -> Result<()> {
+    let n = value.chars().count();
+    if value.trim().is_empty() || n > max {
+        return Err(Error::Validation(vec![FieldError::new(field, format!("must be 1 to {max} characters"))]));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(Error::Validation(vec![FieldError::new(field, "must not contain control characters")]));
+    }
+    Ok(())
+}
+
 pub(crate) fn conflict(message: String) -> Error {
     Error::Conflict { message, details: serde_json::Value::Null }
 }

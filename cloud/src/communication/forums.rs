@@ -14,7 +14,7 @@ use tokio_postgres::{GenericClient, Row, Transaction};
 use uuid::Uuid;
 
 use super::SERVICE;
-use super::conversations::{conflict, ensure_active};
+use super::conversations::{conflict, ensure_active, plain_text as text};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
 
@@ -129,17 +129,6 @@ pub struct Moderation {
     pub pinned: Option<bool>,
     /// Refuse replies.
     pub locked: Option<bool>,
-}
-
-fn text(field: &str, value: &str, max: usize) -> Result<()> {
-    let n = value.chars().count();
-    if value.trim().is_empty() || n > max {
-        return Err(Error::Validation(vec![FieldError::new(field, format!("must be 1 to {max} characters"))]));
-    }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(Error::Validation(vec![FieldError::new(field, "must not contain control characters")]));
-    }
-    Ok(())
 }
 
 /// The reader's standing in `course_id`'s forum, asked of the course service.

@@ -93,13 +93,7 @@ fn message(r: &Row) -> Message {
 }
 
 fn checked_text(text: &str) -> Result<String> {
-    let n = text.trim().chars().count();
-    if n == 0 || text.chars().count() > MAX_CHARS {
-        return Err(Error::Validation(vec![FieldError::new("text", format!("must be 1 to {MAX_CHARS} characters"))]));
-    }
-    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(Error::Validation(vec![FieldError::new("text", "must not contain control characters")]));
-    }
+    super::conversations::plain_text("text", text, MAX_CHARS)?;
     Ok(text.to_owned())
 }
 
