@@ -2,8 +2,9 @@
 //! delete as a tombstone, read in order after a sequence number, and move one's read position.
 
 use chrono::{DateTime, Duration, Utc};
-use nimbus_core::event::CommunicationEvent;
 use nimbus_core::event::communication::{MessageDeletedPayload, MessageReadPayload, MessageSentPayload};
+use nimbus_core::event::notification::{Channel, NotificationPayload, Priority};
+use nimbus_core::event::{CommunicationEvent, NotificationCommand};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
@@ -155,6 +156,7 @@ pub async fn send(
         .iter()
         .map(|r| r.get(0))
         .collect();
+    alert(&tx, actor, id, &recipients, &sender_name, &text, seq).await?;
     let event = MessageSentPayload {
         message_id: sent.id.to_string(),
         conversation_id: id.to_string(),
@@ -173,7 +175,48 @@ pub async fn send(
     Ok(sent)
 }
 
+/// Tells the recipients who have not been told since they last read the conversation: one
+/// `SEND_NOTIFICATION` (in-app and e-mail, as their preferences allow) per person and unread
+/// run, however many messages the run has. Live delivery to open sessions is still to come, so
+/// every participant counts as not connected.
+async fn alert(
+    tx: &tokio_postgres::Transaction<'_>,
+    actor: &Actor,
+    id: Uuid,
+    recipients: &[String],
+    sender_name: &str,
+    text: &str,
+    seq: i64,
+) -> Result<()> {
+    let fresh = tx
+        .query(
+            "INSERT INTO message_alerts (conversation_id, user_id) SELECT $1, unnest($2::text[])
+             ON CONFLICT (conversation_id, user_id) DO NOTHING RETURNING user_id",
+            &[&id, &recipients],
+        )
+        .await?;
+    let preview: String = text.chars().take(200).collect();
+    for r in &fresh {
+        let user: String = r.get(0);
+        let command = NotificationCommand::SendNotification(NotificationPayload {
+            notification_id: format!("message:{id}:{user}:{seq}"),
+            recipient_user_id: user,
+            notification_type: "message".into(),
+            title: format!("New message from {sender_name}"),
+            message: preview.clone(),
+            channels: vec![Channel::InApp, Channel::Email],
+            priority: Priority::Normal,
+            action_url: Some(format!("/conversations/{id}")),
+            ..NotificationPayload::default()
+        });
+        crate::outbox::publish(tx, SERVICE, actor, command).await?;
+    }
+    Ok(())
+}
+
 async fn advance(tx: &tokio_postgres::Transaction<'_>, id: Uuid, user: &str, seq: i64) -> Result<bool> {
+    // Whoever reads (or writes) is told again of the next message.
+    tx.execute("DELETE FROM message_alerts WHERE conversation_id = $1 AND user_id = $2", &[&id, &user]).await?;
     let moved = tx
         .execute(
             "INSERT INTO message_reads (conversation_id, user_id, last_read_seq) VALUES ($1, $2, $3)

@@ -12,7 +12,8 @@
 //!   seed's payload, `recipient_ids` = the other active participants), `MESSAGE_READ`,
 //!   `MESSAGE_DELETED`; keyed by conversation, so a conversation's events stay in order. Office
 //!   hour reminders and cancellations as `SEND_NOTIFICATION` on `notification.commands`
-//!   ([`office_hours`]).
+//!   ([`office_hours`]), and new-message notifications, one per person and unread run
+//!   ([`messages`]).
 //! - Consumes, as `communication-service-group`: `user.events` (a suspended, deactivated or
 //!   deleted person can no longer post, start conversations or be added; [`handler`]) and
 //!   `course.events` (each course's forum; [`forums`]).

@@ -781,3 +781,50 @@ async fn a_course_forum_is_for_the_course_s_members_moderated_by_its_faculty_and
     assert_eq!(mine[1]["payload"]["parent_post_id"].as_str(), Some(first_post.as_str()));
     s.drop_now().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_messages_tells_each_other_participant_once_until_they_read_it() {
+    let s = Services::create().await;
+    let p = people(&s, &["Grace", "Ada", "Ben"]).await;
+    let (grace, ada, ben) = (&p[0], &p[1], &p[2]);
+    let commands = KafkaMark::now("notification.commands").await;
+    let (status, g) = start(
+        &s,
+        grace,
+        json!({"conversation_type": "group", "title": "Networks lab", "participant_ids": [ada.user_id, ben.user_id]}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let id = g["id"].as_str().unwrap().to_owned();
+    for n in 1..=5 {
+        send(&s, grace, &id, &format!("Lab moved to B-{n}")).await;
+    }
+    // Ada reads; two more messages: Ada is told once more, Ben (who never read) is not.
+    let a =
+        s.as_caller(ada).call(Method::POST, &format!("/api/v1/conversations/{id}/read"), Some(json!({"seq": 5}))).await;
+    assert_eq!(a.status, 204);
+    send(&s, grace, &id, "And bring a laptop").await;
+    send(&s, grace, &id, "Charged").await;
+
+    relay(&s).await;
+    let told: Vec<Value> = commands
+        .read()
+        .await
+        .into_iter()
+        .map(|r| r.json)
+        .filter(|j| j["payload"]["action_url"] == format!("/conversations/{id}"))
+        .collect();
+    let to = |who: &Caller| {
+        told.iter()
+            .filter(|j| j["payload"]["recipient_user_id"].as_str() == Some(who.user_id.as_str()))
+            .collect::<Vec<_>>()
+    };
+    let (for_ada, for_ben, for_grace) = (to(ada), to(ben), to(grace));
+    assert_eq!((for_ada.len(), for_ben.len(), for_grace.len()), (2, 1, 0), "{told:?}");
+    let first = &for_ben[0];
+    assert_eq!(first["event_type"], "SEND_NOTIFICATION");
+    assert_eq!(first["payload"]["title"], "New message from Grace Doe");
+    assert_eq!(first["payload"]["message"], "Lab moved to B-1");
+    assert_eq!(for_ada[1]["payload"]["message"], "And bring a laptop");
+    s.drop_now().await;
+}
