@@ -20,13 +20,18 @@ pub const MAX_PARTICIPANTS: usize = 500;
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConversation {
-    /// `direct` (exactly one other person) or `group`.
+    /// `direct` (exactly one other person), `group`, or `course` (the course's enrolled
+    /// students, started by a faculty member who teaches it; one per course).
     pub conversation_type: String,
-    /// A group's name (1–200 characters); a direct conversation has none.
+    /// A group's or course conversation's name (1–200 characters); a direct one has none.
     #[serde(default)]
     pub title: Option<String>,
-    /// The other people (user ids); the caller is added.
+    /// The other people (user ids); the caller is added. Empty for a course conversation.
+    #[serde(default)]
     pub participant_ids: Vec<String>,
+    /// The course of a course conversation.
+    #[serde(default)]
+    pub course_id: Option<String>,
 }
 
 /// A participant as shown.
@@ -126,6 +131,23 @@ pub(crate) async fn active_people(
     if errors.is_empty() { Ok(out) } else { Err(Error::Validation(errors)) }
 }
 
+/// Those of `ids` who are active users (for members taken from elsewhere, such as a course's
+/// students: the inactive are left out rather than refused).
+async fn still_active(db: &impl GenericClient, users: &impl GenericClient, ids: &[String]) -> Result<Vec<String>> {
+    let contacts = crate::user::directory::contacts(users, ids).await?;
+    let inactive: Vec<String> = db
+        .query("SELECT user_id FROM inactive_users WHERE user_id = ANY($1)", &[&ids])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(ids
+        .iter()
+        .filter(|id| contacts.iter().any(|c| &c.user_id == *id && c.active) && !inactive.contains(id))
+        .cloned()
+        .collect())
+}
+
 /// Refuses a caller the service has heard is suspended or otherwise inactive (their token may
 /// still be valid for a moment: the user service revokes it, this is the service's own check).
 pub(crate) async fn ensure_active(db: &impl GenericClient, user: &str) -> Result<()> {
@@ -167,7 +189,22 @@ fn validate(n: &NewConversation, caller: &str) -> Result<Vec<String>> {
                 ));
             }
         }
-        _ => errors.push(FieldError::new("conversation_type", "must be direct or group")),
+        "course" => {
+            let title = n.title.as_deref().map(str::trim).unwrap_or("");
+            if title.is_empty() || title.chars().count() > 200 {
+                errors.push(FieldError::new("title", "a course conversation needs a title of 1 to 200 characters"));
+            }
+            if n.course_id.as_deref().is_none_or(|c| c.trim().is_empty()) {
+                errors.push(FieldError::new("course_id", "a course conversation names its course"));
+            }
+            if !n.participant_ids.is_empty() {
+                errors.push(FieldError::new("participant_ids", "a course conversation's members are the course's"));
+            }
+        }
+        _ => errors.push(FieldError::new("conversation_type", "must be direct, group or course")),
+    }
+    if n.conversation_type != "course" && n.course_id.is_some() {
+        errors.push(FieldError::new("course_id", "only a course conversation names a course"));
     }
     if errors.is_empty() { Ok(others) } else { Err(Error::Validation(errors)) }
 }
@@ -178,13 +215,22 @@ fn validate(n: &NewConversation, caller: &str) -> Result<Vec<String>> {
 pub async fn start(
     db: &mut deadpool_postgres::Object,
     users: &impl GenericClient,
+    courses: &impl GenericClient,
     actor: &Actor,
     caller: &str,
     n: NewConversation,
 ) -> Result<(Conversation, bool)> {
-    let others = validate(&n, caller)?;
+    let mut others = validate(&n, caller)?;
     ensure_active(&***db, caller).await?;
-    active_people(&***db, users, &others, "participant_ids").await?;
+    if let Some(course) = &n.course_id {
+        if crate::course::audience::role_in_course(courses, caller, course).await? != Some("faculty") {
+            return Err(Error::Forbidden("only faculty who teach the course start its conversation".into()));
+        }
+        let enrolled = crate::course::audience::enrolled_students(courses, std::slice::from_ref(course)).await?;
+        others = still_active(&***db, users, &enrolled).await?;
+    } else {
+        active_people(&***db, users, &others, "participant_ids").await?;
+    }
     let tx = db.transaction().await?;
     let id = Uuid::new_v4();
     let pair = (n.conversation_type == "direct").then(|| {
@@ -195,23 +241,39 @@ pub async fn start(
     let title = n.title.as_deref().map(str::trim).map(str::to_owned);
     let inserted = tx
         .execute(
-            "INSERT INTO conversations (id, conversation_type, title, created_by, direct_pair)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (direct_pair) DO NOTHING",
-            &[&id, &n.conversation_type, &title, &caller, &pair],
+            "INSERT INTO conversations (id, conversation_type, title, created_by, direct_pair, course_id)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            &[&id, &n.conversation_type, &title, &caller, &pair, &n.course_id],
         )
         .await?;
     if inserted == 0 {
-        // The pair already talks: their conversation (both are its participants for good).
-        let existing: Uuid =
-            tx.query_one("SELECT id FROM conversations WHERE direct_pair = $1", &[&pair]).await?.get(0);
+        // The pair already talks, or the course has its conversation: that one (reopened; for a
+        // course, with the students enrolled since added).
+        let existing: Uuid = tx
+            .query_one("SELECT id FROM conversations WHERE direct_pair = $1 OR course_id = $2", &[&pair, &n.course_id])
+            .await?
+            .get(0);
         tx.execute("UPDATE conversations SET archived_at = NULL WHERE id = $1", &[&existing]).await?;
+        if n.course_id.is_some() {
+            let joined = tx
+                .query(
+                    "INSERT INTO conversation_participants (conversation_id, user_id, role)
+                     SELECT $1, unnest($2::text[]), 'member' ON CONFLICT DO NOTHING RETURNING user_id",
+                    &[&existing, &others],
+                )
+                .await?;
+            for r in &joined {
+                let event = participant_event(existing, r.get::<_, &str>(0), caller);
+                crate::outbox::publish(&tx, SERVICE, actor, CommunicationEvent::ParticipantAdded(event)).await?;
+            }
+        }
         tx.commit().await?;
         return Ok((get(&***db, users, existing, caller).await?, false));
     }
     let mut everyone = vec![caller.to_owned()];
     everyone.extend(others);
     for (i, user) in everyone.iter().enumerate() {
-        let role = if i == 0 && n.conversation_type == "group" { "owner" } else { "member" };
+        let role = if i == 0 && n.conversation_type != "direct" { "owner" } else { "member" };
         tx.execute(
             "INSERT INTO conversation_participants (conversation_id, user_id, role) VALUES ($1, $2, $3)",
             &[&id, user, &role],
@@ -286,7 +348,7 @@ pub async fn remove(
 ) -> Result<()> {
     let tx = db.transaction().await?;
     let m = membership(&tx, id, caller, true).await?;
-    if m.conversation_type != "group" {
+    if m.conversation_type == "direct" {
         return Err(conflict("a direct conversation keeps its two participants; archive it instead".into()));
     }
     if user != caller {
@@ -325,7 +387,7 @@ pub async fn archive(db: &mut deadpool_postgres::Object, actor: &Actor, caller: 
     if m.archived {
         return Ok(());
     }
-    if m.conversation_type == "group" && m.role != "owner" {
+    if m.conversation_type != "direct" && m.role != "owner" {
         return Err(Error::Forbidden("only the group's owner archives it".into()));
     }
     let at: DateTime<Utc> = tx
@@ -343,7 +405,7 @@ pub async fn archive(db: &mut deadpool_postgres::Object, actor: &Actor, caller: 
 }
 
 fn owner_of_open_group(m: &Membership) -> Result<()> {
-    if m.conversation_type != "group" {
+    if m.conversation_type == "direct" {
         return Err(conflict("a direct conversation keeps its two participants".into()));
     }
     if m.archived {
@@ -491,6 +553,7 @@ mod tests {
             conversation_type: kind.into(),
             title: title.map(Into::into),
             participant_ids: ids.iter().map(|s| s.to_string()).collect(),
+            course_id: None,
         }
     }
 
@@ -511,5 +574,20 @@ mod tests {
         assert!(validate(&new("group", Some("  "), &[YOU]), ME).is_err());
         assert!(validate(&new("group", Some("Lab 3"), &[ME]), ME).is_err());
         assert!(validate(&new("channel", Some("Lab 3"), &[YOU]), ME).is_err());
+    }
+
+    #[test]
+    fn a_course_conversation_names_its_course_and_takes_its_members_from_it() {
+        let course = |title: Option<&str>, course: Option<&str>, ids: &[&str]| NewConversation {
+            course_id: course.map(Into::into),
+            ..new("course", title, ids)
+        };
+        assert!(validate(&course(Some("Networks"), Some("c1"), &[]), ME).is_ok());
+        assert!(validate(&course(Some("Networks"), None, &[]), ME).is_err());
+        assert!(validate(&course(Some("Networks"), Some("c1"), &[YOU]), ME).is_err());
+        assert!(validate(&course(None, Some("c1"), &[]), ME).is_err());
+        assert!(
+            validate(&NewConversation { course_id: Some("c1".into()), ..new("group", Some("x"), &[YOU]) }, ME).is_err()
+        );
     }
 }

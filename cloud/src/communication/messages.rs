@@ -313,7 +313,7 @@ pub async fn delete(
     let tx = db.transaction().await?;
     let me = membership(&tx, id, caller, true).await?;
     let m = fetch(&tx, id, message_id).await?;
-    if m.sender_id != caller && !(me.conversation_type == "group" && me.role == "owner") {
+    if m.sender_id != caller && !(me.conversation_type != "direct" && me.role == "owner") {
         return Err(Error::Forbidden("only its author or the group's owner deletes a message".into()));
     }
     if m.deleted_at.is_some() {

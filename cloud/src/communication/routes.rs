@@ -85,8 +85,8 @@ async fn start(
     Acting(a): Acting,
     ApiJson(n): ApiJson<NewConversation>,
 ) -> Result<(StatusCode, Json<Conversation>), AppError> {
-    let (mut c, u) = (db(&s).await?, users(&s).await?);
-    let (conversation, new) = conversations::start(&mut c, &**u, &a, &caller.user_id, n).await?;
+    let (mut c, u, k) = (db(&s).await?, users(&s).await?, courses(&s).await?);
+    let (conversation, new) = conversations::start(&mut c, &**u, &**k, &a, &caller.user_id, n).await?;
     Ok((if new { StatusCode::CREATED } else { StatusCode::OK }, Json(conversation)))
 }
 

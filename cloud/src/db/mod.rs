@@ -67,6 +67,7 @@ pub const ALL: &[Migrations] = &[
             (2, include_str!("../../../migrations/communication_service_db/0002_office_hours.sql")),
             (3, include_str!("../../../migrations/communication_service_db/0003_forums.sql")),
             (4, include_str!("../../../migrations/communication_service_db/0004_message_alerts.sql")),
+            (5, include_str!("../../../migrations/communication_service_db/0005_course_conversations.sql")),
         ],
     },
     Migrations {

@@ -43,6 +43,7 @@ mod content_store;
 mod e2e_announcement;
 mod e2e_attendance;
 mod e2e_classroom;
+mod e2e_communication;
 mod e2e_content;
 mod e2e_downlink;
 mod e2e_faults;

@@ -241,6 +241,7 @@ pub struct StackDatabases {
     pub attendance: super::TestDb,
     pub notification: super::TestDb,
     pub announcement: super::TestDb,
+    pub communication: super::TestDb,
 }
 
 impl StackDatabases {
@@ -255,6 +256,7 @@ impl StackDatabases {
             self.attendance,
             self.notification,
             self.announcement,
+            self.communication,
         ] {
             db.drop_now().await;
         }
@@ -304,6 +306,7 @@ impl Stack {
             attendance: migrated("attendance_service_db").await,
             notification: migrated("notification_service_db").await,
             announcement: migrated("announcement_service_db").await,
+            communication: migrated("communication_service_db").await,
         };
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let api = format!("127.0.0.1:{port}");
@@ -319,6 +322,7 @@ impl Stack {
             ("ATTENDANCE_DATABASE_URL", dbs.attendance.url.clone()),
             ("NOTIFICATION_DATABASE_URL", dbs.notification.url.clone()),
             ("ANNOUNCEMENT_DATABASE_URL", dbs.announcement.url.clone()),
+            ("COMMUNICATION_DATABASE_URL", dbs.communication.url.clone()),
             ("NIMBUS_CONTENT_MONGO_DB", format!("e2e_{prefix}_{suffix}")),
             ("NIMBUS_REDIS_PREFIX", format!("e2e-{suffix}:")),
             ("KAFKA_BROKERS", super::kafka_brokers()),
