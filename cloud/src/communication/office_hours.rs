@@ -244,10 +244,10 @@ pub async fn upcoming(
     }
     let where_sql = filter.where_sql();
     let n = filter.len();
-    let total: i64 = db
-        .query_one(&format!("SELECT count(*) FROM office_hours o{where_sql}"), &filter.params(&[&caller]))
-        .await?
-        .get(0);
+    // The count names the caller only through `mine`.
+    let count_params = if f.mine { filter.params(&[&caller]) } else { filter.params(&[]) };
+    let total: i64 =
+        db.query_one(&format!("SELECT count(*) FROM office_hours o{where_sql}"), &count_params).await?.get(0);
     let rows = db
         .query(
             &format!(

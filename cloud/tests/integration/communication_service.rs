@@ -828,3 +828,110 @@ async fn a_burst_of_messages_tells_each_other_participant_once_until_they_read_i
     assert_eq!(for_ada[1]["payload"]["message"], "And bring a laptop");
     s.drop_now().await;
 }
+
+/// Every communication route, as a participant, a non-participant, the course's faculty, an
+/// administrator and a suspended participant: the answers the service's rules give.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_each_kind_of_caller_as_the_rules_say() {
+    let s = Services::create().await;
+    let p = people(&s, &["Ada", "Ben", "Cy", "Sue"]).await;
+    let (ada, ben, cy, sue) = (&p[0], &p[1], &p[2], &p[3]);
+    let grace = host();
+    let other_faculty = host();
+    let admin = {
+        let mut a = caller(&Uuid::new_v4().to_string(), "admin");
+        a.permissions.extend(["forum:moderate", "office_hours:publish", "office_hours:manage"].map(str::to_owned));
+        a
+    };
+    let (status, g) = start(
+        &s,
+        ada,
+        json!({"conversation_type": "group", "title": "Study group", "participant_ids": [ben.user_id, sue.user_id]}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let conversation = g["id"].as_str().unwrap().to_owned();
+    let message = send(&s, ben, &conversation, "hello").await["id"].as_str().unwrap().to_owned();
+    let course = course_with_forum(&s, &grace, &[ada, sue]).await;
+    let thread = s
+        .as_caller(ada)
+        .call(
+            Method::POST,
+            &format!("/api/v1/courses/{course}/forum/threads"),
+            Some(json!({"title": "Q", "body": "?"})),
+        )
+        .await
+        .json["thread"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let slot = publish(&s, &grace, chrono::TimeDelta::days(1), 30, 10, 1).await.remove(0);
+    let slot = slot["id"].as_str().unwrap().to_owned();
+    let c = s.state.communication.get().await.unwrap();
+    c.execute("INSERT INTO inactive_users (user_id, status) VALUES ($1, 'suspended')", &[&sue.user_id]).await.unwrap();
+
+    let conv = format!("/api/v1/conversations/{conversation}");
+    let msg = format!("{conv}/messages/{message}");
+    let forum = format!("/api/v1/courses/{course}/forum");
+    let threads = format!("{forum}/threads");
+    let thread_path = format!("/api/v1/forum-threads/{thread}");
+    let posts = format!("{thread_path}/posts");
+    let slot_path = format!("/api/v1/office-hours/{slot}");
+    let bookings = format!("{slot_path}/bookings");
+    let text = || Some(json!({"text": "hi"}));
+    let post_body = || Some(json!({"body": "reply"}));
+    let cases: Vec<(&Caller, Method, String, Option<Value>, u16)> = vec![
+        // A conversation: its participants only; for everyone else it does not exist.
+        (ada, Method::GET, conv.clone(), None, 200),
+        (sue, Method::GET, conv.clone(), None, 200),
+        (cy, Method::GET, conv.clone(), None, 404),
+        (&grace, Method::GET, conv.clone(), None, 404),
+        (&admin, Method::GET, conv.clone(), None, 404),
+        (ben, Method::POST, format!("{conv}/messages"), text(), 201),
+        (sue, Method::POST, format!("{conv}/messages"), text(), 403),
+        (cy, Method::POST, format!("{conv}/messages"), text(), 404),
+        (&admin, Method::POST, format!("{conv}/messages"), text(), 404),
+        (cy, Method::GET, format!("{conv}/messages"), None, 404),
+        (ada, Method::PATCH, msg.clone(), text(), 403),
+        (cy, Method::PATCH, msg.clone(), text(), 404),
+        (ben, Method::POST, format!("{conv}/archive"), None, 403),
+        (cy, Method::POST, format!("{conv}/archive"), None, 404),
+        (ben, Method::POST, format!("{conv}/participants"), Some(json!({"user_id": cy.user_id})), 403),
+        (ada, Method::POST, format!("{conv}/participants"), Some(json!({"user_id": sue.user_id})), 400),
+        (cy, Method::DELETE, format!("{conv}/participants/{}", ben.user_id), None, 404),
+        // A course forum: enrolled students and teaching faculty; moderators pin and lock.
+        (ada, Method::GET, forum.clone(), None, 200),
+        (&grace, Method::GET, forum.clone(), None, 200),
+        (&admin, Method::GET, forum.clone(), None, 200),
+        (cy, Method::GET, forum.clone(), None, 404),
+        (&other_faculty, Method::GET, forum.clone(), None, 404),
+        (cy, Method::POST, threads.clone(), Some(json!({"title": "x", "body": "y"})), 404),
+        (sue, Method::POST, threads.clone(), Some(json!({"title": "x", "body": "y"})), 403),
+        (ada, Method::POST, posts.clone(), post_body(), 201),
+        (cy, Method::POST, posts.clone(), post_body(), 404),
+        (ada, Method::PATCH, thread_path.clone(), Some(json!({"pinned": true})), 403),
+        (&grace, Method::PATCH, thread_path.clone(), Some(json!({"pinned": true})), 200),
+        (&admin, Method::PATCH, thread_path.clone(), Some(json!({"locked": false})), 200),
+        (cy, Method::PATCH, thread_path.clone(), Some(json!({"pinned": true})), 404),
+        // Office hours: hosts publish and see bookings; students book.
+        (ada, Method::POST, "/api/v1/office-hours".to_owned(), Some(json!({})), 403),
+        (ada, Method::POST, bookings.clone(), Some(json!({})), 201),
+        (sue, Method::POST, bookings.clone(), Some(json!({})), 403),
+        (ada, Method::GET, bookings.clone(), None, 403),
+        (&other_faculty, Method::GET, bookings.clone(), None, 404),
+        (&grace, Method::GET, bookings.clone(), None, 200),
+        (&admin, Method::GET, bookings.clone(), None, 200),
+        (&other_faculty, Method::DELETE, slot_path.clone(), None, 404),
+        (cy, Method::GET, "/api/v1/office-hours".to_owned(), None, 200),
+        (cy, Method::GET, format!("/api/v1/office-hours?faculty_id={}", grace.user_id), None, 200),
+    ];
+    let mut wrong = Vec::new();
+    for (who, method, path, body, expected) in cases {
+        let a = s.as_caller(who).call(method.clone(), &path, body).await;
+        if a.status != expected {
+            wrong.push(format!("{method} {path} as {}: {} (expected {expected}) {}", who.user_id, a.status, a.json));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    s.drop_now().await;
+}
