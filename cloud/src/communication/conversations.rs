@@ -104,36 +104,9 @@ pub(crate) fn not_found(id: Uuid) -> Error {
     Error::NotFound { what: "conversation", id: id.to_string() }
 }
 
-/// Refuses people the user service does not know or who are not active, and people this
-/// service has heard are inactive; returns their names, in the order of `ids`.
-pub(crate) async fn active_people(
-    db: &impl GenericClient,
-    users: &impl GenericClient,
-    ids: &[String],
-    field: &str,
-) -> Result<Vec<(String, String)>> {
-    let contacts = crate::user::directory::contacts(users, ids).await?;
-    let inactive: Vec<String> = db
-        .query("SELECT user_id FROM inactive_users WHERE user_id = ANY($1)", &[&ids])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let mut out = Vec::with_capacity(ids.len());
-    let mut errors = Vec::new();
-    for id in ids {
-        match contacts.iter().find(|c| &c.user_id == id) {
-            Some(c) if c.active && !inactive.contains(id) => out.push((id.clone(), c.name.clone())),
-            Some(_) => errors.push(FieldError::new(field, format!("{id} is not an active user"))),
-            None => errors.push(FieldError::new(field, format!("{id} is not a user"))),
-        }
-    }
-    if errors.is_empty() { Ok(out) } else { Err(Error::Validation(errors)) }
-}
-
-/// Those of `ids` who are active users (for members taken from elsewhere, such as a course's
-/// students: the inactive are left out rather than refused).
-async fn still_active(db: &impl GenericClient, users: &impl GenericClient, ids: &[String]) -> Result<Vec<String>> {
+/// For each of `ids`, in order: `Some(true)` for an active user, `Some(false)` for one the user
+/// service says is not active or this service has heard is inactive, `None` for no user.
+async fn activity(db: &impl GenericClient, users: &impl GenericClient, ids: &[String]) -> Result<Vec<Option<bool>>> {
     let contacts = crate::user::directory::contacts(users, ids).await?;
     let inactive: Vec<String> = db
         .query("SELECT user_id FROM inactive_users WHERE user_id = ANY($1)", &[&ids])
@@ -143,9 +116,34 @@ async fn still_active(db: &impl GenericClient, users: &impl GenericClient, ids: 
         .collect();
     Ok(ids
         .iter()
-        .filter(|id| contacts.iter().any(|c| &c.user_id == *id && c.active) && !inactive.contains(id))
-        .cloned()
+        .map(|id| contacts.iter().find(|c| &c.user_id == id).map(|c| c.active && !inactive.contains(id)))
         .collect())
+}
+
+/// Refuses people who are not active users, naming each in `field`.
+pub(crate) async fn active_people(
+    db: &impl GenericClient,
+    users: &impl GenericClient,
+    ids: &[String],
+    field: &str,
+) -> Result<()> {
+    let errors: Vec<FieldError> = ids
+        .iter()
+        .zip(activity(db, users, ids).await?)
+        .filter_map(|(id, active)| match active {
+            Some(true) => None,
+            Some(false) => Some(FieldError::new(field, format!("{id} is not an active user"))),
+            None => Some(FieldError::new(field, format!("{id} is not a user"))),
+        })
+        .collect();
+    if errors.is_empty() { Ok(()) } else { Err(Error::Validation(errors)) }
+}
+
+/// Those of `ids` who are active users (for members taken from elsewhere, such as a course's
+/// students: the inactive are left out rather than refused).
+async fn still_active(db: &impl GenericClient, users: &impl GenericClient, ids: &[String]) -> Result<Vec<String>> {
+    let activity = activity(db, users, ids).await?;
+    Ok(ids.iter().zip(activity).filter(|(_, a)| *a == Some(true)).map(|(id, _)| id.clone()).collect())
 }
 
 /// Refuses a caller the service has heard is suspended or otherwise inactive (their token may
@@ -178,10 +176,6 @@ fn validate(n: &NewConversation, caller: &str) -> Result<Vec<String>> {
             }
         }
         "group" => {
-            let title = n.title.as_deref().map(str::trim).unwrap_or("");
-            if title.is_empty() || title.chars().count() > 200 {
-                errors.push(FieldError::new("title", "a group needs a title of 1 to 200 characters"));
-            }
             if others.is_empty() || others.len() + 1 > MAX_PARTICIPANTS {
                 errors.push(FieldError::new(
                     "participant_ids",
@@ -190,10 +184,6 @@ fn validate(n: &NewConversation, caller: &str) -> Result<Vec<String>> {
             }
         }
         "course" => {
-            let title = n.title.as_deref().map(str::trim).unwrap_or("");
-            if title.is_empty() || title.chars().count() > 200 {
-                errors.push(FieldError::new("title", "a course conversation needs a title of 1 to 200 characters"));
-            }
             if n.course_id.as_deref().is_none_or(|c| c.trim().is_empty()) {
                 errors.push(FieldError::new("course_id", "a course conversation names its course"));
             }
@@ -202,6 +192,13 @@ fn validate(n: &NewConversation, caller: &str) -> Result<Vec<String>> {
             }
         }
         _ => errors.push(FieldError::new("conversation_type", "must be direct, group or course")),
+    }
+    // Groups and course conversations have a name.
+    if matches!(n.conversation_type.as_str(), "group" | "course") {
+        let title = n.title.as_deref().map(str::trim).unwrap_or("");
+        if title.is_empty() || title.chars().count() > 200 {
+            errors.push(FieldError::new("title", "needs a title of 1 to 200 characters"));
+        }
     }
     if n.conversation_type != "course" && n.course_id.is_some() {
         errors.push(FieldError::new("course_id", "only a course conversation names a course"));

@@ -253,6 +253,14 @@ pub async fn start_thread(
     view(&***db, thread_id).await
 }
 
+/// A live thread as the reader reaches it.
+struct Reached {
+    standing: Standing,
+    forum_id: Uuid,
+    closed: bool,
+    locked: bool,
+}
+
 /// The thread's forum's course, checked against the reader (404 for non-members), with the
 /// reader's standing; locks the thread row when `write`.
 async fn thread_for(
@@ -261,7 +269,7 @@ async fn thread_for(
     reader: &Reader,
     id: Uuid,
     write: bool,
-) -> Result<(Standing, Uuid, bool, bool)> {
+) -> Result<Reached> {
     let lock = if write { "FOR UPDATE OF t" } else { "" };
     let row = tx
         .query_opt(
@@ -275,7 +283,7 @@ async fn thread_for(
         .ok_or_else(|| no_thread(id))?;
     let course: String = row.get(0);
     let standing = standing(courses, reader, &course).await?.ok_or_else(|| no_thread(id))?;
-    Ok((standing, row.get(1), row.get(2), row.get(3)))
+    Ok(Reached { standing, forum_id: row.get(1), closed: row.get(2), locked: row.get(3) })
 }
 
 /// A thread with its posts.
@@ -331,7 +339,7 @@ pub async fn reply(
     text("body", &p.body, 20_000)?;
     ensure_active(&***db, &reader.user_id).await?;
     let tx = db.transaction().await?;
-    let (_, forum_id, closed, locked) = thread_for(&tx, courses, reader, id, true).await?;
+    let Reached { forum_id, closed, locked, .. } = thread_for(&tx, courses, reader, id, true).await?;
     if closed {
         return Err(conflict("the course's forum is closed".into()));
     }
@@ -392,7 +400,7 @@ pub async fn moderate(
     m: Moderation,
 ) -> Result<Thread> {
     let tx = db.transaction().await?;
-    let (standing, ..) = thread_for(&tx, courses, reader, id, true).await?;
+    let Reached { standing, .. } = thread_for(&tx, courses, reader, id, true).await?;
     if standing != Standing::Moderator {
         return Err(Error::Forbidden("only the course's faculty moderate its forum".into()));
     }
@@ -423,7 +431,7 @@ pub async fn remove_post(
         .await?
         .ok_or(Error::NotFound { what: "post", id: post_id.to_string() })?;
     let (thread_id, author, first): (Uuid, String, bool) = (row.get(0), row.get(1), row.get(2));
-    let (standing, ..) = thread_for(&tx, courses, reader, thread_id, true)
+    let Reached { standing, .. } = thread_for(&tx, courses, reader, thread_id, true)
         .await
         .map_err(|_| Error::NotFound { what: "post", id: post_id.to_string() })?;
     let moderator = standing == Standing::Moderator;
