@@ -5,13 +5,16 @@
 //! both).
 
 use axum::extract::{Request, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL};
 use axum::middleware::Next;
 use axum::response::Response;
 use nimbus_core::token::TokenType;
 
 use super::state::ApiState;
-use crate::http::{AuthFailure, Caller};
+use crate::http::{AuthFailure, Bearer, Caller};
+
+/// The WebSocket subprotocol that carries an access token (`bearer.<token>`).
+pub const SUBPROTOCOL_PREFIX: &str = "bearer.";
 
 /// The token of an `Authorization: Bearer …` header value.
 fn bearer(value: &str) -> Option<&str> {
@@ -41,10 +44,16 @@ impl ApiState {
     }
 }
 
-/// Inserts a [`Caller`] for a valid bearer access token, an [`AuthFailure`] for any other
+/// Inserts a [`Caller`] (and its [`Bearer`]) for a valid bearer access token — from the
+/// `Authorization` header or a WebSocket's `bearer.<token>` subprotocol — an [`AuthFailure`] for any other
 /// `Authorization` header that claims to be a bearer token; leaves other requests alone.
 pub async fn authenticate(State(state): State<ApiState>, mut request: Request, next: Next) -> Response {
     let header = request.headers().get(AUTHORIZATION).map(|v| v.to_str().map(str::to_owned));
+    // A browser's WebSocket cannot send headers: it offers `bearer.<token>` as a subprotocol.
+    let header = header.or_else(|| {
+        let offered = request.headers().get(SEC_WEBSOCKET_PROTOCOL)?.to_str().ok()?;
+        offered.split(',').find_map(|p| p.trim().strip_prefix(SUBPROTOCOL_PREFIX)).map(|t| Ok(format!("Bearer {t}")))
+    });
     match header {
         None => {}
         Some(Err(_)) => {
@@ -54,6 +63,7 @@ pub async fn authenticate(State(state): State<ApiState>, mut request: Request, n
             Some(token) => match state.caller(token).await {
                 Ok(caller) => {
                     request.extensions_mut().insert(caller);
+                    request.extensions_mut().insert(Bearer(token.to_owned()));
                 }
                 Err(why) => {
                     request.extensions_mut().insert(AuthFailure(why));

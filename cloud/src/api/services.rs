@@ -37,6 +37,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(crate::notification::routes::Doc::openapi());
     doc.merge(crate::announcement::routes::Doc::openapi());
     doc.merge(crate::communication::routes::Doc::openapi());
+    doc.merge(crate::communication::live::Doc::openapi());
     doc.merge(crate::registry::cards::Doc::openapi());
     doc
 }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::SERVICE;
 use super::conversations::{conflict, ensure_active, membership};
+use super::live::{Bus, Push};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
 
@@ -23,12 +24,17 @@ pub const EDIT_WINDOW: Duration = Duration::minutes(15);
 /// Most messages one read returns.
 pub const MAX_PAGE: i64 = 200;
 
-/// A message to send.
+/// A message to send: text, an attachment, or both.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMessage {
-    /// Plain text, 1–10,000 characters (never rendered as HTML).
+    /// Plain text, up to 10,000 characters (never rendered as HTML); required unless there is
+    /// an attachment.
+    #[serde(default)]
     pub text: String,
+    /// A content item every participant may open ([`super::attachments`]).
+    #[serde(default)]
+    pub attachment_content_id: Option<Uuid>,
     /// An earlier message of the same conversation this one answers.
     #[serde(default)]
     pub reply_to_message_id: Option<Uuid>,
@@ -51,7 +57,7 @@ pub struct ReadUpTo {
 }
 
 /// A message as participants see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Message {
     /// Its id.
     pub id: Uuid,
@@ -61,12 +67,14 @@ pub struct Message {
     pub seq: i64,
     /// Author.
     pub sender_id: String,
-    /// `text`.
+    /// `text`, or `attachment` when it carries one.
     pub message_type: String,
     /// The text; `null` once deleted.
     pub text: Option<String>,
     /// The message it answers.
     pub reply_to_message_id: Option<Uuid>,
+    /// The attached content item (opened through the content service, which checks access).
+    pub attachment_content_id: Option<Uuid>,
     /// Sent.
     pub sent_at: DateTime<Utc>,
     /// Last edited.
@@ -75,8 +83,8 @@ pub struct Message {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str =
-    "id, conversation_id, seq, sender_id, message_type, body, reply_to_message_id, created_at, edited_at, deleted_at";
+const COLUMNS: &str = "id, conversation_id, seq, sender_id, message_type, body, reply_to_message_id, created_at, \
+                       edited_at, deleted_at, attachment_content_id";
 
 fn message(r: &Row) -> Message {
     Message {
@@ -90,6 +98,7 @@ fn message(r: &Row) -> Message {
         sent_at: r.get(7),
         edited_at: r.get(8),
         deleted_at: r.get(9),
+        attachment_content_id: r.get::<_, Option<String>>(10).and_then(|a| Uuid::parse_str(&a).ok()),
     }
 }
 
@@ -98,17 +107,21 @@ fn checked_text(text: &str) -> Result<String> {
     Ok(text.to_owned())
 }
 
-/// Sends a message: it takes the conversation's next sequence number, and `MESSAGE_SENT` goes
-/// to the other current participants (`recipient_ids`).
+/// Sends a message: it takes the conversation's next sequence number, `MESSAGE_SENT` goes to
+/// the other current participants (`recipient_ids`), the live sockets of every participant get
+/// it once it is committed, and those with no socket open are alerted ([`alert`]).
 pub async fn send(
     db: &mut deadpool_postgres::Object,
     users: &impl GenericClient,
+    bus: &Bus,
     actor: &Actor,
     caller: &str,
     id: Uuid,
     m: NewMessage,
 ) -> Result<Message> {
-    let text = checked_text(&m.text)?;
+    let text =
+        if m.attachment_content_id.is_some() && m.text.is_empty() { String::new() } else { checked_text(&m.text)? };
+    let message_type = if m.attachment_content_id.is_some() { "attachment" } else { "text" };
     ensure_active(&***db, caller).await?;
     let sender_name =
         crate::user::directory::contacts(users, &[caller.to_owned()]).await?.pop().map(|c| c.name).unwrap_or_default();
@@ -137,10 +150,20 @@ pub async fn send(
     let row = tx
         .query_one(
             &format!(
-                "INSERT INTO messages (id, conversation_id, seq, sender_id, message_type, body, reply_to_message_id)
-                 VALUES ($1, $2, $3, $4, 'text', $5, $6) RETURNING {COLUMNS}"
+                "INSERT INTO messages (id, conversation_id, seq, sender_id, message_type, body, reply_to_message_id,
+                                       attachment_content_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
             ),
-            &[&Uuid::new_v4(), &id, &seq, &caller, &text, &m.reply_to_message_id],
+            &[
+                &Uuid::new_v4(),
+                &id,
+                &seq,
+                &caller,
+                &message_type,
+                &text,
+                &m.reply_to_message_id,
+                &m.attachment_content_id.map(|a| a.to_string()),
+            ],
         )
         .await?;
     let sent = message(&row);
@@ -156,7 +179,11 @@ pub async fn send(
         .iter()
         .map(|r| r.get(0))
         .collect();
-    alert(&tx, actor, id, &recipients, &sender_name, &text, seq).await?;
+    let online = bus.online(&recipients).await;
+    let offline: Vec<String> = recipients.iter().filter(|r| !online.contains(*r)).cloned().collect();
+    alert(&tx, actor, id, &offline, &sender_name, &text, seq).await?;
+    let mut everyone = recipients.clone();
+    everyone.push(caller.to_owned());
     let event = MessageSentPayload {
         message_id: sent.id.to_string(),
         conversation_id: id.to_string(),
@@ -164,21 +191,21 @@ pub async fn send(
         sender_id: caller.to_owned(),
         sender_name,
         message_text: text,
-        message_type: "text".into(),
-        attachment_url: None,
+        message_type: message_type.into(),
+        attachment_url: m.attachment_content_id.map(super::attachments::url),
         reply_to_message_id: m.reply_to_message_id.map(|r| r.to_string()),
         recipient_ids: recipients,
         sent_at: sent.sent_at,
     };
     crate::outbox::publish(&tx, SERVICE, actor, CommunicationEvent::MessageSent(event)).await?;
     tx.commit().await?;
+    bus.publish(everyone, Push::Message { message: sent.clone() }).await;
     Ok(sent)
 }
 
-/// Tells the recipients who have not been told since they last read the conversation: one
-/// `SEND_NOTIFICATION` (in-app and e-mail, as their preferences allow) per person and unread
-/// run, however many messages the run has. Live delivery to open sessions is still to come, so
-/// every participant counts as not connected.
+/// Tells the recipients (those with no live socket open) who have not been told since they last
+/// read the conversation: one `SEND_NOTIFICATION` (in-app and e-mail, as their preferences
+/// allow) per person and unread run, however many messages the run has.
 async fn alert(
     tx: &tokio_postgres::Transaction<'_>,
     actor: &Actor,
@@ -195,7 +222,7 @@ async fn alert(
             &[&id, &recipients],
         )
         .await?;
-    let preview: String = text.chars().take(200).collect();
+    let preview: String = if text.is_empty() { "Sent an attachment".into() } else { text.chars().take(200).collect() };
     for r in &fresh {
         let user: String = r.get(0);
         let command = NotificationCommand::SendNotification(NotificationPayload {
@@ -302,14 +329,15 @@ pub async fn edit(
 }
 
 /// Deletes a message, keeping its place as a tombstone without its text: its author deletes
-/// their own; a group's owner deletes anyone's. Deleting twice changes nothing.
+/// their own; a group's owner deletes anyone's. Deleting twice changes nothing (`None`: it was
+/// already deleted); else the tombstone.
 pub async fn delete(
     db: &mut deadpool_postgres::Object,
     actor: &Actor,
     caller: &str,
     id: Uuid,
     message_id: Uuid,
-) -> Result<()> {
+) -> Result<Option<Message>> {
     let tx = db.transaction().await?;
     let me = membership(&tx, id, caller, true).await?;
     let m = fetch(&tx, id, message_id).await?;
@@ -317,15 +345,16 @@ pub async fn delete(
         return Err(Error::Forbidden("only its author or the group's owner deletes a message".into()));
     }
     if m.deleted_at.is_some() {
-        return Ok(());
+        return Ok(None);
     }
-    let at: DateTime<Utc> = tx
-        .query_one(
-            "UPDATE messages SET body = NULL, deleted_at = now() WHERE id = $1 RETURNING deleted_at",
+    let tombstone = message(
+        &tx.query_one(
+            &format!("UPDATE messages SET body = NULL, deleted_at = now() WHERE id = $1 RETURNING {COLUMNS}"),
             &[&message_id],
         )
-        .await?
-        .get(0);
+        .await?,
+    );
+    let at = tombstone.deleted_at.unwrap_or_else(Utc::now);
     let event = MessageDeletedPayload {
         message_id: message_id.to_string(),
         conversation_id: id.to_string(),
@@ -334,7 +363,7 @@ pub async fn delete(
     };
     crate::outbox::publish(&tx, SERVICE, actor, CommunicationEvent::MessageDeleted(event)).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(Some(tombstone))
 }
 
 /// A message of conversation `id` (404 when it is not one of its messages).
@@ -350,14 +379,15 @@ async fn fetch(tx: &tokio_postgres::Transaction<'_>, id: Uuid, message_id: Uuid)
 }
 
 /// Moves the caller's read position forward to `up.seq` (never back, never past the newest
-/// message); `MESSAGE_READ` names the message at that position when it moved.
+/// message); `MESSAGE_READ` names the message at that position when it moved. `true` when it
+/// moved.
 pub async fn read(
     db: &mut deadpool_postgres::Object,
     actor: &Actor,
     caller: &str,
     id: Uuid,
     up: ReadUpTo,
-) -> Result<()> {
+) -> Result<bool> {
     if up.seq < 1 {
         return Err(Error::Validation(vec![FieldError::new("seq", "must be at least 1")]));
     }
@@ -368,7 +398,8 @@ pub async fn read(
             .await?
             .ok_or_else(|| Error::Validation(vec![FieldError::new("seq", "no message of this conversation has it")]))?;
     let message_id: Uuid = row.get(0);
-    if advance(&tx, id, caller, up.seq).await? {
+    let moved = advance(&tx, id, caller, up.seq).await?;
+    if moved {
         let event = MessageReadPayload {
             message_id: message_id.to_string(),
             conversation_id: id.to_string(),
@@ -378,7 +409,7 @@ pub async fn read(
         crate::outbox::publish(&tx, SERVICE, actor, CommunicationEvent::MessageRead(event)).await?;
     }
     tx.commit().await?;
-    Ok(())
+    Ok(moved)
 }
 
 #[cfg(test)]

@@ -34,9 +34,11 @@
 //! `seq` resumes with `?after_seq=seq` and misses nothing and sees nothing twice. Starting a
 //! direct conversation twice, even at once, gives the same conversation (a unique pair key).
 
+pub mod attachments;
 pub mod conversations;
 pub mod forums;
 pub mod handler;
+pub mod live;
 pub mod messages;
 pub mod office_hours;
 pub mod routes;

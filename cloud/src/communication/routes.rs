@@ -8,8 +8,10 @@ use axum::http::{Method, StatusCode};
 use axum::routing::{delete, get, patch, post};
 use uuid::Uuid;
 
+use super::attachments;
 use super::conversations::{self, Conversation, MineFilter, NewConversation};
 use super::forums::{self, Forum, Moderation, NewPost, NewThread, Post, Reader, Thread, ThreadView};
+use super::live::{Bus, Push};
 use super::messages::{self, EditMessage, Message, NewMessage, ReadUpTo, Since};
 use super::office_hours::{self, Booking, Host, NewBooking, NewSlot, Slot, SlotFilter};
 use crate::error::Error;
@@ -70,6 +72,11 @@ fn host(c: &Caller) -> Host {
 
 async fn db(s: &ServicesState) -> Result<deadpool_postgres::Object, AppError> {
     Ok(s.communication.get().await.map_err(Error::from)?)
+}
+
+/// Live pushes and presence, on the state's Redis.
+fn bus(s: &ServicesState) -> Bus {
+    Bus::new(s.redis.0.clone(), &s.redis.1)
 }
 
 async fn users(s: &ServicesState) -> Result<deadpool_postgres::Object, AppError> {
@@ -171,7 +178,16 @@ async fn send(
     ApiJson(m): ApiJson<NewMessage>,
 ) -> Result<(StatusCode, Json<Message>), AppError> {
     let (mut c, u) = (db(&s).await?, users(&s).await?);
-    Ok((StatusCode::CREATED, Json(messages::send(&mut c, &**u, &a, &caller.user_id, id, m).await?)))
+    if let Some(item) = m.attachment_content_id {
+        // A non-participant is refused by the send itself, as for a conversation that does not exist.
+        let people = super::live::participants(&**c, id).await?;
+        if people.contains(&caller.user_id) {
+            let others: Vec<String> = people.into_iter().filter(|p| *p != caller.user_id).collect();
+            let (content, course) = (s.content.get().await.map_err(Error::from)?, courses(&s).await?);
+            attachments::check(&content, &course, &**u, item, &caller.user_id, &others).await?;
+        }
+    }
+    Ok((StatusCode::CREATED, Json(messages::send(&mut c, &**u, &bus(&s), &a, &caller.user_id, id, m).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "communication",
@@ -196,7 +212,9 @@ async fn edit(
     ApiJson(e): ApiJson<EditMessage>,
 ) -> Answer<Message> {
     let mut c = db(&s).await?;
-    Ok(Json(messages::edit(&mut c, &caller.user_id, id, message_id, e).await?))
+    let edited = messages::edit(&mut c, &caller.user_id, id, message_id, e).await?;
+    bus(&s).publish_to_conversation(&**c, id, Push::MessageUpdated { message: edited.clone() }).await;
+    Ok(Json(edited))
 }
 
 #[utoipa::path(delete, path = "/api/v1/conversations/{id}/messages/{message_id}", tag = "communication", params(("id" = Uuid, Path), ("message_id" = Uuid, Path)),
@@ -208,7 +226,9 @@ async fn remove_message(
     ApiPath((id, message_id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<StatusCode, AppError> {
     let mut c = db(&s).await?;
-    messages::delete(&mut c, &a, &caller.user_id, id, message_id).await?;
+    if let Some(tombstone) = messages::delete(&mut c, &a, &caller.user_id, id, message_id).await? {
+        bus(&s).publish_to_conversation(&**c, id, Push::MessageUpdated { message: tombstone }).await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -222,7 +242,11 @@ async fn read(
     ApiJson(r): ApiJson<ReadUpTo>,
 ) -> Result<StatusCode, AppError> {
     let mut c = db(&s).await?;
-    messages::read(&mut c, &a, &caller.user_id, id, r).await?;
+    let seq = r.seq;
+    if messages::read(&mut c, &a, &caller.user_id, id, r).await? {
+        let push = Push::Read { conversation_id: id, user_id: caller.user_id.clone(), seq };
+        bus(&s).publish_to_conversation(&**c, id, push).await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

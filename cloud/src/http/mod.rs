@@ -32,6 +32,11 @@ pub use extract::{Acting, Listing, Params};
 pub use routes::{Access, ApiRoutes, AuthFailure, RouteSpec};
 pub use state::ServicesState;
 
+/// The access token a [`Caller`] came with, beside it in the request: a long-lived connection
+/// (the live socket) re-checks it for revocation and expiry.
+#[derive(Clone)]
+pub struct Bearer(pub String);
+
 /// Who is calling: set by the authentication middleware from a valid access token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {

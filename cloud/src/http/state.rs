@@ -1,4 +1,4 @@
-//! The state the services' routes share: a pool per service database and Kafka. It holds no
+//! The state the services' routes share: a pool per service database, Kafka and Redis. It holds no
 //! service's types, so every service's `routes.rs` can take it without importing another
 //! service or a role.
 //!
@@ -28,6 +28,9 @@ pub struct ServicesState {
     pub announcement: Pool,
     /// `communication_service_db`.
     pub communication: Pool,
+    /// `content_service_db` (whether people may open an item a message attaches; the content
+    /// routes migrate it).
+    pub content: Pool,
     /// `user_service_db`, read through the user service's directory (whole audiences).
     pub users: Pool,
     /// `edge_registry_db` (nodes, cards, DLQ replay records).
@@ -36,6 +39,8 @@ pub struct ServicesState {
     pub brokers: String,
     /// Producer for replays: at-least-once is right, the consumers are idempotent on `event_id`.
     pub producer: FutureProducer,
+    /// Redis (live pushes and presence), and the API's key prefix there.
+    pub redis: (redis::aio::ConnectionManager, String),
 }
 
 impl ServicesState {
@@ -73,10 +78,15 @@ impl ServicesState {
             notification: pool("notification_service_db")?,
             announcement: pool("announcement_service_db")?,
             communication: pool("communication_service_db")?,
+            content: pool("content_service_db")?,
             users: pool("user_service_db")?,
             registry: pool("edge_registry_db")?,
             brokers: config.kafka.brokers.clone(),
             producer: crate::kafka::at_least_once_producer(&config.kafka.brokers)?,
+            redis: (
+                redis::aio::ConnectionManager::new(redis::Client::open(config.api.redis_url.as_str())?).await?,
+                config.api.redis_prefix.clone(),
+            ),
         })
     }
 }

@@ -935,3 +935,80 @@ async fn every_route_answers_each_kind_of_caller_as_the_rules_say() {
     assert!(wrong.is_empty(), "{wrong:#?}");
     s.drop_now().await;
 }
+
+/// A content item in the content database: published or not, mapped to `course` when given.
+async fn content_item(s: &Services, published: bool, course: Option<&str>) -> Uuid {
+    let c = s.state.content.get().await.unwrap();
+    let id = Uuid::new_v4();
+    c.execute(
+        "INSERT INTO content_metadata (id, title, content_type, mongo_document_id, file_name, mime_type, file_size,
+                                       sha256, is_published, created_by)
+         VALUES ($1, 'Slides', 'slides', 'm', 'slides.pdf', 'application/pdf', 1, 'x', $2, 'admin')",
+        &[&id, &published],
+    )
+    .await
+    .unwrap();
+    if let Some(course) = course {
+        c.execute("INSERT INTO content_course_mapping (content_id, course_id) VALUES ($1, $2)", &[&id, &course])
+            .await
+            .unwrap();
+    }
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attachment_is_sent_only_when_every_participant_may_open_it_and_never_reveals_an_item() {
+    let s = Services::create().await;
+    let people = people(&s, &["Ana", "Ben"]).await;
+    let (ana, ben) = (&people[0], &people[1]);
+    // A faculty member in the user database (faculty write content: they see every item).
+    let users = s.state.users.get().await.unwrap();
+    let grace: Uuid = users
+        .query_one(
+            "INSERT INTO users (email, password_hash, role_id) SELECT $1, 'x', id FROM roles WHERE name = 'faculty' RETURNING id",
+            &[&format!("grace-{}@campus.test", Uuid::new_v4().simple())],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let grace = caller(&grace.to_string(), "faculty");
+    let course = course_with_forum(&s, &grace, &[ana]).await;
+    let slides = content_item(&s, true, Some(&course)).await; // Ana's course's, published
+    let draft = content_item(&s, false, Some(&course)).await; // staff only
+
+    let with_grace = direct(&s, ana, &grace).await;
+    let with_ben = direct(&s, ana, ben).await;
+    let attach = |conversation: &str, item: Uuid, text: &str| {
+        let (s, ana, path) = (&s, ana.clone(), format!("/api/v1/conversations/{conversation}/messages"));
+        let body = json!({"text": text, "attachment_content_id": item});
+        async move { s.as_caller(&ana).call(Method::POST, &path, Some(body)).await }
+    };
+
+    // Ana and Grace may both open the slides: sent, as an attachment, text optional.
+    let sent = attach(&with_grace, slides, "").await;
+    assert_eq!(sent.status, 201, "{}", sent.json);
+    assert_eq!((sent.json["message_type"].as_str(), sent.json["text"].as_str()), (Some("attachment"), Some("")));
+    assert_eq!(sent.json["attachment_content_id"], slides.to_string());
+    let read =
+        s.as_caller(&grace).call(Method::GET, &format!("/api/v1/conversations/{with_grace}/messages"), None).await;
+    assert_eq!(read.json[0]["attachment_content_id"], slides.to_string());
+
+    // Ben is not in the course: nobody sends him a link he cannot follow.
+    let refused = attach(&with_ben, slides, "look").await;
+    assert_eq!((refused.status, refused.json["code"].as_str()), (400, Some("VALIDATION_ERROR")), "{}", refused.json);
+    assert!(refused.json["details"].to_string().contains("may not open"), "{}", refused.json);
+
+    // An item Ana may not open answers exactly as one that does not exist.
+    let ghost = Uuid::new_v4();
+    let (hidden, missing) = (attach(&with_grace, draft, "x").await, attach(&with_grace, ghost, "x").await);
+    assert_eq!((hidden.status, missing.status), (400, 400));
+    let scrub = |j: &Value, id: Uuid| j["details"].to_string().replace(&id.to_string(), "ID");
+    assert_eq!(scrub(&hidden.json, draft), scrub(&missing.json, ghost));
+    // Neither text nor attachment is no message.
+    let empty = s
+        .as_caller(ana)
+        .call(Method::POST, &format!("/api/v1/conversations/{with_grace}/messages"), Some(json!({"text": ""})))
+        .await;
+    assert_eq!(empty.status, 400);
+    s.drop_now().await;
+}

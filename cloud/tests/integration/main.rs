@@ -10,7 +10,8 @@
 //! - The admin API: [`api_auth`], [`api_authz`], [`api_input`], [`api_openapi`], [`api_server`],
 //!   [`api_services`], [`api_tls`] (HTTPS served by the api, certificates made in the test).
 //! - Services: [`content_folders`], [`content_input`], [`content_store`], [`timetable_service`],
-//!   [`worker_attendance`], [`notification_worker`] and [`notification_providers`] (a real SMTP
+//!   [`worker_attendance`], [`communication_service`], [`communication_live`] (two api
+//!   instances' WebSockets over real TCP and Redis), [`notification_worker`] and [`notification_providers`] (a real SMTP
 //!   server per test, `common::smtp`; local endpoints in the providers' shapes).
 //! - The ingest: [`foundation`], [`ingest_acl`], [`ingest_cli`], [`ingest_dlq`], [`ingest_flow`],
 //!   [`ingest_instances`], [`ingest_kafka_down`], [`ingest_oversize`], [`ingest_unknown_cards`].
@@ -35,6 +36,7 @@ mod api_server;
 mod api_services;
 mod api_tls;
 mod broker_accounts;
+mod communication_live;
 mod communication_service;
 mod compose_stack;
 mod content_folders;

@@ -53,6 +53,17 @@ pub fn kafka_brokers() -> String {
     std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
 }
 
+/// `REDIS_URL` or the local server.
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A connection to Redis ([`redis_url`]), which must be up.
+pub async fn redis_manager() -> redis::aio::ConnectionManager {
+    let client = redis::Client::open(redis_url()).unwrap();
+    redis::aio::ConnectionManager::new(client).await.expect("Redis must be reachable (REDIS_URL)")
+}
+
 /// `DATABASE_URL` (server, any database) or the local server.
 pub fn database_server() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())

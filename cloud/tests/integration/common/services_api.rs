@@ -33,6 +33,7 @@ impl Services {
             "announcement_service_db",
             "user_service_db",
             "communication_service_db",
+            "content_service_db",
         ] {
             let db = TestDb::create().await;
             nimbus_cloud::db::migrate(&db.pool, nimbus_cloud::db::migrations_for(name).unwrap()).await.unwrap();
@@ -51,8 +52,10 @@ impl Services {
             announcement: dbs[5].pool.clone(),
             users: dbs[6].pool.clone(),
             communication: dbs[7].pool.clone(),
+            content: dbs[8].pool.clone(),
             producer: nimbus_cloud::kafka::at_least_once_producer(&brokers).unwrap(),
             brokers,
+            redis: (super::redis_manager().await, format!("nimbus_test_{}:", uuid::Uuid::new_v4().simple())),
         };
         Services { state, dbs }
     }
