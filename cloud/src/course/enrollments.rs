@@ -121,8 +121,9 @@ fn payload(e: &Enrollment, c: &Course, current: i64) -> EnrollmentPayload {
     }
 }
 
-/// Enrolls a known, active student, or puts them on the waitlist when the course is full.
-pub async fn enroll(pool: &Pool, actor: &Actor, input: NewEnrollment) -> Result<Enrollment> {
+/// Enrolls an active student (as the user service has them, even before `user.events` told this
+/// service), or puts them on the waitlist when the course is full.
+pub async fn enroll(pool: &Pool, users: &Pool, actor: &Actor, input: NewEnrollment) -> Result<Enrollment> {
     input.validate()?;
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
@@ -134,8 +135,8 @@ pub async fn enroll(pool: &Pool, actor: &Actor, input: NewEnrollment) -> Result<
         });
     }
     let student = input.student_id.trim().to_owned();
-    let known = tx.query_opt("SELECT 1 FROM students WHERE user_id = $1 AND is_active", &[&student]).await?;
-    if known.is_none() {
+    let directory = users.get().await?;
+    if !super::profiles::ensure_active(&tx, &**directory, super::profiles::ProfileKind::Student, &student).await? {
         return Err(Error::Validation(vec![FieldError::new("student_id", "no active student with this id")]));
     }
     let existing = tx

@@ -48,16 +48,22 @@ impl NewAssignment {
     }
 }
 
-/// Assigns an active faculty member (known from `user.events`) to a course; re-assigning
-/// changes the role.
-pub async fn assign_faculty(pool: &Pool, actor: &Actor, course_id: Uuid, input: NewAssignment) -> Result<Assignment> {
+/// Assigns an active faculty member (as the user service has them, even before `user.events`
+/// told this service) to a course; re-assigning changes the role.
+pub async fn assign_faculty(
+    pool: &Pool,
+    users: &Pool,
+    actor: &Actor,
+    course_id: Uuid,
+    input: NewAssignment,
+) -> Result<Assignment> {
     input.validate()?;
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     super::record::lock(&tx, course_id).await?;
     let faculty_id = input.faculty_id.trim().to_owned();
-    let known = tx.query_opt("SELECT 1 FROM faculties WHERE user_id = $1 AND is_active", &[&faculty_id]).await?;
-    if known.is_none() {
+    let directory = users.get().await?;
+    if !super::profiles::ensure_active(&tx, &**directory, super::profiles::ProfileKind::Faculty, &faculty_id).await? {
         return Err(Error::Validation(vec![FieldError::new("faculty_id", "no active faculty member with this id")]));
     }
     let row = tx

@@ -97,6 +97,34 @@ pub async fn upsert_profile(
     Ok(())
 }
 
+/// Whether `user_id` has an active `kind` profile. This service learns of people through
+/// `user.events`, a moment after the user service commits; when its copy has not caught up (no
+/// profile, or an inactive one), it asks the user service's `users` and copies what that says
+/// (the event, when it arrives, upserts the same), so an administrator can create a person and
+/// enroll or assign them in the very next request.
+pub async fn ensure_active(
+    tx: &Transaction<'_>,
+    users: &impl tokio_postgres::GenericClient,
+    kind: ProfileKind,
+    user_id: &str,
+) -> Result<bool> {
+    let local =
+        tx.query_opt(&format!("SELECT is_active FROM {} WHERE user_id = $1", kind.table()), &[&user_id]).await?;
+    if local.is_some_and(|r| r.get::<_, bool>(0)) {
+        return Ok(true);
+    }
+    let Some(c) = crate::user::directory::contacts(users, &[user_id.to_owned()]).await?.pop() else {
+        return Ok(false);
+    };
+    if !c.active || ProfileKind::of_role(&c.role) != Some(kind) {
+        return Ok(false);
+    }
+    let name = (c.name != c.email).then_some(c.name);
+    let f = ProfileFields { register_no: None, email: Some(c.email), name, is_active: Some(true) };
+    upsert(tx, kind, user_id, &f).await?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

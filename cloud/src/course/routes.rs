@@ -315,7 +315,7 @@ async fn assign_faculty(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<NewAssignment>,
 ) -> Created<Assignment> {
-    Ok((StatusCode::CREATED, Json(faculty::assign_faculty(&s.course, &a, id, input).await?)))
+    Ok((StatusCode::CREATED, Json(faculty::assign_faculty(&s.course, &s.users, &a, id, input).await?)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/courses/{id}/faculty/{faculty_id}", tag = "course", params(("id" = Uuid, Path), ("faculty_id" = String, Path)), responses((status = 204, description = "Unassigned")))]
@@ -339,7 +339,7 @@ async fn enroll(
     Acting(a): Acting,
     ApiJson(input): ApiJson<NewEnrollment>,
 ) -> Created<Enrollment> {
-    Ok((StatusCode::CREATED, Json(enrollments::enroll(&s.course, &a, input).await?)))
+    Ok((StatusCode::CREATED, Json(enrollments::enroll(&s.course, &s.users, &a, input).await?)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/courses/{id}/enrollments/{student_id}", tag = "course", params(("id" = Uuid, Path), ("student_id" = String, Path)), responses((status = 200, description = "Dropped; the first waiting student promoted")))]

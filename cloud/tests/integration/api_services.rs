@@ -350,3 +350,67 @@ async fn a_student_may_read_the_catalogue_but_not_change_it_or_request_schedule_
     assert_eq!(student.call(Method::GET, "/api/v1/dlq", None).await.status, 403);
     s.drop_now().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_created_through_the_api_can_be_enrolled_assigned_and_given_a_card_in_the_very_next_request() {
+    // The whole API, no worker: the course service has not heard `user.events` of anyone.
+    let api = common::api::TestApi::start().await;
+    let admin = api.admin_token().await;
+    let post = |path: &'static str, body: Value| {
+        let (api, admin) = (&api, admin.clone());
+        async move { api.call(Method::POST, path, Some(&admin), Some(body)).await }
+    };
+    let tag = Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let dept = post("/api/v1/departments", json!({"code": format!("D{tag}"), "name": "Dept"})).await.body;
+    let prog = post("/api/v1/programs", json!({"department_id": dept["id"], "code": format!("P{tag}"), "name": "P"}))
+        .await
+        .body;
+    let subj = post(
+        "/api/v1/subjects",
+        json!({"department_id": dept["id"], "code": format!("S{tag}"), "name": "S", "credits": 4}),
+    )
+    .await
+    .body;
+    let course = post(
+        "/api/v1/courses",
+        json!({"course_code": format!("C{tag}"), "course_name": "Course", "subject_id": subj["id"], "department_id": dept["id"],
+               "program_id": prog["id"], "semester": 1, "academic_year": 2026, "max_students": 30}),
+    )
+    .await;
+    assert_eq!(course.status, 201, "{}", course.body);
+    let course_id = course.body["id"].as_str().unwrap().to_owned();
+
+    // Create, then use at once: no sleep, no retry.
+    let (student, _) = api.user(&admin, "student").await;
+    let enrolled = post("/api/v1/enrollments", json!({"course_id": course_id, "student_id": student})).await;
+    assert_eq!(enrolled.status, 201, "create-then-enroll: {}", enrolled.body);
+    let (faculty, _) = api.user(&admin, "faculty").await;
+    let path = format!("/api/v1/courses/{course_id}/faculty");
+    let assigned = api
+        .call(Method::POST, &path, Some(&admin), Some(json!({"faculty_id": faculty, "assignment_role": "primary"})))
+        .await;
+    assert_eq!(assigned.status, 201, "create-then-assign-faculty: {}", assigned.body);
+    let (holder, _) = api.user(&admin, "student").await;
+    let card = post(
+        "/api/v1/cards",
+        json!({"card_uid": "04AA11BB22", "user_id": holder, "role": "student", "display_name": "New"}),
+    )
+    .await;
+    assert_eq!(card.status, 201, "create-then-map-card: {}", card.body);
+
+    // Still refused: someone who does not exist, and a student where faculty is needed.
+    let nobody = post("/api/v1/enrollments", json!({"course_id": course_id, "student_id": Uuid::new_v4()})).await;
+    assert_eq!((nobody.status.as_u16(), nobody.body["code"].as_str()), (400, Some("VALIDATION_ERROR")));
+    let wrong = api
+        .call(Method::POST, &path, Some(&admin), Some(json!({"faculty_id": student, "assignment_role": "primary"})))
+        .await;
+    assert_eq!(wrong.status.as_u16(), 400, "{}", wrong.body);
+    // A suspended student, suspended in the request before, is not enrolled.
+    let (late, _) = api.user(&admin, "student").await;
+    let suspended =
+        api.call(Method::POST, &format!("/api/v1/users/{late}/suspend"), Some(&admin), Some(json!({}))).await;
+    assert!(suspended.status.is_success(), "{}", suspended.body);
+    let refused = post("/api/v1/enrollments", json!({"course_id": course_id, "student_id": late})).await;
+    assert_eq!(refused.status.as_u16(), 400, "{}", refused.body);
+    api.finish().await;
+}

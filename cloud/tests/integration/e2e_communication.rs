@@ -2,18 +2,22 @@
 //! processes on real services: `nimbus-cloud api` (the faculty member starts the course
 //! conversation and writes), `nimbus-cloud worker --service communication` (relays the events
 //! and the collapsed message notifications), `nimbus-cloud worker --service notification` (the
-//! offline students' in-app notifications).
+//! in-app notification of the student who is not connected; the one with a live socket open gets
+//! the message over it instead).
 
 use std::time::Duration;
 
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message as Frame;
 
 use crate::common;
 use crate::common::e2e::{Proc, Stack, cloud, course_running_now, created, faculty_with_pin, http, login, wait_for};
 use crate::common::ingest::KafkaMark;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_faculty_message_to_the_course_conversation_is_message_sent_and_an_in_app_notification_for_each_student() {
+async fn a_faculty_message_to_the_course_conversation_is_message_sent_live_to_the_connected_student_and_an_in_app_notification_for_the_other()
+ {
     let stack = Stack::prepare("cm", |_| Vec::new()).await;
     let api_proc = stack.start_api();
     let (suffix, api, room) = (stack.suffix.clone(), stack.api.clone(), stack.room.clone());
@@ -77,10 +81,24 @@ async fn a_faculty_message_to_the_course_conversation_is_message_sent_and_an_in_
     );
     assert_eq!(status, 403);
 
+    // The first student has the conversation open: a live socket on the api process.
+    let mut socket = {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("ws://{api}/api/v1/conversations/live").into_client_request().unwrap();
+        req.headers_mut()
+            .insert("sec-websocket-protocol", format!("nimbus.v1, bearer.{}", students[0].1).parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("the live socket opens");
+        ws.send(Frame::text(r#"{"type":"resume","after":{}}"#)).await.unwrap();
+        assert_eq!(push(&mut ws).await["type"], "ready");
+        ws
+    };
+
     let sent = created(
         "message",
         post(&format!("/api/v1/conversations/{id}/messages"), json!({"text": "Quiz on Friday, chapters 3-4."}), &grace),
     );
+    let live = push(&mut socket).await;
+    assert_eq!((live["type"].as_str(), live["message"]["id"].as_str()), (Some("message"), sent["id"].as_str()));
 
     // MESSAGE_SENT in Kafka in the seed's shape, once the worker relayed it.
     let record = wait_for("MESSAGE_SENT in communication.events", Duration::from_secs(60), || {
@@ -117,20 +135,36 @@ async fn a_faculty_message_to_the_course_conversation_is_message_sent_and_an_in_
     both.sort();
     assert_eq!(recipients, both);
 
-    // Each student (not connected) finds one in-app notification in their inbox.
-    for (student, token) in &students {
-        let inbox = wait_for("the student's in-app notification", Duration::from_secs(60), || {
-            let (_, page) = http(&api, "GET", "/api/v1/me/notifications", None, Some(token));
-            (page["total"].as_i64() == Some(1)).then_some(page)
-        });
-        let item = &inbox["items"][0];
-        assert_eq!(item["title"], "New message from Grace Hopper", "{student}: {inbox}");
-        assert_eq!(item["message"], "Quiz on Friday, chapters 3-4.");
-    }
+    // The student who is not connected finds one in-app notification in their inbox; the one
+    // whose socket delivered the message is not notified.
+    let (student, token) = &students[1];
+    let inbox = wait_for("the offline student's in-app notification", Duration::from_secs(60), || {
+        let (_, page) = http(&api, "GET", "/api/v1/me/notifications", None, Some(token));
+        (page["total"].as_i64() == Some(1)).then_some(page)
+    });
+    let item = &inbox["items"][0];
+    assert_eq!(item["title"], "New message from Grace Hopper", "{student}: {inbox}");
+    assert_eq!(item["message"], "Quiz on Friday, chapters 3-4.");
+    let (_, connected) = http(&api, "GET", "/api/v1/me/notifications", None, Some(&students[0].1));
+    assert_eq!(connected["total"], 0, "the connected student is not notified: {connected}");
+    drop(socket);
 
     for w in workers {
         assert!(w.stop(), "the workers stop cleanly");
     }
     assert!(api_proc.stop(), "the API stops cleanly");
     stack.dbs.drop_all().await;
+}
+
+/// The next JSON push of a live socket, within 10 s.
+async fn push(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+) -> Value {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a push within 10 s") {
+            Some(Ok(Frame::Text(t))) => return serde_json::from_str(&t).unwrap(),
+            Some(Ok(_)) => continue,
+            other => panic!("the live socket ended: {other:?}"),
+        }
+    }
 }
