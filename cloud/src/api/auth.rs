@@ -44,6 +44,15 @@ impl ApiState {
     }
 }
 
+impl crate::communication::live::Tokens for ApiState {
+    fn still_valid<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<(), String>> + Send + 'a>> {
+        Box::pin(async move { self.caller(token).await.map(|_| ()) })
+    }
+}
+
 /// Inserts a [`Caller`] (and its [`Bearer`]) for a valid bearer access token — from the
 /// `Authorization` header or a WebSocket's `bearer.<token>` subprotocol — an [`AuthFailure`] for any other
 /// `Authorization` header that claims to be a bearer token; leaves other requests alone.

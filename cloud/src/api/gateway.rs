@@ -54,7 +54,14 @@ pub async fn app(config: &CloudConfig, state: &ApiState) -> Result<(Router, Vec<
         .merge(super::health::routes().with_state::<()>(state.clone()))
         .merge(super::services::routes(config).await?)
         .merge(crate::notification::routes::live_routes(config)?)
-        .merge(crate::communication::live::live_routes(config, state).await?)
+        .merge(
+            crate::communication::live::live_routes(
+                config,
+                std::sync::Arc::new(state.clone()),
+                state.probes.registry.clone(),
+            )
+            .await?,
+        )
         .merge(crate::content::routes(config).await?);
     let (router, specs) = routes.into_parts();
     let router = router

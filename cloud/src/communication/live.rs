@@ -35,9 +35,8 @@ use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use super::messages::{self, Message, Since};
-use crate::api::state::ApiState;
 use crate::error::{Error, Result};
-use crate::http::metrics::{Kind, Metric};
+use crate::http::metrics::{Kind, Metric, Registry};
 use crate::http::{Access, ApiRoutes, AppError, Bearer, Caller};
 
 /// The WebSocket subprotocol a client asks for (with `bearer.<token>` when it cannot send an
@@ -356,23 +355,39 @@ async fn subscribe_once(
     }
 }
 
-/// The live socket's state: the API's (to re-check tokens), the database, the bus and the hub.
+/// What a live socket asks of the API about its token, every [`CHECK_EVERY`]: `Err` with why
+/// once it is revoked or expired. The API role implements it (a service does not import roles).
+pub trait Tokens: Send + Sync {
+    /// `Ok` while `token` is still accepted.
+    fn still_valid<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<(), String>> + Send + 'a>>;
+}
+
+/// The live socket's state: the token check, the metrics, the database, the bus and the hub.
 #[derive(Clone)]
 pub struct LiveApi {
-    api: ApiState,
+    tokens: Arc<dyn Tokens>,
+    registry: Arc<Registry>,
     db: deadpool_postgres::Pool,
     bus: Bus,
     hub: Hub,
     sockets: Arc<AtomicI64>,
 }
 
-/// The live route, with this instance's subscription.
-pub async fn live_routes(config: &crate::config::CloudConfig, api: &ApiState) -> Result<ApiRoutes> {
+/// The live route, with this instance's subscription; sockets re-check their tokens with
+/// `tokens` and count into `registry`.
+pub async fn live_routes(
+    config: &crate::config::CloudConfig,
+    tokens: Arc<dyn Tokens>,
+    registry: Arc<Registry>,
+) -> Result<ApiRoutes> {
     let client = redis::Client::open(config.api.redis_url.as_str())?;
     let bus = Bus::new(ConnectionManager::new(client).await?, &config.api.redis_prefix);
     let hub = Hub::start(config.api.redis_url.clone(), bus.channel());
     let db = crate::db::pool(&config.database_url_for(super::DATABASE), 4)?;
-    let state = LiveApi { api: api.clone(), db, bus, hub, sockets: Arc::default() };
+    let state = LiveApi { tokens, registry, db, bus, hub, sockets: Arc::default() };
     Ok(ApiRoutes::new()
         .route(Method::GET, "/api/v1/conversations/live", Access::Authenticated, get(connect))
         .with_state(state))
@@ -426,7 +441,7 @@ impl Socket {
     }
 
     async fn run(mut self, socket: WebSocket) {
-        let registry = self.s.api.probes.registry.clone();
+        let registry = self.s.registry.clone();
         let mut heard = self.s.hub.sender.subscribe();
         let (mut out, mut inbound) = socket.split();
         if !self.s.hub.ready(Duration::from_secs(10)).await {
@@ -474,7 +489,7 @@ impl Socket {
                         Err(broadcast::error::RecvError::Closed) => break 'socket End::Gone,
                     },
                     _ = tick.tick() => {
-                        if let Err(why) = self.s.api.caller(&self.token).await {
+                        if let Err(why) = self.s.tokens.still_valid(&self.token).await {
                             break 'socket End::Token(why);
                         }
                         if last_heard.elapsed() > IDLE_LIMIT {
@@ -508,7 +523,7 @@ impl Socket {
         for p in pushes {
             let text = serde_json::to_string(p).unwrap_or_default();
             out.feed(Frame::Text(text)).await?;
-            self.s.api.probes.registry.add(&LIVE_PUSHES, &[("type", p.kind())], 1);
+            self.s.registry.add(&LIVE_PUSHES, &[("type", p.kind())], 1);
         }
         if !pushes.is_empty() {
             out.flush().await?;
@@ -589,7 +604,7 @@ impl Socket {
             match messages::since(&mut db, &self.user, conversation, &page).await {
                 Ok(batch) => {
                     let full = batch.len() as i64 == messages::MAX_PAGE;
-                    self.s.api.probes.registry.add(&LIVE_REPAIRED, &[], batch.len() as u64);
+                    self.s.registry.add(&LIVE_REPAIRED, &[], batch.len() as u64);
                     for m in batch {
                         last = m.seq;
                         pushes.push(Push::Message { message: m });

@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 use super::SERVICE;
 use super::conversations::{conflict, ensure_active, membership};
-use super::live::{Bus, Push};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
 
@@ -108,12 +107,12 @@ fn checked_text(text: &str) -> Result<String> {
 }
 
 /// Sends a message: it takes the conversation's next sequence number, `MESSAGE_SENT` goes to
-/// the other current participants (`recipient_ids`), the live sockets of every participant get
-/// it once it is committed, and those with no socket open are alerted ([`alert`]).
+/// the other current participants (`recipient_ids`), and those not `online` (no live socket
+/// open, [`super::live::Bus::online`]) are alerted ([`alert`]).
 pub async fn send(
     db: &mut deadpool_postgres::Object,
     users: &impl GenericClient,
-    bus: &Bus,
+    online: &std::collections::HashSet<String>,
     actor: &Actor,
     caller: &str,
     id: Uuid,
@@ -179,11 +178,8 @@ pub async fn send(
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let online = bus.online(&recipients).await;
     let offline: Vec<String> = recipients.iter().filter(|r| !online.contains(*r)).cloned().collect();
     alert(&tx, actor, id, &offline, &sender_name, &text, seq).await?;
-    let mut everyone = recipients.clone();
-    everyone.push(caller.to_owned());
     let event = MessageSentPayload {
         message_id: sent.id.to_string(),
         conversation_id: id.to_string(),
@@ -199,7 +195,6 @@ pub async fn send(
     };
     crate::outbox::publish(&tx, SERVICE, actor, CommunicationEvent::MessageSent(event)).await?;
     tx.commit().await?;
-    bus.publish(everyone, Push::Message { message: sent.clone() }).await;
     Ok(sent)
 }
 

@@ -177,17 +177,22 @@ async fn send(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(m): ApiJson<NewMessage>,
 ) -> Result<(StatusCode, Json<Message>), AppError> {
-    let (mut c, u) = (db(&s).await?, users(&s).await?);
-    if let Some(item) = m.attachment_content_id {
-        // A non-participant is refused by the send itself, as for a conversation that does not exist.
-        let people = super::live::participants(&**c, id).await?;
-        if people.contains(&caller.user_id) {
-            let others: Vec<String> = people.into_iter().filter(|p| *p != caller.user_id).collect();
-            let (content, course) = (s.content.get().await.map_err(Error::from)?, courses(&s).await?);
-            attachments::check(&content, &course, &**u, item, &caller.user_id, &others).await?;
-        }
+    let (mut c, u, bus) = (db(&s).await?, users(&s).await?, bus(&s));
+    // Who is in it now: the attachment check, presence (a connected participant is not
+    // alerted) and the live push. A non-participant is refused by the send itself, exactly as
+    // for a conversation that does not exist.
+    let people = super::live::participants(&**c, id).await?;
+    if let Some(item) = m.attachment_content_id
+        && people.contains(&caller.user_id)
+    {
+        let others: Vec<String> = people.iter().filter(|p| **p != caller.user_id).cloned().collect();
+        let (content, course) = (s.content.get().await.map_err(Error::from)?, courses(&s).await?);
+        attachments::check(&content, &course, &**u, item, &caller.user_id, &others).await?;
     }
-    Ok((StatusCode::CREATED, Json(messages::send(&mut c, &**u, &bus(&s), &a, &caller.user_id, id, m).await?)))
+    let online = bus.online(&people).await;
+    let sent = messages::send(&mut c, &**u, &online, &a, &caller.user_id, id, m).await?;
+    bus.publish(people, Push::Message { message: sent.clone() }).await;
+    Ok((StatusCode::CREATED, Json(sent)))
 }
 
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "communication",

@@ -112,18 +112,22 @@ async fn a_faculty_message_to_the_course_conversation_is_message_sent_live_to_th
     assert_eq!(
         keys,
         [
+            "attachment_url",
             "conversation_id",
             "conversation_type",
             "message_id",
             "message_text",
             "message_type",
             "recipient_ids",
+            "reply_to_message_id",
             "sender_id",
             "sender_name",
             "sent_at"
-        ]
+        ],
+        "every field of the seed's struct, present even when empty"
     );
     assert_eq!(payload["message_id"], sent["id"]);
+    assert_eq!((payload["attachment_url"].as_str(), payload["reply_to_message_id"].as_str()), (Some(""), Some("")));
     assert_eq!(
         (payload["conversation_type"].as_str(), payload["sender_name"].as_str()),
         (Some("course"), Some("Grace Hopper"))

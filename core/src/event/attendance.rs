@@ -82,7 +82,7 @@ impl AttendanceStatus {
 pub struct StudentAttendance {
     pub student_id: String,
     pub status: AttendanceStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub remarks: Option<String>,
 }
 
@@ -154,7 +154,7 @@ pub struct AttendanceUpdatedPayload {
     pub student_id: String,
     pub old_status: AttendanceStatus,
     pub new_status: AttendanceStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub reason: Option<String>,
     pub corrected_by: String,
     pub corrected_at: Timestamp,
@@ -187,9 +187,9 @@ pub struct LowAttendanceAlertPayload {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct AttendanceReportPayload {
     pub report_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub course_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub student_id: Option<String>,
     pub from_date: NaiveDate,
     pub to_date: NaiveDate,

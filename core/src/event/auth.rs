@@ -58,11 +58,11 @@ pub struct LoginSuccessPayload {
     pub email: String,
     pub role_name: String,
     pub session_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub ip_address: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub user_agent: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub device_type: Option<String>,
     pub login_at: Timestamp,
     pub expires_at: Timestamp,
@@ -74,9 +74,9 @@ pub struct LoginFailedPayload {
     pub email: String,
     pub failure_reason: String,
     pub attempt_count: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub ip_address: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub user_agent: Option<String>,
     pub is_account_locked: bool,
     pub attempted_at: Timestamp,
@@ -88,7 +88,7 @@ pub struct LogoutPayload {
     pub user_id: String,
     pub session_id: String,
     /// `manual` or `expired`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub reason: Option<String>,
     pub logged_out_at: Timestamp,
 }
@@ -101,7 +101,7 @@ pub struct PasswordResetRequestedPayload {
     pub reset_token_id: String,
     pub requested_at: Timestamp,
     pub expires_at: Timestamp,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub ip_address: Option<String>,
 }
 
@@ -111,7 +111,7 @@ pub struct PasswordChangedPayload {
     pub user_id: String,
     pub email: String,
     pub changed_at: Timestamp,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub ip_address: Option<String>,
 }
 
@@ -122,9 +122,9 @@ pub struct SessionPayload {
     pub session_id: String,
     pub occurred_at: Timestamp,
     pub expires_at: Timestamp,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub ip_address: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub device_type: Option<String>,
 }
 
@@ -144,8 +144,8 @@ pub struct AccountLockedPayload {
     pub email: String,
     pub failed_attempts: u32,
     pub locked_at: Timestamp,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub locked_until: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub ip_address: Option<String>,
 }

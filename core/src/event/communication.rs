@@ -59,9 +59,9 @@ pub struct MessageSentPayload {
     pub sender_name: String,
     pub message_text: String,
     pub message_type: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub attachment_url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub reply_to_message_id: Option<String>,
     pub recipient_ids: Vec<String>,
     pub sent_at: Timestamp,
@@ -91,7 +91,7 @@ pub struct ConversationCreatedPayload {
     pub conversation_id: String,
     /// `direct`, `group`, `course`.
     pub conversation_type: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub title: Option<String>,
     pub created_by: String,
     pub participant_ids: Vec<String>,
@@ -121,10 +121,10 @@ pub struct ForumPostPayload {
     pub post_id: String,
     pub thread_id: String,
     pub forum_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub course_id: Option<String>,
     pub author_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub title: Option<String>,
     pub body: String,
     pub created_at: Timestamp,

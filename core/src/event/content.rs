@@ -66,7 +66,7 @@ pub struct ContentCreatedPayload {
     /// GridFS file id of the bytes.
     pub mongo_document_id: String,
     pub title: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub description: Option<String>,
     /// `document`, `video`, `slides`, …
     pub content_type: String,
@@ -75,7 +75,7 @@ pub struct ContentCreatedPayload {
     pub created_by: String,
     pub course_ids: Vec<String>,
     pub subject_ids: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub department_id: Option<String>,
     pub is_published: bool,
     pub tags: Vec<String>,
@@ -120,7 +120,7 @@ pub struct ContentVersionedPayload {
     pub file_size: i64,
     /// Hex sha256 of the bytes; nodes verify downloads against it.
     pub sha256: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub change_notes: Option<String>,
     pub created_by: String,
     pub created_at: Timestamp,
@@ -142,14 +142,14 @@ pub struct ContentAccessedPayload {
     pub content_id: String,
     pub user_id: String,
     pub access_type: AccessType,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub ip_address: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub user_agent: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub device_type: Option<String>,
     /// For views: how long the user looked at it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub duration_seconds: Option<u32>,
     pub accessed_at: Timestamp,
 }
@@ -160,7 +160,7 @@ pub struct ContentSharedPayload {
     pub content_id: String,
     pub shared_by: String,
     pub shared_with_user_ids: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub message: Option<String>,
     pub shared_at: Timestamp,
 }

@@ -81,7 +81,7 @@ pub struct FacultyAssignmentPayload {
     pub course_id: String,
     pub faculty_id: String,
     /// `primary`, `assistant`, …
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub assignment_role: Option<String>,
     pub changed_by: String,
     pub changed_at: Timestamp,

@@ -11,13 +11,16 @@
 //!
 //! Where the seed lists an event type without a schema, the payload here is ours; each such
 //! struct says so. Field optionality follows one rule: identities, times and counts are required;
-//! descriptive context (user agents, remarks, URLs, optional contact details) may be omitted.
+//! descriptive context (user agents, remarks, URLs, optional contact details) may be absent. An
+//! absent field is still written, as the seed's Go structs write every field: its zero value, or
+//! `null` for a time (`wire`).
 
 mod any;
 mod common;
 mod dlq;
 mod envelope;
 mod error;
+mod wire;
 
 // Payload fields carry the seed's names and meanings (docs/contract/); each struct and enum says
 // where it comes from, so the fields are not documented one by one.

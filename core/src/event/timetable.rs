@@ -67,9 +67,9 @@ pub struct TimetablePayload {
     pub timetable_id: String,
     pub semester_id: String,
     pub department_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub program_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub semester_number: Option<i32>,
     pub changed_by: String,
     pub changed_at: Timestamp,
@@ -104,9 +104,9 @@ pub struct TimetableEntryPayload {
     /// Local campus time, `HH:MM:SS`.
     pub start_time: NaiveTime,
     pub end_time: NaiveTime,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub effective_from: Option<NaiveDate>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub effective_until: Option<NaiveDate>,
     pub changed_by: String,
     pub changed_at: Timestamp,
@@ -119,9 +119,9 @@ pub struct ScheduleConflictPayload {
     pub timetable_id: String,
     pub entry_id: String,
     pub conflicting_entry_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub room_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub faculty_id: Option<String>,
     pub day_of_week: u8,
     pub start_time: NaiveTime,

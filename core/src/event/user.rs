@@ -100,7 +100,7 @@ pub struct UserDeletedPayload {
     pub email: String,
     pub deleted_by: String,
     pub deleted_at: Timestamp,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub reason: Option<String>,
     pub is_soft_delete: bool,
 }
@@ -109,13 +109,13 @@ pub struct UserDeletedPayload {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct UserStatusChangedPayload {
     pub user_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub email: Option<String>,
     /// The status after the change (`active`, `suspended`).
     pub status: String,
     pub changed_by: String,
     pub changed_at: Timestamp,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub reason: Option<String>,
 }
 

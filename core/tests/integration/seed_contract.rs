@@ -38,15 +38,40 @@ fn seed_json_blocks() -> Vec<Value> {
 fn every_seed_example_parses_and_reserialises_to_an_equal_value() {
     let examples = seed_json_blocks();
     assert!(examples.len() >= 5, "expected the seed's 5 example events, found {}", examples.len());
+    let (structs, payloads) = (seed_structs(), seed_payload_structs());
+    let mut filled = 0;
     for example in &examples {
         let ty = example["event_type"].as_str().unwrap_or("?");
         let event = AnyEvent::from_value(example.clone()).unwrap_or_else(|e| panic!("seed example {ty}: {e}"));
-        assert_eq!(event.to_value(), *example, "seed example {ty} changed in a round trip");
+        let written = event.to_value();
+        // An example that leaves out a field its struct declares (SEND_NOTIFICATION's
+        // `recipient_phone`) gets it back as the zero value a Go producer writes.
+        let mut expected = example.clone();
+        for (key, _) in payloads.get(ty).and_then(|p| structs.get(p)).into_iter().flatten() {
+            if expected["payload"].get(key).is_none() {
+                let zero = written["payload"][key].clone();
+                assert!(
+                    matches!(&zero, Value::String(s) if s.is_empty())
+                        || zero.is_null()
+                        || zero == 0
+                        || zero == false
+                        || zero.as_array().is_some_and(Vec::is_empty)
+                        || zero.as_object().is_some_and(|o| o.is_empty()),
+                    "{ty}: `{key}` left out by the example is written as {zero}, not a zero value"
+                );
+                expected["payload"][key] = zero;
+                filled += 1;
+            }
+        }
+        assert_eq!(written, expected, "seed example {ty} changed in a round trip");
         let text = example.to_string();
         let message = Message::from_json(&text, Some(event.topic())).unwrap();
         assert_eq!(message, Message::Event(Box::new(event)));
     }
-    report(format_args!("{} seed example events parsed and re-serialised to equal JSON", examples.len()));
+    report(format_args!(
+        "{} seed example events parsed and re-serialised to equal JSON ({filled} fields the examples leave out written as zero values)",
+        examples.len()
+    ));
 }
 
 /// `## N. Title (`topic`)` sections: the topic and every backticked type in their tables, plus
@@ -183,4 +208,156 @@ fn event_type_names_are_unique_and_well_formed() {
         assert!(ty.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'), "{ty}");
         assert_eq!(event::topic_of(ty), Some(topic));
     }
+}
+
+/// The seed's Go structs: name → fields as (JSON key, Go type), in order.
+fn seed_structs() -> BTreeMap<String, Vec<(String, String)>> {
+    let mut structs = BTreeMap::new();
+    let mut current: Option<(String, Vec<(String, String)>)> = None;
+    for line in SEED.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("type ").and_then(|r| r.strip_suffix(" struct {")) {
+            current = Some((rest.trim().to_owned(), Vec::new()));
+        } else if line == "}" {
+            if let Some((name, fields)) = current.take() {
+                structs.insert(name, fields);
+            }
+        } else if let Some((_, fields)) = &mut current
+            && let Some((decl, tag)) = line.split_once("`json:\"")
+        {
+            let key = tag.split(['"', ',']).next().unwrap_or_default().to_owned();
+            let go_type = decl.split_whitespace().nth(1).unwrap_or_default().to_owned();
+            fields.push((key, go_type));
+        }
+    }
+    structs
+}
+
+/// `UPPER_SNAKE` of a Go `CamelCase` name.
+fn upper_snake(camel: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+/// Event type → the seed's payload struct for it: a `#### TYPE` heading's struct; else the type
+/// the `XxxEvent` (or `XxxCommand`) struct is named after; else (`AnalyticsEvent`, `NotificationStatusEvent`) every
+/// type of the section's table that has no struct of its own.
+fn seed_payload_structs() -> BTreeMap<String, String> {
+    let tables = seed_event_tables();
+    let mut by_type = BTreeMap::new();
+    let mut shared: Vec<(String, String)> = Vec::new(); // (topic, payload struct)
+    let (mut topic, mut heading): (Option<String>, Option<String>) = (None, None);
+    let mut event_struct: Option<String> = None;
+    for line in SEED.lines() {
+        if let Some(h) = line.strip_prefix("## ") {
+            topic = h.split('`').nth(1).filter(|t| t.contains('.')).map(str::to_owned);
+            heading = None;
+        } else if let Some(h) = line.strip_prefix("#### ") {
+            heading = h.split_whitespace().next().map(str::to_owned);
+        } else if let Some(name) = line
+            .strip_prefix("type ")
+            .and_then(|r| r.strip_suffix("Event struct {").or_else(|| r.strip_suffix("Command struct {")))
+        {
+            event_struct = Some(name.to_owned());
+        } else if let (Some(name), Some(payload)) = (&event_struct, line.trim().strip_prefix("Payload ")) {
+            let payload = payload.split_whitespace().next().unwrap().to_owned();
+            let Some(t) = &topic else { continue };
+            let types = &tables[t];
+            let named = upper_snake(name);
+            if let Some(h) = heading.take() {
+                by_type.insert(h, payload);
+            } else if types.contains(&named) {
+                by_type.insert(named, payload);
+            } else {
+                shared.push((t.clone(), payload));
+            }
+            event_struct = None;
+        }
+    }
+    for (t, payload) in shared {
+        for ty in &tables[&t] {
+            by_type.entry(ty.clone()).or_insert_with(|| payload.clone());
+        }
+    }
+    by_type
+}
+
+/// Whether `value` has the JSON type a Go field of `go_type` is written as. A time may be
+/// `null` (ours, when the producer has none; Go reads it as the zero time).
+fn has_go_type(value: &Value, go_type: &str, structs: &BTreeMap<String, Vec<(String, String)>>) -> Result<(), String> {
+    let ok = match go_type.trim_start_matches('*') {
+        "string" => value.is_string(),
+        "int" | "int32" | "int64" | "float64" | "float32" => value.is_number(),
+        "bool" => value.is_boolean(),
+        "time.Time" => value.is_string() || value.is_null(),
+        t if t.starts_with("[]") => value.is_array(),
+        t if t.starts_with("map[") => value.is_object(),
+        "interface{}" => true,
+        t => match structs.get(t) {
+            Some(fields) => return payload_has_seed_keys(value, fields, structs),
+            None => return Err(format!("unknown Go type {t}")),
+        },
+    };
+    let null_pointer = go_type.starts_with('*') && value.is_null();
+    if ok || null_pointer { Ok(()) } else { Err(format!("{value} is not a Go {go_type}")) }
+}
+
+fn payload_has_seed_keys(
+    payload: &Value,
+    fields: &[(String, String)],
+    structs: &BTreeMap<String, Vec<(String, String)>>,
+) -> Result<(), String> {
+    let Some(object) = payload.as_object() else { return Err(format!("{payload} is not an object")) };
+    for (key, go_type) in fields {
+        let value = object.get(key).ok_or_else(|| format!("`{key}` missing"))?;
+        has_go_type(value, go_type, structs).map_err(|e| format!("`{key}`: {e}"))?;
+    }
+    Ok(())
+}
+
+fn default_payload_of(ty: &str) -> Value {
+    fn of<E: TopicEvent>(ty: &str) -> Option<Value> {
+        E::with_default_payload(ty).map(|e| Envelope::new("test-service", e).to_value()["payload"].clone())
+    }
+    of::<event::UserEvent>(ty)
+        .or_else(|| of::<event::AuthEvent>(ty))
+        .or_else(|| of::<event::ContentEvent>(ty))
+        .or_else(|| of::<event::NotificationCommand>(ty))
+        .or_else(|| of::<event::NotificationStatusEvent>(ty))
+        .or_else(|| of::<event::CourseEvent>(ty))
+        .or_else(|| of::<event::EnrollmentEvent>(ty))
+        .or_else(|| of::<event::TimetableEvent>(ty))
+        .or_else(|| of::<event::AttendanceEvent>(ty))
+        .or_else(|| of::<event::AnnouncementEvent>(ty))
+        .or_else(|| of::<event::CommunicationEvent>(ty))
+        .or_else(|| of::<event::AnalyticsEvent>(ty))
+        .unwrap_or_else(|| panic!("no default payload for {ty}"))
+}
+
+#[test]
+fn every_event_with_a_seed_struct_writes_every_field_of_it_even_when_empty() {
+    let structs = seed_structs();
+    let payloads = seed_payload_structs();
+    assert!(payloads.len() >= 20, "seed payload structs found for {} types: {payloads:?}", payloads.len());
+    let mut failures = Vec::new();
+    for (ty, payload_struct) in &payloads {
+        let fields = structs.get(payload_struct).unwrap_or_else(|| panic!("{payload_struct} not in the seed"));
+        // The emptiest payload the code can produce: every optional field absent.
+        let payload = default_payload_of(ty);
+        if let Err(e) = payload_has_seed_keys(&payload, fields, &structs) {
+            failures.push(format!("{ty} ({payload_struct}): {e} in {payload}"));
+        }
+    }
+    assert!(failures.is_empty(), "payloads without the seed's fields:\n{}", failures.join("\n"));
+    report(format_args!(
+        "{} event types write every field of their seed struct ({} structs) even when empty",
+        payloads.len(),
+        payloads.values().collect::<BTreeSet<_>>().len()
+    ));
 }
