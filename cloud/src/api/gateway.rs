@@ -52,6 +52,7 @@ pub async fn app(config: &CloudConfig, state: &ApiState) -> Result<(Router, Vec<
     let routes = crate::user::routes::routes()
         .with_state::<()>(users)
         .merge(super::health::routes().with_state::<()>(state.clone()))
+        .merge(super::explorer::routes().with_state::<()>(state.clone()))
         .merge(super::services::routes(config).await?)
         .merge(crate::notification::routes::live_routes(config)?)
         .merge(

@@ -70,10 +70,17 @@ pub fn document() -> &'static serde_json::Value {
     DOC.get_or_init(|| {
         let mut doc = crate::user::routes::openapi();
         doc.merge(self::openapi());
+        doc.merge(super::explorer::openapi());
         doc.merge(super::services::openapi());
         doc.merge(crate::content::openapi());
         doc.info.title = "NimbusU Edge admin API".into();
         doc.info.version = env!("CARGO_PKG_VERSION").into();
-        serde_json::to_value(&doc).unwrap_or_default()
+        let mut value = serde_json::to_value(&doc).unwrap_or_default();
+        // Every route but the public ones takes `Authorization: Bearer <access token>`; the
+        // explorer's authentication section fills it in.
+        value["components"]["securitySchemes"]["bearerAuth"] =
+            json!({ "type": "http", "scheme": "bearer", "bearerFormat": "JWT" });
+        value["security"] = json!([{ "bearerAuth": [] }]);
+        value
     })
 }

@@ -4,11 +4,13 @@
 //! (`user`, `course`, `timetable`, `attendance`, `registry`, `dlq`, `content`) and wraps it in the
 //! middleware every request passes; [`auth`] authenticates bearer tokens into a
 //! [`crate::http::Caller`]; [`health`] serves the probes, `/metrics` and `/openapi.json`;
+//! [`explorer`] the pages for people (`/`, and the bundled API explorer at `/docs`);
 //! [`services`] merges the services' route tables over their shared state; [`tls`] serves it
 //! over HTTPS when a certificate is configured. The shared HTTP
 //! plumbing (the route table, extractors, the `AppError` mapping) is [`crate::http`].
 
 pub mod auth;
+pub mod explorer;
 pub mod gateway;
 pub mod health;
 pub mod services;

@@ -68,7 +68,18 @@ async fn login_issues_eddsa_tokens_and_publishes_login_success_with_the_request_
     let keys = sorted_keys(p);
     assert_eq!(
         keys,
-        ["email", "expires_at", "ip_address", "login_at", "role_name", "session_id", "user_agent", "user_id"]
+        [
+            "device_type",
+            "email",
+            "expires_at",
+            "ip_address",
+            "login_at",
+            "role_name",
+            "session_id",
+            "user_agent",
+            "user_id"
+        ],
+        "every field of the seed's LoginSuccessPayload, even the empty ones"
     );
     assert_eq!((p["email"].as_str(), p["role_name"].as_str()), (Some(email.as_str()), Some("faculty")));
     assert_eq!((p["session_id"].as_str(), p["ip_address"].as_str()), (Some(access.sid.as_str()), Some("10.1.2.3")));
@@ -136,7 +147,11 @@ async fn failed_logins_lock_the_account_after_the_limit_with_exact_events() {
         ]
     );
     let keys = sorted_keys(&failed[0]);
-    assert_eq!(keys, ["attempt_count", "attempted_at", "email", "failure_reason", "is_account_locked"]);
+    assert_eq!(
+        keys,
+        ["attempt_count", "attempted_at", "email", "failure_reason", "ip_address", "is_account_locked", "user_agent"],
+        "every field of the seed's LoginFailedPayload, even the empty ones"
+    );
     let locked = api.events("ACCOUNT_LOCKED").await;
     assert_eq!(locked.len(), 1);
     let p = &locked[0]["payload"];

@@ -109,15 +109,18 @@ async fn an_upload_streams_into_gridfs_chunk_by_chunk_and_is_hashed_while_stream
             "content_id": id,
             "mongo_document_id": mongo_id,
             "title": "Week 1 notes",
+            "description": "",
             "content_type": "document",
             "mime_type": "application/pdf",
             "file_size": file.len(),
             "created_by": "fac-1",
             "course_ids": ["c-1"],
             "subject_ids": [],
+            "department_id": "",
             "is_published": false,
             "tags": ["arrays", "week-1"],
-        })
+        }),
+        "every field of the seed's ContentCreatedPayload, the empty ones as Go writes them"
     );
     env.stop().await;
 }

@@ -81,6 +81,6 @@ pub struct AnalyticsPayload {
     pub os: Option<String>,
     #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub screen_size: Option<String>,
-    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
+    #[serde(default)]
     pub properties: Option<Map<String, Value>>,
 }

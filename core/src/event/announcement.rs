@@ -42,15 +42,15 @@ impl AnnouncementEvent {
 /// Seed `Target`; absent lists do not narrow the audience.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Target {
-    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
+    #[serde(default)]
     pub department_ids: Option<Vec<String>>,
-    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
+    #[serde(default)]
     pub program_ids: Option<Vec<String>>,
-    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
+    #[serde(default)]
     pub course_ids: Option<Vec<String>>,
-    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
+    #[serde(default)]
     pub group_ids: Option<Vec<String>>,
-    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
+    #[serde(default)]
     pub user_ids: Option<Vec<String>>,
 }
 

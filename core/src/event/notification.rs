@@ -89,7 +89,7 @@ pub struct NotificationPayload {
     pub priority: Priority,
     #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub template_id: Option<String>,
-    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
+    #[serde(default)]
     pub template_data: Option<Map<String, Value>>,
     #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub action_url: Option<String>,
@@ -113,17 +113,17 @@ pub enum RecipientType {
 /// Seed `RecipientFilter`; absent lists do not filter.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct RecipientFilter {
-    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
+    #[serde(default)]
     pub department_ids: Option<Vec<String>>,
-    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
+    #[serde(default)]
     pub course_ids: Option<Vec<String>>,
-    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
+    #[serde(default)]
     pub program_ids: Option<Vec<String>>,
-    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
+    #[serde(default)]
     pub group_ids: Option<Vec<String>>,
-    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
+    #[serde(default)]
     pub role_names: Option<Vec<String>>,
-    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
+    #[serde(default)]
     pub semesters: Option<Vec<u8>>,
 }
 
@@ -140,11 +140,11 @@ pub struct BulkNotificationPayload {
     pub priority: Priority,
     #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
     pub template_id: Option<String>,
-    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
+    #[serde(default)]
     pub template_data: Option<Map<String, Value>>,
     /// Ours: named recipients, added to the filter's (with no filter: exactly these). The
     /// announcement service names its resolved audience here.
-    #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]
+    #[serde(default)]
     pub user_ids: Option<Vec<String>>,
     /// Ours: a link into the app for every recipient.
     #[serde(default, serialize_with = "super::wire::or_zero", deserialize_with = "super::wire::zero_is_none")]

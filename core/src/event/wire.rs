@@ -1,9 +1,11 @@
 //! How an optional payload field is written: always, as the seed's Go structs do (none of their
-//! fields is `omitempty`), so a consumer written from the seed finds every key. A value the
-//! producer does not have is the zero value of the field's JSON type (`""`, `0`, `[]`, `{}`); a
-//! time it does not have is `null`, as in the seed's own `SEND_NOTIFICATION` example (Go's
-//! decoder reads it as the zero time) rather than a made-up date. Reading turns the zero value
-//! back into `None`, so a round trip changes neither the JSON nor the meaning.
+//! fields is `omitempty`), so a consumer written from the seed finds every key. A text or number
+//! the producer does not have is written as Go writes its zero value (`""`, `0`), and read back
+//! as absent ([`or_zero`], [`zero_is_none`]). A list, map or time it does not have is `null`,
+//! which is what Go writes for a nil slice or map and what the seed's own `SEND_NOTIFICATION`
+//! example writes for an unset time (plain `Option` with `#[serde(default)]`): that keeps "no
+//! list" apart from "an empty list" (a bulk notification to no named people is not one to
+//! everybody) and never makes up a date.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -27,7 +29,6 @@ where
 #[cfg(test)]
 mod tests {
     use alloc::string::String;
-    use alloc::vec::Vec;
 
     use serde::{Deserialize, Serialize};
 
@@ -36,19 +37,19 @@ mod tests {
         #[serde(default, serialize_with = "super::or_zero", deserialize_with = "super::zero_is_none")]
         text: Option<String>,
         #[serde(default, serialize_with = "super::or_zero", deserialize_with = "super::zero_is_none")]
-        ids: Option<Vec<String>>,
+        count: Option<u32>,
         #[serde(default)]
         at: Option<u32>,
     }
 
     #[test]
     fn absent_values_are_written_as_zero_values_and_read_back_as_absent() {
-        let none = P { text: None, ids: None, at: None };
+        let none = P { text: None, count: None, at: None };
         let json = serde_json::to_string(&none).unwrap();
-        assert_eq!(json, r#"{"text":"","ids":[],"at":null}"#);
+        assert_eq!(json, r#"{"text":"","count":0,"at":null}"#);
         assert_eq!(serde_json::from_str::<P>(&json).unwrap(), none);
         assert_eq!(serde_json::from_str::<P>("{}").unwrap(), none);
-        let some = P { text: Some("x".into()), ids: Some(alloc::vec!["a".into()]), at: Some(3) };
+        let some = P { text: Some("x".into()), count: Some(2), at: Some(3) };
         assert_eq!(serde_json::from_str::<P>(&serde_json::to_string(&some).unwrap()).unwrap(), some);
     }
 }

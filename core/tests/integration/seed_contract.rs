@@ -289,15 +289,17 @@ fn seed_payload_structs() -> BTreeMap<String, String> {
 }
 
 /// Whether `value` has the JSON type a Go field of `go_type` is written as. A time may be
-/// `null` (ours, when the producer has none; Go reads it as the zero time).
+/// `null` (ours, when the producer has none; Go reads it as the zero time), a slice or map too
+/// (Go's nil).
 fn has_go_type(value: &Value, go_type: &str, structs: &BTreeMap<String, Vec<(String, String)>>) -> Result<(), String> {
     let ok = match go_type.trim_start_matches('*') {
         "string" => value.is_string(),
         "int" | "int32" | "int64" | "float64" | "float32" => value.is_number(),
         "bool" => value.is_boolean(),
         "time.Time" => value.is_string() || value.is_null(),
-        t if t.starts_with("[]") => value.is_array(),
-        t if t.starts_with("map[") => value.is_object(),
+        // Go writes a nil slice or map as null.
+        t if t.starts_with("[]") => value.is_array() || value.is_null(),
+        t if t.starts_with("map[") => value.is_object() || value.is_null(),
         "interface{}" => true,
         t => match structs.get(t) {
             Some(fields) => return payload_has_seed_keys(value, fields, structs),
