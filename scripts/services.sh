@@ -20,6 +20,9 @@ PG_PORT=5432
 REDIS_PORT=6379
 MQTT_PORT=1883
 KAFKA_PORT=9092
+# The tests' own broker (NIMBUS_TEST_KAFKA_BROKERS): a developer's stack on $KAFKA_PORT
+# (`nimbus-cloud all` with its defaults) never reads the tests' attendance, alerts or dead letters.
+KAFKA_TEST_PORT=9094
 MONGO_PORT=27017
 
 # Every per-service database of the seed, plus the cloud's edge-node registry.
@@ -122,35 +125,42 @@ mosquitto_up() {
   wait_for "Mosquitto" 20 mqtt_ok
 }
 
-# --- Kafka protocol (tansu) --------------------------------------------------------------------
-kafka_ok() { python3 "$(dirname "$0")/kafka_probe.py" 127.0.0.1 "$KAFKA_PORT"; }
+# --- Kafka protocol (tansu): one broker for whatever runs here, one for the tests -------------
+kafka_ok() { python3 "$(dirname "$0")/kafka_probe.py" 127.0.0.1 "${1:-$KAFKA_PORT}"; }
+
+tansu_start() { # port, state name (directory, .log and .pid under $STATE_DIR)
+  local port=$1 dir="$STATE_DIR/$2"
+  if ! port_open "$port"; then
+    mkdir -p "$dir"
+    # tansu reads a .env file from its working directory and these variables from the
+    # environment; start it from a clean directory with everything explicit. The sqlite path is
+    # relative to that directory.
+    (
+      cd "$dir"
+      env -u CLUSTER_ID -u LISTENER_URL -u ADVERTISED_LISTENER_URL -u STORAGE_ENGINE -u SCHEMA_REGISTRY \
+        nohup tansu broker \
+        --listener-url "tcp://127.0.0.1:$port" \
+        --advertised-listener-url "tcp://127.0.0.1:$port" \
+        --storage-engine "sqlite://tansu.db" \
+        > "$dir.log" 2>&1 < /dev/null &
+      echo $! > "$dir.pid"
+    )
+  fi
+}
 
 kafka_up() {
-  if ! kafka_ok; then
+  if ! kafka_ok "$KAFKA_PORT" || ! kafka_ok "$KAFKA_TEST_PORT"; then
     export PATH="$HOME/.cargo/bin:$PATH"
     if ! command -v tansu >/dev/null || ! tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
       log "building tansu $TANSU_VERSION (about 15 minutes on 2 cores; cached in ~/.cargo/bin)"
       command -v cmake >/dev/null || apt_install cmake
       cargo install tansu --version "$TANSU_VERSION" --locked --features libsql
     fi
-    if ! port_open "$KAFKA_PORT"; then
-      mkdir -p "$STATE_DIR/tansu"
-      # tansu reads a .env file from its working directory and these variables from the
-      # environment; start it from a clean directory with everything explicit. The sqlite path is
-      # relative to that directory.
-      (
-        cd "$STATE_DIR/tansu"
-        env -u CLUSTER_ID -u LISTENER_URL -u ADVERTISED_LISTENER_URL -u STORAGE_ENGINE -u SCHEMA_REGISTRY \
-          nohup tansu broker \
-          --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-          --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-          --storage-engine "sqlite://tansu.db" \
-          > "$STATE_DIR/tansu.log" 2>&1 < /dev/null &
-        echo $! > "$STATE_DIR/tansu.pid"
-      )
-    fi
+    tansu_start "$KAFKA_PORT" tansu
+    tansu_start "$KAFKA_TEST_PORT" tansu-tests
   fi
-  wait_for "Kafka (tansu)" 60 kafka_ok
+  wait_for "Kafka (tansu)" 60 kafka_ok "$KAFKA_PORT"
+  wait_for "Kafka for the tests (tansu, 127.0.0.1:$KAFKA_TEST_PORT)" 60 kafka_ok "$KAFKA_TEST_PORT"
 }
 
 # --- MongoDB wire protocol (SecantusDB) --------------------------------------------------------
@@ -230,6 +240,7 @@ export DATABASE_URL=\${DATABASE_URL:-postgres://postgres@127.0.0.1:$PG_PORT}
 export REDIS_URL=\${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT}
 export MQTT_URL=\${MQTT_URL:-mqtt://127.0.0.1:$MQTT_PORT}
 export KAFKA_BROKERS=\${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}
+export NIMBUS_TEST_KAFKA_BROKERS=\${NIMBUS_TEST_KAFKA_BROKERS:-127.0.0.1:$KAFKA_TEST_PORT}
 export MONGODB_URI=\${MONGODB_URI:-mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true}
 export NIMBUS_AXE_JS=\${NIMBUS_AXE_JS:-$AXE_JS}
 export NIMBUS_SMTP_PYTHON=\${NIMBUS_SMTP_PYTHON:-$SMTP_VENV/bin/python}
@@ -242,7 +253,8 @@ check_all() {
   pg_tcp_ok || { log "PostgreSQL is not answering on 127.0.0.1:$PG_PORT"; failed=1; }
   redis_ok || { log "Redis is not answering on 127.0.0.1:$REDIS_PORT"; failed=1; }
   mqtt_ok 2>/dev/null || { log "Mosquitto is not answering on 127.0.0.1:$MQTT_PORT"; failed=1; }
-  kafka_ok || { log "Kafka is not answering on 127.0.0.1:$KAFKA_PORT"; failed=1; }
+  kafka_ok "$KAFKA_PORT" || { log "Kafka is not answering on 127.0.0.1:$KAFKA_PORT"; failed=1; }
+  kafka_ok "$KAFKA_TEST_PORT" || { log "the tests' Kafka is not answering on 127.0.0.1:$KAFKA_TEST_PORT"; failed=1; }
   port_open "$MONGO_PORT" || { log "MongoDB is not answering on 127.0.0.1:$MONGO_PORT"; failed=1; }
   browser_ok || { log "Chromium/ChromeDriver or axe-core are not installed"; failed=1; }
   smtp_ok || { log "aiosmtpd (the tests' SMTP server) is not installed"; failed=1; }

@@ -460,7 +460,7 @@ async fn the_relay_publishes_content_events_to_kafka_keyed_by_content_id() {
     let brokers = common::kafka_brokers();
     nimbus_cloud::kafka::ensure_topics(&brokers, nimbus_core::topics::Environment::Development)
         .await
-        .expect("Kafka must be reachable (KAFKA_BROKERS)");
+        .expect("Kafka must be reachable (NIMBUS_TEST_KAFKA_BROKERS)");
     let group = format!("content-relay-test-{}", uuid::Uuid::new_v4().simple());
     common::prime_group(&brokers, &group, &[nimbus_core::topics::Topic::ContentEvents]).await;
 

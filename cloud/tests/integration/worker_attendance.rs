@@ -43,7 +43,7 @@ async fn ensure_topics() -> String {
     let brokers = common::kafka_brokers();
     nimbus_cloud::kafka::ensure_topics(&brokers, Environment::Development)
         .await
-        .expect("the Kafka-protocol broker must be reachable (KAFKA_BROKERS); run scripts/services.sh up");
+        .expect("the Kafka-protocol broker must be reachable (NIMBUS_TEST_KAFKA_BROKERS); run scripts/services.sh up");
     brokers
 }
 

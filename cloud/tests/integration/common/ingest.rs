@@ -46,8 +46,8 @@ where
     }
 }
 
-/// An ingest configuration for this test's broker, database and group (Kafka from
-/// `KAFKA_BROKERS`), with a short delivery timeout so failures show within seconds.
+/// An ingest configuration for this test's broker, database and group (Kafka at `brokers`,
+/// the tests' own), with a short delivery timeout so failures show within seconds.
 pub fn ingest_config(broker: &Mosquitto, db: &TestDb, brokers: &str) -> CloudConfig {
     let server = super::database_server();
     let vars = [
@@ -119,7 +119,7 @@ pub async fn setup(nodes: &[&str], extra_broker_users: &[&str]) -> (TestDb, Mosq
     let broker = Mosquitto::start(&users);
     nimbus_cloud::kafka::ensure_topics(&kafka_brokers(), nimbus_core::topics::Environment::Development)
         .await
-        .expect("Kafka must be reachable (KAFKA_BROKERS); run scripts/services.sh up");
+        .expect("Kafka must be reachable (NIMBUS_TEST_KAFKA_BROKERS); run scripts/services.sh up");
     (db, broker, registry)
 }
 
@@ -278,7 +278,7 @@ fn consumer() -> BaseConsumer {
 }
 
 fn end_offsets(c: &BaseConsumer, topic: &str) -> Vec<(i32, i64)> {
-    let metadata = c.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("Kafka metadata (KAFKA_BROKERS)");
+    let metadata = c.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("Kafka metadata (NIMBUS_TEST_KAFKA_BROKERS)");
     let t = metadata.topics().iter().find(|t| t.name() == topic).expect("topic exists");
     t.partitions()
         .iter()

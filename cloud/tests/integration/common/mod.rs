@@ -48,9 +48,11 @@ pub fn wait_until_listening(port: u16, what: &str) {
     }
 }
 
-/// `KAFKA_BROKERS` or the local broker.
+/// The tests' own Kafka broker: `NIMBUS_TEST_KAFKA_BROKERS`, or the one `scripts/services.sh`
+/// starts for them on 127.0.0.1:9094. Never `KAFKA_BROKERS`: a developer's stack running
+/// against the shared services (`nimbus-cloud all`, 9092) must not read the tests' traffic.
 pub fn kafka_brokers() -> String {
-    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+    std::env::var("NIMBUS_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9094".into())
 }
 
 /// `REDIS_URL` or the local server.
@@ -104,7 +106,7 @@ pub async fn prime_group(brokers: &str, group: &str, topics: &[nimbus_core::topi
     // missing topic never gets its partitions.
     nimbus_cloud::kafka::ensure_topics(brokers, nimbus_core::topics::Environment::Development)
         .await
-        .expect("Kafka must be reachable (KAFKA_BROKERS); run scripts/services.sh up");
+        .expect("Kafka must be reachable (NIMBUS_TEST_KAFKA_BROKERS); run scripts/services.sh up");
     let (brokers, group) = (brokers.to_owned(), group.to_owned());
     let topics = topics.to_vec();
     tokio::task::spawn_blocking(move || {

@@ -42,7 +42,7 @@ impl Services {
         let brokers = super::kafka_brokers();
         nimbus_cloud::kafka::ensure_topics(&brokers, nimbus_core::topics::Environment::Development)
             .await
-            .expect("Kafka must be reachable (KAFKA_BROKERS)");
+            .expect("Kafka must be reachable (NIMBUS_TEST_KAFKA_BROKERS)");
         let state = ServicesState {
             timetable: dbs[0].pool.clone(),
             course: dbs[1].pool.clone(),
