@@ -60,6 +60,7 @@ pub async fn app(config: &CloudConfig, state: &ApiState) -> Result<(Router, Vec<
                 config,
                 std::sync::Arc::new(state.clone()),
                 state.probes.registry.clone(),
+                state.shutdown.clone(),
             )
             .await?,
         )
@@ -98,7 +99,8 @@ pub async fn run_with(
     probes: Probes,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let state = ApiState::connect_with(&config, probes).await?;
+    let mut state = ApiState::connect_with(&config, probes).await?;
+    state.shutdown = shutdown.child_token();
     let (router, specs) = app(&config, &state).await?;
     tracing::info!(addr = ?listener.local_addr().ok(), routes = specs.len(), "admin API listening");
     let mut tasks = tokio::task::JoinSet::new();

@@ -33,6 +33,9 @@ pub struct ApiState {
     pub probes: Probes,
     /// Kafka (the outbox relay; readiness probes its metadata).
     pub producer: FutureProducer,
+    /// Cancelled when the API stops: long-lived connections (live sockets) close then, telling
+    /// their clients to reconnect elsewhere, instead of outliving the server.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl ApiState {
@@ -87,6 +90,7 @@ impl ApiState {
             metrics: Arc::new(ApiMetrics::new(probes.registry.clone())),
             probes,
             producer,
+            shutdown: tokio_util::sync::CancellationToken::new(),
         })
     }
 }

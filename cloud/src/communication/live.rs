@@ -32,6 +32,7 @@ use futures_util::{SinkExt, StreamExt};
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::messages::{self, Message, Since};
@@ -374,20 +375,23 @@ pub struct LiveApi {
     bus: Bus,
     hub: Hub,
     sockets: Arc<AtomicI64>,
+    shutdown: CancellationToken,
 }
 
 /// The live route, with this instance's subscription; sockets re-check their tokens with
-/// `tokens` and count into `registry`.
+/// `tokens`, count into `registry` and close with 1001 when `shutdown` is cancelled (the client
+/// reconnects, to another instance, and resumes).
 pub async fn live_routes(
     config: &crate::config::CloudConfig,
     tokens: Arc<dyn Tokens>,
     registry: Arc<Registry>,
+    shutdown: CancellationToken,
 ) -> Result<ApiRoutes> {
     let client = redis::Client::open(config.api.redis_url.as_str())?;
     let bus = Bus::new(ConnectionManager::new(client).await?, &config.api.redis_prefix);
     let hub = Hub::start(config.api.redis_url.clone(), bus.channel());
     let db = crate::db::pool(&config.database_url_for(super::DATABASE), 4)?;
-    let state = LiveApi { tokens, registry, db, bus, hub, sockets: Arc::default() };
+    let state = LiveApi { tokens, registry, db, bus, hub, sockets: Arc::default(), shutdown };
     Ok(ApiRoutes::new()
         .route(Method::GET, "/api/v1/conversations/live", Access::Authenticated, get(connect))
         .with_state(state))
@@ -433,6 +437,7 @@ struct Socket {
 enum End {
     Gone,
     Token(String),
+    Shutdown,
 }
 
 impl Socket {
@@ -488,6 +493,7 @@ impl Socket {
                         Err(broadcast::error::RecvError::Lagged(_)) => self.catch_up_all().await,
                         Err(broadcast::error::RecvError::Closed) => break 'socket End::Gone,
                     },
+                    _ = self.s.shutdown.cancelled() => break 'socket End::Shutdown,
                     _ = tick.tick() => {
                         if let Err(why) = self.s.tokens.still_valid(&self.token).await {
                             break 'socket End::Token(why);
@@ -507,8 +513,14 @@ impl Socket {
                 }
             }
         };
-        if let End::Token(why) = end {
-            let _ = out.send(close(CLOSE_TOKEN, &why)).await;
+        match end {
+            End::Token(why) => {
+                let _ = out.send(close(CLOSE_TOKEN, &why)).await;
+            }
+            End::Shutdown => {
+                let _ = out.send(close(1001, "the server is stopping; reconnect and resume")).await;
+            }
+            End::Gone => {}
         }
         let open = self.s.sockets.fetch_sub(1, Ordering::Relaxed) - 1;
         registry.set(&LIVE_SOCKETS, &[], open as f64);

@@ -155,6 +155,21 @@ async fn next(ws: &mut Socket) -> Value {
     }
 }
 
+/// The code of the close frame the server sends within 15 s (after `why`).
+async fn closed_with(ws: &mut Socket, why: &str) -> u16 {
+    tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Frame::Close(Some(f)))) => return u16::from(f.code),
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the socket is closed within 15 s of {why}"))
+}
+
 /// Pushes until one of type `kind`, which is returned (the others skipped are returned too).
 async fn until(ws: &mut Socket, kind: &str) -> (Value, Vec<Value>) {
     let mut skipped = Vec::new();
@@ -241,6 +256,12 @@ async fn a_message_sent_through_one_instance_reaches_the_other_instances_sockets
     // The instance counts its sockets.
     let metrics = c.http.get(format!("http://{}/metrics", c.addrs[1])).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("nimbus_live_sockets 2"), "{metrics}");
+
+    // Stopping the instances closes their sockets as "going away" (1001): reconnect and resume.
+    c.stop.cancel();
+    for ws in [&mut ana_ws, &mut ben_ws, &mut cem_ws] {
+        assert_eq!(closed_with(ws, "the shutdown").await, 1001);
+    }
     c.finish().await;
 }
 
@@ -304,18 +325,7 @@ async fn a_revoked_token_closes_the_socket_and_only_those_not_connected_are_noti
 
     // Logging out revokes the session: the open socket is closed with 4401 within a check.
     assert_eq!(c.call(0, reqwest::Method::POST, "/api/v1/auth/logout", &ben_token, None).await.0, 204);
-    let closed = tokio::time::timeout(Duration::from_secs(15), async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Frame::Close(Some(f)))) => return u16::from(f.code),
-                Some(Ok(_)) => continue,
-                other => panic!("expected a close frame, got {other:?}"),
-            }
-        }
-    })
-    .await
-    .expect("the socket is closed within 15 s of the revocation");
-    assert_eq!(closed, 4401);
+    assert_eq!(closed_with(&mut ws, "the revocation").await, 4401);
 
     // Not connected any more: the next message queues one notification.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
