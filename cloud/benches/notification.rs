@@ -50,7 +50,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 async fn run() {
     let brokers = common::kafka_brokers();
-    nimbus_cloud::kafka::ensure_topics(&brokers, Environment::Development).await.expect("Kafka (NIMBUS_TEST_KAFKA_BROKERS)");
+    nimbus_cloud::kafka::ensure_topics(&brokers, Environment::Development)
+        .await
+        .expect("Kafka (NIMBUS_TEST_KAFKA_BROKERS)");
     let (db, users, courses) = (
         migrated("notification_service_db").await,
         migrated("user_service_db").await,

@@ -54,7 +54,9 @@ async fn one_real_node() {
     let node = format!("bench-{suffix}");
     let broker = Mosquitto::start(&[(&node, "pw")]);
     let brokers = common::kafka_brokers();
-    nimbus_cloud::kafka::ensure_topics(&brokers, Environment::Development).await.expect("Kafka (NIMBUS_TEST_KAFKA_BROKERS)");
+    nimbus_cloud::kafka::ensure_topics(&brokers, Environment::Development)
+        .await
+        .expect("Kafka (NIMBUS_TEST_KAFKA_BROKERS)");
     let registry_db = common::TestDb::create().await;
     let attendance_db = common::TestDb::create().await;
     let env =

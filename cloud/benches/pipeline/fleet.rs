@@ -279,7 +279,9 @@ pub async fn run() {
     let users: Vec<(&str, &str)> = nodes.iter().map(|(n, p)| (n.as_str(), p.as_str())).collect();
     let broker = Mosquitto::start(&users);
     let brokers = common::kafka_brokers();
-    nimbus_cloud::kafka::ensure_topics(&brokers, Environment::Development).await.expect("Kafka (NIMBUS_TEST_KAFKA_BROKERS)");
+    nimbus_cloud::kafka::ensure_topics(&brokers, Environment::Development)
+        .await
+        .expect("Kafka (NIMBUS_TEST_KAFKA_BROKERS)");
     let registry_db = TestDb::create().await;
     let attendance_db = TestDb::create().await;
     let mut env =

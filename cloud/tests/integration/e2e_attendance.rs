@@ -32,7 +32,9 @@ async fn taps_on_a_node_become_exactly_the_expected_rows_in_attendance_service_d
     let node_password = format!("pw-{suffix}");
     let broker = Mosquitto::start(&[(&node, &node_password)]);
     let brokers = common::kafka_brokers();
-    nimbus_cloud::kafka::ensure_topics(&brokers, Environment::Development).await.expect("Kafka (NIMBUS_TEST_KAFKA_BROKERS)");
+    nimbus_cloud::kafka::ensure_topics(&brokers, Environment::Development)
+        .await
+        .expect("Kafka (NIMBUS_TEST_KAFKA_BROKERS)");
     let registry_db = common::TestDb::create().await;
     let attendance_db = common::TestDb::create().await;
     let env =

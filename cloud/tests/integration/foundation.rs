@@ -15,7 +15,9 @@ use crate::common;
 #[tokio::test]
 async fn the_seeds_thirteen_topics_exist_with_their_partitions_after_ensure_topics_twice() {
     let brokers = common::kafka_brokers();
-    kafka::ensure_topics(&brokers, Environment::Development).await.expect("Kafka must be reachable (NIMBUS_TEST_KAFKA_BROKERS)");
+    kafka::ensure_topics(&brokers, Environment::Development)
+        .await
+        .expect("Kafka must be reachable (NIMBUS_TEST_KAFKA_BROKERS)");
     let again = kafka::ensure_topics(&brokers, Environment::Development).await.unwrap();
     assert!(again.is_empty(), "second run creates nothing: {again:?}");
     let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();

@@ -209,7 +209,9 @@ async fn push_provider_answers_become_sent_retry_later_fail_or_drop_the_token() 
 async fn the_queue_honours_retry_after_gives_up_per_policy_and_forgets_dead_tokens() {
     common::capture_logs();
     let brokers = common::kafka_brokers();
-    nimbus_cloud::kafka::ensure_topics(&brokers, Environment::Development).await.expect("Kafka (NIMBUS_TEST_KAFKA_BROKERS)");
+    nimbus_cloud::kafka::ensure_topics(&brokers, Environment::Development)
+        .await
+        .expect("Kafka (NIMBUS_TEST_KAFKA_BROKERS)");
     let group = format!("notification-providers-{}", Uuid::new_v4().simple());
     common::prime_group(&brokers, &group, &subscriptions(group_for_service("notification").unwrap())).await;
     let (db, users, courses) = (

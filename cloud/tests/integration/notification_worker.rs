@@ -46,9 +46,9 @@ impl Env {
     async fn new() -> Env {
         common::capture_logs();
         let brokers = common::kafka_brokers();
-        nimbus_cloud::kafka::ensure_topics(&brokers, Environment::Development)
-            .await
-            .expect("the Kafka-protocol broker must be reachable (NIMBUS_TEST_KAFKA_BROKERS); run scripts/services.sh up");
+        nimbus_cloud::kafka::ensure_topics(&brokers, Environment::Development).await.expect(
+            "the Kafka-protocol broker must be reachable (NIMBUS_TEST_KAFKA_BROKERS); run scripts/services.sh up",
+        );
         let group = format!("notification-service-group-test-{}", Uuid::new_v4().simple());
         common::prime_group(&brokers, &group, &subscriptions(group_for_service("notification").unwrap())).await;
         let producer = nimbus_cloud::kafka::at_least_once_producer(&brokers).unwrap();

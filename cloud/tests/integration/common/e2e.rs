@@ -55,7 +55,10 @@ pub fn edge_binary() -> PathBuf {
 pub fn cloud(args: &[&str], env: &[(&str, String)]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_nimbus-cloud"));
     // The tests' broker unless the test says otherwise: never the one a developer's stack reads.
-    c.args(args).env("RUST_LOG", "warn").env("NIMBUS_PROBE_BIND", "127.0.0.1:0").env("KAFKA_BROKERS", super::kafka_brokers());
+    c.args(args)
+        .env("RUST_LOG", "warn")
+        .env("NIMBUS_PROBE_BIND", "127.0.0.1:0")
+        .env("KAFKA_BROKERS", super::kafka_brokers());
     for (k, v) in env {
         c.env(k, v);
     }

@@ -278,7 +278,8 @@ fn consumer() -> BaseConsumer {
 }
 
 fn end_offsets(c: &BaseConsumer, topic: &str) -> Vec<(i32, i64)> {
-    let metadata = c.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("Kafka metadata (NIMBUS_TEST_KAFKA_BROKERS)");
+    let metadata =
+        c.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("Kafka metadata (NIMBUS_TEST_KAFKA_BROKERS)");
     let t = metadata.topics().iter().find(|t| t.name() == topic).expect("topic exists");
     t.partitions()
         .iter()
@@ -292,6 +293,19 @@ fn end_offsets(c: &BaseConsumer, topic: &str) -> Vec<(i32, i64)> {
 impl KafkaMark {
     /// Remembers where every partition of `topic` ends now.
     pub async fn now(topic: &'static str) -> KafkaMark {
+        // On a fresh broker the topic may not exist yet: asking for its offsets would leave the
+        // mark without the partitions it gets when created. Create the seed's topics first (once).
+        static TOPICS: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+        TOPICS
+            .get_or_init(|| async {
+                nimbus_cloud::kafka::ensure_topics(
+                    &super::kafka_brokers(),
+                    nimbus_core::topics::Environment::Development,
+                )
+                .await
+                .expect("Kafka must be reachable (NIMBUS_TEST_KAFKA_BROKERS); run scripts/services.sh up");
+            })
+            .await;
         let start = tokio::task::spawn_blocking(move || end_offsets(&consumer(), topic)).await.unwrap();
         KafkaMark { topic, start }
     }
