@@ -73,16 +73,9 @@ async fn run() {
     let stop = CancellationToken::new();
     let mut addrs = Vec::new();
     for _ in 0..2 {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        addrs.push(listener.local_addr().unwrap());
-        tokio::spawn(nimbus_cloud::api::gateway::run(config.clone(), listener, stop.clone()));
+        addrs.push(common::api::serve(&config, &stop).await.0);
     }
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
-    for a in &addrs {
-        while http.get(format!("http://{a}/health")).send().await.is_err() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
     // Tokens signed with the API's own keys; conversations written straight into the database.
     let api = nimbus_cloud::api::ApiState::connect(&config).await.unwrap();
     let half = sockets / 2;

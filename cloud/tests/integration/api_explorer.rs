@@ -9,7 +9,7 @@ use nimbus_edge::testing::{Browser, Screen};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::common::api::{ADMIN_EMAIL, ADMIN_PASSWORD, test_config};
+use crate::common::api::{ADMIN_EMAIL, ADMIN_PASSWORD, serve, test_config};
 
 /// Polls `script` in the page until it returns something truthy (at most `within`).
 async fn until(browser: &Browser, what: &str, within: Duration, script: &str, args: Value) -> Value {
@@ -29,16 +29,9 @@ async fn the_explorer_lists_every_route_and_calls_the_api_with_a_token_from_the_
     let (config, dbs) = test_config().await;
     let state = nimbus_cloud::api::ApiState::connect(&config).await.unwrap();
     let (_, specs) = nimbus_cloud::api::app(&config, &state).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
-    let server = tokio::spawn(nimbus_cloud::api::run(config.clone(), listener, stop.clone()));
+    let (addr, server) = serve(&config, &stop).await;
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while http.get(format!("http://{addr}/health")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "the api did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let login = http
         .post(format!("http://{addr}/api/v1/auth/login"))
         .header("content-type", "application/json")

@@ -16,7 +16,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::common::TestDb;
-use crate::common::api::{ADMIN_EMAIL, ADMIN_PASSWORD, USER_PASSWORD, test_config};
+use crate::common::api::{ADMIN_EMAIL, ADMIN_PASSWORD, USER_PASSWORD, serve, test_config};
 
 /// Api instances sharing one set of databases and one Redis prefix.
 struct Cluster {
@@ -36,18 +36,9 @@ impl Cluster {
         let stop = CancellationToken::new();
         let mut addrs = Vec::new();
         for _ in 0..instances {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            addrs.push(listener.local_addr().unwrap());
-            tokio::spawn(nimbus_cloud::api::gateway::run(config.clone(), listener, stop.clone()));
+            addrs.push(serve(&config, &stop).await.0);
         }
         let http = reqwest::Client::new();
-        for a in &addrs {
-            let deadline = std::time::Instant::now() + Duration::from_secs(60);
-            while http.get(format!("http://{a}/health")).send().await.is_err() {
-                assert!(std::time::Instant::now() < deadline, "api {a} did not start");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
         let communication =
             nimbus_cloud::db::pool(&config.database_url_for(nimbus_cloud::communication::DATABASE), 2).unwrap();
         let mut c = Cluster { addrs, http, stop, dbs, communication, admin: String::new() };

@@ -186,3 +186,21 @@ pub fn fill_path(path: &str) -> String {
         .collect::<Vec<_>>()
         .join("/")
 }
+
+/// `nimbus_cloud::api::run` with `config` on a free loopback port until `stop`, for tests that
+/// need real TCP (WebSockets, a browser); returns once `/health` answers.
+pub async fn serve(
+    config: &CloudConfig,
+    stop: &tokio_util::sync::CancellationToken,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<nimbus_cloud::error::Result<()>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(nimbus_cloud::api::run(config.clone(), listener, stop.clone()));
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while http.get(format!("http://{addr}/health")).send().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the api on {addr} did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    (addr, server)
+}
