@@ -16,6 +16,7 @@ TANSU_VERSION=0.6.0
 SECANTUS_VERSION=0.7.0b3
 AIOSMTPD_VERSION=1.4.6
 K8S_VALIDATE_VERSION=1.37.0
+SCHEMATHESIS_VERSION=4.32.5
 PG_PORT=5432
 REDIS_PORT=6379
 MQTT_PORT=1883
@@ -213,6 +214,21 @@ k8s_validate_up() {
   k8s_validate_ok || die "kubernetes-validate is missing after the install"
 }
 
+# --- Schemathesis for the API contract test (api_contract) ---------------------------------------
+# A property-based run over every operation of /openapi.json: requests the document allows must
+# be accepted, requests it forbids refused, every answer documented. Cached in its venv.
+ST_VENV="$STATE_DIR/schemathesis-venv"
+schemathesis_ok() { "$ST_VENV/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; }
+
+schemathesis_up() {
+  if ! schemathesis_ok; then
+    log "installing schemathesis $SCHEMATHESIS_VERSION (the API contract test) into $ST_VENV"
+    python3 -m venv "$ST_VENV"
+    "$ST_VENV/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+  fi
+  schemathesis_ok || die "schemathesis is missing after the install"
+}
+
 # --- Browser for the pages' tests (Debian's Chromium and ChromeDriver) ------------------------------
 AXE_VERSION=4.14.1
 AXE_JS="$STATE_DIR/axe/node_modules/axe-core/axe.min.js"
@@ -245,6 +261,7 @@ export MONGODB_URI=\${MONGODB_URI:-mongodb://127.0.0.1:$MONGO_PORT/?directConnec
 export NIMBUS_AXE_JS=\${NIMBUS_AXE_JS:-$AXE_JS}
 export NIMBUS_SMTP_PYTHON=\${NIMBUS_SMTP_PYTHON:-$SMTP_VENV/bin/python}
 export NIMBUS_K8S_VALIDATE=\${NIMBUS_K8S_VALIDATE:-$K8S_VENV/bin/kubernetes-validate}
+export NIMBUS_SCHEMATHESIS=\${NIMBUS_SCHEMATHESIS:-$ST_VENV/bin/st}
 EOF
 }
 
@@ -259,6 +276,7 @@ check_all() {
   browser_ok || { log "Chromium/ChromeDriver or axe-core are not installed"; failed=1; }
   smtp_ok || { log "aiosmtpd (the tests' SMTP server) is not installed"; failed=1; }
   k8s_validate_ok || { log "kubernetes-validate (the manifests' schema check) is not installed"; failed=1; }
+  schemathesis_ok || { log "schemathesis (the API contract test) is not installed"; failed=1; }
   return $failed
 }
 
@@ -273,6 +291,7 @@ case "${1:-up}" in
     mongo_up
     smtp_up
     k8s_validate_up
+    schemathesis_up
     browser_up
     log "all services are up"
     ;;

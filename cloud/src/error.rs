@@ -43,6 +43,11 @@ pub enum Error {
     /// A command's input is invalid, field by field (HTTP 400 `VALIDATION_ERROR`).
     #[error("invalid input: {}", FieldError::summary(.0))]
     Validation(Vec<FieldError>),
+    /// Each field is valid on its own but together they break a rule the API document cannot
+    /// state (an end before its start, no field to change, a referenced row that does not
+    /// exist): HTTP 422 `VALIDATION_ERROR`, so a client that followed the document can tell.
+    #[error("unprocessable input: {}", FieldError::summary(.0))]
+    Unprocessable(Vec<FieldError>),
     /// What a command refers to does not exist (HTTP 404).
     #[error("{what} {id} not found")]
     NotFound {

@@ -22,6 +22,53 @@ pub struct ListQuery {
     pub sort: Option<String>,
 }
 
+/// A list's filter type names the fields its list sorts by: the one table both checks `sort`
+/// ([`ListQuery::resolve`]) and documents it ([`Paging`]), so the two cannot disagree.
+pub trait Sorted {
+    /// `(field name, SQL column)` pairs; the first is the default order.
+    const SORT: &'static [(&'static str, &'static str)];
+}
+
+/// The `limit`, `offset` and `sort` parameters of a list filtered by `F`, for the OpenAPI
+/// document: the bounds [`ListQuery::resolve`] enforces and the sort fields `F` allows.
+pub struct Paging<F>(std::marker::PhantomData<F>);
+
+impl<F: Sorted> utoipa::IntoParams for Paging<F> {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        let integer = || {
+            ObjectBuilder::new().schema_type(Type::Integer).format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        };
+        let param = |name: &str, description: String, schema: ObjectBuilder| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Query)
+                .description(Some(description))
+                .schema(Some(schema.build()))
+                .build()
+        };
+        let fields: Vec<String> =
+            F::SORT.iter().flat_map(|(name, _)| [(*name).to_owned(), format!("-{name}")]).collect();
+        let default_sort = F::SORT.first().map(|(name, _)| *name).unwrap_or("id");
+        vec![
+            param(
+                "limit",
+                format!("Rows wanted (default {DEFAULT_LIMIT})"),
+                integer().minimum(Some(1)).maximum(Some(MAX_LIMIT)).default(Some(DEFAULT_LIMIT.into())),
+            ),
+            param("offset", "Rows skipped".into(), integer().minimum(Some(0)).default(Some(0.into()))),
+            param(
+                "sort",
+                format!("A field to sort by, `-` first for descending (default `{default_sort}`)"),
+                ObjectBuilder::new().schema_type(Type::String).enum_values(Some(fields)),
+            ),
+        ]
+    }
+}
+
 /// One page of a list, with the total the filter matched.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Page<T> {
@@ -165,6 +212,12 @@ pub fn require_text(errors: &mut Vec<FieldError>, field: &str, value: &str, max:
 /// `Err(Validation)` when `errors` is not empty.
 pub fn finish(errors: Vec<FieldError>) -> Result<()> {
     if errors.is_empty() { Ok(()) } else { Err(Error::Validation(errors)) }
+}
+
+/// `Err(Unprocessable)` (422) when `errors` is not empty: for the rules between fields, checked
+/// after each field passed on its own ([`finish`], 400).
+pub fn finish_rules(errors: Vec<FieldError>) -> Result<()> {
+    if errors.is_empty() { Ok(()) } else { Err(Error::Unprocessable(errors)) }
 }
 
 #[cfg(test)]

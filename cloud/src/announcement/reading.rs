@@ -62,11 +62,16 @@ pub struct Item {
 }
 
 /// `?unread=true` lists unread ones only.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct MineFilter {
     /// Unread only.
     pub unread: Option<bool>,
+}
+
+impl crate::listing::Sorted for MineFilter {
+    const SORT: &'static [(&'static str, &'static str)] = &[("priority", "priority")];
 }
 
 /// The profile's values as the eight parameters of [`REACHES`].
@@ -100,7 +105,7 @@ impl Values {
 
 /// The live announcements that reach `p`, urgent first, with the caller's read marks.
 pub async fn mine(db: &impl GenericClient, p: &Profile, f: &MineFilter, q: &ListQuery) -> Result<Page<Item>> {
-    let (limit, offset, _) = q.resolve(&[("priority", "priority")])?;
+    let (limit, offset, _) = q.resolve(<MineFilter as crate::listing::Sorted>::SORT)?;
     let values = Values::of(p);
     let unread = f.unread.unwrap_or(false);
     let mut params = values.params();

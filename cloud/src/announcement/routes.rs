@@ -55,9 +55,7 @@ async fn profile(s: &ServicesState, c: &Caller) -> Result<Profile, AppError> {
     Ok(directory(s).profile(&c.user_id, &c.roles).await?)
 }
 
-#[utoipa::path(get, path = "/api/v1/me/announcements", tag = "announcement",
-    params(("unread" = Option<bool>, Query), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200), ("offset" = Option<i64>, Query, minimum = 0)),
-    responses((status = 200, description = "The live announcements that reach the caller, urgent first, with read marks"), (status = 400)))]
+#[utoipa::path(get, path = "/api/v1/me/announcements", tag = "announcement", params(MineFilter, crate::listing::Paging<MineFilter>), responses((status = 200, description = "The live announcements that reach the caller, urgent first, with read marks"), (status = 400)))]
 async fn mine(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -68,8 +66,7 @@ async fn mine(
     Ok(Json(reading::mine(&**c, &p, &l.filter, &l.query).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/me/announcements/{id}/read", tag = "announcement", params(("id" = Uuid, Path)),
-    responses((status = 204, description = "Marked (again: no change)"), (status = 404, description = "No live announcement for the caller")))]
+#[utoipa::path(post, path = "/api/v1/me/announcements/{id}/read", tag = "announcement", params(("id" = Uuid, Path)), responses((status = 204, description = "Marked (again: no change)"), (status = 404, description = "No live announcement for the caller")))]
 async fn read(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -81,8 +78,7 @@ async fn read(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/announcements", tag = "announcement", request_body = Draft,
-    responses((status = 201, body = View), (status = 400), (status = 403, description = "Faculty: a target beyond the courses they teach")))]
+#[utoipa::path(post, path = "/api/v1/announcements", tag = "announcement", request_body = Draft, responses((status = 201, body = View), (status = 400), (status = 403, description = "Faculty: a target beyond the courses they teach")))]
 async fn create(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -93,9 +89,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(store::create(&mut c, &directory(&s), &a, &author(&caller), d).await?)))
 }
 
-#[utoipa::path(get, path = "/api/v1/announcements", tag = "announcement",
-    params(("status" = Option<String>, Query), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200), ("offset" = Option<i64>, Query, minimum = 0), ("sort" = Option<String>, Query)),
-    responses((status = 200, description = "The caller's announcements (an administrator's: everyone's), newest first"), (status = 400)))]
+#[utoipa::path(get, path = "/api/v1/announcements", tag = "announcement", params(ListFilter, crate::listing::Paging<ListFilter>), responses((status = 200, description = "The caller's announcements (an administrator's: everyone's), newest first"), (status = 400)))]
 async fn list(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -105,8 +99,7 @@ async fn list(
     Ok(Json(store::list(&c, &author(&caller), &l.filter, &l.query).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/announcements/{id}", tag = "announcement", params(("id" = Uuid, Path)),
-    responses((status = 200, body = View), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/announcements/{id}", tag = "announcement", params(("id" = Uuid, Path)), responses((status = 200, body = View), (status = 404)))]
 async fn one(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -116,8 +109,7 @@ async fn one(
     Ok(Json(store::get(&**c, &author(&caller), id).await?))
 }
 
-#[utoipa::path(patch, path = "/api/v1/announcements/{id}", tag = "announcement", params(("id" = Uuid, Path)), request_body = Edit,
-    responses((status = 200, body = View), (status = 400), (status = 403), (status = 404), (status = 409, description = "Expired")))]
+#[utoipa::path(patch, path = "/api/v1/announcements/{id}", tag = "announcement", params(("id" = Uuid, Path)), request_body = Edit, responses((status = 200, body = View), (status = 400), (status = 403), (status = 404), (status = 409, description = "Expired")))]
 async fn edit(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -129,8 +121,7 @@ async fn edit(
     Ok(Json(store::edit(&mut c, &directory(&s), &a, &author(&caller), id, e).await?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/announcements/{id}", tag = "announcement", params(("id" = Uuid, Path)),
-    responses((status = 204), (status = 404)))]
+#[utoipa::path(delete, path = "/api/v1/announcements/{id}", tag = "announcement", params(("id" = Uuid, Path)), responses((status = 204), (status = 404)))]
 async fn remove(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -142,8 +133,7 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/announcements/{id}/publish", tag = "announcement", params(("id" = Uuid, Path)),
-    responses((status = 200, body = View), (status = 400, description = "Its expiry has passed"), (status = 404), (status = 409, description = "Not a draft or scheduled")))]
+#[utoipa::path(post, path = "/api/v1/announcements/{id}/publish", tag = "announcement", params(("id" = Uuid, Path)), responses((status = 200, body = View), (status = 400, description = "Its expiry has passed"), (status = 404), (status = 409, description = "Not a draft or scheduled")))]
 async fn publish(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -154,8 +144,7 @@ async fn publish(
     Ok(Json(store::publish(&mut c, &a, &author(&caller), id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/announcements/{id}/schedule", tag = "announcement", params(("id" = Uuid, Path)), request_body = ScheduleAt,
-    responses((status = 200, body = View), (status = 400), (status = 404), (status = 409)))]
+#[utoipa::path(post, path = "/api/v1/announcements/{id}/schedule", tag = "announcement", params(("id" = Uuid, Path)), request_body = ScheduleAt, responses((status = 200, body = View), (status = 400), (status = 404), (status = 409)))]
 async fn schedule(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -167,8 +156,7 @@ async fn schedule(
     Ok(Json(store::schedule(&mut c, &a, &author(&caller), id, at.publish_at).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/announcements/{id}/unpublish", tag = "announcement", params(("id" = Uuid, Path)),
-    responses((status = 200, body = View), (status = 404), (status = 409, description = "Not published or scheduled")))]
+#[utoipa::path(post, path = "/api/v1/announcements/{id}/unpublish", tag = "announcement", params(("id" = Uuid, Path)), responses((status = 200, body = View), (status = 404), (status = 409, description = "Not published or scheduled")))]
 async fn unpublish(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -179,8 +167,7 @@ async fn unpublish(
     Ok(Json(store::unpublish(&mut c, &a, &author(&caller), id).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/announcements/{id}/reads", tag = "announcement", params(("id" = Uuid, Path)),
-    responses((status = 200, body = ReadStats), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/announcements/{id}/reads", tag = "announcement", params(("id" = Uuid, Path)), responses((status = 200, body = ReadStats), (status = 404)))]
 async fn reads(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,

@@ -166,11 +166,17 @@ fn not_found(id: Uuid) -> Error {
 }
 
 /// `?status=` of the authors' list.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListFilter {
     /// One status.
     pub status: Option<String>,
+}
+
+impl crate::listing::Sorted for ListFilter {
+    const SORT: &'static [(&'static str, &'static str)] =
+        &[("created_at", "created_at"), ("published_at", "published_at"), ("priority", "priority")];
 }
 
 /// The announcements `author` manages, newest first by default.
@@ -192,11 +198,13 @@ pub async fn list(
     filter.and_sql("status <> 'deleted'");
     filter.and("created_by = $?", (!author.admin).then(|| author.user_id.clone()));
     filter.and("status = $?", f.status.clone());
-    let sortable = [("created_at", "created_at"), ("published_at", "published_at"), ("priority", "priority")];
     let mut q = q.clone();
     q.sort.get_or_insert_with(|| "-created_at".into());
     let page =
-        listing::page(db, COLUMNS, "announcements", &filter, &q, &sortable, |r| view(r, Targets::default())).await?;
+        listing::page(db, COLUMNS, "announcements", &filter, &q, <ListFilter as crate::listing::Sorted>::SORT, |r| {
+            view(r, Targets::default())
+        })
+        .await?;
     let mut items = Vec::with_capacity(page.items.len());
     for mut v in page.items {
         v.targets = targets_of(&***db, v.id).await?;

@@ -20,16 +20,15 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-pub use super::health::document as openapi;
 pub use super::state::ApiState;
 use crate::config::{ApiConfig, CloudConfig};
 use crate::error::{Error, Result};
@@ -66,8 +65,10 @@ pub async fn app(config: &CloudConfig, state: &ApiState) -> Result<(Router, Vec<
         )
         .merge(crate::content::routes(config).await?);
     let (router, specs) = routes.into_parts();
+    let document = serde_json::to_vec(&super::openapi::document(&specs)).unwrap_or_default();
     let router = router
         .fallback(not_found)
+        .layer(Extension(super::health::Document(document.into())))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .layer(middleware::from_fn_with_state(state.clone(), super::auth::authenticate))

@@ -2,13 +2,11 @@
 //! checks of [`crate::http::probe::Probes`]), Prometheus metrics (`/metrics`) and the OpenAPI
 //! document (`/openapi.json`). All public.
 
-use std::sync::OnceLock;
-
-use axum::Json;
 use axum::extract::State;
-use axum::http::Method;
-use axum::response::Response;
+use axum::http::{Method, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Json};
 use serde_json::{Value, json};
 
 use super::state::ApiState;
@@ -39,8 +37,7 @@ async fn health() -> Json<Value> {
 
 /// Readiness: every dependency of the process answers (the API's PostgreSQL, Redis and Kafka,
 /// and, under `all`, every other role's); 503 naming what failed.
-#[utoipa::path(get, path = "/health/ready", tag = "health",
-    responses((status = 200, description = "Every dependency answers"), (status = 503, description = "A dependency failed")))]
+#[utoipa::path(get, path = "/health/ready", tag = "health", responses((status = 200, description = "Every dependency answers"), (status = 503, description = "A dependency failed")))]
 async fn ready(State(state): State<ApiState>) -> Result<Json<Value>, AppError> {
     let (ok, report) = state.probes.readiness().await;
     if ok {
@@ -57,30 +54,12 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     crate::http::probe::prometheus_text(state.metrics.render(state.limiter.limited_count()))
 }
 
-/// This document.
+/// This document (built once by [`super::openapi::document`] from the route table).
 #[utoipa::path(get, path = "/openapi.json", tag = "health", responses((status = 200, description = "OpenAPI 3 document")))]
-async fn openapi_json() -> Json<Value> {
-    Json(document().clone())
+async fn openapi_json(Extension(doc): Extension<Document>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], doc.0).into_response()
 }
 
-/// The OpenAPI document of every route: the user service's, this module's, the services' and
-/// content's.
-pub fn document() -> &'static serde_json::Value {
-    static DOC: OnceLock<serde_json::Value> = OnceLock::new();
-    DOC.get_or_init(|| {
-        let mut doc = crate::user::routes::openapi();
-        doc.merge(self::openapi());
-        doc.merge(super::explorer::openapi());
-        doc.merge(super::services::openapi());
-        doc.merge(crate::content::openapi());
-        doc.info.title = "NimbusU Edge admin API".into();
-        doc.info.version = env!("CARGO_PKG_VERSION").into();
-        let mut value = serde_json::to_value(&doc).unwrap_or_default();
-        // Every route but the public ones takes `Authorization: Bearer <access token>`; the
-        // explorer's authentication section fills it in.
-        value["components"]["securitySchemes"]["bearerAuth"] =
-            json!({ "type": "http", "scheme": "bearer", "bearerFormat": "JWT" });
-        value["security"] = json!([{ "bearerAuth": [] }]);
-        value
-    })
-}
+/// The serialized OpenAPI document, shared with the handler as a request extension.
+#[derive(Clone)]
+pub struct Document(pub bytes::Bytes);

@@ -23,8 +23,9 @@ const READ: Access = Access::Permission("attendance:read");
 pub const MAX_RANGE_DAYS: u64 = 366;
 
 /// `?from=&to=&format=` (and `course_id` for the daily report).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// First class date included (default: 30 days before `to`).
     pub from: Option<NaiveDate>,
@@ -212,7 +213,7 @@ pub async fn daily(
     Ok(rows.iter().map(|r| row(r.get(0), Some(r.get(1)), r, 2)).collect())
 }
 
-#[utoipa::path(get, path = "/api/v1/reports/attendance/courses/{course_id}", tag = "attendance", params(("course_id" = String, Path), ("from" = Option<String>, Query, description = "YYYY-MM-DD"), ("to" = Option<String>, Query), ("format" = Option<String>, Query, description = "json or csv")), responses((status = 200, description = "One row per student"), (status = 404, description = "Not a course the caller may see")))]
+#[utoipa::path(get, path = "/api/v1/reports/attendance/courses/{course_id}", tag = "attendance", params(("course_id" = String, Path), ReportQuery), responses((status = 200, description = "One row per student"), (status = 404, description = "Not a course the caller may see")))]
 async fn course_report(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -230,7 +231,7 @@ async fn course_report(
     Ok(answer(Report { report: "course", subject: Some(course_id), from, to, rows }, &q, &headers))
 }
 
-#[utoipa::path(get, path = "/api/v1/reports/attendance/students/{student_id}", tag = "attendance", params(("student_id" = String, Path), ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("format" = Option<String>, Query)), responses((status = 200, description = "One row per course (faculty: only their courses)")))]
+#[utoipa::path(get, path = "/api/v1/reports/attendance/students/{student_id}", tag = "attendance", params(("student_id" = String, Path), ReportQuery), responses((status = 200, description = "One row per course (faculty: only their courses)")))]
 async fn student_report(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -245,7 +246,7 @@ async fn student_report(
     Ok(answer(Report { report: "student", subject: Some(student_id), from, to, rows }, &q, &headers))
 }
 
-#[utoipa::path(get, path = "/api/v1/reports/attendance/daily", tag = "attendance", params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("course_id" = Option<String>, Query), ("format" = Option<String>, Query)), responses((status = 200, description = "One row per class date and course")))]
+#[utoipa::path(get, path = "/api/v1/reports/attendance/daily", tag = "attendance", params(ReportQuery), responses((status = 200, description = "One row per class date and course")))]
 async fn daily_report(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -259,7 +260,7 @@ async fn daily_report(
 }
 
 /// A student's own attendance, per course.
-#[utoipa::path(get, path = "/api/v1/me/attendance", tag = "attendance", params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("format" = Option<String>, Query)), responses((status = 200, description = "The caller's attendance per course")))]
+#[utoipa::path(get, path = "/api/v1/me/attendance", tag = "attendance", params(ReportQuery), responses((status = 200, description = "The caller's attendance per course")))]
 async fn my_attendance(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,

@@ -457,12 +457,17 @@ pub async fn get(db: &impl GenericClient, users: &impl GenericClient, id: Uuid, 
 }
 
 /// Filters of a person's conversation list.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct MineFilter {
     /// `true`: only archived ones; `false` (default): only open ones.
     #[serde(default)]
     pub archived: bool,
+}
+
+impl crate::listing::Sorted for MineFilter {
+    const SORT: &'static [(&'static str, &'static str)] = &[("last_message_at", "c.last_message_at")];
 }
 
 /// `caller`'s conversations, the most recently active first.
@@ -473,7 +478,7 @@ pub async fn mine(
     filter: &MineFilter,
     query: &crate::listing::ListQuery,
 ) -> Result<crate::listing::Page<Conversation>> {
-    let (limit, offset, _) = query.resolve(&[("last_message_at", "c.last_message_at")])?;
+    let (limit, offset, _) = query.resolve(<MineFilter as crate::listing::Sorted>::SORT)?;
     let archived = if filter.archived { "IS NOT NULL" } else { "IS NULL" };
     let total: i64 = db
         .query_one(

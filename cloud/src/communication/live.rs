@@ -401,8 +401,7 @@ pub async fn live_routes(
 /// from a browser, the subprotocol `bearer.<token>` beside `nimbus.v1`. Pushes JSON frames
 /// ([`Push`]); takes `resume` and `typing` frames ([`ClientFrame`]). Closed with 4401 when the
 /// token is revoked or expires.
-#[utoipa::path(get, path = "/api/v1/conversations/live", tag = "communication",
-    responses((status = 101, description = "WebSocket: pushes `ready`, `message`, `message_updated`, `read`, `typing`, `error`; takes `resume` and `typing`"),
+#[utoipa::path(get, path = "/api/v1/conversations/live", tag = "communication", responses((status = 101, description = "WebSocket: pushes `ready`, `message`, `message_updated`, `read`, `typing`, `error`; takes `resume` and `typing`"),
               (status = 401, description = "No valid token")))]
 async fn connect(
     State(s): State<LiveApi>,

@@ -251,8 +251,9 @@ async fn advance(tx: &tokio_postgres::Transaction<'_>, id: Uuid, user: &str, seq
 }
 
 /// Filters of a message read.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Since {
     /// Messages after this sequence number (0, the default: from the first).
     #[serde(default)]

@@ -210,8 +210,9 @@ pub async fn publish(db: &mut deadpool_postgres::Object, host: &Host, s: NewSlot
 }
 
 /// Filters of the slot list.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SlotFilter {
     /// One faculty member's slots.
     pub faculty_id: Option<String>,
@@ -222,6 +223,10 @@ pub struct SlotFilter {
     pub mine: bool,
 }
 
+impl crate::listing::Sorted for SlotFilter {
+    const SORT: &'static [(&'static str, &'static str)] = &[("starts_at", "o.starts_at")];
+}
+
 /// Upcoming slots (not ended, not cancelled), soonest first.
 pub async fn upcoming(
     db: &impl GenericClient,
@@ -229,7 +234,7 @@ pub async fn upcoming(
     f: &SlotFilter,
     q: &crate::listing::ListQuery,
 ) -> Result<crate::listing::Page<Slot>> {
-    let (limit, offset, _) = q.resolve(&[("starts_at", "o.starts_at")])?;
+    let (limit, offset, _) = q.resolve(<SlotFilter as crate::listing::Sorted>::SORT)?;
     let mut filter = crate::listing::Filter::new();
     filter.and("o.faculty_id = $?", f.faculty_id.clone());
     filter.and("o.course_id = $?", f.course_id.clone());

@@ -83,8 +83,7 @@ async fn users(s: &ServicesState) -> Result<deadpool_postgres::Object, AppError>
     Ok(s.users.get().await.map_err(Error::from)?)
 }
 
-#[utoipa::path(post, path = "/api/v1/conversations", tag = "communication", request_body = NewConversation,
-    responses((status = 201, body = Conversation, description = "Started"), (status = 200, body = Conversation, description = "The direct conversation the two already have"),
+#[utoipa::path(post, path = "/api/v1/conversations", tag = "communication", request_body = NewConversation, responses((status = 201, body = Conversation, description = "Started"), (status = 200, body = Conversation, description = "The direct conversation the two already have"),
               (status = 400, description = "Unknown or inactive participants, bad type or title"), (status = 403, description = "The caller is inactive")))]
 async fn start(
     State(s): State<ServicesState>,
@@ -97,9 +96,7 @@ async fn start(
     Ok((if new { StatusCode::CREATED } else { StatusCode::OK }, Json(conversation)))
 }
 
-#[utoipa::path(get, path = "/api/v1/conversations", tag = "communication",
-    params(("archived" = Option<bool>, Query), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200), ("offset" = Option<i64>, Query, minimum = 0)),
-    responses((status = 200, description = "The caller's conversations with unread counts, the most recently active first"), (status = 400)))]
+#[utoipa::path(get, path = "/api/v1/conversations", tag = "communication", params(MineFilter, crate::listing::Paging<MineFilter>), responses((status = 200, description = "The caller's conversations with unread counts, the most recently active first"), (status = 400)))]
 async fn mine(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -109,8 +106,7 @@ async fn mine(
     Ok(Json(conversations::mine(&**c, &**u, &caller.user_id, &l.filter, &l.query).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "communication", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Conversation), (status = 404, description = "No such conversation for the caller")))]
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "communication", params(("id" = Uuid, Path)), responses((status = 200, body = Conversation), (status = 404, description = "No such conversation for the caller")))]
 async fn one(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -120,8 +116,7 @@ async fn one(
     Ok(Json(conversations::get(&**c, &**u, id, &caller.user_id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/conversations/{id}/archive", tag = "communication", params(("id" = Uuid, Path)),
-    responses((status = 204, description = "Archived (again: no change)"), (status = 403, description = "A group member who is not its owner"), (status = 404)))]
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/archive", tag = "communication", params(("id" = Uuid, Path)), responses((status = 204, description = "Archived (again: no change)"), (status = 403, description = "A group member who is not its owner"), (status = 404)))]
 async fn archive(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -141,8 +136,7 @@ pub struct AddParticipant {
     pub user_id: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/conversations/{id}/participants", tag = "communication", params(("id" = Uuid, Path)), request_body = AddParticipant,
-    responses((status = 204, description = "Added (already in: no change)"), (status = 400, description = "Not an active user"), (status = 403, description = "Not the group's owner"), (status = 404), (status = 409, description = "A direct or archived conversation, or a full group")))]
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/participants", tag = "communication", params(("id" = Uuid, Path)), request_body = AddParticipant, responses((status = 204, description = "Added (already in: no change)"), (status = 400, description = "Not an active user"), (status = 403, description = "Not the group's owner"), (status = 404), (status = 409, description = "A direct or archived conversation, or a full group")))]
 async fn add(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -155,8 +149,7 @@ async fn add(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(delete, path = "/api/v1/conversations/{id}/participants/{user_id}", tag = "communication", params(("id" = Uuid, Path), ("user_id" = String, Path)),
-    responses((status = 204, description = "Removed, or left (one's own id)"), (status = 403, description = "Removing someone else without owning the group"), (status = 404), (status = 409, description = "A direct conversation")))]
+#[utoipa::path(delete, path = "/api/v1/conversations/{id}/participants/{user_id}", tag = "communication", params(("id" = Uuid, Path), ("user_id" = String, Path)), responses((status = 204, description = "Removed, or left (one's own id)"), (status = 403, description = "Removing someone else without owning the group"), (status = 404), (status = 409, description = "A direct conversation")))]
 async fn remove(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -168,8 +161,7 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "communication", params(("id" = Uuid, Path)), request_body = NewMessage,
-    responses((status = 201, body = Message), (status = 400, description = "Empty, too long, or replying to a message elsewhere"), (status = 403, description = "The caller is inactive"), (status = 404), (status = 409, description = "Archived")))]
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "communication", params(("id" = Uuid, Path)), request_body = NewMessage, responses((status = 201, body = Message), (status = 400, description = "Empty, too long, or replying to a message elsewhere"), (status = 403, description = "The caller is inactive"), (status = 404), (status = 409, description = "Archived")))]
 async fn send(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -195,9 +187,7 @@ async fn send(
     Ok((StatusCode::CREATED, Json(sent)))
 }
 
-#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "communication",
-    params(("id" = Uuid, Path), ("after_seq" = Option<i64>, Query, minimum = 0), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200)),
-    responses((status = 200, description = "Messages after `after_seq`, oldest first (deleted ones as tombstones)"), (status = 400), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "communication", params(("id" = Uuid, Path), Since), responses((status = 200, description = "Messages after `after_seq`, oldest first (deleted ones as tombstones)"), (status = 400), (status = 404)))]
 async fn since(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -208,8 +198,7 @@ async fn since(
     Ok(Json(messages::since(&mut c, &caller.user_id, id, &q).await?))
 }
 
-#[utoipa::path(patch, path = "/api/v1/conversations/{id}/messages/{message_id}", tag = "communication", params(("id" = Uuid, Path), ("message_id" = Uuid, Path)), request_body = EditMessage,
-    responses((status = 200, body = Message), (status = 400), (status = 403, description = "Someone else's message"), (status = 404), (status = 409, description = "Past the edit window, deleted, or archived")))]
+#[utoipa::path(patch, path = "/api/v1/conversations/{id}/messages/{message_id}", tag = "communication", params(("id" = Uuid, Path), ("message_id" = Uuid, Path)), request_body = EditMessage, responses((status = 200, body = Message), (status = 400), (status = 403, description = "Someone else's message"), (status = 404), (status = 409, description = "Past the edit window, deleted, or archived")))]
 async fn edit(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -222,8 +211,7 @@ async fn edit(
     Ok(Json(edited))
 }
 
-#[utoipa::path(delete, path = "/api/v1/conversations/{id}/messages/{message_id}", tag = "communication", params(("id" = Uuid, Path), ("message_id" = Uuid, Path)),
-    responses((status = 204, description = "Deleted (again: no change); a tombstone keeps its place"), (status = 403, description = "Neither its author nor the group's owner"), (status = 404)))]
+#[utoipa::path(delete, path = "/api/v1/conversations/{id}/messages/{message_id}", tag = "communication", params(("id" = Uuid, Path), ("message_id" = Uuid, Path)), responses((status = 204, description = "Deleted (again: no change); a tombstone keeps its place"), (status = 403, description = "Neither its author nor the group's owner"), (status = 404)))]
 async fn remove_message(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -237,8 +225,7 @@ async fn remove_message(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/conversations/{id}/read", tag = "communication", params(("id" = Uuid, Path)), request_body = ReadUpTo,
-    responses((status = 204, description = "The read position is at least `seq`"), (status = 400, description = "No message has that seq"), (status = 404)))]
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/read", tag = "communication", params(("id" = Uuid, Path)), request_body = ReadUpTo, responses((status = 204, description = "The read position is at least `seq`"), (status = 400, description = "No message has that seq"), (status = 404)))]
 async fn read(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -255,8 +242,7 @@ async fn read(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/office-hours", tag = "communication", request_body = NewSlot,
-    responses((status = 201, description = "The slot, or each week's slot of the series"), (status = 400), (status = 409, description = "Overlaps another of the caller's office hours")))]
+#[utoipa::path(post, path = "/api/v1/office-hours", tag = "communication", request_body = NewSlot, responses((status = 201, description = "The slot, or each week's slot of the series"), (status = 400), (status = 409, description = "Overlaps another of the caller's office hours")))]
 async fn publish_slots(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -266,9 +252,7 @@ async fn publish_slots(
     Ok((StatusCode::CREATED, Json(office_hours::publish(&mut c, &host(&caller), n).await?)))
 }
 
-#[utoipa::path(get, path = "/api/v1/office-hours", tag = "communication",
-    params(("faculty_id" = Option<String>, Query), ("course_id" = Option<String>, Query), ("mine" = Option<bool>, Query), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200), ("offset" = Option<i64>, Query, minimum = 0)),
-    responses((status = 200, description = "Upcoming office hours, soonest first, with `booked` and the caller's `mine`"), (status = 400)))]
+#[utoipa::path(get, path = "/api/v1/office-hours", tag = "communication", params(SlotFilter, crate::listing::Paging<SlotFilter>), responses((status = 200, description = "Upcoming office hours, soonest first, with `booked` and the caller's `mine`"), (status = 400)))]
 async fn upcoming(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -278,8 +262,7 @@ async fn upcoming(
     Ok(Json(office_hours::upcoming(&**c, &caller.user_id, &l.filter, &l.query).await?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/office-hours/{id}", tag = "communication", params(("id" = Uuid, Path)),
-    responses((status = 204, description = "Cancelled (again: no change); booked students are told"), (status = 404, description = "Not the caller's")))]
+#[utoipa::path(delete, path = "/api/v1/office-hours/{id}", tag = "communication", params(("id" = Uuid, Path)), responses((status = 204, description = "Cancelled (again: no change); booked students are told"), (status = 404, description = "Not the caller's")))]
 async fn cancel_slot(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -291,8 +274,7 @@ async fn cancel_slot(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/office-hours/{id}/bookings", tag = "communication", params(("id" = Uuid, Path)),
-    responses((status = 200, description = "The slot's live bookings, in booking order"), (status = 404, description = "Not the caller's")))]
+#[utoipa::path(get, path = "/api/v1/office-hours/{id}/bookings", tag = "communication", params(("id" = Uuid, Path)), responses((status = 200, description = "The slot's live bookings, in booking order"), (status = 404, description = "Not the caller's")))]
 async fn bookings(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -302,8 +284,7 @@ async fn bookings(
     Ok(Json(office_hours::bookings(&**c, &host(&caller), id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/office-hours/{id}/bookings", tag = "communication", params(("id" = Uuid, Path)), request_body = NewBooking,
-    responses((status = 201, body = Booking), (status = 404), (status = 409, description = "Full, started, cancelled, already booked, or overlapping another booking")))]
+#[utoipa::path(post, path = "/api/v1/office-hours/{id}/bookings", tag = "communication", params(("id" = Uuid, Path)), request_body = NewBooking, responses((status = 201, body = Booking), (status = 404), (status = 409, description = "Full, started, cancelled, already booked, or overlapping another booking")))]
 async fn book(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -314,8 +295,7 @@ async fn book(
     Ok((StatusCode::CREATED, Json(office_hours::book(&mut c, &caller.user_id, id, b).await?)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/office-hours/{id}/bookings/mine", tag = "communication", params(("id" = Uuid, Path)),
-    responses((status = 204, description = "Cancelled"), (status = 404, description = "The caller holds no booking of it")))]
+#[utoipa::path(delete, path = "/api/v1/office-hours/{id}/bookings/mine", tag = "communication", params(("id" = Uuid, Path)), responses((status = 204, description = "Cancelled"), (status = 404, description = "The caller holds no booking of it")))]
 async fn cancel_booking(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -326,8 +306,7 @@ async fn cancel_booking(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/courses/{id}/forum", tag = "communication", params(("id" = String, Path)),
-    responses((status = 200, body = Forum), (status = 404, description = "No forum, or the caller neither teaches nor attends the course")))]
+#[utoipa::path(get, path = "/api/v1/courses/{id}/forum", tag = "communication", params(("id" = String, Path)), responses((status = 200, body = Forum), (status = 404, description = "No forum, or the caller neither teaches nor attends the course")))]
 async fn course_forum(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -337,8 +316,7 @@ async fn course_forum(
     Ok(Json(forums::forum(&**c, &**k, &reader(&caller), &course).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/courses/{id}/forum/threads", tag = "communication", params(("id" = String, Path)), request_body = NewThread,
-    responses((status = 201, body = ThreadView), (status = 400), (status = 404), (status = 409, description = "The forum is closed")))]
+#[utoipa::path(post, path = "/api/v1/courses/{id}/forum/threads", tag = "communication", params(("id" = String, Path)), request_body = NewThread, responses((status = 201, body = ThreadView), (status = 400), (status = 404), (status = 409, description = "The forum is closed")))]
 async fn start_thread(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -350,8 +328,7 @@ async fn start_thread(
     Ok((StatusCode::CREATED, Json(forums::start_thread(&mut c, &**k, &a, &reader(&caller), &course, n).await?)))
 }
 
-#[utoipa::path(get, path = "/api/v1/forum-threads/{id}", tag = "communication", params(("id" = Uuid, Path)),
-    responses((status = 200, body = ThreadView), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/forum-threads/{id}", tag = "communication", params(("id" = Uuid, Path)), responses((status = 200, body = ThreadView), (status = 404)))]
 async fn read_thread(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -361,8 +338,7 @@ async fn read_thread(
     Ok(Json(forums::read_thread(&mut c, &**k, &reader(&caller), id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/forum-threads/{id}/posts", tag = "communication", params(("id" = Uuid, Path)), request_body = NewPost,
-    responses((status = 201, body = Post), (status = 400), (status = 404), (status = 409, description = "Locked thread or closed forum")))]
+#[utoipa::path(post, path = "/api/v1/forum-threads/{id}/posts", tag = "communication", params(("id" = Uuid, Path)), request_body = NewPost, responses((status = 201, body = Post), (status = 400), (status = 404), (status = 409, description = "Locked thread or closed forum")))]
 async fn reply(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -374,8 +350,7 @@ async fn reply(
     Ok((StatusCode::CREATED, Json(forums::reply(&mut c, &**k, &a, &reader(&caller), id, p).await?)))
 }
 
-#[utoipa::path(patch, path = "/api/v1/forum-threads/{id}", tag = "communication", params(("id" = Uuid, Path)), request_body = Moderation,
-    responses((status = 200, body = Thread), (status = 403, description = "Not a moderator of the course's forum"), (status = 404)))]
+#[utoipa::path(patch, path = "/api/v1/forum-threads/{id}", tag = "communication", params(("id" = Uuid, Path)), request_body = Moderation, responses((status = 200, body = Thread), (status = 403, description = "Not a moderator of the course's forum"), (status = 404)))]
 async fn moderate(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -386,8 +361,7 @@ async fn moderate(
     Ok(Json(forums::moderate(&mut c, &**k, &reader(&caller), id, m).await?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/forum-posts/{id}", tag = "communication", params(("id" = Uuid, Path)),
-    responses((status = 204, description = "Removed (a tombstone; a thread's first post removes the thread)"), (status = 403), (status = 404)))]
+#[utoipa::path(delete, path = "/api/v1/forum-posts/{id}", tag = "communication", params(("id" = Uuid, Path)), responses((status = 204, description = "Removed (a tombstone; a thread's first post removes the thread)"), (status = 403), (status = 404)))]
 async fn remove_post(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,

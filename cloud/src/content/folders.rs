@@ -40,7 +40,7 @@ pub struct Folder {
 }
 
 /// A new folder.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewFolder {
     /// 1 to 200 characters.
@@ -52,8 +52,9 @@ pub struct NewFolder {
 }
 
 /// Filters of the folder list.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct FolderFilter {
     /// Children of this folder.
     pub parent_id: Option<Uuid>,
@@ -63,8 +64,12 @@ pub struct FolderFilter {
     pub course_id: Option<String>,
 }
 
+impl crate::listing::Sorted for FolderFilter {
+    const SORT: &'static [(&'static str, &'static str)] = &[("name", "f.name"), ("created_at", "f.created_at")];
+}
+
 /// An item to put into a folder.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FolderItem {
     /// The content item.
@@ -134,7 +139,7 @@ pub async fn list(
     visibility: &Visibility,
     query: ListQuery,
 ) -> Result<Page<Folder>> {
-    let (limit, offset, order) = query.resolve(&[("name", "f.name"), ("created_at", "f.created_at")])?;
+    let (limit, offset, order) = query.resolve(<FolderFilter as crate::listing::Sorted>::SORT)?;
     let order = order.replace(", id", ", f.id");
     let mut f = Filter::new();
     f.and("f.parent_id = $?", filter.parent_id).and("f.course_id = $?", filter.course_id);
@@ -212,7 +217,7 @@ async fn client(s: &ContentState) -> Result<deadpool_postgres::Object, AppError>
     Ok(s.pool.get().await.map_err(Error::from)?)
 }
 
-#[utoipa::path(get, path = "/api/v1/content-folders", tag = "content", params(("parent_id" = Option<Uuid>, Query), ("top_level" = Option<bool>, Query), ("course_id" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query, description = "name or created_at; - for descending")), responses((status = 200, description = "A page of folders")))]
+#[utoipa::path(get, path = "/api/v1/content-folders", tag = "content", params(FolderFilter, crate::listing::Paging<FolderFilter>), responses((status = 200, description = "A page of folders")))]
 async fn list_folders(
     State(s): State<ContentState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -222,7 +227,7 @@ async fn list_folders(
     Ok(Json(list(&client(&s).await?, l.filter, &visibility, l.query).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/content-folders", tag = "content", responses((status = 201, description = "The folder"), (status = 404, description = "No such parent")))]
+#[utoipa::path(post, path = "/api/v1/content-folders", tag = "content", request_body = NewFolder, responses((status = 201, description = "The folder"), (status = 404, description = "No such parent")))]
 async fn create_folder(
     State(s): State<ContentState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -252,7 +257,7 @@ async fn delete_folder(State(s): State<ContentState>, ApiPath(id): ApiPath<Uuid>
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(put, path = "/api/v1/content-folders/{id}/items", tag = "content", params(("id" = Uuid, Path)), responses((status = 204, description = "The item is in the folder")))]
+#[utoipa::path(put, path = "/api/v1/content-folders/{id}/items", tag = "content", params(("id" = Uuid, Path)), request_body = FolderItem, responses((status = 204, description = "The item is in the folder")))]
 async fn add_folder_item(
     State(s): State<ContentState>,
     ApiPath(id): ApiPath<Uuid>,

@@ -80,7 +80,7 @@ pub struct NewContent {
 }
 
 /// Metadata changes; absent fields stay.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContentUpdate {
     pub title: Option<String>,
@@ -718,12 +718,27 @@ pub struct Permission {
 }
 
 /// A permission to grant.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPermission {
+    #[schema(schema_with = grantee_types)]
     pub grantee_type: nimbus_core::event::content::Grantee,
     pub grantee_id: String,
+    #[schema(schema_with = permission_kinds)]
     pub permission: nimbus_core::event::content::ContentPermission,
+}
+
+/// The JSON names of [`nimbus_core::event::content::Grantee`] (tested below).
+const GRANTEE_TYPES: &[&str] = &["user", "course", "role"];
+/// The JSON names of [`nimbus_core::event::content::ContentPermission`] (tested below).
+const PERMISSIONS: &[&str] = &["view", "download", "edit", "manage"];
+
+fn grantee_types() -> utoipa::openapi::Object {
+    crate::http::schema::one_of(GRANTEE_TYPES)
+}
+
+fn permission_kinds() -> utoipa::openapi::Object {
+    crate::http::schema::one_of(PERMISSIONS)
 }
 
 fn enum_text<T: serde::Serialize>(v: &T) -> String {

@@ -81,9 +81,7 @@ pub fn router(state: ContentState) -> ApiRoutes {
 pub struct ContentApi;
 
 /// Upload new content.
-#[utoipa::path(post, path = "/api/v1/content", tag = "content",
-    request_body(content_type = "multipart/form-data", description = "`metadata` (JSON: title, description, course_ids, subject_ids, department_id, tags, is_published) then `file`"),
-    responses((status = 201, description = "Created"), (status = 400, description = "Invalid metadata or incomplete upload"),
+#[utoipa::path(post, path = "/api/v1/content", tag = "content", request_body(content_type = "multipart/form-data", description = "`metadata` (JSON: title, description, course_ids, subject_ids, department_id, tags, is_published) then `file`"), responses((status = 201, description = "Created"), (status = 400, description = "Invalid metadata or incomplete upload"),
         (status = 413, description = "Larger than content.max_bytes"), (status = 415, description = "Type not allowed or not matching the bytes")))]
 async fn upload(
     State(state): State<ContentState>,
@@ -107,10 +105,7 @@ async fn upload(
 }
 
 /// Upload a new version of an item's file.
-#[utoipa::path(post, path = "/api/v1/content/{id}/versions", tag = "content",
-    params(("id" = Uuid, Path, description = "Content id")),
-    request_body(content_type = "multipart/form-data", description = "optional `metadata` (JSON: change_notes) then `file`"),
-    responses((status = 201, description = "Created"), (status = 413, description = "Too large"), (status = 415, description = "Unsupported type")))]
+#[utoipa::path(post, path = "/api/v1/content/{id}/versions", tag = "content", params(("id" = Uuid, Path, description = "Content id")), request_body(content_type = "multipart/form-data", description = "optional `metadata` (JSON: change_notes) then `file`"), responses((status = 201, description = "Created"), (status = 413, description = "Too large"), (status = 415, description = "Unsupported type")))]
 async fn upload_version(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -127,13 +122,7 @@ async fn upload_version(
 }
 
 /// Search content by title, tag, course, type, publication and folder.
-#[utoipa::path(get, path = "/api/v1/content", tag = "content",
-    params(("title" = Option<String>, Query, description = "Substring of the title"), ("tag" = Option<String>, Query, description = "Tag"),
-        ("course_id" = Option<String>, Query, description = "Course"), ("content_type" = Option<String>, Query, description = "Type"),
-        ("is_published" = Option<bool>, Query, description = "Publication"), ("folder_id" = Option<Uuid>, Query, description = "Folder"),
-        ("limit" = Option<i64>, Query, description = "1..200"), ("offset" = Option<i64>, Query, description = "Rows skipped"),
-        ("sort" = Option<String>, Query, description = "created_at, title, updated_at, file_size; - for descending")),
-    responses((status = 200, description = "A page of content")))]
+#[utoipa::path(get, path = "/api/v1/content", tag = "content", responses((status = 200, description = "A page of content")))]
 async fn search(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -149,8 +138,7 @@ async fn search(
 }
 
 /// One item.
-#[utoipa::path(get, path = "/api/v1/content/{id}", tag = "content", params(("id" = Uuid, Path, description = "Content id")),
-    responses((status = 200, description = "The item"), (status = 404, description = "No such item, or not visible to the caller")))]
+#[utoipa::path(get, path = "/api/v1/content/{id}", tag = "content", params(("id" = Uuid, Path, description = "Content id")), responses((status = 200, description = "The item"), (status = 404, description = "No such item, or not visible to the caller")))]
 async fn show(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -160,8 +148,7 @@ async fn show(
 }
 
 /// Change metadata (title, description, subjects, department, tags).
-#[utoipa::path(patch, path = "/api/v1/content/{id}", tag = "content", params(("id" = Uuid, Path, description = "Content id")),
-    responses((status = 200, description = "The item"), (status = 403, description = "Not the caller's content")))]
+#[utoipa::path(patch, path = "/api/v1/content/{id}", tag = "content", params(("id" = Uuid, Path, description = "Content id")), request_body = ContentUpdate, responses((status = 200, description = "The item"), (status = 403, description = "Not the caller's content")))]
 async fn update(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -175,16 +162,14 @@ async fn update(
 }
 
 /// The courses an item is mapped to.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CourseIds {
     course_ids: Vec<String>,
 }
 
 /// Replace the courses an item is mapped to.
-#[utoipa::path(put, path = "/api/v1/content/{id}/courses", tag = "content", params(("id" = Uuid, Path, description = "Content id")),
-    request_body(content_type = "application/json", description = "{\"course_ids\": [...]}"),
-    responses((status = 200, description = "The item")))]
+#[utoipa::path(put, path = "/api/v1/content/{id}/courses", tag = "content", params(("id" = Uuid, Path, description = "Content id")), request_body(content_type = "application/json", description = "{\"course_ids\": [...]}"), responses((status = 200, description = "The item")))]
 async fn set_courses(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -208,8 +193,7 @@ async fn set_published(
 }
 
 /// Publish an item to its courses.
-#[utoipa::path(post, path = "/api/v1/content/{id}/publish", tag = "content", params(("id" = Uuid, Path, description = "Content id")),
-    responses((status = 200, description = "The item")))]
+#[utoipa::path(post, path = "/api/v1/content/{id}/publish", tag = "content", params(("id" = Uuid, Path, description = "Content id")), responses((status = 200, description = "The item")))]
 async fn publish_item(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -220,8 +204,7 @@ async fn publish_item(
 }
 
 /// Hide an item from its courses again.
-#[utoipa::path(post, path = "/api/v1/content/{id}/unpublish", tag = "content", params(("id" = Uuid, Path, description = "Content id")),
-    responses((status = 200, description = "The item")))]
+#[utoipa::path(post, path = "/api/v1/content/{id}/unpublish", tag = "content", params(("id" = Uuid, Path, description = "Content id")), responses((status = 200, description = "The item")))]
 async fn unpublish_item(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -232,8 +215,7 @@ async fn unpublish_item(
 }
 
 /// Delete an item (soft: it disappears everywhere, the bytes stay for audit).
-#[utoipa::path(delete, path = "/api/v1/content/{id}", tag = "content", params(("id" = Uuid, Path, description = "Content id")),
-    responses((status = 204, description = "Deleted")))]
+#[utoipa::path(delete, path = "/api/v1/content/{id}", tag = "content", params(("id" = Uuid, Path, description = "Content id")), responses((status = 204, description = "Deleted")))]
 async fn remove(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -246,8 +228,7 @@ async fn remove(
 }
 
 /// Every version of an item, newest first.
-#[utoipa::path(get, path = "/api/v1/content/{id}/versions", tag = "content", params(("id" = Uuid, Path, description = "Content id")),
-    responses((status = 200, description = "The versions")))]
+#[utoipa::path(get, path = "/api/v1/content/{id}/versions", tag = "content", params(("id" = Uuid, Path, description = "Content id")), responses((status = 200, description = "The versions")))]
 async fn list_versions(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -259,8 +240,7 @@ async fn list_versions(
 }
 
 /// Download an item's current version (`Range` supported).
-#[utoipa::path(get, path = "/api/v1/content/{id}/download", tag = "content", params(("id" = Uuid, Path, description = "Content id")),
-    responses((status = 200, description = "The bytes"), (status = 206, description = "The requested range"),
+#[utoipa::path(get, path = "/api/v1/content/{id}/download", tag = "content", params(("id" = Uuid, Path, description = "Content id")), responses((status = 200, description = "The bytes"), (status = 206, description = "The requested range"),
         (status = 304, description = "Not modified"), (status = 416, description = "Range not satisfiable")))]
 async fn download_current(
     State(state): State<ContentState>,
@@ -273,9 +253,7 @@ async fn download_current(
 }
 
 /// Download one version of an item (staff; students get the current one).
-#[utoipa::path(get, path = "/api/v1/content/{id}/versions/{version}/download", tag = "content",
-    params(("id" = Uuid, Path, description = "Content id"), ("version" = i32, Path, description = "Version number")),
-    responses((status = 200, description = "The bytes"), (status = 206, description = "The requested range")))]
+#[utoipa::path(get, path = "/api/v1/content/{id}/versions/{version}/download", tag = "content", params(("id" = Uuid, Path, description = "Content id"), ("version" = i32, Path, description = "Version number")), responses((status = 200, description = "The bytes"), (status = 206, description = "The requested range")))]
 async fn download_version(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -287,8 +265,7 @@ async fn download_version(
 }
 
 /// The grants on an item.
-#[utoipa::path(get, path = "/api/v1/content/{id}/permissions", tag = "content", params(("id" = Uuid, Path, description = "Content id")),
-    responses((status = 200, description = "The grants")))]
+#[utoipa::path(get, path = "/api/v1/content/{id}/permissions", tag = "content", params(("id" = Uuid, Path, description = "Content id")), responses((status = 200, description = "The grants")))]
 async fn list_permissions(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -300,9 +277,7 @@ async fn list_permissions(
 }
 
 /// Grant a user, a course or a role a permission on an item.
-#[utoipa::path(post, path = "/api/v1/content/{id}/permissions", tag = "content", params(("id" = Uuid, Path, description = "Content id")),
-    request_body(content_type = "application/json", description = "{grantee_type: user|course|role, grantee_id, permission: view|download|edit|manage}"),
-    responses((status = 201, description = "The grant")))]
+#[utoipa::path(post, path = "/api/v1/content/{id}/permissions", tag = "content", params(("id" = Uuid, Path, description = "Content id")), request_body(content_type = "application/json", description = "{grantee_type: user|course|role, grantee_id, permission: view|download|edit|manage}"), responses((status = 201, description = "The grant")))]
 async fn grant(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -316,9 +291,7 @@ async fn grant(
 }
 
 /// Revoke a grant.
-#[utoipa::path(delete, path = "/api/v1/content/{id}/permissions/{permission_id}", tag = "content",
-    params(("id" = Uuid, Path, description = "Content id"), ("permission_id" = Uuid, Path, description = "Grant id")),
-    responses((status = 204, description = "Revoked")))]
+#[utoipa::path(delete, path = "/api/v1/content/{id}/permissions/{permission_id}", tag = "content", params(("id" = Uuid, Path, description = "Content id"), ("permission_id" = Uuid, Path, description = "Grant id")), responses((status = 204, description = "Revoked")))]
 async fn revoke(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -333,9 +306,7 @@ async fn revoke(
 /// A classroom node downloads a version listed in its manifest (HTTP Basic with its registry
 /// credentials; only content of the courses on its room's published timetable; `Range` to
 /// resume).
-#[utoipa::path(get, path = "/api/v1/edge/content/{id}/versions/{version}", tag = "content",
-    params(("id" = Uuid, Path, description = "Content id"), ("version" = i32, Path, description = "Version number")),
-    responses((status = 200, description = "The bytes"), (status = 206, description = "The requested range"),
+#[utoipa::path(get, path = "/api/v1/edge/content/{id}/versions/{version}", tag = "content", params(("id" = Uuid, Path, description = "Content id"), ("version" = i32, Path, description = "Version number")), responses((status = 200, description = "The bytes"), (status = 206, description = "The requested range"),
         (status = 401, description = "Bad node credentials"), (status = 404, description = "Not content of this node's room")))]
 async fn node_download(
     State(state): State<ContentState>,

@@ -16,7 +16,7 @@ use crate::error::{Error, FieldError, Result};
 use crate::listing::{self, Filter, ListQuery, Page, require_text};
 
 /// A new course.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCourse {
     pub course_code: String,
@@ -32,7 +32,7 @@ pub struct NewCourse {
 }
 
 /// Changes to a course; absent fields stay.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CourseUpdate {
     pub course_code: Option<String>,
@@ -42,8 +42,9 @@ pub struct CourseUpdate {
 }
 
 /// Filters of [`list_courses`].
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CourseFilter {
     pub department_id: Option<Uuid>,
     pub program_id: Option<Uuid>,
@@ -99,6 +100,10 @@ const SORTABLE: &[(&str, &str)] = &[
     ("max_students", "max_students"),
 ];
 
+impl crate::listing::Sorted for CourseFilter {
+    const SORT: &'static [(&'static str, &'static str)] = SORTABLE;
+}
+
 fn reference_error(e: tokio_postgres::Error, code: &str) -> Error {
     if listing::unique_violation(&e).is_some() {
         duplicate("course", "course_code", code)
@@ -109,7 +114,7 @@ fn reference_error(e: tokio_postgres::Error, code: &str) -> Error {
             Some(c) if c.contains("semester") => "semester_id",
             _ => "department_id",
         };
-        Error::Validation(vec![FieldError::new(field, "does not exist")])
+        Error::Unprocessable(vec![FieldError::new(field, "does not exist")])
     } else {
         e.into()
     }
@@ -321,7 +326,7 @@ pub async fn add_prerequisite(pool: &Pool, _actor: &Actor, course: Uuid, prerequ
         .await
         .map_err(|e| {
             if listing::foreign_key_violation(&e) {
-                Error::Validation(vec![FieldError::new("prerequisite_id", "no such course")])
+                Error::Unprocessable(vec![FieldError::new("prerequisite_id", "no such course")])
             } else {
                 e.into()
             }
@@ -343,7 +348,7 @@ pub async fn add_corequisite(pool: &Pool, _actor: &Actor, course: Uuid, corequis
         .await
         .map_err(|e| {
             if listing::foreign_key_violation(&e) {
-                Error::Validation(vec![FieldError::new("corequisite_id", "no such course")])
+                Error::Unprocessable(vec![FieldError::new("corequisite_id", "no such course")])
             } else {
                 e.into()
             }

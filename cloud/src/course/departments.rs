@@ -21,7 +21,7 @@ pub struct Department {
 }
 
 /// A new department.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDepartment {
     pub code: String,
@@ -31,7 +31,7 @@ pub struct NewDepartment {
 }
 
 /// Changes to a department.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DepartmentUpdate {
     pub name: Option<String>,
@@ -40,8 +40,9 @@ pub struct DepartmentUpdate {
 }
 
 /// Filters of [`list_departments`].
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DepartmentFilter {
     pub is_active: Option<bool>,
 }
@@ -69,6 +70,10 @@ impl DepartmentUpdate {
 
 const COLUMNS: &str = "id, code, name, description, is_active, created_at";
 const SORTABLE: &[(&str, &str)] = &[("code", "code"), ("name", "name"), ("created_at", "created_at")];
+
+impl crate::listing::Sorted for DepartmentFilter {
+    const SORT: &'static [(&'static str, &'static str)] = SORTABLE;
+}
 
 fn from_row(r: &Row) -> Department {
     Department {

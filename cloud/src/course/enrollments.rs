@@ -41,19 +41,25 @@ pub struct Enrollment {
 }
 
 /// A request to enroll a student.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEnrollment {
     pub course_id: Uuid,
     pub student_id: String,
     /// The seed's `enrolled_by`: `self` or `admin` (default).
     #[serde(default)]
+    #[schema(schema_with = enrolled_by)]
     pub enrolled_by: EnrolledBy,
 }
 
+fn enrolled_by() -> utoipa::openapi::Object {
+    crate::http::schema::one_of(&["self", "admin"])
+}
+
 /// Filters of [`list_enrollments`].
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EnrollmentFilter {
     pub course_id: Option<Uuid>,
     pub student_id: Option<String>,
@@ -76,6 +82,10 @@ const SORTABLE: &[(&str, &str)] = &[
     ("student_id", "student_id"),
     ("status", "status"),
 ];
+
+impl crate::listing::Sorted for EnrollmentFilter {
+    const SORT: &'static [(&'static str, &'static str)] = SORTABLE;
+}
 
 fn from_row(r: &Row) -> Enrollment {
     Enrollment {

@@ -24,7 +24,7 @@ pub struct Assignment {
 }
 
 /// A new assignment.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAssignment {
     pub faculty_id: String,

@@ -22,7 +22,7 @@ pub struct Program {
 }
 
 /// A new program.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProgram {
     pub department_id: Uuid,
@@ -43,8 +43,9 @@ fn eight() -> i32 {
 }
 
 /// Filters of [`list_programs`].
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ProgramFilter {
     pub department_id: Option<Uuid>,
     pub is_active: Option<bool>,
@@ -66,6 +67,10 @@ impl NewProgram {
 
 const COLUMNS: &str = "id, department_id, code, name, degree_level, duration_semesters, is_active";
 const SORTABLE: &[(&str, &str)] = &[("code", "code"), ("name", "name")];
+
+impl crate::listing::Sorted for ProgramFilter {
+    const SORT: &'static [(&'static str, &'static str)] = SORTABLE;
+}
 
 fn from_row(r: &Row) -> Program {
     Program {
@@ -97,7 +102,7 @@ pub async fn create_program(pool: &Pool, _actor: &Actor, input: NewProgram) -> R
             if listing::unique_violation(&e).is_some() {
                 duplicate("program", "code", &code)
             } else if listing::foreign_key_violation(&e) {
-                Error::Validation(vec![FieldError::new("department_id", "no such department")])
+                Error::Unprocessable(vec![FieldError::new("department_id", "no such department")])
             } else {
                 e.into()
             }

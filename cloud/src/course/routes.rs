@@ -30,12 +30,17 @@ type Answer<T> = Result<Json<T>, AppError>;
 type Created<T> = Result<(StatusCode, Json<T>), AppError>;
 
 /// A list without filters (only paging and sorting).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct NoFilter {}
 
+impl crate::listing::Sorted for NoFilter {
+    const SORT: &'static [(&'static str, &'static str)] = crate::course::semesters::SORTABLE;
+}
+
 /// The other course of a prerequisite or corequisite link.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Link {
     /// The course required before (prerequisite) or alongside (corequisite).
@@ -115,12 +120,12 @@ pub fn routes() -> ApiRoutes<ServicesState> {
 ))]
 pub struct Doc;
 
-#[utoipa::path(get, path = "/api/v1/departments", tag = "course", params(("is_active" = Option<bool>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of departments")))]
+#[utoipa::path(get, path = "/api/v1/departments", tag = "course", params(DepartmentFilter, crate::listing::Paging<DepartmentFilter>), responses((status = 200, description = "A page of departments")))]
 async fn list_departments(State(s): State<ServicesState>, l: Listing<DepartmentFilter>) -> Answer<Page<Department>> {
     Ok(Json(departments::list_departments(&s.course, l.filter, l.query).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/departments", tag = "course", responses((status = 201, description = "The department"), (status = 409, description = "Code taken")))]
+#[utoipa::path(post, path = "/api/v1/departments", tag = "course", request_body = NewDepartment, responses((status = 201, description = "The department"), (status = 409, description = "Code taken")))]
 async fn create_department(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -134,7 +139,7 @@ async fn get_department(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uui
     Ok(Json(departments::get_department(&s.course, id).await?))
 }
 
-#[utoipa::path(patch, path = "/api/v1/departments/{id}", tag = "course", params(("id" = Uuid, Path)), responses((status = 200, description = "The updated department")))]
+#[utoipa::path(patch, path = "/api/v1/departments/{id}", tag = "course", params(("id" = Uuid, Path)), request_body = DepartmentUpdate, responses((status = 200, description = "The updated department")))]
 async fn update_department(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -144,12 +149,12 @@ async fn update_department(
     Ok(Json(departments::update_department(&s.course, &a, id, input).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/programs", tag = "course", params(("department_id" = Option<Uuid>, Query), ("is_active" = Option<bool>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of programs")))]
+#[utoipa::path(get, path = "/api/v1/programs", tag = "course", params(ProgramFilter, crate::listing::Paging<ProgramFilter>), responses((status = 200, description = "A page of programs")))]
 async fn list_programs(State(s): State<ServicesState>, l: Listing<ProgramFilter>) -> Answer<Page<Program>> {
     Ok(Json(programs::list_programs(&s.course, l.filter, l.query).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/programs", tag = "course", responses((status = 201, description = "The program")))]
+#[utoipa::path(post, path = "/api/v1/programs", tag = "course", request_body = NewProgram, responses((status = 201, description = "The program")))]
 async fn create_program(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -163,12 +168,12 @@ async fn get_program(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uuid>)
     Ok(Json(programs::get_program(&s.course, id).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/subjects", tag = "course", params(("department_id" = Option<Uuid>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of subjects")))]
+#[utoipa::path(get, path = "/api/v1/subjects", tag = "course", params(SubjectFilter, crate::listing::Paging<SubjectFilter>), responses((status = 200, description = "A page of subjects")))]
 async fn list_subjects(State(s): State<ServicesState>, l: Listing<SubjectFilter>) -> Answer<Page<Subject>> {
     Ok(Json(subjects::list_subjects(&s.course, l.filter, l.query).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/subjects", tag = "course", responses((status = 201, description = "The subject")))]
+#[utoipa::path(post, path = "/api/v1/subjects", tag = "course", request_body = NewSubject, responses((status = 201, description = "The subject")))]
 async fn create_subject(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -182,12 +187,12 @@ async fn get_subject(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uuid>)
     Ok(Json(subjects::get_subject(&s.course, id).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/semesters", tag = "course", params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of semesters")))]
+#[utoipa::path(get, path = "/api/v1/semesters", tag = "course", params(NoFilter, crate::listing::Paging<NoFilter>), responses((status = 200, description = "A page of semesters")))]
 async fn list_semesters(State(s): State<ServicesState>, l: Listing<NoFilter>) -> Answer<Page<Semester>> {
     Ok(Json(semesters::list_semesters(&s.course, l.query).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/semesters", tag = "course", responses((status = 201, description = "The semester")))]
+#[utoipa::path(post, path = "/api/v1/semesters", tag = "course", request_body = NewSemester, responses((status = 201, description = "The semester")))]
 async fn create_semester(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -215,7 +220,7 @@ async fn calendar(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uuid>) ->
     Ok(Json(semesters::calendar(&s.course, id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/calendar-events", tag = "course", responses((status = 201, description = "The calendar event")))]
+#[utoipa::path(post, path = "/api/v1/calendar-events", tag = "course", request_body = NewCalendarEvent, responses((status = 201, description = "The calendar event")))]
 async fn add_calendar_event(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -224,12 +229,12 @@ async fn add_calendar_event(
     Ok((StatusCode::CREATED, Json(semesters::add_calendar_event(&s.course, &a, input).await?)))
 }
 
-#[utoipa::path(get, path = "/api/v1/courses", tag = "course", params(("department_id" = Option<Uuid>, Query), ("program_id" = Option<Uuid>, Query), ("semester_id" = Option<Uuid>, Query), ("academic_year" = Option<i32>, Query), ("is_active" = Option<bool>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of courses")))]
+#[utoipa::path(get, path = "/api/v1/courses", tag = "course", params(CourseFilter, crate::listing::Paging<CourseFilter>), responses((status = 200, description = "A page of courses")))]
 async fn list_courses(State(s): State<ServicesState>, l: Listing<CourseFilter>) -> Answer<Page<Course>> {
     Ok(Json(courses::list_courses(&s.course, l.filter, l.query).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/courses", tag = "course", responses((status = 201, description = "The course"), (status = 409, description = "Code taken this term")))]
+#[utoipa::path(post, path = "/api/v1/courses", tag = "course", request_body = NewCourse, responses((status = 201, description = "The course"), (status = 409, description = "Code taken this term")))]
 async fn create_course(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -243,7 +248,7 @@ async fn get_course(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uuid>) 
     Ok(Json(courses::get_course(&s.course, id).await?))
 }
 
-#[utoipa::path(patch, path = "/api/v1/courses/{id}", tag = "course", params(("id" = Uuid, Path)), responses((status = 200, description = "The updated course")))]
+#[utoipa::path(patch, path = "/api/v1/courses/{id}", tag = "course", params(("id" = Uuid, Path)), request_body = CourseUpdate, responses((status = 200, description = "The updated course")))]
 async fn update_course(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -281,7 +286,7 @@ async fn deactivate_course(
     Ok(Json(courses::set_course_active(&s.course, &a, id, false).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/courses/{id}/prerequisites", tag = "course", params(("id" = Uuid, Path)), responses((status = 204, description = "Linked")))]
+#[utoipa::path(post, path = "/api/v1/courses/{id}/prerequisites", tag = "course", params(("id" = Uuid, Path)), request_body = Link, responses((status = 204, description = "Linked")))]
 async fn add_prerequisite(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -292,7 +297,7 @@ async fn add_prerequisite(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/courses/{id}/corequisites", tag = "course", params(("id" = Uuid, Path)), responses((status = 204, description = "Linked")))]
+#[utoipa::path(post, path = "/api/v1/courses/{id}/corequisites", tag = "course", params(("id" = Uuid, Path)), request_body = Link, responses((status = 204, description = "Linked")))]
 async fn add_corequisite(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -308,7 +313,7 @@ async fn course_faculty(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uui
     Ok(Json(faculty::course_faculty(&s.course, id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/courses/{id}/faculty", tag = "course", params(("id" = Uuid, Path)), responses((status = 201, description = "Assigned")))]
+#[utoipa::path(post, path = "/api/v1/courses/{id}/faculty", tag = "course", params(("id" = Uuid, Path)), request_body = NewAssignment, responses((status = 201, description = "Assigned")))]
 async fn assign_faculty(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -328,12 +333,12 @@ async fn unassign_faculty(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/enrollments", tag = "course", params(("course_id" = Option<Uuid>, Query), ("student_id" = Option<String>, Query), ("status" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of enrollments")))]
+#[utoipa::path(get, path = "/api/v1/enrollments", tag = "course", params(EnrollmentFilter, crate::listing::Paging<EnrollmentFilter>), responses((status = 200, description = "A page of enrollments")))]
 async fn list_enrollments(State(s): State<ServicesState>, l: Listing<EnrollmentFilter>) -> Answer<Page<Enrollment>> {
     Ok(Json(enrollments::list_enrollments(&s.course, l.filter, l.query).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/enrollments", tag = "course", responses((status = 201, description = "Enrolled, or waitlisted when the course is full")))]
+#[utoipa::path(post, path = "/api/v1/enrollments", tag = "course", request_body = NewEnrollment, responses((status = 201, description = "Enrolled, or waitlisted when the course is full")))]
 async fn enroll(
     State(s): State<ServicesState>,
     Acting(a): Acting,

@@ -23,7 +23,7 @@ pub struct Semester {
 }
 
 /// A new semester.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSemester {
     pub name: String,
@@ -48,7 +48,7 @@ pub struct CalendarEvent {
 }
 
 /// A new calendar event.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCalendarEvent {
     pub semester_id: Uuid,
@@ -92,7 +92,7 @@ impl NewCalendarEvent {
 }
 
 const COLUMNS: &str = "id, name, academic_year, term_number, start_date, end_date, is_current";
-const SORTABLE: &[(&str, &str)] = &[("start_date", "start_date"), ("name", "name")];
+pub(crate) const SORTABLE: &[(&str, &str)] = &[("start_date", "start_date"), ("name", "name")];
 
 fn from_row(r: &Row) -> Semester {
     Semester {
@@ -162,7 +162,7 @@ pub async fn add_calendar_event(pool: &Pool, _actor: &Actor, input: NewCalendarE
     let sem = client
         .query_opt("SELECT start_date, end_date FROM semesters WHERE id = $1", &[&input.semester_id])
         .await?
-        .ok_or_else(|| Error::Validation(vec![FieldError::new("semester_id", "no such semester")]))?;
+        .ok_or_else(|| Error::Unprocessable(vec![FieldError::new("semester_id", "no such semester")]))?;
     let (start, end): (NaiveDate, NaiveDate) = (sem.get(0), sem.get(1));
     if input.start_date < start || input.end_date > end {
         return Err(Error::Validation(vec![FieldError::new("start_date", "must lie within the semester")]));

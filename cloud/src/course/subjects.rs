@@ -21,7 +21,7 @@ pub struct Subject {
 }
 
 /// A new subject.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSubject {
     pub department_id: Uuid,
@@ -33,8 +33,9 @@ pub struct NewSubject {
 }
 
 /// Filters of [`list_subjects`].
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SubjectFilter {
     pub department_id: Option<Uuid>,
 }
@@ -54,6 +55,10 @@ impl NewSubject {
 
 const COLUMNS: &str = "id, department_id, code, name, credits, description";
 const SORTABLE: &[(&str, &str)] = &[("code", "code"), ("name", "name"), ("credits", "credits")];
+
+impl crate::listing::Sorted for SubjectFilter {
+    const SORT: &'static [(&'static str, &'static str)] = SORTABLE;
+}
 
 fn from_row(r: &Row) -> Subject {
     Subject {
@@ -84,7 +89,7 @@ pub async fn create_subject(pool: &Pool, _actor: &Actor, input: NewSubject) -> R
             if listing::unique_violation(&e).is_some() {
                 duplicate("subject", "code", &code)
             } else if listing::foreign_key_violation(&e) {
-                Error::Validation(vec![FieldError::new("department_id", "no such department")])
+                Error::Unprocessable(vec![FieldError::new("department_id", "no such department")])
             } else {
                 e.into()
             }

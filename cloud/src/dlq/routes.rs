@@ -67,8 +67,9 @@ pub struct Letter {
 }
 
 /// Filters of the list (and of "replay all").
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LetterFilter {
     /// Only letters from this topic.
     pub original_topic: Option<String>,
@@ -80,9 +81,14 @@ pub struct LetterFilter {
     pub replayed: Option<bool>,
 }
 
+impl crate::listing::Sorted for LetterFilter {
+    const SORT: &'static [(&'static str, &'static str)] = &[("id", "id"), ("last_attempt_at", "last_attempt_at")];
+}
+
 /// `POST /api/v1/dlq/replay` options.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ReplayAll {
     /// Only letters from this topic.
     pub original_topic: Option<String>,
@@ -215,12 +221,12 @@ impl Letter {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/dlq", tag = "dlq", params(("original_topic" = Option<String>, Query), ("service" = Option<String>, Query), ("original_key" = Option<String>, Query), ("replayed" = Option<bool>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query, description = "id or last_attempt_at; - for descending")), responses((status = 200, description = "A page of dead letters")))]
+#[utoipa::path(get, path = "/api/v1/dlq", tag = "dlq", params(LetterFilter, crate::listing::Paging<LetterFilter>), responses((status = 200, description = "A page of dead letters")))]
 async fn list_letters(
     State(s): State<ServicesState>,
     l: Listing<LetterFilter>,
 ) -> Result<Json<Page<Letter>>, AppError> {
-    let (limit, offset, _) = l.query.resolve(&[("id", "id"), ("last_attempt_at", "last_attempt_at")])?;
+    let (limit, offset, _) = l.query.resolve(<LetterFilter as crate::listing::Sorted>::SORT)?;
     let mut all: Vec<Letter> = letters(&s).await?.into_iter().filter(|x| x.matches(&l.filter)).collect();
     match l.query.sort.as_deref() {
         Some("last_attempt_at") => all.sort_by_key(|x| x.last_attempt_at),
@@ -304,7 +310,7 @@ async fn replay_one(
     Ok(Json(ReplayOutcome { replayed: 1, skipped: 0, failed: Vec::new() }))
 }
 
-#[utoipa::path(post, path = "/api/v1/dlq/replay", tag = "dlq", params(("original_topic" = Option<String>, Query), ("service" = Option<String>, Query), ("original_key" = Option<String>, Query), ("force" = Option<bool>, Query, description = "also replay letters replayed before")), responses((status = 200, description = "How many were replayed, skipped, failed")))]
+#[utoipa::path(post, path = "/api/v1/dlq/replay", tag = "dlq", params(ReplayAll), responses((status = 200, description = "How many were replayed, skipped, failed")))]
 async fn replay_all(
     State(s): State<ServicesState>,
     Acting(a): Acting,

@@ -9,6 +9,7 @@
 //!   once with the access it needs;
 //! - [`extract`]: request extractors ([`Listing`], [`Params`], [`Acting`]) whose rejections are
 //!   `AppError`s;
+//! - [`schema`]: helpers that describe a field in the OpenAPI document from its validation table;
 //! - [`state`]: [`ServicesState`], the pools of the service databases the routes share;
 //! - [`ratelimit`]: the Redis rate limiter; [`metrics`]: the one metrics registry of a process;
 //!   [`probe`]: `/health`, `/health/ready` and `/metrics` for every role.
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod probe;
 pub mod ratelimit;
 pub mod routes;
+pub mod schema;
 pub mod state;
 
 use axum::http::StatusCode;
@@ -93,6 +95,10 @@ impl From<Error> for AppError {
         match e {
             Error::Validation(fields) => {
                 AppError::new(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", "Validation failed")
+                    .with_details(json!({ "fields": fields }))
+            }
+            Error::Unprocessable(fields) => {
+                AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", "The fields break a rule together")
                     .with_details(json!({ "fields": fields }))
             }
             Error::NotFound { what, id } => {

@@ -46,13 +46,16 @@ const ITEM: &str =
     "id, notification_type, title, message, action_url, priority, data, COALESCE(scheduled_at, created_at), read_at";
 
 /// `user_id`'s inbox: unread first, newest first; `unread_only` leaves out what was read.
+/// The inbox is newest first; `created_at` is its one sort field.
+pub const INBOX_SORT: &[(&str, &str)] = &[("created_at", "created_at")];
+
 pub async fn list(
     db: &impl GenericClient,
     user_id: &str,
     unread_only: bool,
     query: &ListQuery,
 ) -> Result<Page<InboxItem>> {
-    let (limit, offset, _) = query.resolve(&[("created_at", "created_at")])?;
+    let (limit, offset, _) = query.resolve(crate::notification::inbox::INBOX_SORT)?;
     let unread = if unread_only { " AND read_at IS NULL" } else { "" };
     let total: i64 =
         db.query_one(&format!("SELECT count(*) FROM notifications WHERE {VISIBLE}{unread}"), &[&user_id]).await?.get(0);

@@ -139,14 +139,19 @@ async fn stream(
 pub struct Doc;
 
 /// `?unread=true` shows unread ones only.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct InboxFilter {
     /// Only unread notifications.
     pub unread: Option<bool>,
 }
 
-#[utoipa::path(get, path = "/api/v1/me/notifications", tag = "notification", params(("unread" = Option<bool>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)), responses((status = 200, description = "The caller's notifications, unread first")))]
+impl crate::listing::Sorted for InboxFilter {
+    const SORT: &'static [(&'static str, &'static str)] = crate::notification::inbox::INBOX_SORT;
+}
+
+#[utoipa::path(get, path = "/api/v1/me/notifications", tag = "notification", params(InboxFilter, crate::listing::Paging<InboxFilter>), responses((status = 200, description = "The caller's notifications, unread first")))]
 async fn my_notifications(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -410,8 +415,9 @@ async fn broadcast(
 }
 
 /// `?from=&to=` (dates, default the last 30 days).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StatisticsQuery {
     /// First day.
     pub from: Option<NaiveDate>,
@@ -419,7 +425,7 @@ pub struct StatisticsQuery {
     pub to: Option<NaiveDate>,
 }
 
-#[utoipa::path(get, path = "/api/v1/notifications/statistics", tag = "notification", params(("from" = Option<String>, Query), ("to" = Option<String>, Query)), responses((status = 200, description = "Counts per day, channel and template")))]
+#[utoipa::path(get, path = "/api/v1/notifications/statistics", tag = "notification", params(StatisticsQuery), responses((status = 200, description = "Counts per day, channel and template")))]
 async fn statistics(State(s): State<ServicesState>, Params(q): Params<StatisticsQuery>) -> Answer<Value> {
     let to = q.to.unwrap_or_else(|| Utc::now().date_naive());
     let from = q.from.unwrap_or(to - chrono::Days::new(30));
@@ -432,17 +438,22 @@ async fn statistics(State(s): State<ServicesState>, Params(q): Params<Statistics
 }
 
 /// The history takes paging only.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryFilter {}
 
-#[utoipa::path(get, path = "/api/v1/users/{id}/notifications", tag = "notification", params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)), responses((status = 200, description = "Deliveries to the user, newest first")))]
+impl crate::listing::Sorted for HistoryFilter {
+    const SORT: &'static [(&'static str, &'static str)] = &[("created_at", "created_at")];
+}
+
+#[utoipa::path(get, path = "/api/v1/users/{id}/notifications", tag = "notification", params(("id" = String, Path), HistoryFilter, crate::listing::Paging<HistoryFilter>), responses((status = 200, description = "Deliveries to the user, newest first")))]
 async fn history(
     State(s): State<ServicesState>,
     ApiPath(id): ApiPath<String>,
     l: Listing<HistoryFilter>,
 ) -> Answer<Page<Value>> {
-    let (limit, offset, _) = l.query.resolve(&[("created_at", "created_at")])?;
+    let (limit, offset, _) = l.query.resolve(<HistoryFilter as crate::listing::Sorted>::SORT)?;
     let c = db(&s).await?;
     let total: i64 = c
         .query_one("SELECT count(*) FROM notification_queue WHERE user_id = $1", &[&id])

@@ -51,7 +51,7 @@ pub struct UnknownCard {
 }
 
 /// Who a card belongs to.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CardHolder {
     /// The holder's user id.
@@ -64,7 +64,7 @@ pub struct CardHolder {
 }
 
 /// A new card mapping.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCard {
     /// The card's UID (hex, any case).
@@ -75,8 +75,9 @@ pub struct NewCard {
 }
 
 /// Filters of the card list.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CardFilter {
     /// One holder's cards.
     pub user_id: Option<String>,
@@ -84,12 +85,27 @@ pub struct CardFilter {
     pub role: Option<String>,
 }
 
+impl crate::listing::Sorted for CardFilter {
+    const SORT: &'static [(&'static str, &'static str)] =
+        &[("card_uid", "card_uid"), ("user_id", "user_id"), ("assigned_at", "assigned_at")];
+}
+
 /// Filters of the unknown-card list.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UnknownFilter {
     /// Cards tapped at one node.
     pub node_id: Option<String>,
+}
+
+impl crate::listing::Sorted for UnknownFilter {
+    const SORT: &'static [(&'static str, &'static str)] = &[
+        ("last_seen", "last_seen"),
+        ("first_seen", "first_seen"),
+        ("tap_count", "tap_count"),
+        ("card_uid", "card_uid"),
+    ];
 }
 
 /// The card routes.
@@ -189,16 +205,18 @@ async fn page_of<T>(
     Ok(Page { items: rows.iter().map(map).collect(), total, limit, offset })
 }
 
-#[utoipa::path(get, path = "/api/v1/cards", tag = "cards", params(("user_id" = Option<String>, Query), ("role" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of cards")))]
+#[utoipa::path(get, path = "/api/v1/cards", tag = "cards", params(CardFilter, crate::listing::Paging<CardFilter>), responses((status = 200, description = "A page of cards")))]
 async fn list_cards(State(s): State<ServicesState>, l: Listing<CardFilter>) -> Result<Json<Page<Card>>, AppError> {
     let mut f = Filter::new();
     f.and("user_id = $?", l.filter.user_id).and("role = $?", l.filter.role);
-    let sortable = [("card_uid", "card_uid"), ("user_id", "user_id"), ("assigned_at", "assigned_at")];
     let cols = "card_uid, user_id, role, display_name, assigned_by, assigned_at";
-    Ok(Json(page_of(&s, ("cards", cols), f, l.query, &sortable, "card_uid", card).await?))
+    Ok(Json(
+        page_of(&s, ("cards", cols), f, l.query, <CardFilter as crate::listing::Sorted>::SORT, "card_uid", card)
+            .await?,
+    ))
 }
 
-#[utoipa::path(post, path = "/api/v1/cards", tag = "cards", responses((status = 201, description = "Mapped"), (status = 409, description = "The card belongs to someone")))]
+#[utoipa::path(post, path = "/api/v1/cards", tag = "cards", request_body = NewCard, responses((status = 201, description = "Mapped"), (status = 409, description = "The card belongs to someone")))]
 async fn assign_card(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -219,19 +237,13 @@ async fn remove_card(State(s): State<ServicesState>, ApiPath(uid): ApiPath<Strin
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/cards/unknown", tag = "cards", params(("node_id" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query, description = "last_seen, first_seen, tap_count, card_uid")), responses((status = 200, description = "A page of quarantined cards")))]
+#[utoipa::path(get, path = "/api/v1/cards/unknown", tag = "cards", params(UnknownFilter, crate::listing::Paging<UnknownFilter>), responses((status = 200, description = "A page of quarantined cards")))]
 async fn list_unknown(
     State(s): State<ServicesState>,
     l: Listing<UnknownFilter>,
 ) -> Result<Json<Page<UnknownCard>>, AppError> {
     let mut f = Filter::new();
     f.and("node_id = $?", l.filter.node_id);
-    let sortable = [
-        ("last_seen", "last_seen"),
-        ("first_seen", "first_seen"),
-        ("tap_count", "tap_count"),
-        ("card_uid", "card_uid"),
-    ];
     let cols = "card_uid, node_id, first_seen, last_seen, tap_count";
     let map = |r: &tokio_postgres::Row| UnknownCard {
         card_uid: r.get(0),
@@ -240,10 +252,21 @@ async fn list_unknown(
         last_seen: r.get(3),
         tap_count: r.get(4),
     };
-    Ok(Json(page_of(&s, ("unknown_cards", cols), f, l.query, &sortable, "card_uid, node_id", map).await?))
+    Ok(Json(
+        page_of(
+            &s,
+            ("unknown_cards", cols),
+            f,
+            l.query,
+            <UnknownFilter as crate::listing::Sorted>::SORT,
+            "card_uid, node_id",
+            map,
+        )
+        .await?,
+    ))
 }
 
-#[utoipa::path(post, path = "/api/v1/cards/unknown/{card_uid}/map", tag = "cards", params(("card_uid" = String, Path)), responses((status = 201, description = "Mapped and removed from quarantine"), (status = 404, description = "Not in quarantine")))]
+#[utoipa::path(post, path = "/api/v1/cards/unknown/{card_uid}/map", tag = "cards", params(("card_uid" = String, Path)), request_body = CardHolder, responses((status = 201, description = "Mapped and removed from quarantine"), (status = 404, description = "Not in quarantine")))]
 async fn map_unknown(
     State(s): State<ServicesState>,
     Acting(a): Acting,

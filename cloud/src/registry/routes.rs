@@ -52,8 +52,9 @@ pub struct NodeView {
 }
 
 /// Filters of the node list.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct NodeFilter {
     /// Only this room's nodes.
     pub room_id: Option<String>,
@@ -62,7 +63,7 @@ pub struct NodeFilter {
 }
 
 /// A registration.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewNode {
     /// The node id (`[a-z0-9-]`, as the sync protocol requires).
@@ -124,14 +125,18 @@ fn view(r: &tokio_postgres::Row) -> NodeView {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/nodes", tag = "nodes", params(("room_id" = Option<String>, Query), ("online" = Option<bool>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query, description = "node_id, room_id, last_seen_at; - for descending")), responses((status = 200, description = "A page of nodes")))]
+#[utoipa::path(get, path = "/api/v1/nodes", tag = "nodes", params(NodeFilter, crate::listing::Paging<NodeFilter>), responses((status = 200, description = "A page of nodes")))]
 async fn list_nodes(State(s): State<ServicesState>, l: Listing<NodeFilter>) -> Result<Json<Page<NodeView>>, AppError> {
     Ok(Json(list(&s, l.filter, l.query).await?))
 }
 
+impl crate::listing::Sorted for NodeFilter {
+    const SORT: &'static [(&'static str, &'static str)] =
+        &[("node_id", "n.node_id"), ("room_id", "n.room_id"), ("last_seen_at", "n.last_seen_at")];
+}
+
 async fn list(s: &ServicesState, filter: NodeFilter, query: ListQuery) -> crate::Result<Page<NodeView>> {
-    let (limit, offset, order) =
-        query.resolve(&[("node_id", "n.node_id"), ("room_id", "n.room_id"), ("last_seen_at", "n.last_seen_at")])?;
+    let (limit, offset, order) = query.resolve(<NodeFilter as crate::listing::Sorted>::SORT)?;
     // `ORDER BY … , id`: the registry's key is node_id.
     let order = order.replace(", id", ", n.node_id");
     let c = s.registry.get().await?;
@@ -162,7 +167,7 @@ async fn get_node(
 /// Registers a node and issues its credentials. A node id already registered is a 409 (the one
 /// registration rule, [`super::Registry::register`]); new credentials for it are
 /// `POST /api/v1/nodes/{id}/credentials`, a move is the operators' `nodes register --replace`.
-#[utoipa::path(post, path = "/api/v1/nodes", tag = "nodes", responses((status = 201, description = "Registered; the password is shown only now"), (status = 409, description = "Already registered")))]
+#[utoipa::path(post, path = "/api/v1/nodes", tag = "nodes", request_body = NewNode, responses((status = 201, description = "Registered; the password is shown only now"), (status = 409, description = "Already registered")))]
 async fn register_node(
     State(s): State<ServicesState>,
     ApiJson(input): ApiJson<NewNode>,

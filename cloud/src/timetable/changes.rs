@@ -36,30 +36,39 @@ pub struct ChangeRequest {
 }
 
 /// A new change request; at least one `new_*` field.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewChangeRequest {
     pub entry_id: Uuid,
+    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
     pub reason: String,
+    /// At least one `new_*` field (else 422).
     pub new_room_id: Option<Uuid>,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub new_faculty_id: Option<String>,
+    #[schema(minimum = 1, maximum = 7)]
     pub new_day_of_week: Option<i16>,
+    #[serde(default, deserialize_with = "crate::http::schema::strict_time_opt")]
+    #[schema(schema_with = crate::http::schema::maybe_time_of_day)]
     pub new_start_time: Option<NaiveTime>,
+    #[serde(default, deserialize_with = "crate::http::schema::strict_time_opt")]
+    #[schema(schema_with = crate::http::schema::maybe_time_of_day)]
     pub new_end_time: Option<NaiveTime>,
     pub new_effective_from: Option<NaiveDate>,
     pub new_effective_until: Option<NaiveDate>,
 }
 
 /// A reviewer's decision note.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Review {
     pub note: Option<String>,
 }
 
 /// Filters of [`list_change_requests`].
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ChangeRequestFilter {
     pub entry_id: Option<Uuid>,
     pub status: Option<String>,
@@ -77,15 +86,17 @@ impl NewChangeRequest {
         if self.new_day_of_week.is_some_and(|d| !(1..=7).contains(&d)) {
             e.push(FieldError::new("new_day_of_week", "must be 1 (Monday) to 7 (Sunday)"));
         }
+        listing::finish(e)?;
+        let mut rules = Vec::new();
         if let (Some(s), Some(t)) = (self.new_start_time, self.new_end_time)
             && s >= t
         {
-            e.push(FieldError::new("new_end_time", "must be after new_start_time"));
+            rules.push(FieldError::new("new_end_time", "must be after new_start_time"));
         }
         if self.update().moves_nothing() {
-            e.push(FieldError::new("new_room_id", "at least one new_* field is required"));
+            rules.push(FieldError::new("new_room_id", "at least one new_* field is required"));
         }
-        listing::finish(e)
+        listing::finish_rules(rules)
     }
 
     fn update(&self) -> EntryUpdate {
@@ -119,6 +130,10 @@ const COLUMNS: &str = "id, entry_id, requested_by, reason, new_room_id, new_facu
     review_note, created_at";
 const SORTABLE: &[(&str, &str)] = &[("created_at", "created_at"), ("status", "status")];
 
+impl crate::listing::Sorted for ChangeRequestFilter {
+    const SORT: &'static [(&'static str, &'static str)] = SORTABLE;
+}
+
 fn from_row(r: &Row) -> ChangeRequest {
     ChangeRequest {
         id: r.get("id"),
@@ -149,7 +164,7 @@ pub async fn create_change_request(pool: &Pool, actor: &Actor, input: NewChangeR
         .await?
         .map(|r| r.get(0));
     if active != Some(true) {
-        return Err(Error::Validation(vec![FieldError::new("entry_id", "no such active entry")]));
+        return Err(Error::Unprocessable(vec![FieldError::new("entry_id", "no such active entry")]));
     }
     let row = client
         .query_one(
@@ -174,7 +189,7 @@ pub async fn create_change_request(pool: &Pool, actor: &Actor, input: NewChangeR
         .await
         .map_err(|e| {
             if listing::foreign_key_violation(&e) {
-                Error::Validation(vec![FieldError::new("new_room_id", "no such room")])
+                Error::Unprocessable(vec![FieldError::new("new_room_id", "no such room")])
             } else {
                 e.into()
             }

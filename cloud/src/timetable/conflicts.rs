@@ -237,8 +237,9 @@ pub struct ConflictRecord {
 }
 
 /// Filters of [`list_conflicts`].
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ConflictFilter {
     pub timetable_id: Option<Uuid>,
     pub conflict_type: Option<String>,
@@ -248,6 +249,10 @@ pub struct ConflictFilter {
 const COLUMNS: &str = "id, timetable_id, conflict_type, entry_id, conflicting_entry_id, room_id, faculty_id, \
     day_of_week, start_time, end_time, proposed, resolved, detected_at";
 const SORTABLE: &[(&str, &str)] = &[("detected_at", "detected_at"), ("conflict_type", "conflict_type")];
+
+impl crate::listing::Sorted for ConflictFilter {
+    const SORT: &'static [(&'static str, &'static str)] = SORTABLE;
+}
 
 fn from_row(r: &Row) -> ConflictRecord {
     ConflictRecord {

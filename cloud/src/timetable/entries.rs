@@ -38,86 +38,105 @@ pub struct Entry {
 }
 
 /// A new entry: either `time_slot_id`, or `day_of_week` + `start_time` + `end_time`.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEntry {
     pub timetable_id: Uuid,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub course_id: String,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub course_name: String,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub faculty_id: String,
     pub room_id: Uuid,
+    /// Either a time slot or `day_of_week`, `start_time` and `end_time` (else 422).
     pub time_slot_id: Option<Uuid>,
+    #[schema(minimum = 1, maximum = 7)]
     pub day_of_week: Option<i16>,
+    #[serde(default, deserialize_with = "crate::http::schema::strict_time_opt")]
+    #[schema(schema_with = crate::http::schema::maybe_time_of_day)]
     pub start_time: Option<NaiveTime>,
+    #[serde(default, deserialize_with = "crate::http::schema::strict_time_opt")]
+    #[schema(schema_with = crate::http::schema::maybe_time_of_day)]
     pub end_time: Option<NaiveTime>,
     pub effective_from: Option<NaiveDate>,
     pub effective_until: Option<NaiveDate>,
 }
 
 /// Changes to an entry; absent fields stay. A `time_slot_id` or any of day/start/end moves it.
-#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EntryUpdate {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub course_name: Option<String>,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub faculty_id: Option<String>,
     pub room_id: Option<Uuid>,
     pub time_slot_id: Option<Uuid>,
+    #[schema(minimum = 1, maximum = 7)]
     pub day_of_week: Option<i16>,
+    #[serde(default, deserialize_with = "crate::http::schema::strict_time_opt")]
+    #[schema(schema_with = crate::http::schema::maybe_time_of_day)]
     pub start_time: Option<NaiveTime>,
+    #[serde(default, deserialize_with = "crate::http::schema::strict_time_opt")]
+    #[schema(schema_with = crate::http::schema::maybe_time_of_day)]
     pub end_time: Option<NaiveTime>,
     pub effective_from: Option<NaiveDate>,
     pub effective_until: Option<NaiveDate>,
 }
 
 /// Filters of [`list_entries`].
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EntryFilter {
     pub timetable_id: Option<Uuid>,
     pub course_id: Option<String>,
     pub faculty_id: Option<String>,
     pub room_id: Option<Uuid>,
+    #[param(minimum = 1, maximum = 7)]
     pub day_of_week: Option<i16>,
     pub is_active: Option<bool>,
 }
 
-fn check_dates(e: &mut Vec<FieldError>, from: Option<NaiveDate>, until: Option<NaiveDate>) {
+fn check_dates(rules: &mut Vec<FieldError>, from: Option<NaiveDate>, until: Option<NaiveDate>) {
     if let (Some(f), Some(u)) = (from, until)
         && f > u
     {
-        e.push(FieldError::new("effective_until", "must not be before effective_from"));
+        rules.push(FieldError::new("effective_until", "must not be before effective_from"));
     }
 }
 
 impl NewEntry {
     /// Field-by-field validation.
     pub fn validate(&self) -> Result<()> {
-        let mut e = Vec::new();
+        let (mut e, mut r) = (Vec::new(), Vec::new());
         require_text(&mut e, "course_id", &self.course_id, 100);
         require_text(&mut e, "course_name", &self.course_name, 200);
         require_text(&mut e, "faculty_id", &self.faculty_id, 100);
         let explicit = self.day_of_week.is_some() || self.start_time.is_some() || self.end_time.is_some();
         match (self.time_slot_id, explicit) {
-            (Some(_), true) => e.push(FieldError::new(
+            (Some(_), true) => r.push(FieldError::new(
                 "time_slot_id",
                 "give either time_slot_id or day_of_week/start_time/end_time, not both",
             )),
             (None, _) => match (self.day_of_week, self.start_time, self.end_time) {
-                (Some(d), Some(s), Some(t)) => slots::check_time(&mut e, "", d, s, t),
+                (Some(d), Some(s), Some(t)) => slots::check_time(&mut e, &mut r, "", d, s, t),
                 (d, s, t) => {
                     for (name, missing) in
                         [("day_of_week", d.is_none()), ("start_time", s.is_none()), ("end_time", t.is_none())]
                     {
                         if missing {
-                            e.push(FieldError::new(name, "is required unless time_slot_id is given"));
+                            r.push(FieldError::new(name, "is required unless time_slot_id is given"));
                         }
                     }
                 }
             },
             (Some(_), false) => {}
         }
-        check_dates(&mut e, self.effective_from, self.effective_until);
-        listing::finish(e)
+        check_dates(&mut r, self.effective_from, self.effective_until);
+        listing::finish(e)?;
+        listing::finish_rules(r)
     }
 }
 
@@ -131,9 +150,10 @@ impl EntryUpdate {
         if let Some(v) = &self.faculty_id {
             require_text(&mut e, "faculty_id", v, 100);
         }
+        let mut r = Vec::new();
         let explicit = self.day_of_week.is_some() || self.start_time.is_some() || self.end_time.is_some();
         if self.time_slot_id.is_some() && explicit {
-            e.push(FieldError::new(
+            r.push(FieldError::new(
                 "time_slot_id",
                 "give either time_slot_id or day_of_week/start_time/end_time, not both",
             ));
@@ -141,8 +161,9 @@ impl EntryUpdate {
         if self.day_of_week.is_some_and(|d| !(1..=7).contains(&d)) {
             e.push(FieldError::new("day_of_week", "must be 1 (Monday) to 7 (Sunday)"));
         }
-        check_dates(&mut e, self.effective_from, self.effective_until);
-        listing::finish(e)
+        check_dates(&mut r, self.effective_from, self.effective_until);
+        listing::finish(e)?;
+        listing::finish_rules(r)
     }
 
     /// Whether the update moves the entry in time, place or person (so needs a conflict check).
@@ -166,6 +187,10 @@ const SORTABLE: &[(&str, &str)] = &[
     ("course_id", "course_id"),
     ("created_at", "created_at"),
 ];
+
+impl crate::listing::Sorted for EntryFilter {
+    const SORT: &'static [(&'static str, &'static str)] = SORTABLE;
+}
 
 pub(crate) fn from_row(r: &Row) -> Entry {
     Entry {
@@ -227,8 +252,8 @@ impl Booking {
 
 async fn usable_room(tx: &Transaction<'_>, id: Uuid, field: &str) -> Result<()> {
     match rooms::find(tx, id).await? {
-        None => Err(Error::Validation(vec![FieldError::new(field, "no such room")])),
-        Some(r) if !r.is_active => Err(Error::Validation(vec![FieldError::new(field, "the room is inactive")])),
+        None => Err(Error::Unprocessable(vec![FieldError::new(field, "no such room")])),
+        Some(r) if !r.is_active => Err(Error::Unprocessable(vec![FieldError::new(field, "the room is inactive")])),
         Some(_) => Ok(()),
     }
 }
@@ -236,7 +261,7 @@ async fn usable_room(tx: &Transaction<'_>, id: Uuid, field: &str) -> Result<()> 
 async fn slot_times(tx: &Transaction<'_>, id: Uuid) -> Result<(i16, NaiveTime, NaiveTime)> {
     let s = slots::find(tx, id)
         .await?
-        .ok_or_else(|| Error::Validation(vec![FieldError::new("time_slot_id", "no such time slot")]))?;
+        .ok_or_else(|| Error::Unprocessable(vec![FieldError::new("time_slot_id", "no such time slot")]))?;
     Ok((s.day_of_week, s.start_time, s.end_time))
 }
 
@@ -344,10 +369,11 @@ pub(crate) async fn modify_in(tx: &Transaction<'_>, actor: &Actor, id: Uuid, upd
     }
     let from = update.effective_from.or(current.effective_from);
     let until = update.effective_until.or(current.effective_until);
-    let mut e = Vec::new();
-    slots::check_time(&mut e, "", day, start, end);
-    check_dates(&mut e, from, until);
+    let (mut e, mut r) = (Vec::new(), Vec::new());
+    slots::check_time(&mut e, &mut r, "", day, start, end);
+    check_dates(&mut r, from, until);
     listing::finish(e)?;
+    listing::finish_rules(r)?;
     let placement = Placement {
         room_id: update.room_id.unwrap_or(current.room_id),
         faculty_id: update.faculty_id.as_deref().map(str::trim).unwrap_or(&current.faculty_id).to_owned(),

@@ -26,36 +26,56 @@ pub struct Room {
 }
 
 /// A new room.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "room_number": "B-204", "building": "Block B", "capacity": 60, "room_type": "lecture" }))]
 pub struct NewRoom {
+    /// Unique across the campus.
+    #[schema(min_length = 1, max_length = 50, pattern = r"\S")]
     pub room_number: String,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub building: String,
+    #[schema(minimum = 1, maximum = 100000)]
     pub capacity: i32,
     /// One of [`ROOM_TYPES`].
+    #[schema(schema_with = room_types)]
     pub room_type: String,
     #[serde(default = "yes")]
+    #[schema(default = true)]
     pub is_active: bool,
+}
+
+fn room_types() -> utoipa::openapi::Object {
+    crate::http::schema::one_of(ROOM_TYPES)
+}
+
+fn maybe_room_types() -> utoipa::openapi::Object {
+    crate::http::schema::maybe_one_of(ROOM_TYPES)
 }
 
 fn yes() -> bool {
     true
 }
 
-/// Changes to a room; absent fields stay.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+/// Changes to a room; absent (or null) fields stay.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoomUpdate {
+    #[schema(min_length = 1, max_length = 50, pattern = r"\S")]
     pub room_number: Option<String>,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub building: Option<String>,
+    #[schema(minimum = 1, maximum = 100000)]
     pub capacity: Option<i32>,
+    #[schema(schema_with = maybe_room_types)]
     pub room_type: Option<String>,
     pub is_active: Option<bool>,
 }
 
 /// Filters of [`list_rooms`].
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RoomFilter {
     pub building: Option<String>,
     pub room_type: Option<String>,
@@ -115,6 +135,10 @@ const SORTABLE: &[(&str, &str)] = &[
     ("room_type", "room_type"),
     ("created_at", "created_at"),
 ];
+
+impl listing::Sorted for RoomFilter {
+    const SORT: &'static [(&'static str, &'static str)] = SORTABLE;
+}
 
 fn from_row(r: &Row) -> Room {
     Room {

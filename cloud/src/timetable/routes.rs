@@ -87,12 +87,12 @@ pub fn routes() -> ApiRoutes<ServicesState> {
 ))]
 pub struct Doc;
 
-#[utoipa::path(get, path = "/api/v1/rooms", tag = "timetable", params(("building" = Option<String>, Query), ("room_type" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of rooms")))]
+#[utoipa::path(get, path = "/api/v1/rooms", tag = "timetable", params(RoomFilter, crate::listing::Paging<RoomFilter>), responses((status = 200, description = "A page of rooms")))]
 async fn list_rooms(State(s): State<ServicesState>, l: Listing<RoomFilter>) -> Answer<Page<Room>> {
     Ok(Json(rooms::list_rooms(&s.timetable, l.filter, l.query).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/rooms", tag = "timetable", responses((status = 201, description = "The room"), (status = 409, description = "Room number taken")))]
+#[utoipa::path(post, path = "/api/v1/rooms", tag = "timetable", request_body = NewRoom, responses((status = 201, description = "The room"), (status = 409, description = "Room number taken")))]
 async fn create_room(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -106,7 +106,7 @@ async fn get_room(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uuid>) ->
     Ok(Json(rooms::get_room(&s.timetable, id).await?))
 }
 
-#[utoipa::path(patch, path = "/api/v1/rooms/{id}", tag = "timetable", params(("id" = Uuid, Path)), responses((status = 200, description = "The updated room")))]
+#[utoipa::path(patch, path = "/api/v1/rooms/{id}", tag = "timetable", params(("id" = Uuid, Path)), request_body = RoomUpdate, responses((status = 200, description = "The updated room")))]
 async fn update_room(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -126,12 +126,12 @@ async fn delete_room(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/time-slots", tag = "timetable", params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of time slots")))]
+#[utoipa::path(get, path = "/api/v1/time-slots", tag = "timetable", params(TimeSlotFilter, crate::listing::Paging<TimeSlotFilter>), responses((status = 200, description = "A page of time slots")))]
 async fn list_slots(State(s): State<ServicesState>, l: Listing<TimeSlotFilter>) -> Answer<Page<TimeSlot>> {
     Ok(Json(slots::list_time_slots(&s.timetable, l.filter, l.query).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/time-slots", tag = "timetable", responses((status = 201, description = "The time slot")))]
+#[utoipa::path(post, path = "/api/v1/time-slots", tag = "timetable", request_body = NewTimeSlot, responses((status = 201, description = "The time slot")))]
 async fn create_slot(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -155,12 +155,12 @@ async fn delete_slot(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/timetables", tag = "timetable", params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of timetables")))]
+#[utoipa::path(get, path = "/api/v1/timetables", tag = "timetable", params(TimetableFilter, crate::listing::Paging<TimetableFilter>), responses((status = 200, description = "A page of timetables")))]
 async fn list_timetables(State(s): State<ServicesState>, l: Listing<TimetableFilter>) -> Answer<Page<Timetable>> {
     Ok(Json(timetables::list_timetables(&s.timetable, l.filter, l.query).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/timetables", tag = "timetable", responses((status = 201, description = "The draft timetable")))]
+#[utoipa::path(post, path = "/api/v1/timetables", tag = "timetable", request_body = NewTimetable, responses((status = 201, description = "The draft timetable")))]
 async fn create_timetable(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -174,7 +174,7 @@ async fn get_timetable(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uuid
     Ok(Json(timetables::get_timetable(&s.timetable, id).await?))
 }
 
-#[utoipa::path(patch, path = "/api/v1/timetables/{id}", tag = "timetable", params(("id" = Uuid, Path)), responses((status = 200, description = "The updated timetable")))]
+#[utoipa::path(patch, path = "/api/v1/timetables/{id}", tag = "timetable", params(("id" = Uuid, Path)), request_body = TimetableUpdate, responses((status = 200, description = "The updated timetable")))]
 async fn update_timetable(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -202,12 +202,12 @@ async fn archive_timetable(
     Ok(Json(timetables::archive_timetable(&s.timetable, &a, id).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/timetable-entries", tag = "timetable", params(("timetable_id" = Option<Uuid>, Query), ("room_id" = Option<Uuid>, Query), ("course_id" = Option<String>, Query), ("faculty_id" = Option<String>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of entries")))]
+#[utoipa::path(get, path = "/api/v1/timetable-entries", tag = "timetable", params(EntryFilter, crate::listing::Paging<EntryFilter>), responses((status = 200, description = "A page of entries")))]
 async fn list_entries(State(s): State<ServicesState>, l: Listing<EntryFilter>) -> Answer<Page<Entry>> {
     Ok(Json(entries::list_entries(&s.timetable, l.filter, l.query).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/timetable-entries", tag = "timetable", responses((status = 201, description = "The entry"), (status = 409, description = "Room or faculty double-booked; details list the conflicting entries")))]
+#[utoipa::path(post, path = "/api/v1/timetable-entries", tag = "timetable", request_body = NewEntry, responses((status = 201, description = "The entry"), (status = 409, description = "Room or faculty double-booked; details list the conflicting entries")))]
 async fn add_entry(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -221,7 +221,7 @@ async fn get_entry(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uuid>) -
     Ok(Json(entries::get_entry(&s.timetable, id).await?))
 }
 
-#[utoipa::path(patch, path = "/api/v1/timetable-entries/{id}", tag = "timetable", params(("id" = Uuid, Path)), responses((status = 200, description = "The moved or changed entry"), (status = 409, description = "Double booking")))]
+#[utoipa::path(patch, path = "/api/v1/timetable-entries/{id}", tag = "timetable", params(("id" = Uuid, Path)), request_body = EntryUpdate, responses((status = 200, description = "The moved or changed entry"), (status = 409, description = "Double booking")))]
 async fn modify_entry(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -241,7 +241,7 @@ async fn delete_entry(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/timetable-conflicts", tag = "timetable", params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of recorded conflicts")))]
+#[utoipa::path(get, path = "/api/v1/timetable-conflicts", tag = "timetable", params(ConflictFilter, crate::listing::Paging<ConflictFilter>), responses((status = 200, description = "A page of recorded conflicts")))]
 async fn list_conflicts(State(s): State<ServicesState>, l: Listing<ConflictFilter>) -> Answer<Page<ConflictRecord>> {
     Ok(Json(conflicts::list_conflicts(&s.timetable, l.filter, l.query).await?))
 }
@@ -255,7 +255,7 @@ async fn resolve_conflict(
     Ok(Json(conflicts::resolve_conflict(&s.timetable, &a, id).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/schedule-change-requests", tag = "timetable", params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("sort" = Option<String>, Query)), responses((status = 200, description = "A page of change requests")))]
+#[utoipa::path(get, path = "/api/v1/schedule-change-requests", tag = "timetable", params(ChangeRequestFilter, crate::listing::Paging<ChangeRequestFilter>), responses((status = 200, description = "A page of change requests")))]
 async fn list_change_requests(
     State(s): State<ServicesState>,
     l: Listing<ChangeRequestFilter>,
@@ -265,7 +265,7 @@ async fn list_change_requests(
 
 /// Faculty ask for a change of their classes; admins review it. Students read timetables but
 /// cannot ask.
-#[utoipa::path(post, path = "/api/v1/schedule-change-requests", tag = "timetable", responses((status = 201, description = "The pending request"), (status = 403, description = "Only faculty and admins")))]
+#[utoipa::path(post, path = "/api/v1/schedule-change-requests", tag = "timetable", request_body = NewChangeRequest, responses((status = 201, description = "The pending request"), (status = 403, description = "Only faculty and admins")))]
 async fn create_change_request(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -278,7 +278,7 @@ async fn create_change_request(
     Ok((StatusCode::CREATED, Json(changes::create_change_request(&s.timetable, &a, input).await?)))
 }
 
-#[utoipa::path(post, path = "/api/v1/schedule-change-requests/{id}/approve", tag = "timetable", params(("id" = Uuid, Path)), responses((status = 200, description = "Approved and applied"), (status = 409, description = "The change would double-book")))]
+#[utoipa::path(post, path = "/api/v1/schedule-change-requests/{id}/approve", tag = "timetable", params(("id" = Uuid, Path)), request_body = Review, responses((status = 200, description = "Approved and applied"), (status = 409, description = "The change would double-book")))]
 async fn approve_change_request(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -289,7 +289,7 @@ async fn approve_change_request(
     Ok(Json(serde_json::json!({ "request": request, "entry": entry })))
 }
 
-#[utoipa::path(post, path = "/api/v1/schedule-change-requests/{id}/reject", tag = "timetable", params(("id" = Uuid, Path)), responses((status = 200, description = "Rejected")))]
+#[utoipa::path(post, path = "/api/v1/schedule-change-requests/{id}/reject", tag = "timetable", params(("id" = Uuid, Path)), request_body = Review, responses((status = 200, description = "Rejected")))]
 async fn reject_change_request(
     State(s): State<ServicesState>,
     Acting(a): Acting,

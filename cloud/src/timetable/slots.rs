@@ -21,47 +21,70 @@ pub struct TimeSlot {
 }
 
 /// A new time slot.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTimeSlot {
+    /// 1 (Monday) to 7 (Sunday).
+    #[schema(minimum = 1, maximum = 7)]
     pub day_of_week: i16,
+    #[serde(deserialize_with = "crate::http::schema::strict_time")]
+    #[schema(schema_with = crate::http::schema::time_of_day)]
     pub start_time: NaiveTime,
+    /// After `start_time` (else 422).
+    #[serde(deserialize_with = "crate::http::schema::strict_time")]
+    #[schema(schema_with = crate::http::schema::time_of_day)]
     pub end_time: NaiveTime,
     #[serde(default)]
+    #[schema(max_length = 100)]
     pub label: String,
 }
 
 /// Filters of [`list_time_slots`].
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TimeSlotFilter {
+    #[param(minimum = 1, maximum = 7)]
     pub day_of_week: Option<i16>,
 }
 
-/// Checks a day and a time range, naming `prefix`ed fields.
-pub(crate) fn check_time(errors: &mut Vec<FieldError>, prefix: &str, day: i16, start: NaiveTime, end: NaiveTime) {
+/// Checks a day (into `errors`) and a time range (a rule between fields, into `rules`), naming
+/// `prefix`ed fields.
+pub(crate) fn check_time(
+    errors: &mut Vec<FieldError>,
+    rules: &mut Vec<FieldError>,
+    prefix: &str,
+    day: i16,
+    start: NaiveTime,
+    end: NaiveTime,
+) {
     if !(1..=7).contains(&day) {
         errors.push(FieldError::new(format!("{prefix}day_of_week"), "must be 1 (Monday) to 7 (Sunday)"));
     }
     if start >= end {
-        errors.push(FieldError::new(format!("{prefix}end_time"), "must be after start_time"));
+        rules.push(FieldError::new(format!("{prefix}end_time"), "must be after start_time"));
     }
 }
 
 impl NewTimeSlot {
     /// Field-by-field validation.
     pub fn validate(&self) -> Result<()> {
-        let mut e = Vec::new();
-        check_time(&mut e, "", self.day_of_week, self.start_time, self.end_time);
+        let (mut e, mut rules) = (Vec::new(), Vec::new());
+        check_time(&mut e, &mut rules, "", self.day_of_week, self.start_time, self.end_time);
         if self.label.chars().count() > 100 {
             e.push(FieldError::new("label", "must be at most 100 characters"));
         }
-        listing::finish(e)
+        listing::finish(e)?;
+        listing::finish_rules(rules)
     }
 }
 
 const COLUMNS: &str = "id, day_of_week, start_time, end_time, label";
 const SORTABLE: &[(&str, &str)] = &[("day_of_week", "day_of_week, start_time"), ("start_time", "start_time")];
+
+impl crate::listing::Sorted for TimeSlotFilter {
+    const SORT: &'static [(&'static str, &'static str)] = SORTABLE;
+}
 
 fn from_row(r: &Row) -> TimeSlot {
     TimeSlot {

@@ -38,28 +38,35 @@ pub struct Timetable {
 }
 
 /// A new (draft) timetable.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTimetable {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub semester_id: String,
     #[serde(default)]
     pub semester_name: String,
+    #[schema(minimum = 1, maximum = 20)]
     pub semester_number: Option<i32>,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub department_id: String,
     #[serde(default)]
     pub department_name: String,
     pub program_id: Option<String>,
     pub effective_from: Option<NaiveDate>,
+    /// Not before `effective_from` (else 422).
     pub effective_until: Option<NaiveDate>,
 }
 
 /// Changes to a timetable's fields; absent fields stay.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimetableUpdate {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: Option<String>,
     pub semester_name: Option<String>,
+    #[schema(minimum = 1, maximum = 20)]
     pub semester_number: Option<i32>,
     pub department_name: Option<String>,
     pub program_id: Option<String>,
@@ -68,20 +75,22 @@ pub struct TimetableUpdate {
 }
 
 /// Filters of [`list_timetables`].
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TimetableFilter {
     pub semester_id: Option<String>,
     pub department_id: Option<String>,
     pub program_id: Option<String>,
+    #[param(schema_with = statuses)]
     pub status: Option<String>,
 }
 
-fn check_dates(e: &mut Vec<FieldError>, from: Option<NaiveDate>, until: Option<NaiveDate>) {
+fn check_dates(rules: &mut Vec<FieldError>, from: Option<NaiveDate>, until: Option<NaiveDate>) {
     if let (Some(f), Some(u)) = (from, until)
         && f > u
     {
-        e.push(FieldError::new("effective_until", "must not be before effective_from"));
+        rules.push(FieldError::new("effective_until", "must not be before effective_from"));
     }
 }
 
@@ -99,8 +108,10 @@ impl NewTimetable {
         require_text(&mut e, "semester_id", &self.semester_id, 100);
         require_text(&mut e, "department_id", &self.department_id, 100);
         check_semester_number(&mut e, self.semester_number);
-        check_dates(&mut e, self.effective_from, self.effective_until);
-        listing::finish(e)
+        listing::finish(e)?;
+        let mut rules = Vec::new();
+        check_dates(&mut rules, self.effective_from, self.effective_until);
+        listing::finish_rules(rules)
     }
 }
 
@@ -112,8 +123,10 @@ impl TimetableUpdate {
             require_text(&mut e, "name", n, 200);
         }
         check_semester_number(&mut e, self.semester_number);
-        check_dates(&mut e, self.effective_from, self.effective_until);
-        listing::finish(e)
+        listing::finish(e)?;
+        let mut rules = Vec::new();
+        check_dates(&mut rules, self.effective_from, self.effective_until);
+        listing::finish_rules(rules)
     }
 }
 
@@ -121,6 +134,10 @@ const COLUMNS: &str = "id, name, semester_id, semester_name, semester_number, de
     program_id, status, effective_from, effective_until, created_by, published_by, published_at, created_at, updated_at";
 const SORTABLE: &[(&str, &str)] =
     &[("created_at", "created_at"), ("name", "name"), ("status", "status"), ("semester_id", "semester_id")];
+
+impl crate::listing::Sorted for TimetableFilter {
+    const SORT: &'static [(&'static str, &'static str)] = SORTABLE;
+}
 
 fn from_row(r: &Row) -> Timetable {
     Timetable {
@@ -319,6 +336,10 @@ pub async fn archive_timetable(pool: &Pool, actor: &Actor, id: Uuid) -> Result<T
     super::publish(&tx, actor, TimetableEvent::TimetableUpdated(payload(&t, actor))).await?;
     tx.commit().await?;
     Ok(t)
+}
+
+fn statuses() -> utoipa::openapi::Object {
+    crate::http::schema::one_of(STATUSES)
 }
 
 /// Timetables matching `filter`, a page at a time.

@@ -146,8 +146,7 @@ pub struct LoginRequest {
 
 /// Logs in: a token pair, or 401 (unknown email or wrong password), 423 `ACCOUNT_LOCKED`, 403
 /// (suspended), 429 (too many attempts from this address).
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = TokenPair), (status = 401), (status = 423), (status = 429)))]
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, responses((status = 200, body = TokenPair), (status = 401), (status = 423), (status = 429)))]
 async fn login(
     State(state): State<UserApi>,
     Extension(ctx): Extension<RequestContext>,
@@ -204,8 +203,7 @@ pub struct RefreshRequest {
 
 /// Exchanges a refresh token for a new pair; the old refresh token is spent (presenting it again
 /// revokes the session).
-#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
-    responses((status = 200, body = TokenPair), (status = 401)))]
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest, responses((status = 200, body = TokenPair), (status = 401)))]
 async fn refresh(
     State(state): State<UserApi>,
     Extension(ctx): Extension<RequestContext>,
@@ -232,8 +230,7 @@ pub struct PasswordChange {
 }
 
 /// Changes the caller's password; every session ends (log in again).
-#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = PasswordChange,
-    responses((status = 204), (status = 400), (status = 401)))]
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = PasswordChange, responses((status = 204), (status = 400), (status = 401)))]
 async fn change_password(
     State(state): State<UserApi>,
     Extension(caller): Extension<Caller>,
@@ -259,8 +256,7 @@ pub struct OwnClassroomPin {
 /// Sets the caller's classroom PIN, which they sign in with at the classroom nodes of the rooms
 /// they teach or attend a course in (delivered with the next roster snapshot). Faculty and
 /// students only (409 otherwise).
-#[utoipa::path(put, path = "/api/v1/me/classroom-pin", tag = "users", request_body = OwnClassroomPin,
-    responses((status = 204), (status = 400), (status = 401), (status = 409)))]
+#[utoipa::path(put, path = "/api/v1/me/classroom-pin", tag = "users", request_body = OwnClassroomPin, responses((status = 204), (status = 400), (status = 401), (status = 409)))]
 async fn set_own_classroom_pin(
     State(state): State<UserApi>,
     Extension(caller): Extension<Caller>,
@@ -280,8 +276,7 @@ pub struct ClassroomPin {
 }
 
 /// Sets (resets) a faculty member's or student's classroom PIN, e.g. one they forgot.
-#[utoipa::path(put, path = "/api/v1/users/{id}/classroom-pin", tag = "users", params(("id" = String, Path)),
-    request_body = ClassroomPin, responses((status = 204), (status = 400), (status = 404), (status = 409)))]
+#[utoipa::path(put, path = "/api/v1/users/{id}/classroom-pin", tag = "users", params(("id" = String, Path)), request_body = ClassroomPin, responses((status = 204), (status = 400), (status = 404), (status = 409)))]
 async fn reset_classroom_pin(
     State(state): State<UserApi>,
     Extension(caller): Extension<Caller>,
@@ -295,8 +290,7 @@ async fn reset_classroom_pin(
 
 /// Clears a faculty member's or student's classroom PIN: the nodes refuse them from their next roster snapshot
 /// until a new one is set.
-#[utoipa::path(delete, path = "/api/v1/users/{id}/classroom-pin", tag = "users", params(("id" = String, Path)),
-    responses((status = 204), (status = 404), (status = 409)))]
+#[utoipa::path(delete, path = "/api/v1/users/{id}/classroom-pin", tag = "users", params(("id" = String, Path)), responses((status = 204), (status = 404), (status = 409)))]
 async fn clear_classroom_pin(
     State(state): State<UserApi>,
     Extension(caller): Extension<Caller>,
@@ -317,8 +311,7 @@ pub struct ResetRequest {
 /// Requests a password reset. Always 202, whether the email exists or not. The user receives an
 /// e-mail with a reset link (the notification service); an administrator (`user:write`) instead
 /// gets the token in the answer to hand over, and no e-mail is sent.
-#[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "auth", request_body = ResetRequest,
-    responses((status = 202), (status = 400)))]
+#[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "auth", request_body = ResetRequest, responses((status = 202), (status = 400)))]
 async fn request_reset(
     State(state): State<UserApi>,
     Extension(ctx): Extension<RequestContext>,
@@ -345,8 +338,7 @@ pub struct ResetConfirm {
 }
 
 /// Sets a new password with a reset token (once); every session ends.
-#[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", tag = "auth", request_body = ResetConfirm,
-    responses((status = 204), (status = 400)))]
+#[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", tag = "auth", request_body = ResetConfirm, responses((status = 204), (status = 400)))]
 async fn confirm_reset(
     State(state): State<UserApi>,
     Extension(ctx): Extension<RequestContext>,
@@ -358,8 +350,7 @@ async fn confirm_reset(
 }
 
 /// Users, paged, filtered by role, status and text, sorted.
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserFilter),
-    responses((status = 200, description = "A page of users: items, total, limit, offset")))]
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserFilter), responses((status = 200, description = "A page of users: items, total, limit, offset")))]
 async fn list_users(
     State(state): State<UserApi>,
     query: Result<Query<UserFilter>, axum::extract::rejection::QueryRejection>,
@@ -373,8 +364,7 @@ async fn list_users(
 }
 
 /// Registers a user (admins).
-#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
-    responses((status = 201, body = UserView), (status = 400), (status = 409)))]
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser, responses((status = 201, body = UserView), (status = 400), (status = 409)))]
 async fn create_user(
     State(state): State<UserApi>,
     Extension(caller): Extension<Caller>,
@@ -386,15 +376,13 @@ async fn create_user(
 }
 
 /// One user.
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
-    responses((status = 200, body = UserView), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)), responses((status = 200, body = UserView), (status = 404)))]
 async fn get_user(State(state): State<UserApi>, ApiPath(id): ApiPath<String>) -> Result<Json<UserView>, AppError> {
     Ok(Json(state.users.get_user(&id).await?))
 }
 
 /// Changes a user's email or profile.
-#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UserPatch,
-    responses((status = 200, body = UserView), (status = 400), (status = 404), (status = 409)))]
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UserPatch, responses((status = 200, body = UserView), (status = 400), (status = 404), (status = 409)))]
 async fn update_user(
     State(state): State<UserApi>,
     Extension(caller): Extension<Caller>,
@@ -406,8 +394,7 @@ async fn update_user(
 }
 
 /// (Re)activates an account and clears any lock.
-#[utoipa::path(post, path = "/api/v1/users/{id}/activate", tag = "users", params(("id" = String, Path)),
-    responses((status = 200, body = UserView), (status = 404)))]
+#[utoipa::path(post, path = "/api/v1/users/{id}/activate", tag = "users", params(("id" = String, Path)), responses((status = 200, body = UserView), (status = 404)))]
 async fn activate(
     State(state): State<UserApi>,
     Extension(caller): Extension<Caller>,
@@ -426,8 +413,7 @@ pub struct SuspendRequest {
 }
 
 /// Suspends an account; its sessions end at once.
-#[utoipa::path(post, path = "/api/v1/users/{id}/suspend", tag = "users", params(("id" = String, Path)),
-    request_body = SuspendRequest, responses((status = 200, body = UserView), (status = 404)))]
+#[utoipa::path(post, path = "/api/v1/users/{id}/suspend", tag = "users", params(("id" = String, Path)), request_body = SuspendRequest, responses((status = 200, body = UserView), (status = 404)))]
 async fn suspend(
     State(state): State<UserApi>,
     Extension(caller): Extension<Caller>,
@@ -447,8 +433,7 @@ pub struct RoleRequest {
 }
 
 /// Gives a user another role (their tokens are revoked; the role applies from the next login).
-#[utoipa::path(post, path = "/api/v1/users/{id}/roles", tag = "users", params(("id" = String, Path)),
-    request_body = RoleRequest, responses((status = 200, body = UserView), (status = 400), (status = 404)))]
+#[utoipa::path(post, path = "/api/v1/users/{id}/roles", tag = "users", params(("id" = String, Path)), request_body = RoleRequest, responses((status = 200, body = UserView), (status = 400), (status = 404)))]
 async fn assign_role(
     State(state): State<UserApi>,
     Extension(caller): Extension<Caller>,
@@ -466,8 +451,7 @@ async fn me(State(state): State<UserApi>, Extension(caller): Extension<Caller>) 
 }
 
 /// Changes the caller's own profile (not the email).
-#[utoipa::path(patch, path = "/api/v1/me", tag = "users", request_body = UserPatch,
-    responses((status = 200, body = UserView), (status = 400), (status = 401)))]
+#[utoipa::path(patch, path = "/api/v1/me", tag = "users", request_body = UserPatch, responses((status = 200, body = UserView), (status = 400), (status = 401)))]
 async fn update_me(
     State(state): State<UserApi>,
     Extension(caller): Extension<Caller>,

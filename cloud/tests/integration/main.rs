@@ -7,7 +7,8 @@
 //!
 //! - [`common`]: services from the environment, fresh databases, the admin API, the content
 //!   service, the ingest, end-to-end process helpers, the compose files' readers.
-//! - The admin API: [`api_auth`], [`api_authz`], [`api_explorer`] (the explorer in a real
+//! - The admin API: [`api_auth`], [`api_authz`], [`api_contract`] (schemathesis over every
+//!   operation of the OpenAPI document), [`api_explorer`] (the explorer in a real
 //!   browser), [`api_input`], [`api_openapi`], [`api_server`],
 //!   [`api_services`], [`api_tls`] (HTTPS served by the api, certificates made in the test).
 //! - Services: [`content_folders`], [`content_input`], [`content_store`], [`timetable_service`],
@@ -31,6 +32,7 @@ mod common;
 mod announcement_service;
 mod api_auth;
 mod api_authz;
+mod api_contract;
 mod api_explorer;
 mod api_input;
 mod api_openapi;
