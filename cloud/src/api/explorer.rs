@@ -49,7 +49,7 @@ fn page(csp: &'static str, html: String) -> Response {
 }
 
 /// A page for a browser that opens the API's address.
-#[utoipa::path(get, path = "/", tag = "health", responses((status = 200, description = "HTML: where to go from here")))]
+#[utoipa::path(get, path = "/", tag = "health", responses((status = 200, description = "HTML: where to go from here", content_type = "text/html")))]
 async fn landing() -> Response {
     let version = env!("CARGO_PKG_VERSION");
     page(
@@ -68,7 +68,7 @@ async fn landing() -> Response {
 }
 
 /// The API explorer.
-#[utoipa::path(get, path = "/docs", tag = "health", responses((status = 200, description = "HTML: the interactive API explorer")))]
+#[utoipa::path(get, path = "/docs", tag = "health", responses((status = 200, description = "HTML: the interactive API explorer", content_type = "text/html")))]
 async fn docs() -> Response {
     page(
         DOCS_CSP,
@@ -88,7 +88,7 @@ async fn docs() -> Response {
 
 /// The bundled explorer script, gzip-encoded as shipped (every browser accepts gzip; a client
 /// that does not is told so).
-#[utoipa::path(get, path = "/docs/rapidoc-9.3.8.js", tag = "health", responses((status = 200, description = "JavaScript (gzip)"), (status = 406, description = "The client does not accept gzip")))]
+#[utoipa::path(get, path = "/docs/rapidoc-9.3.8.js", tag = "health", responses((status = 200, description = "JavaScript, gzip-encoded", content_type = "text/javascript"), (status = 406, description = "The client does not accept gzip")))]
 async fn script(headers: HeaderMap) -> Result<Response, AppError> {
     let gzip = headers
         .get_all(ACCEPT_ENCODING)

@@ -70,6 +70,7 @@ pub async fn app(config: &CloudConfig, state: &ApiState) -> Result<(Router, Vec<
         .fallback(not_found)
         .layer(Extension(super::health::Document(document.into())))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(middleware::from_fn(json_text))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .layer(middleware::from_fn_with_state(state.clone(), super::auth::authenticate))
         .layer(middleware::from_fn_with_state(Duration::from_secs(state.config.request_timeout_secs), timeout))
@@ -247,6 +248,88 @@ async fn app_error_shape(request: Request, next: Next) -> Response {
     shaped
 }
 
+/// Two rules for every request's text, kept at the door so no handler has to.
+///
+/// PostgreSQL cannot store U+0000 in text, so a NUL in a path, a query or a JSON body would fail
+/// deep inside a command as a 500: it is refused as a 400 instead. And a JSON number without a
+/// fractional part is an integer (JSON Schema says so; `60.0` is a valid capacity), while serde
+/// refuses `60.0` for an `i32`: such numbers are rewritten as integers before any handler reads
+/// the body.
+async fn json_text(request: Request, next: Next) -> Response {
+    let refused = || {
+        AppError::new(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", "Text must not contain NUL (U+0000) characters")
+            .into_response()
+    };
+    let target = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("");
+    if target.contains("%00") {
+        return refused();
+    }
+    let json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
+    if !json {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT_BYTES).await else {
+        return AppError::payload_too_large(Some(BODY_LIMIT_BYTES as u64)).into_response();
+    };
+    if json_has_nul(&bytes) {
+        return refused();
+    }
+    let bytes = integral_numbers_as_integers(bytes);
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
+}
+
+/// `bytes` with every number that has no fractional part (`60.0`, `6e1`) written as an integer;
+/// the same bytes when there is none or the body is not JSON (the handler's extractor reports
+/// that).
+fn integral_numbers_as_integers(bytes: bytes::Bytes) -> bytes::Bytes {
+    fn fix(v: &mut serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Number(n) if n.is_f64() => {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                // Exactly representable integers only (|f| < 2^53).
+                if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+                    *v = serde_json::Value::from(f as i64);
+                    return true;
+                }
+                false
+            }
+            serde_json::Value::Array(items) => items.iter_mut().fold(false, |changed, i| fix(i) | changed),
+            serde_json::Value::Object(map) => map.values_mut().fold(false, |changed, i| fix(i) | changed),
+            _ => false,
+        }
+    }
+    if !bytes.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+        return bytes;
+    }
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else { return bytes };
+    if !fix(&mut value) {
+        return bytes;
+    }
+    serde_json::to_vec(&value).map(Into::into).unwrap_or(bytes)
+}
+
+/// Whether JSON text holds a `\u0000` escape (the only way a NUL gets into a JSON string); an
+/// escaped backslash followed by `u0000` is text, not a NUL.
+fn json_has_nul(json: &[u8]) -> bool {
+    let mut i = 0;
+    while i < json.len() {
+        if json[i] == b'\\' {
+            if json.get(i + 1) == Some(&b'u') && json.get(i + 2..i + 6) == Some(b"0000".as_slice()) {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
 /// Uploads stream a file of up to `content.max_bytes` through the handler, which may take longer
 /// than any fixed limit on a classroom uplink; they are authenticated (`content:write`) and
 /// size-capped instead.
@@ -331,6 +414,26 @@ mod tests {
         let (status, headers, body) = answer(&router, Method::POST, "/slow").await;
         assert_eq!((status, body["code"].as_str()), (StatusCode::METHOD_NOT_ALLOWED, Some("METHOD_NOT_ALLOWED")));
         assert!(headers.contains_key(header::ALLOW));
+    }
+
+    #[test]
+    fn integral_numbers_become_integers_and_nothing_else_changes() {
+        let fixed = |s: &'static str| String::from_utf8(integral_numbers_as_integers(s.into()).to_vec()).unwrap();
+        assert_eq!(
+            fixed(r#"{"capacity":60.0,"xs":[1e1,2.5],"name":"a.b"}"#),
+            r#"{"capacity":60,"name":"a.b","xs":[10,2.5]}"#
+        );
+        assert_eq!(fixed(r#"{"name":"e.g."}"#), r#"{"name":"e.g."}"#);
+        assert_eq!(fixed("not json 1.0"), "not json 1.0");
+        assert_eq!(fixed(r#"{"big":1e300}"#), r#"{"big":1e300}"#);
+    }
+
+    #[test]
+    fn only_an_escaped_nul_counts_as_a_nul() {
+        assert!(json_has_nul(br#"{"a":"x\u0000y"}"#));
+        assert!(!json_has_nul(br#"{"a":"x\\u0000y"}"#));
+        assert!(json_has_nul(br#"{"a":"\\\u0000"}"#));
+        assert!(!json_has_nul(br#"{"a":"u0000 \u0041"}"#));
     }
 
     #[test]

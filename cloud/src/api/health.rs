@@ -30,14 +30,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, description = "Alive")))]
+#[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, description = "Alive: `{\"status\": \"ok\"}`", content_type = "application/json")))]
 async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// Readiness: every dependency of the process answers (the API's PostgreSQL, Redis and Kafka,
 /// and, under `all`, every other role's); 503 naming what failed.
-#[utoipa::path(get, path = "/health/ready", tag = "health", responses((status = 200, description = "Every dependency answers"), (status = 503, description = "A dependency failed")))]
+#[utoipa::path(get, path = "/health/ready", tag = "health", responses((status = 200, description = "Every dependency answers: `status` and each check", content_type = "application/json"), (status = 503, description = "A dependency failed; details name the checks")))]
 async fn ready(State(state): State<ApiState>) -> Result<Json<Value>, AppError> {
     let (ok, report) = state.probes.readiness().await;
     if ok {
@@ -49,13 +49,13 @@ async fn ready(State(state): State<ApiState>) -> Result<Json<Value>, AppError> {
 
 /// Prometheus metrics: the seed's `http_*` (and, under `all`, every role's `kafka_*` and node
 /// gauges).
-#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text")))]
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 async fn metrics(State(state): State<ApiState>) -> Response {
     crate::http::probe::prometheus_text(state.metrics.render(state.limiter.limited_count()))
 }
 
 /// This document (built once by [`super::openapi::document`] from the route table).
-#[utoipa::path(get, path = "/openapi.json", tag = "health", responses((status = 200, description = "OpenAPI 3 document")))]
+#[utoipa::path(get, path = "/openapi.json", tag = "health", responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json")))]
 async fn openapi_json(Extension(doc): Extension<Document>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], doc.0).into_response()
 }

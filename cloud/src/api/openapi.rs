@@ -25,7 +25,9 @@ pub fn document(specs: &[RouteSpec]) -> Value {
     doc.info.description = Some(
         "The campus cloud's admin API. Every error is the seed's AppError: `code`, `message` and \
          optional `details`. Send `Authorization: Bearer <access token>` (from `POST \
-         /api/v1/auth/login`) to every route that is not public."
+         /api/v1/auth/login`) to every route that is not public. A request that follows this \
+         document but breaks a rule between its fields (an end before its start, a referenced \
+         row that does not exist) is 422; text never holds NUL (U+0000), refused with 400."
             .into(),
     );
     let mut value = serde_json::to_value(&doc).unwrap_or_default();

@@ -463,6 +463,7 @@ pub async fn get_entry(pool: &Pool, id: Uuid) -> Result<Entry> {
 
 /// Entries matching `filter`, a page at a time.
 pub async fn list_entries(pool: &Pool, filter: EntryFilter, query: ListQuery) -> Result<Page<Entry>> {
+    slots::check_day_filter(filter.day_of_week)?;
     let client = pool.get().await?;
     let mut f = Filter::new();
     f.and("timetable_id = $?", filter.timetable_id)

@@ -131,7 +131,7 @@ async fn list_slots(State(s): State<ServicesState>, l: Listing<TimeSlotFilter>) 
     Ok(Json(slots::list_time_slots(&s.timetable, l.filter, l.query).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/time-slots", tag = "timetable", request_body = NewTimeSlot, responses((status = 201, description = "The time slot")))]
+#[utoipa::path(post, path = "/api/v1/time-slots", tag = "timetable", request_body = NewTimeSlot, responses((status = 201, description = "The time slot"), (status = 422, description = "The fields break a rule together (an end before its start, a time slot and explicit times, a room or time slot that does not exist or is inactive)")))]
 async fn create_slot(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -160,7 +160,7 @@ async fn list_timetables(State(s): State<ServicesState>, l: Listing<TimetableFil
     Ok(Json(timetables::list_timetables(&s.timetable, l.filter, l.query).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/timetables", tag = "timetable", request_body = NewTimetable, responses((status = 201, description = "The draft timetable")))]
+#[utoipa::path(post, path = "/api/v1/timetables", tag = "timetable", request_body = NewTimetable, responses((status = 201, description = "The draft timetable"), (status = 422, description = "The fields break a rule together (an end before its start, a time slot and explicit times, a room or time slot that does not exist or is inactive)")))]
 async fn create_timetable(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -174,7 +174,7 @@ async fn get_timetable(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uuid
     Ok(Json(timetables::get_timetable(&s.timetable, id).await?))
 }
 
-#[utoipa::path(patch, path = "/api/v1/timetables/{id}", tag = "timetable", params(("id" = Uuid, Path)), request_body = TimetableUpdate, responses((status = 200, description = "The updated timetable")))]
+#[utoipa::path(patch, path = "/api/v1/timetables/{id}", tag = "timetable", params(("id" = Uuid, Path)), request_body = TimetableUpdate, responses((status = 200, description = "The updated timetable"), (status = 422, description = "The fields break a rule together (an end before its start, a time slot and explicit times, a room or time slot that does not exist or is inactive)")))]
 async fn update_timetable(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -207,7 +207,7 @@ async fn list_entries(State(s): State<ServicesState>, l: Listing<EntryFilter>) -
     Ok(Json(entries::list_entries(&s.timetable, l.filter, l.query).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/timetable-entries", tag = "timetable", request_body = NewEntry, responses((status = 201, description = "The entry"), (status = 409, description = "Room or faculty double-booked; details list the conflicting entries")))]
+#[utoipa::path(post, path = "/api/v1/timetable-entries", tag = "timetable", request_body = NewEntry, responses((status = 201, description = "The entry"), (status = 404, description = "No such timetable"), (status = 409, description = "Room or faculty double-booked; details list the conflicting entries"), (status = 422, description = "The fields break a rule together (an end before its start, a time slot and explicit times, a room or time slot that does not exist or is inactive)")))]
 async fn add_entry(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -221,7 +221,7 @@ async fn get_entry(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uuid>) -
     Ok(Json(entries::get_entry(&s.timetable, id).await?))
 }
 
-#[utoipa::path(patch, path = "/api/v1/timetable-entries/{id}", tag = "timetable", params(("id" = Uuid, Path)), request_body = EntryUpdate, responses((status = 200, description = "The moved or changed entry"), (status = 409, description = "Double booking")))]
+#[utoipa::path(patch, path = "/api/v1/timetable-entries/{id}", tag = "timetable", params(("id" = Uuid, Path)), request_body = EntryUpdate, responses((status = 200, description = "The moved or changed entry"), (status = 409, description = "Double booking"), (status = 422, description = "The fields break a rule together (an end before its start, a time slot and explicit times, a room or time slot that does not exist or is inactive)")))]
 async fn modify_entry(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -265,7 +265,7 @@ async fn list_change_requests(
 
 /// Faculty ask for a change of their classes; admins review it. Students read timetables but
 /// cannot ask.
-#[utoipa::path(post, path = "/api/v1/schedule-change-requests", tag = "timetable", request_body = NewChangeRequest, responses((status = 201, description = "The pending request"), (status = 403, description = "Only faculty and admins")))]
+#[utoipa::path(post, path = "/api/v1/schedule-change-requests", tag = "timetable", request_body = NewChangeRequest, responses((status = 201, description = "The pending request"), (status = 403, description = "Only faculty and admins"), (status = 422, description = "The fields break a rule together (an end before its start, a time slot and explicit times, a room or time slot that does not exist or is inactive)")))]
 async fn create_change_request(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -278,7 +278,7 @@ async fn create_change_request(
     Ok((StatusCode::CREATED, Json(changes::create_change_request(&s.timetable, &a, input).await?)))
 }
 
-#[utoipa::path(post, path = "/api/v1/schedule-change-requests/{id}/approve", tag = "timetable", params(("id" = Uuid, Path)), request_body = Review, responses((status = 200, description = "Approved and applied"), (status = 409, description = "The change would double-book")))]
+#[utoipa::path(post, path = "/api/v1/schedule-change-requests/{id}/approve", tag = "timetable", params(("id" = Uuid, Path)), request_body = Review, responses((status = 200, description = "Approved and applied"), (status = 409, description = "The change would double-book"), (status = 422, description = "The fields break a rule together (an end before its start, a time slot and explicit times, a room or time slot that does not exist or is inactive)")))]
 async fn approve_change_request(
     State(s): State<ServicesState>,
     Acting(a): Acting,

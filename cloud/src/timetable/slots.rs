@@ -48,6 +48,17 @@ pub struct TimeSlotFilter {
     pub day_of_week: Option<i16>,
 }
 
+/// A `day_of_week` filter is 1 to 7, like the field it filters.
+pub(crate) fn check_day_filter(day: Option<i16>) -> Result<()> {
+    match day {
+        Some(d) if !(1..=7).contains(&d) => Err(crate::error::Error::Validation(vec![FieldError::new(
+            "day_of_week",
+            "must be 1 (Monday) to 7 (Sunday)",
+        )])),
+        _ => Ok(()),
+    }
+}
+
 /// Checks a day (into `errors`) and a time range (a rule between fields, into `rules`), naming
 /// `prefix`ed fields.
 pub(crate) fn check_time(
@@ -145,6 +156,7 @@ pub async fn delete_time_slot(pool: &Pool, _actor: &Actor, id: Uuid) -> Result<(
 
 /// Time slots, a page at a time.
 pub async fn list_time_slots(pool: &Pool, filter: TimeSlotFilter, query: ListQuery) -> Result<Page<TimeSlot>> {
+    check_day_filter(filter.day_of_week)?;
     let client = pool.get().await?;
     let mut f = Filter::new();
     f.and("day_of_week = $?", filter.day_of_week);

@@ -39,3 +39,49 @@ async fn no_route_is_declared_twice() {
     }
     api.finish().await;
 }
+
+#[tokio::test]
+async fn every_error_answer_is_documented_in_the_app_error_shape_and_every_list_is_bounded() {
+    let api = TestApi::start().await;
+    let doc = api.call(Method::GET, "/openapi.json", None, None).await.body;
+    let error = &doc["components"]["schemas"]["AppError"];
+    assert_eq!(error["required"], serde_json::json!(["code", "message"]), "{error}");
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            let responses = op["responses"].as_object().unwrap();
+            assert!(responses.keys().any(|s| s.starts_with('2')), "{method} {path} documents no success");
+            for (status, answer) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert_eq!(
+                        answer["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/AppError",
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+            if op["security"] != serde_json::json!([]) {
+                assert!(responses.contains_key("401"), "{method} {path}: an authenticated route answers 401");
+            }
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                if p["in"] == "path" {
+                    assert!(responses.contains_key("404"), "{method} {path}: a path parameter can name nothing");
+                }
+                if p["name"] == "limit" {
+                    assert_eq!(
+                        (p["schema"]["minimum"].as_i64(), p["schema"]["maximum"].as_i64()),
+                        (Some(1), Some(200))
+                    );
+                }
+                if p["name"] == "sort" {
+                    assert!(p["schema"]["enum"].as_array().is_some_and(|e| !e.is_empty()), "{method} {path} sort");
+                }
+            }
+            if op.get("requestBody").is_some() {
+                assert!(responses.contains_key("400") && responses.contains_key("413"), "{method} {path}");
+            }
+        }
+    }
+    assert!(operations > 100, "{operations} operations");
+    api.finish().await;
+}
