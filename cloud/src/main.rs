@@ -153,7 +153,7 @@ fn main() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Ingest => {
             let config = load_config(cli.config.as_deref())?;
-            runtime()?.block_on(ingest(config))?;
+            runtime()?.block_on(traced(&config.clone(), "nimbus-cloud-ingest".into(), ingest(config)))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Worker { service } => {

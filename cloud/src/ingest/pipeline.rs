@@ -196,8 +196,28 @@ impl Pipeline {
     }
 
     /// Handles one frame that arrived on `node`'s uplink topic. Never panics on any input; every
-    /// error becomes an [`Outcome`].
+    /// error becomes an [`Outcome`]. With tracing on, the handling is a span whose context the
+    /// batch's Kafka records carry.
     pub async fn handle_uplink(&self, node: &NodeId, bytes: &[u8]) -> Outcome {
+        use tracing::Instrument;
+        let span = crate::trace::ingest_span(node.as_str(), bytes.len());
+        let outcome = self.handle_uplink_traced(node, bytes).instrument(span.clone()).await;
+        if !span.is_disabled() {
+            let (events, name) = match &outcome {
+                Outcome::Stored { produced, .. } => (*produced, "stored"),
+                Outcome::PartlyStored { .. } => (0, "partly_stored"),
+                Outcome::Duplicate { .. } => (0, "duplicate"),
+                Outcome::Gap { .. } => (0, "gap"),
+                Outcome::Rejected { reason, .. } => (0, *reason),
+                Outcome::Failed { .. } => (0, "failed"),
+            };
+            span.record("nimbus.events", events);
+            span.record("nimbus.outcome", name);
+        }
+        outcome
+    }
+
+    async fn handle_uplink_traced(&self, node: &NodeId, bytes: &[u8]) -> Outcome {
         let mut stats = ReceiverStats::default();
         let decoded = receiver::decode_uplink(bytes, node, self.limits, &mut stats);
         self.metrics.merge_decode(&stats);

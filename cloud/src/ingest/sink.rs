@@ -59,8 +59,13 @@ impl KafkaSink {
     pub async fn deliver(&self, messages: &[&Outgoing]) -> Delivery {
         let producer = self.current();
         let mut pending = Vec::with_capacity(messages.len());
+        // The batch's span (tracing on) travels with every record, for the consumers' spans.
+        let headers = crate::trace::current_headers();
         for m in messages {
-            let record = FutureRecord::to(m.topic.name()).key(m.key.as_bytes()).payload(m.payload.as_bytes());
+            let mut record = FutureRecord::to(m.topic.name()).key(m.key.as_bytes()).payload(m.payload.as_bytes());
+            if let Some(h) = &headers {
+                record = record.headers(h.clone());
+            }
             pending.push(producer.send_result(record).map_err(|(e, _)| format!("enqueue: {e}")));
         }
         let deadline = tokio::time::Instant::now() + self.timeout + Duration::from_secs(5);

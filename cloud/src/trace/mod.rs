@@ -119,6 +119,38 @@ pub fn request_span(method: &str, route: &str, traceparent: Option<&str>) -> tra
     ))
 }
 
+/// The span the ingest handles one node's uplink frame in: the root of a trace (a node does not
+/// trace) that the Kafka records of the batch carry on ([`crate::ingest`] sets their
+/// `traceparent` header), so the workers' handling of a classroom's taps hangs under the batch
+/// that brought them. Disabled when tracing is off.
+pub fn ingest_span(node: &str, bytes: usize) -> tracing::Span {
+    if !enabled() {
+        return tracing::Span::none();
+    }
+    with_trace_id(tracing::info_span!(
+        "mqtt.receive",
+        otel.name = "uplink process",
+        otel.kind = "consumer",
+        messaging.system = "mqtt",
+        messaging.destination.name = "nimbus/+/uplink",
+        messaging.message.body.size = bytes,
+        nimbus.node_id = node,
+        nimbus.events = tracing::field::Empty,
+        nimbus.outcome = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    ))
+}
+
+/// The Kafka headers that carry the current span's context, when tracing is on and a span is
+/// current.
+pub fn current_headers() -> Option<rdkafka::message::OwnedHeaders> {
+    let value = current_traceparent()?;
+    Some(
+        rdkafka::message::OwnedHeaders::new()
+            .insert(rdkafka::message::Header { key: TRACEPARENT, value: Some(&value) }),
+    )
+}
+
 /// The span a worker handles one Kafka message in, child of the producer's `traceparent` header
 /// when the record has one; disabled when tracing is off.
 pub fn consume_span(msg: &rdkafka::message::OwnedMessage, group_id: &str) -> tracing::Span {

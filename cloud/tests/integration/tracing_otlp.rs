@@ -5,6 +5,10 @@
 //! `traceparent`, and the course worker's handling of the `USER_CREATED` it wrote, reached only
 //! through the outbox and the Kafka record's header. The API logs JSON (`NIMBUS_LOG_FORMAT`),
 //! and its request line names the trace.
+//!
+//! A classroom's batch is a trace as well: the real `ingest` binary handles a node's frame in a
+//! span whose context every Kafka record of the batch carries in its `traceparent` header (the
+//! workers continue it exactly as they continue the outbox's, above).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -46,8 +50,8 @@ fn attribute<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
     span["attributes"].as_array()?.iter().find(|a| a["key"] == key).map(|a| &a["value"])
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn one_admin_request_is_one_trace_from_the_api_through_kafka_into_the_worker() {
+/// An OTLP/HTTP receiver on a free port: its base URL and what it received.
+async fn receiver() -> (String, Received) {
     let received: Received = Arc::default();
     let receiver = Router::new()
         .route(
@@ -62,6 +66,12 @@ async fn one_admin_request_is_one_trace_from_the_api_through_kafka_into_the_work
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let otlp = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, receiver).await });
+    (otlp, received)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_admin_request_is_one_trace_from_the_api_through_kafka_into_the_worker() {
+    let (otlp, received) = receiver().await;
 
     // RUST_LOG stays at the helpers' `warn`: tracing must not depend on the log level.
     let stack = Stack::prepare("tr", |_| vec![("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.clone())]).await;
@@ -172,4 +182,57 @@ async fn one_admin_request_is_one_trace_from_the_api_through_kafka_into_the_work
     assert!(worker.stop(), "the worker stops cleanly with tracing on");
     assert!(api_proc.stop(), "the API stops cleanly with tracing on");
     stack.dbs.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_classroom_batch_is_one_trace_whose_context_every_kafka_record_of_it_carries() {
+    use crate::common::ingest::{FakeNode, KafkaMark, attendance_batch, setup, unique_node};
+    let (otlp, received) = receiver().await;
+    let node = unique_node("trace");
+    let (db, broker, _registry) = setup(&[&node], &[]).await;
+    let (cloud_user, cloud_password) = nimbus_sync::testing::CLOUD_USER;
+    let env = vec![
+        ("DATABASE_URL", crate::common::database_server()),
+        ("NIMBUS_REGISTRY_DB", db.name.clone()),
+        ("KAFKA_BROKERS", crate::common::kafka_brokers()),
+        ("MQTT_URL", broker.url.clone()),
+        ("MQTT_USERNAME", cloud_user.to_owned()),
+        ("MQTT_PASSWORD", cloud_password.to_owned()),
+        ("INGEST_GROUP", unique_node("g")),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp),
+    ];
+    let mark = KafkaMark::now("attendance.events").await;
+    let ingest = Proc(cloud(&["ingest"], &env).spawn().unwrap());
+    let mut fake = FakeNode::connect(&broker, &node).await;
+    let reply = fake.send_until_reply(attendance_batch(&fake.id, 1, 3, "course-traced"), Duration::from_secs(60)).await;
+    assert_eq!(reply, nimbus_sync::frame::Message::Ack { upto_seq: 3 });
+
+    let batch = tokio::task::spawn_blocking({
+        let received = received.clone();
+        let node = node.clone();
+        move || {
+            wait_for("the ingest's span of the batch", Duration::from_secs(30), || {
+                spans(&received).into_iter().find(|s| {
+                    s["service"] == "nimbus-cloud-ingest"
+                        && s["name"] == "uplink process"
+                        && attribute(s, "nimbus.node_id") == Some(&json!({ "stringValue": node }))
+                        && attribute(s, "nimbus.outcome") == Some(&json!({ "stringValue": "stored" }))
+                })
+            })
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(batch["kind"], 5, "SPAN_KIND_CONSUMER");
+    assert!(batch.get("parentSpanId").is_none(), "a batch starts its own trace: {batch}");
+    assert_eq!(attribute(&batch, "nimbus.events"), Some(&json!({ "intValue": "3" })));
+
+    let records = mark.events_of(&fake.id).await;
+    assert_eq!(records.len(), 3);
+    let expected = format!("00-{}-{}-01", batch["traceId"].as_str().unwrap(), batch["spanId"].as_str().unwrap());
+    for r in &records {
+        assert_eq!(r.traceparent.as_deref(), Some(expected.as_str()), "every record of the batch continues its span");
+    }
+    assert!(ingest.stop(), "the ingest stops cleanly with tracing on");
+    db.drop_now().await;
 }

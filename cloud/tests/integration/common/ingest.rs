@@ -16,6 +16,7 @@ use nimbus_sync::testing::{CLOUD_USER, Mosquitto};
 use nimbus_sync::topics::NodeTopic;
 use nimbus_sync::transport::MqttConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers as _;
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use serde_json::{Value, json};
@@ -259,6 +260,8 @@ pub struct Record {
     pub json: Value,
     /// Its payload as text.
     pub text: String,
+    /// Its `traceparent` header, if it has one.
+    pub traceparent: Option<String>,
 }
 
 /// The end offsets of a topic's partitions at one moment, to read what came after.
@@ -344,7 +347,12 @@ impl KafkaMark {
                 let text = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
                 let json = serde_json::from_str(&text).unwrap_or(Value::Null);
                 let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
-                out.push(Record { partition: m.partition(), key, json, text });
+                let traceparent = m
+                    .headers()
+                    .and_then(|h| h.iter().find(|h| h.key == "traceparent"))
+                    .and_then(|h| h.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned());
+                out.push(Record { partition: m.partition(), key, json, text, traceparent });
             }
             out
         })
