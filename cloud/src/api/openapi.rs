@@ -37,7 +37,7 @@ pub fn document(specs: &[RouteSpec]) -> Value {
     value["security"] = json!([{ "bearerAuth": [] }]);
     if let Some(paths) = value["paths"].as_object_mut() {
         for spec in specs {
-            let Some(op) = paths.get_mut(&spec.openapi_path()).and_then(|p| p.get_mut(&method_key(spec))) else {
+            let Some(op) = paths.get_mut(&spec.openapi_path()).and_then(|p| p.get_mut(method_key(spec))) else {
                 continue;
             };
             if let Some(op) = op.as_object_mut() {

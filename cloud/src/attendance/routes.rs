@@ -22,23 +22,76 @@ const READ: Access = Access::Permission("attendance:read");
 /// Longest range one report may cover.
 pub const MAX_RANGE_DAYS: u64 = 366;
 
-/// `?from=&to=&format=` (and `course_id` for the daily report).
+/// How a report is answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// `application/json` (the default, unless `Accept` asks for `text/csv`).
+    #[default]
+    Json,
+    /// `text/csv`, as an attachment.
+    Csv,
+}
+
+/// `?from=&to=&format=` of the per-course, per-student and own reports. The range is at most
+/// [`MAX_RANGE_DAYS`] days and `from` is not after `to` (else 422).
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// First class date included (default: 30 days before `to`).
+    #[serde(default, deserialize_with = "crate::course::fields::strict_date_opt")]
+    #[param(schema_with = crate::course::fields::date)]
     pub from: Option<NaiveDate>,
     /// Last class date included (default: today).
+    #[serde(default, deserialize_with = "crate::course::fields::strict_date_opt")]
+    #[param(schema_with = crate::course::fields::date)]
     pub to: Option<NaiveDate>,
     /// `json` (default) or `csv`.
-    pub format: Option<String>,
-    /// Daily report only: one course.
+    #[param(inline)]
+    pub format: Option<Format>,
+}
+
+/// The daily report's query: [`ReportQuery`]'s and one course.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DailyQuery {
+    /// First class date included (default: 30 days before `to`).
+    #[serde(default, deserialize_with = "crate::course::fields::strict_date_opt")]
+    #[param(schema_with = crate::course::fields::date)]
+    pub from: Option<NaiveDate>,
+    /// Last class date included (default: today).
+    #[serde(default, deserialize_with = "crate::course::fields::strict_date_opt")]
+    #[param(schema_with = crate::course::fields::date)]
+    pub to: Option<NaiveDate>,
+    /// `json` (default) or `csv`.
+    #[param(inline)]
+    pub format: Option<Format>,
+    /// Only this course.
+    #[param(schema_with = no_nul)]
     pub course_id: Option<String>,
 }
 
+impl DailyQuery {
+    fn report(&self) -> ReportQuery {
+        ReportQuery { from: self.from, to: self.to, format: self.format }
+    }
+}
+
+fn no_nul() -> utoipa::openapi::Object {
+    crate::course::fields::free_text(None, false)
+}
+
+/// An id of a path or filter, which PostgreSQL compares as text: no NUL (400).
+fn plain_id(field: &str, value: &str) -> Result<(), AppError> {
+    let mut errors = Vec::new();
+    crate::course::fields::check_free_text(&mut errors, field, value);
+    Ok(crate::listing::finish(errors)?)
+}
+
 /// Counts of one report row.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Row {
     /// What the row is about: a student id, a course id, or a date and course.
     pub key: String,
@@ -60,9 +113,10 @@ pub struct Row {
 }
 
 /// A report.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Report {
     /// `course`, `student` or `daily`.
+    #[schema(schema_with = report_kinds)]
     pub report: &'static str,
     /// The course or student, for the first two.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -73,6 +127,10 @@ pub struct Report {
     pub to: NaiveDate,
     /// The rows, ordered by key.
     pub rows: Vec<Row>,
+}
+
+fn report_kinds() -> utoipa::openapi::Object {
+    crate::http::schema::one_of(&["course", "student", "daily"])
 }
 
 /// The report routes.
@@ -122,21 +180,18 @@ impl Scope {
     }
 }
 
+/// The dates of a report: each is a valid date by then (400 otherwise), so what is left are the
+/// rules between them (422).
 fn range(q: &ReportQuery) -> Result<(NaiveDate, NaiveDate)> {
     let to = q.to.unwrap_or_else(|| Utc::now().date_naive());
     let from = q.from.unwrap_or_else(|| to.checked_sub_days(Days::new(30)).unwrap_or(to));
-    let mut errors = Vec::new();
+    let mut rules = Vec::new();
     if from > to {
-        errors.push(FieldError::new("from", "must not be after `to`"));
+        rules.push(FieldError::new("from", "must not be after `to`"));
     } else if (to - from).num_days() as u64 > MAX_RANGE_DAYS {
-        errors.push(FieldError::new("to", format!("a report covers at most {MAX_RANGE_DAYS} days")));
+        rules.push(FieldError::new("to", format!("a report covers at most {MAX_RANGE_DAYS} days")));
     }
-    if let Some(f) = q.format.as_deref()
-        && !matches!(f, "json" | "csv")
-    {
-        errors.push(FieldError::new("format", "must be json or csv"));
-    }
-    crate::listing::finish(errors)?;
+    crate::listing::finish_rules(rules)?;
     Ok((from, to))
 }
 
@@ -213,7 +268,7 @@ pub async fn daily(
     Ok(rows.iter().map(|r| row(r.get(0), Some(r.get(1)), r, 2)).collect())
 }
 
-#[utoipa::path(get, path = "/api/v1/reports/attendance/courses/{course_id}", tag = "attendance", params(("course_id" = String, Path), ReportQuery), responses((status = 200, description = "One row per student"), (status = 404, description = "Not a course the caller may see")))]
+#[utoipa::path(get, path = "/api/v1/reports/attendance/courses/{course_id}", tag = "attendance", params(("course_id" = String, Path, pattern = r"^[^\u0000]*$"), ReportQuery), responses((status = 200, description = "One row per student", content((Report = "application/json"), (String = "text/csv")), headers(("Content-Disposition" = String, description = "`attachment; filename=...` (CSV only)"))), (status = 404, description = "Not a course the caller may see"), (status = 422, description = "`from` after `to`, or a range over 366 days")))]
 async fn course_report(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -221,8 +276,8 @@ async fn course_report(
     Params(q): Params<ReportQuery>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    plain_id("course_id", &course_id)?;
     let (from, to) = range(&q)?;
-    reject_course_filter(&q)?;
     if !Scope::of(&s, &caller).await?.allows(&course_id) {
         // Not 403: whether a course the caller does not teach has records is not theirs to know.
         return Err(AppError::from(Error::NotFound { what: "course", id: course_id }));
@@ -231,7 +286,7 @@ async fn course_report(
     Ok(answer(Report { report: "course", subject: Some(course_id), from, to, rows }, &q, &headers))
 }
 
-#[utoipa::path(get, path = "/api/v1/reports/attendance/students/{student_id}", tag = "attendance", params(("student_id" = String, Path), ReportQuery), responses((status = 200, description = "One row per course (faculty: only their courses)")))]
+#[utoipa::path(get, path = "/api/v1/reports/attendance/students/{student_id}", tag = "attendance", params(("student_id" = String, Path, pattern = r"^[^\u0000]*$"), ReportQuery), responses((status = 200, description = "One row per course (faculty: only their courses)", content((Report = "application/json"), (String = "text/csv")), headers(("Content-Disposition" = String, description = "`attachment; filename=...` (CSV only)"))), (status = 422, description = "`from` after `to`, or a range over 366 days")))]
 async fn student_report(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -239,28 +294,32 @@ async fn student_report(
     Params(q): Params<ReportQuery>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    plain_id("student_id", &student_id)?;
     let (from, to) = range(&q)?;
-    reject_course_filter(&q)?;
     let scope = Scope::of(&s, &caller).await?;
     let rows = by_student(&s, &student_id, scope.courses(), from, to).await?;
     Ok(answer(Report { report: "student", subject: Some(student_id), from, to, rows }, &q, &headers))
 }
 
-#[utoipa::path(get, path = "/api/v1/reports/attendance/daily", tag = "attendance", params(ReportQuery), responses((status = 200, description = "One row per class date and course")))]
+#[utoipa::path(get, path = "/api/v1/reports/attendance/daily", tag = "attendance", params(DailyQuery), responses((status = 200, description = "One row per class date and course", content((Report = "application/json"), (String = "text/csv")), headers(("Content-Disposition" = String, description = "`attachment; filename=...` (CSV only)"))), (status = 422, description = "`from` after `to`, or a range over 366 days")))]
 async fn daily_report(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
-    Params(q): Params<ReportQuery>,
+    Params(daily_q): Params<DailyQuery>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    if let Some(c) = daily_q.course_id.as_deref() {
+        plain_id("course_id", c)?;
+    }
+    let q = daily_q.report();
     let (from, to) = range(&q)?;
     let scope = Scope::of(&s, &caller).await?;
-    let rows = daily(&s, q.course_id.as_deref(), scope.courses(), from, to).await?;
+    let rows = daily(&s, daily_q.course_id.as_deref(), scope.courses(), from, to).await?;
     Ok(answer(Report { report: "daily", subject: None, from, to, rows }, &q, &headers))
 }
 
 /// A student's own attendance, per course.
-#[utoipa::path(get, path = "/api/v1/me/attendance", tag = "attendance", params(ReportQuery), responses((status = 200, description = "The caller's attendance per course")))]
+#[utoipa::path(get, path = "/api/v1/me/attendance", tag = "attendance", params(ReportQuery), responses((status = 200, description = "The caller's attendance per course", content((Report = "application/json"), (String = "text/csv")), headers(("Content-Disposition" = String, description = "`attachment; filename=...` (CSV only)"))), (status = 422, description = "`from` after `to`, or a range over 366 days")))]
 async fn my_attendance(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -268,21 +327,13 @@ async fn my_attendance(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let (from, to) = range(&q)?;
-    reject_course_filter(&q)?;
     let rows = by_student(&s, &caller.user_id, None, from, to).await?;
     Ok(answer(Report { report: "student", subject: Some(caller.user_id), from, to, rows }, &q, &headers))
 }
 
-fn reject_course_filter(q: &ReportQuery) -> Result<(), AppError> {
-    match q.course_id {
-        Some(_) => Err(AppError::invalid_field("course_id", "only the daily report filters by course")),
-        None => Ok(()),
-    }
-}
-
 /// JSON, or CSV when asked for by `format=csv` or `Accept: text/csv`.
 fn answer(report: Report, q: &ReportQuery, headers: &HeaderMap) -> Response {
-    let wants_csv = q.format.as_deref() == Some("csv")
+    let wants_csv = q.format == Some(Format::Csv)
         || (q.format.is_none()
             && headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/csv")));
     if !wants_csv {
@@ -387,13 +438,24 @@ mod tests {
     fn ranges_are_checked_field_by_field() {
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
         let bad = ReportQuery { from: d("2026-10-02"), to: d("2026-10-01"), ..Default::default() };
-        assert!(matches!(range(&bad), Err(Error::Validation(f)) if f[0].field == "from"));
+        assert!(matches!(range(&bad), Err(Error::Unprocessable(f)) if f[0].field == "from"));
         let long = ReportQuery { from: d("2024-01-01"), to: d("2026-01-01"), ..Default::default() };
-        assert!(matches!(range(&long), Err(Error::Validation(f)) if f[0].field == "to"));
-        let fmt = ReportQuery { format: Some("xml".into()), ..Default::default() };
-        assert!(matches!(range(&fmt), Err(Error::Validation(f)) if f[0].field == "format"));
+        assert!(matches!(range(&long), Err(Error::Unprocessable(f)) if f[0].field == "to"));
         let ok = ReportQuery { from: d("2026-09-01"), to: d("2026-09-30"), ..Default::default() };
         assert_eq!(range(&ok).unwrap(), (d("2026-09-01").unwrap(), d("2026-09-30").unwrap()));
+    }
+
+    #[test]
+    fn the_query_takes_exactly_what_the_document_says() {
+        let q = |s: &str| serde_urlencoded::from_str::<ReportQuery>(s);
+        let ok = q("from=2026-09-01&to=2026-09-30&format=csv").unwrap();
+        assert_eq!((ok.from.map(|d| d.to_string()), ok.format), (Some("2026-09-01".into()), Some(Format::Csv)));
+        assert!(q("").unwrap().from.is_none());
+        for bad in ["format=xml", "from=2026-9-01", "to=%202026-09-01", "course_id=c1", "from="] {
+            assert!(q(bad).is_err(), "{bad}");
+        }
+        let daily = serde_urlencoded::from_str::<DailyQuery>("course_id=c1&format=json").unwrap();
+        assert_eq!((daily.course_id.as_deref(), daily.report().format), (Some("c1"), Some(Format::Json)));
     }
 
     #[test]

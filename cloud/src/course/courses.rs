@@ -8,37 +8,68 @@ use nimbus_core::event::{ChangeValue, Changes};
 use serde_json::json;
 use uuid::Uuid;
 
+use super::fields::{self, check_text};
 pub use super::record::Course;
 use super::record::{COLUMNS, from_row, lock};
 use super::{duplicate, enrollments, publish};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
-use crate::listing::{self, Filter, ListQuery, Page, require_text};
+use crate::listing::{self, Filter, ListQuery, Page};
 
 /// A new course.
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "course_code": "CS201-F26", "course_name": "Data Structures", "subject_id": "7d1e0c55-3f0a-4c8e-a1d2-9b8c7d6e5f40", "department_id": "0b6f3c1e-5d7a-4a43-9a59-2f4c1e9d8b10", "program_id": "2c9a8b7d-6e5f-4a3b-8c1d-0e9f8a7b6c5d", "semester_id": null, "semester": 3, "academic_year": 2026, "max_students": 60 }))]
 pub struct NewCourse {
+    /// Unique.
+    #[schema(schema_with = course_code)]
     pub course_code: String,
+    #[schema(schema_with = course_name)]
     pub course_name: String,
+    /// An existing subject (else 422), as are the department, program and semester.
     pub subject_id: Uuid,
     pub department_id: Uuid,
     pub program_id: Uuid,
     pub semester_id: Option<Uuid>,
     /// The program's semester number (1, 2, …).
+    #[schema(minimum = 1, maximum = 20)]
     pub semester: i32,
+    #[schema(minimum = 2000, maximum = 2200)]
     pub academic_year: i32,
+    #[schema(minimum = 1, maximum = 10000)]
     pub max_students: i32,
 }
 
-/// Changes to a course; absent fields stay.
+/// Changes to a course; absent (or null) fields stay.
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CourseUpdate {
+    /// Unique (else 409).
+    #[schema(schema_with = maybe_course_code)]
     pub course_code: Option<String>,
+    #[schema(schema_with = maybe_course_name)]
     pub course_name: Option<String>,
+    /// Not below the students already enrolled (else 422); raising it promotes waiting students.
+    #[schema(minimum = 1, maximum = 10000)]
     pub max_students: Option<i32>,
+    /// An existing semester (else 422).
     pub semester_id: Option<Uuid>,
+}
+
+fn course_code() -> utoipa::openapi::Object {
+    fields::text(20, false)
+}
+
+fn maybe_course_code() -> utoipa::openapi::Object {
+    fields::text(20, true)
+}
+
+fn course_name() -> utoipa::openapi::Object {
+    fields::text(200, false)
+}
+
+fn maybe_course_name() -> utoipa::openapi::Object {
+    fields::text(200, true)
 }
 
 /// Filters of [`list_courses`].
@@ -63,8 +94,8 @@ impl NewCourse {
     /// Field-by-field validation.
     pub fn validate(&self) -> Result<()> {
         let mut e = Vec::new();
-        require_text(&mut e, "course_code", &self.course_code, 20);
-        require_text(&mut e, "course_name", &self.course_name, 200);
+        check_text(&mut e, "course_code", &self.course_code, 20);
+        check_text(&mut e, "course_name", &self.course_name, 200);
         if !(1..=20).contains(&self.semester) {
             e.push(FieldError::new("semester", "must be between 1 and 20"));
         }
@@ -81,10 +112,10 @@ impl CourseUpdate {
     pub fn validate(&self) -> Result<()> {
         let mut e = Vec::new();
         if let Some(v) = &self.course_code {
-            require_text(&mut e, "course_code", v, 20);
+            check_text(&mut e, "course_code", v, 20);
         }
         if let Some(v) = &self.course_name {
-            require_text(&mut e, "course_name", v, 200);
+            check_text(&mut e, "course_name", v, 200);
         }
         if let Some(v) = self.max_students {
             check_capacity(&mut e, v);
@@ -187,7 +218,7 @@ pub async fn update_course(pool: &Pool, actor: &Actor, id: Uuid, input: CourseUp
     if let Some(max) = input.max_students
         && i64::from(max) < enrolled
     {
-        return Err(Error::Validation(vec![FieldError::new(
+        return Err(Error::Unprocessable(vec![FieldError::new(
             "max_students",
             format!("{enrolled} students are already enrolled"),
         )]));
@@ -300,13 +331,15 @@ pub async fn list_courses(pool: &Pool, filter: CourseFilter, query: ListQuery) -
 }
 
 /// Records that `prerequisite` must be passed before `course` (no self-reference, no cycles of
-/// two).
+/// two). `course` must exist (404); `prerequisite` is the body's `course_id` (422 when missing).
 pub async fn add_prerequisite(pool: &Pool, _actor: &Actor, course: Uuid, prerequisite: Uuid) -> Result<()> {
-    let client = pool.get().await?;
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    must_exist(&tx, course).await?;
     if course == prerequisite {
-        return Err(Error::Validation(vec![FieldError::new("prerequisite_id", "a course cannot require itself")]));
+        return Err(Error::Unprocessable(vec![FieldError::new("course_id", "a course cannot require itself")]));
     }
-    let reverse = client
+    let reverse = tx
         .query_opt(
             "SELECT 1 FROM course_prerequisites WHERE course_id = $1 AND prerequisite_id = $2",
             &[&prerequisite, &course],
@@ -318,40 +351,48 @@ pub async fn add_prerequisite(pool: &Pool, _actor: &Actor, course: Uuid, prerequ
             details: json!({ "course_id": course, "prerequisite_id": prerequisite }),
         });
     }
-    client
-        .execute(
-            "INSERT INTO course_prerequisites (course_id, prerequisite_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[&course, &prerequisite],
-        )
-        .await
-        .map_err(|e| {
-            if listing::foreign_key_violation(&e) {
-                Error::Unprocessable(vec![FieldError::new("prerequisite_id", "no such course")])
-            } else {
-                e.into()
-            }
-        })?;
+    tx.execute(
+        "INSERT INTO course_prerequisites (course_id, prerequisite_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        &[&course, &prerequisite],
+    )
+    .await
+    .map_err(|e| no_such_course(e, "course_id"))?;
+    tx.commit().await?;
     Ok(())
 }
 
-/// Records that `corequisite` must be taken together with `course`.
+/// Records that `corequisite` must be taken together with `course` (which must exist: 404; the
+/// corequisite is the body's `course_id`, 422 when missing).
 pub async fn add_corequisite(pool: &Pool, _actor: &Actor, course: Uuid, corequisite: Uuid) -> Result<()> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    must_exist(&tx, course).await?;
     if course == corequisite {
-        return Err(Error::Validation(vec![FieldError::new("corequisite_id", "a course cannot require itself")]));
+        return Err(Error::Unprocessable(vec![FieldError::new("course_id", "a course cannot require itself")]));
     }
-    let client = pool.get().await?;
-    client
-        .execute(
-            "INSERT INTO course_corequisites (course_id, corequisite_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[&course, &corequisite],
-        )
-        .await
-        .map_err(|e| {
-            if listing::foreign_key_violation(&e) {
-                Error::Unprocessable(vec![FieldError::new("corequisite_id", "no such course")])
-            } else {
-                e.into()
-            }
-        })?;
+    tx.execute(
+        "INSERT INTO course_corequisites (course_id, corequisite_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        &[&course, &corequisite],
+    )
+    .await
+    .map_err(|e| no_such_course(e, "course_id"))?;
+    tx.commit().await?;
     Ok(())
+}
+
+/// 404 unless `course` exists; kept until `tx` ends (a key-share lock, which links taken in
+/// both directions at once do not wait on).
+async fn must_exist(tx: &tokio_postgres::Transaction<'_>, course: Uuid) -> Result<()> {
+    match tx.query_opt("SELECT 1 FROM courses WHERE id = $1 FOR KEY SHARE", &[&course]).await? {
+        Some(_) => Ok(()),
+        None => Err(Error::NotFound { what: "course", id: course.to_string() }),
+    }
+}
+
+fn no_such_course(e: tokio_postgres::Error, field: &str) -> Error {
+    if listing::foreign_key_violation(&e) {
+        Error::Unprocessable(vec![FieldError::new(field, "no such course")])
+    } else {
+        e.into()
+    }
 }

@@ -5,9 +5,10 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::duplicate;
+use super::fields::{self, check_free_text, check_text};
 use crate::actor::Actor;
 use crate::error::{Error, Result};
-use crate::listing::{self, Filter, ListQuery, Page, require_text};
+use crate::listing::{self, Filter, ListQuery, Page};
 
 /// A department.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -23,20 +24,47 @@ pub struct Department {
 /// A new department.
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "code": "CSE", "name": "Computer Science and Engineering", "description": "Block B" }))]
 pub struct NewDepartment {
+    /// Unique.
+    #[schema(schema_with = code)]
     pub code: String,
+    #[schema(schema_with = name)]
     pub name: String,
     #[serde(default)]
+    #[schema(schema_with = description)]
     pub description: String,
 }
 
-/// Changes to a department.
+/// Changes to a department; absent (or null) fields stay.
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DepartmentUpdate {
+    #[schema(schema_with = maybe_name)]
     pub name: Option<String>,
+    #[schema(schema_with = maybe_description)]
     pub description: Option<String>,
     pub is_active: Option<bool>,
+}
+
+fn code() -> utoipa::openapi::Object {
+    fields::text(20, false)
+}
+
+fn name() -> utoipa::openapi::Object {
+    fields::text(200, false)
+}
+
+fn maybe_name() -> utoipa::openapi::Object {
+    fields::text(200, true)
+}
+
+fn description() -> utoipa::openapi::Object {
+    fields::free_text(None, false)
+}
+
+fn maybe_description() -> utoipa::openapi::Object {
+    fields::free_text(None, true)
 }
 
 /// Filters of [`list_departments`].
@@ -51,8 +79,9 @@ impl NewDepartment {
     /// Field-by-field validation.
     pub fn validate(&self) -> Result<()> {
         let mut e = Vec::new();
-        require_text(&mut e, "code", &self.code, 20);
-        require_text(&mut e, "name", &self.name, 200);
+        check_text(&mut e, "code", &self.code, 20);
+        check_text(&mut e, "name", &self.name, 200);
+        check_free_text(&mut e, "description", &self.description);
         listing::finish(e)
     }
 }
@@ -62,7 +91,10 @@ impl DepartmentUpdate {
     pub fn validate(&self) -> Result<()> {
         let mut e = Vec::new();
         if let Some(n) = &self.name {
-            require_text(&mut e, "name", n, 200);
+            check_text(&mut e, "name", n, 200);
+        }
+        if let Some(d) = &self.description {
+            check_free_text(&mut e, "description", d);
         }
         listing::finish(e)
     }

@@ -19,11 +19,15 @@ use serde_json::json;
 use tokio_postgres::{Row, Transaction};
 use uuid::Uuid;
 
+use super::fields::{self, check_filter, check_text};
 use super::publish;
 use super::record::{self as courses, Course};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
-use crate::listing::{self, Filter, ListQuery, Page, require_text};
+use crate::listing::{self, Filter, ListQuery, Page};
+
+/// The statuses of an enrollment.
+pub const STATUSES: &[&str] = &["enrolled", "waitlisted", "dropped", "completed", "failed"];
 
 /// An enrollment (or a place on the waitlist).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -43,8 +47,12 @@ pub struct Enrollment {
 /// A request to enroll a student.
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "course_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "student_id": "3f2e1d0c-9b8a-4765-8432-10fedcba9876", "enrolled_by": "admin" }))]
 pub struct NewEnrollment {
+    /// An existing course (else 422); an inactive one is a 409.
     pub course_id: Uuid,
+    /// An active student's user id (else 422).
+    #[schema(schema_with = student_id)]
     pub student_id: String,
     /// The seed's `enrolled_by`: `self` or `admin` (default).
     #[serde(default)]
@@ -53,7 +61,21 @@ pub struct NewEnrollment {
 }
 
 fn enrolled_by() -> utoipa::openapi::Object {
-    crate::http::schema::one_of(&["self", "admin"])
+    let mut o = crate::http::schema::one_of(&["self", "admin"]);
+    o.default = Some(serde_json::json!("admin"));
+    o
+}
+
+fn student_id() -> utoipa::openapi::Object {
+    fields::text(100, false)
+}
+
+fn statuses() -> utoipa::openapi::Object {
+    crate::http::schema::one_of(STATUSES)
+}
+
+fn no_nul() -> utoipa::openapi::Object {
+    fields::free_text(None, false)
 }
 
 /// Filters of [`list_enrollments`].
@@ -62,7 +84,10 @@ fn enrolled_by() -> utoipa::openapi::Object {
 #[into_params(parameter_in = Query)]
 pub struct EnrollmentFilter {
     pub course_id: Option<Uuid>,
+    #[param(schema_with = no_nul)]
     pub student_id: Option<String>,
+    /// One of [`STATUSES`].
+    #[param(schema_with = statuses)]
     pub status: Option<String>,
 }
 
@@ -70,7 +95,21 @@ impl NewEnrollment {
     /// Field-by-field validation.
     pub fn validate(&self) -> Result<()> {
         let mut e = Vec::new();
-        require_text(&mut e, "student_id", &self.student_id, 100);
+        check_text(&mut e, "student_id", &self.student_id, 100);
+        listing::finish(e)
+    }
+}
+
+impl EnrollmentFilter {
+    /// The filters' own checks.
+    pub fn validate(&self) -> Result<()> {
+        let mut e = Vec::new();
+        check_filter(&mut e, "student_id", self.student_id.as_deref());
+        if let Some(s) = self.status.as_deref()
+            && !STATUSES.contains(&s)
+        {
+            e.push(FieldError::new("status", format!("must be one of {}", STATUSES.join(", "))));
+        }
         listing::finish(e)
     }
 }
@@ -137,7 +176,10 @@ pub async fn enroll(pool: &Pool, users: &Pool, actor: &Actor, input: NewEnrollme
     input.validate()?;
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    let course = courses::lock(&tx, input.course_id).await?;
+    let course = courses::lock(&tx, input.course_id).await.map_err(|e| match e {
+        Error::NotFound { .. } => Error::Unprocessable(vec![FieldError::new("course_id", "no such course")]),
+        e => e,
+    })?;
     if !course.is_active {
         return Err(Error::Conflict {
             message: format!("course {} is not active", course.course_code),
@@ -147,7 +189,7 @@ pub async fn enroll(pool: &Pool, users: &Pool, actor: &Actor, input: NewEnrollme
     let student = input.student_id.trim().to_owned();
     let directory = users.get().await?;
     if !super::profiles::ensure_active(&tx, &**directory, super::profiles::ProfileKind::Student, &student).await? {
-        return Err(Error::Validation(vec![FieldError::new("student_id", "no active student with this id")]));
+        return Err(Error::Unprocessable(vec![FieldError::new("student_id", "no active student with this id")]));
     }
     let existing = tx
         .query_opt(
@@ -213,6 +255,9 @@ pub async fn drop_enrollment(
     course_id: Uuid,
     student_id: &str,
 ) -> Result<(Enrollment, Option<Enrollment>)> {
+    let mut e = Vec::new();
+    fields::check_free_text(&mut e, "student_id", student_id);
+    listing::finish(e)?;
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let course = courses::lock(&tx, course_id).await?;
@@ -293,6 +338,7 @@ pub(crate) async fn fill_from_waitlist(
 
 /// Enrollments matching `filter`, a page at a time.
 pub async fn list_enrollments(pool: &Pool, filter: EnrollmentFilter, query: ListQuery) -> Result<Page<Enrollment>> {
+    filter.validate()?;
     let client = pool.get().await?;
     let mut f = Filter::new();
     f.and("course_id = $?", filter.course_id)

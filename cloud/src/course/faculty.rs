@@ -5,10 +5,11 @@ use deadpool_postgres::Pool;
 use nimbus_core::event::course::{CourseEvent, FacultyAssignmentPayload};
 use uuid::Uuid;
 
+use super::fields::{self, check_free_text, check_text};
 use super::publish;
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
-use crate::listing::{self, require_text};
+use crate::listing;
 
 /// The roles a faculty member can have on a course.
 pub const ASSIGNMENT_ROLES: &[&str] = &["primary", "assistant", "guest"];
@@ -26,9 +27,14 @@ pub struct Assignment {
 /// A new assignment.
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "faculty_id": "3f2e1d0c-9b8a-4765-8432-10fedcba9876", "assignment_role": "primary" }))]
 pub struct NewAssignment {
+    /// An active faculty member's user id (else 422).
+    #[schema(schema_with = faculty_id)]
     pub faculty_id: String,
+    /// One of [`ASSIGNMENT_ROLES`].
     #[serde(default = "primary")]
+    #[schema(schema_with = assignment_roles)]
     pub assignment_role: String,
 }
 
@@ -36,11 +42,21 @@ fn primary() -> String {
     "primary".into()
 }
 
+fn faculty_id() -> utoipa::openapi::Object {
+    fields::text(100, false)
+}
+
+fn assignment_roles() -> utoipa::openapi::Object {
+    let mut o = crate::http::schema::one_of(ASSIGNMENT_ROLES);
+    o.default = Some(serde_json::json!("primary"));
+    o
+}
+
 impl NewAssignment {
     /// Field-by-field validation.
     pub fn validate(&self) -> Result<()> {
         let mut e = Vec::new();
-        require_text(&mut e, "faculty_id", &self.faculty_id, 100);
+        check_text(&mut e, "faculty_id", &self.faculty_id, 100);
         if !ASSIGNMENT_ROLES.contains(&self.assignment_role.as_str()) {
             e.push(FieldError::new("assignment_role", format!("must be one of {}", ASSIGNMENT_ROLES.join(", "))));
         }
@@ -64,7 +80,7 @@ pub async fn assign_faculty(
     let faculty_id = input.faculty_id.trim().to_owned();
     let directory = users.get().await?;
     if !super::profiles::ensure_active(&tx, &**directory, super::profiles::ProfileKind::Faculty, &faculty_id).await? {
-        return Err(Error::Validation(vec![FieldError::new("faculty_id", "no active faculty member with this id")]));
+        return Err(Error::Unprocessable(vec![FieldError::new("faculty_id", "no active faculty member with this id")]));
     }
     let row = tx
         .query_one(
@@ -95,6 +111,9 @@ pub async fn assign_faculty(
 
 /// Removes a faculty member from a course.
 pub async fn unassign_faculty(pool: &Pool, actor: &Actor, course_id: Uuid, faculty_id: &str) -> Result<()> {
+    let mut e = Vec::new();
+    check_free_text(&mut e, "faculty_id", faculty_id);
+    listing::finish(e)?;
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let row = tx

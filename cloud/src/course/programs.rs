@@ -5,9 +5,10 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::duplicate;
+use super::fields::{self, check_text};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
-use crate::listing::{self, Filter, ListQuery, Page, require_text};
+use crate::listing::{self, Filter, ListQuery, Page};
 
 /// A program.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -24,14 +25,35 @@ pub struct Program {
 /// A new program.
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "department_id": "0b6f3c1e-5d7a-4a43-9a59-2f4c1e9d8b10", "code": "BTECH-CSE", "name": "B.Tech Computer Science", "degree_level": "undergraduate", "duration_semesters": 8 }))]
 pub struct NewProgram {
+    /// An existing department (else 422).
     pub department_id: Uuid,
+    /// Unique.
+    #[schema(schema_with = code)]
     pub code: String,
+    #[schema(schema_with = name)]
     pub name: String,
     #[serde(default = "undergraduate")]
+    #[schema(schema_with = degree_level)]
     pub degree_level: String,
     #[serde(default = "eight")]
+    #[schema(minimum = 1, maximum = 20, default = 8)]
     pub duration_semesters: i32,
+}
+
+fn code() -> utoipa::openapi::Object {
+    fields::text(20, false)
+}
+
+fn name() -> utoipa::openapi::Object {
+    fields::text(200, false)
+}
+
+fn degree_level() -> utoipa::openapi::Object {
+    let mut o = fields::text(50, false);
+    o.default = Some(serde_json::json!("undergraduate"));
+    o
 }
 
 fn undergraduate() -> String {
@@ -55,9 +77,9 @@ impl NewProgram {
     /// Field-by-field validation.
     pub fn validate(&self) -> Result<()> {
         let mut e = Vec::new();
-        require_text(&mut e, "code", &self.code, 20);
-        require_text(&mut e, "name", &self.name, 200);
-        require_text(&mut e, "degree_level", &self.degree_level, 50);
+        check_text(&mut e, "code", &self.code, 20);
+        check_text(&mut e, "name", &self.name, 200);
+        check_text(&mut e, "degree_level", &self.degree_level, 50);
         if !(1..=20).contains(&self.duration_semesters) {
             e.push(FieldError::new("duration_semesters", "must be between 1 and 20"));
         }

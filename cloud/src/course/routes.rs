@@ -42,8 +42,10 @@ impl crate::listing::Sorted for NoFilter {
 /// The other course of a prerequisite or corequisite link.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "course_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d" }))]
 pub struct Link {
-    /// The course required before (prerequisite) or alongside (corequisite).
+    /// The course required before (prerequisite) or alongside (corequisite): an existing course
+    /// other than the one in the path (else 422).
     pub course_id: Uuid,
 }
 
@@ -154,7 +156,7 @@ async fn list_programs(State(s): State<ServicesState>, l: Listing<ProgramFilter>
     Ok(Json(programs::list_programs(&s.course, l.filter, l.query).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/programs", tag = "course", request_body = NewProgram, responses((status = 201, description = "The program")))]
+#[utoipa::path(post, path = "/api/v1/programs", tag = "course", request_body = NewProgram, responses((status = 201, description = "The program"), (status = 409, description = "Code taken"), (status = 422, description = "No such department")))]
 async fn create_program(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -173,7 +175,7 @@ async fn list_subjects(State(s): State<ServicesState>, l: Listing<SubjectFilter>
     Ok(Json(subjects::list_subjects(&s.course, l.filter, l.query).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/subjects", tag = "course", request_body = NewSubject, responses((status = 201, description = "The subject")))]
+#[utoipa::path(post, path = "/api/v1/subjects", tag = "course", request_body = NewSubject, responses((status = 201, description = "The subject"), (status = 409, description = "Code taken"), (status = 422, description = "No such department")))]
 async fn create_subject(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -192,7 +194,7 @@ async fn list_semesters(State(s): State<ServicesState>, l: Listing<NoFilter>) ->
     Ok(Json(semesters::list_semesters(&s.course, l.query).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/semesters", tag = "course", request_body = NewSemester, responses((status = 201, description = "The semester")))]
+#[utoipa::path(post, path = "/api/v1/semesters", tag = "course", request_body = NewSemester, responses((status = 201, description = "The semester"), (status = 409, description = "Name taken"), (status = 422, description = "The end is not after the start")))]
 async fn create_semester(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -220,7 +222,7 @@ async fn calendar(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uuid>) ->
     Ok(Json(semesters::calendar(&s.course, id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/calendar-events", tag = "course", request_body = NewCalendarEvent, responses((status = 201, description = "The calendar event")))]
+#[utoipa::path(post, path = "/api/v1/calendar-events", tag = "course", request_body = NewCalendarEvent, responses((status = 201, description = "The calendar event"), (status = 422, description = "No such semester, the end before the start, or dates outside the semester")))]
 async fn add_calendar_event(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -234,7 +236,7 @@ async fn list_courses(State(s): State<ServicesState>, l: Listing<CourseFilter>) 
     Ok(Json(courses::list_courses(&s.course, l.filter, l.query).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/courses", tag = "course", request_body = NewCourse, responses((status = 201, description = "The course"), (status = 409, description = "Code taken this term")))]
+#[utoipa::path(post, path = "/api/v1/courses", tag = "course", request_body = NewCourse, responses((status = 201, description = "The course"), (status = 409, description = "Code taken"), (status = 422, description = "No such subject, department, program or semester")))]
 async fn create_course(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -248,7 +250,7 @@ async fn get_course(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uuid>) 
     Ok(Json(courses::get_course(&s.course, id).await?))
 }
 
-#[utoipa::path(patch, path = "/api/v1/courses/{id}", tag = "course", params(("id" = Uuid, Path)), request_body = CourseUpdate, responses((status = 200, description = "The updated course")))]
+#[utoipa::path(patch, path = "/api/v1/courses/{id}", tag = "course", params(("id" = Uuid, Path)), request_body = CourseUpdate, responses((status = 200, description = "The updated course"), (status = 409, description = "Code taken"), (status = 422, description = "Capacity below the students enrolled, or no such semester")))]
 async fn update_course(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -258,7 +260,7 @@ async fn update_course(
     Ok(Json(courses::update_course(&s.course, &a, id, input).await?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/courses/{id}", tag = "course", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted")))]
+#[utoipa::path(delete, path = "/api/v1/courses/{id}", tag = "course", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted"), (status = 409, description = "Students are enrolled or waiting; deactivate it instead")))]
 async fn delete_course(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -286,7 +288,7 @@ async fn deactivate_course(
     Ok(Json(courses::set_course_active(&s.course, &a, id, false).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/courses/{id}/prerequisites", tag = "course", params(("id" = Uuid, Path)), request_body = Link, responses((status = 204, description = "Linked")))]
+#[utoipa::path(post, path = "/api/v1/courses/{id}/prerequisites", tag = "course", params(("id" = Uuid, Path)), request_body = Link, responses((status = 204, description = "Linked"), (status = 409, description = "The other course already requires this one"), (status = 422, description = "No such course, or the course itself")))]
 async fn add_prerequisite(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -297,7 +299,7 @@ async fn add_prerequisite(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/courses/{id}/corequisites", tag = "course", params(("id" = Uuid, Path)), request_body = Link, responses((status = 204, description = "Linked")))]
+#[utoipa::path(post, path = "/api/v1/courses/{id}/corequisites", tag = "course", params(("id" = Uuid, Path)), request_body = Link, responses((status = 204, description = "Linked"), (status = 422, description = "No such course, or the course itself")))]
 async fn add_corequisite(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -313,7 +315,7 @@ async fn course_faculty(State(s): State<ServicesState>, ApiPath(id): ApiPath<Uui
     Ok(Json(faculty::course_faculty(&s.course, id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/courses/{id}/faculty", tag = "course", params(("id" = Uuid, Path)), request_body = NewAssignment, responses((status = 201, description = "Assigned")))]
+#[utoipa::path(post, path = "/api/v1/courses/{id}/faculty", tag = "course", params(("id" = Uuid, Path)), request_body = NewAssignment, responses((status = 201, description = "Assigned (again: the role changed)"), (status = 422, description = "No active faculty member with this id")))]
 async fn assign_faculty(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -323,7 +325,7 @@ async fn assign_faculty(
     Ok((StatusCode::CREATED, Json(faculty::assign_faculty(&s.course, &s.users, &a, id, input).await?)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/courses/{id}/faculty/{faculty_id}", tag = "course", params(("id" = Uuid, Path), ("faculty_id" = String, Path)), responses((status = 204, description = "Unassigned")))]
+#[utoipa::path(delete, path = "/api/v1/courses/{id}/faculty/{faculty_id}", tag = "course", params(("id" = Uuid, Path), ("faculty_id" = String, Path, pattern = r"^[^\u0000]*$")), responses((status = 204, description = "Unassigned")))]
 async fn unassign_faculty(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -338,7 +340,7 @@ async fn list_enrollments(State(s): State<ServicesState>, l: Listing<EnrollmentF
     Ok(Json(enrollments::list_enrollments(&s.course, l.filter, l.query).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/enrollments", tag = "course", request_body = NewEnrollment, responses((status = 201, description = "Enrolled, or waitlisted when the course is full")))]
+#[utoipa::path(post, path = "/api/v1/enrollments", tag = "course", request_body = NewEnrollment, responses((status = 201, description = "Enrolled, or waitlisted when the course is full"), (status = 409, description = "Already enrolled, waiting or completed, or the course is inactive"), (status = 422, description = "No such course, or no active student with this id")))]
 async fn enroll(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -347,7 +349,7 @@ async fn enroll(
     Ok((StatusCode::CREATED, Json(enrollments::enroll(&s.course, &s.users, &a, input).await?)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/courses/{id}/enrollments/{student_id}", tag = "course", params(("id" = Uuid, Path), ("student_id" = String, Path)), responses((status = 200, description = "Dropped; the first waiting student promoted")))]
+#[utoipa::path(delete, path = "/api/v1/courses/{id}/enrollments/{student_id}", tag = "course", params(("id" = Uuid, Path), ("student_id" = String, Path, pattern = r"^[^\u0000]*$")), responses((status = 200, description = "Dropped; the first waiting student promoted")))]
 async fn drop_enrollment(
     State(s): State<ServicesState>,
     Acting(a): Acting,

@@ -6,9 +6,10 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::duplicate;
+use super::fields::{self, check_text};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
-use crate::listing::{self, Filter, ListQuery, Page, require_text};
+use crate::listing::{self, Filter, ListQuery, Page};
 
 /// A semester.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -25,12 +26,34 @@ pub struct Semester {
 /// A new semester.
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "name": "Fall 2026", "academic_year": 2026, "term_number": 1, "start_date": "2026-08-01", "end_date": "2026-12-15" }))]
 pub struct NewSemester {
+    /// Unique.
+    #[schema(schema_with = semester_name)]
     pub name: String,
+    #[schema(minimum = 2000, maximum = 2200)]
     pub academic_year: i32,
+    #[schema(minimum = 1, maximum = 4)]
     pub term_number: i32,
+    #[serde(deserialize_with = "fields::strict_date")]
+    #[schema(schema_with = fields::date)]
     pub start_date: NaiveDate,
+    /// After `start_date` (else 422).
+    #[serde(deserialize_with = "fields::strict_date")]
+    #[schema(schema_with = fields::date)]
     pub end_date: NaiveDate,
+}
+
+fn semester_name() -> utoipa::openapi::Object {
+    fields::text(100, false)
+}
+
+fn title() -> utoipa::openapi::Object {
+    fields::text(200, false)
+}
+
+fn event_types() -> utoipa::openapi::Object {
+    crate::http::schema::one_of(CALENDAR_EVENT_TYPES)
 }
 
 /// The kinds of calendar event.
@@ -50,44 +73,59 @@ pub struct CalendarEvent {
 /// A new calendar event.
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "semester_id": "5f0c6a2e-8a1b-4c3d-9e4f-0a1b2c3d4e5f", "title": "Mid-term exams", "event_type": "exam", "start_date": "2026-10-05", "end_date": "2026-10-09" }))]
 pub struct NewCalendarEvent {
+    /// An existing semester (else 422).
     pub semester_id: Uuid,
+    #[schema(schema_with = title)]
     pub title: String,
+    /// One of [`CALENDAR_EVENT_TYPES`].
+    #[schema(schema_with = event_types)]
     pub event_type: String,
+    /// Within the semester (else 422).
+    #[serde(deserialize_with = "fields::strict_date")]
+    #[schema(schema_with = fields::date)]
     pub start_date: NaiveDate,
+    /// Not before `start_date` and within the semester (else 422).
+    #[serde(deserialize_with = "fields::strict_date")]
+    #[schema(schema_with = fields::date)]
     pub end_date: NaiveDate,
 }
 
 impl NewSemester {
-    /// Field-by-field validation.
+    /// Field-by-field validation (400), then the rule between the dates (422).
     pub fn validate(&self) -> Result<()> {
         let mut e = Vec::new();
-        require_text(&mut e, "name", &self.name, 100);
+        check_text(&mut e, "name", &self.name, 100);
         if !(2000..=2200).contains(&self.academic_year) {
             e.push(FieldError::new("academic_year", "must be between 2000 and 2200"));
         }
         if !(1..=4).contains(&self.term_number) {
             e.push(FieldError::new("term_number", "must be between 1 and 4"));
         }
+        listing::finish(e)?;
+        let mut r = Vec::new();
         if self.start_date >= self.end_date {
-            e.push(FieldError::new("end_date", "must be after start_date"));
+            r.push(FieldError::new("end_date", "must be after start_date"));
         }
-        listing::finish(e)
+        listing::finish_rules(r)
     }
 }
 
 impl NewCalendarEvent {
-    /// Field-by-field validation.
+    /// Field-by-field validation (400), then the rule between the dates (422).
     pub fn validate(&self) -> Result<()> {
         let mut e = Vec::new();
-        require_text(&mut e, "title", &self.title, 200);
+        check_text(&mut e, "title", &self.title, 200);
         if !CALENDAR_EVENT_TYPES.contains(&self.event_type.as_str()) {
             e.push(FieldError::new("event_type", format!("must be one of {}", CALENDAR_EVENT_TYPES.join(", "))));
         }
+        listing::finish(e)?;
+        let mut r = Vec::new();
         if self.start_date > self.end_date {
-            e.push(FieldError::new("end_date", "must not be before start_date"));
+            r.push(FieldError::new("end_date", "must not be before start_date"));
         }
-        listing::finish(e)
+        listing::finish_rules(r)
     }
 }
 
@@ -130,6 +168,9 @@ pub async fn create_semester(pool: &Pool, _actor: &Actor, input: NewSemester) ->
 pub async fn set_current_semester(pool: &Pool, _actor: &Actor, id: Uuid) -> Result<Semester> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
+    // One switch at a time: two at once would each clear the old current semester and then
+    // collide on `semesters_one_current`.
+    tx.execute("LOCK TABLE semesters IN SHARE ROW EXCLUSIVE MODE", &[]).await?;
     tx.execute("UPDATE semesters SET is_current = false WHERE is_current AND id <> $1", &[&id]).await?;
     let row = tx
         .query_opt(&format!("UPDATE semesters SET is_current = true WHERE id = $1 RETURNING {COLUMNS}"), &[&id])
@@ -165,7 +206,7 @@ pub async fn add_calendar_event(pool: &Pool, _actor: &Actor, input: NewCalendarE
         .ok_or_else(|| Error::Unprocessable(vec![FieldError::new("semester_id", "no such semester")]))?;
     let (start, end): (NaiveDate, NaiveDate) = (sem.get(0), sem.get(1));
     if input.start_date < start || input.end_date > end {
-        return Err(Error::Validation(vec![FieldError::new("start_date", "must lie within the semester")]));
+        return Err(Error::Unprocessable(vec![FieldError::new("start_date", "must lie within the semester")]));
     }
     let row = client
         .query_one(

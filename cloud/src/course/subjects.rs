@@ -5,9 +5,10 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::duplicate;
+use super::fields::{self, check_free_text, check_text};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
-use crate::listing::{self, Filter, ListQuery, Page, require_text};
+use crate::listing::{self, Filter, ListQuery, Page};
 
 /// A subject.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -23,13 +24,32 @@ pub struct Subject {
 /// A new subject.
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "department_id": "0b6f3c1e-5d7a-4a43-9a59-2f4c1e9d8b10", "code": "CS201", "name": "Data Structures", "credits": 4, "description": "Lists, trees, graphs" }))]
 pub struct NewSubject {
+    /// An existing department (else 422).
     pub department_id: Uuid,
+    /// Unique.
+    #[schema(schema_with = code)]
     pub code: String,
+    #[schema(schema_with = name)]
     pub name: String,
+    #[schema(minimum = 0, maximum = 30)]
     pub credits: i32,
     #[serde(default)]
+    #[schema(schema_with = description)]
     pub description: String,
+}
+
+fn code() -> utoipa::openapi::Object {
+    fields::text(20, false)
+}
+
+fn name() -> utoipa::openapi::Object {
+    fields::text(200, false)
+}
+
+fn description() -> utoipa::openapi::Object {
+    fields::free_text(None, false)
 }
 
 /// Filters of [`list_subjects`].
@@ -44,8 +64,9 @@ impl NewSubject {
     /// Field-by-field validation.
     pub fn validate(&self) -> Result<()> {
         let mut e = Vec::new();
-        require_text(&mut e, "code", &self.code, 20);
-        require_text(&mut e, "name", &self.name, 200);
+        check_text(&mut e, "code", &self.code, 20);
+        check_text(&mut e, "name", &self.name, 200);
+        check_free_text(&mut e, "description", &self.description);
         if !(0..=30).contains(&self.credits) {
             e.push(FieldError::new("credits", "must be between 0 and 30"));
         }

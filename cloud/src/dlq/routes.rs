@@ -227,7 +227,8 @@ async fn list_letters(
     l: Listing<LetterFilter>,
 ) -> Result<Json<Page<Letter>>, AppError> {
     let (limit, offset, _) = l.query.resolve(<LetterFilter as crate::listing::Sorted>::SORT)?;
-    let mut all: Vec<Letter> = letters(&s).await?.into_iter().filter(|x| x.matches(&l.filter)).collect();
+    let mut all: Vec<Letter> =
+        letters(&s).await.map_err(answer)?.into_iter().filter(|x| x.matches(&l.filter)).collect();
     match l.query.sort.as_deref() {
         Some("last_attempt_at") => all.sort_by_key(|x| x.last_attempt_at),
         Some("-last_attempt_at") => all.sort_by_key(|x| std::cmp::Reverse(x.last_attempt_at)),
@@ -247,10 +248,30 @@ async fn list_letters(
     Ok(Json(Page { items, total, limit, offset }))
 }
 
+/// A letter's id as the document states it: `<partition>-<offset>`, decimal digits only (at
+/// most 9 and 18 of them, so that every id of this shape fits `i32`/`i64`).
+const ID_PATTERN: &str = "^[0-9]{1,9}-[0-9]{1,18}$";
+
 fn parse_id(id: &str) -> Result<(i32, i64)> {
+    let digits = |s: &str, max: usize| (1..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
     id.split_once('-')
+        .filter(|(p, o)| digits(p, 9) && digits(o, 18))
         .and_then(|(p, o)| Some((p.parse().ok()?, o.parse().ok()?)))
-        .ok_or_else(|| Error::Validation(vec![FieldError::new("id", "must be <partition>-<offset>")]))
+        .ok_or_else(|| {
+            Error::Validation(vec![FieldError::new("id", format!("must be <partition>-<offset> ({ID_PATTERN})"))])
+        })
+}
+
+/// The answer for an error: Kafka being unreachable is a 503 (the broker is a dependency), the
+/// rest as every route answers them.
+fn answer(e: Error) -> AppError {
+    match e {
+        e @ Error::Kafka { .. } => {
+            tracing::warn!(error = %e, "dead-letter queue unavailable");
+            AppError::unavailable("Kafka is unavailable")
+        }
+        e => e.into(),
+    }
 }
 
 async fn find(s: &ServicesState, id: &str) -> Result<Letter> {
@@ -262,27 +283,26 @@ async fn find(s: &ServicesState, id: &str) -> Result<Letter> {
         .ok_or_else(|| Error::NotFound { what: "dead letter", id: id.to_owned() })
 }
 
-#[utoipa::path(get, path = "/api/v1/dlq/{id}", tag = "dlq", params(("id" = String, Path, description = "partition-offset")), responses((status = 200, description = "The dead letter with the original event"), (status = 404, description = "No such letter")))]
+#[utoipa::path(get, path = "/api/v1/dlq/{id}", tag = "dlq", params(("id" = String, Path, description = "`<partition>-<offset>` in `dlq.events`", pattern = "^[0-9]{1,9}-[0-9]{1,18}$")), responses((status = 200, description = "The dead letter with the original event"), (status = 404, description = "No such letter")))]
 async fn get_letter(State(s): State<ServicesState>, ApiPath(id): ApiPath<String>) -> Result<Json<Letter>, AppError> {
-    Ok(Json(find(&s, &id).await?))
+    Ok(Json(find(&s, &id).await.map_err(answer)?))
 }
 
 /// Produces the original event to its topic and records the replay.
 async fn replay(s: &ServicesState, l: &Letter, by: &str) -> Result<()> {
-    let topic: Topic = l
-        .original_topic
-        .parse()
-        .map_err(|_| Error::Validation(vec![FieldError::new("original_topic", "is not a topic of the contract")]))?;
+    // What the letter holds cannot be replayed: a conflict with the letter, not a bad request.
+    let unplayable = |why: &str| Error::Conflict {
+        message: format!("the letter cannot be replayed: {why}"),
+        details: serde_json::json!({ "id": l.id, "original_topic": l.original_topic }),
+    };
+    let topic: Topic = l.original_topic.parse().map_err(|_| unplayable("its topic is not one of the contract"))?;
     if topic == Topic::Dlq {
-        return Err(Error::Validation(vec![FieldError::new(
-            "original_topic",
-            "a letter cannot be replayed into the DLQ",
-        )]));
+        return Err(unplayable("it came from the dead-letter queue itself"));
     }
     let payload = match &l.original_event {
         // Bytes that were not JSON were kept as a JSON string: send them as they came.
         Value::String(raw) => raw.clone().into_bytes(),
-        Value::Null => return Err(Error::Validation(vec![FieldError::new("original_event", "the letter has none")])),
+        Value::Null => return Err(unplayable("it holds no original event")),
         v => serde_json::to_vec(v)?,
     };
     let record = FutureRecord::to(topic.name()).key(l.original_key.as_bytes()).payload(&payload);
@@ -299,14 +319,14 @@ async fn replay(s: &ServicesState, l: &Letter, by: &str) -> Result<()> {
     Ok(())
 }
 
-#[utoipa::path(post, path = "/api/v1/dlq/{id}/replay", tag = "dlq", params(("id" = String, Path)), responses((status = 200, description = "Replayed to the original topic")))]
+#[utoipa::path(post, path = "/api/v1/dlq/{id}/replay", tag = "dlq", params(("id" = String, Path, description = "`<partition>-<offset>` in `dlq.events`", pattern = "^[0-9]{1,9}-[0-9]{1,18}$")), responses((status = 200, description = "Replayed to the original topic"), (status = 404, description = "No such letter"), (status = 409, description = "The letter cannot be replayed (no original event, or not a topic of the contract)")))]
 async fn replay_one(
     State(s): State<ServicesState>,
     Acting(a): Acting,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ReplayOutcome>, AppError> {
-    let l = find(&s, &id).await?;
-    replay(&s, &l, a.user_id.as_deref().unwrap_or("")).await?;
+    let l = find(&s, &id).await.map_err(answer)?;
+    replay(&s, &l, a.user_id.as_deref().unwrap_or("")).await.map_err(answer)?;
     Ok(Json(ReplayOutcome { replayed: 1, skipped: 0, failed: Vec::new() }))
 }
 
@@ -324,7 +344,7 @@ async fn replay_all(
     };
     let by = a.user_id.unwrap_or_default();
     let mut outcome = ReplayOutcome { replayed: 0, skipped: 0, failed: Vec::new() };
-    for l in letters(&s).await?.iter().filter(|l| l.matches(&filter)) {
+    for l in letters(&s).await.map_err(answer)?.iter().filter(|l| l.matches(&filter)) {
         if l.replayed_at.is_some() && !q.force.unwrap_or(false) {
             outcome.skipped += 1;
             continue;
@@ -344,8 +364,21 @@ mod tests {
     #[test]
     fn letter_ids_are_partition_and_offset() {
         assert_eq!(parse_id("2-15").unwrap(), (2, 15));
-        for bad in ["", "2", "x-1", "1-y", "../1"] {
+        assert_eq!(parse_id("999999999-999999999999999999").unwrap(), (999_999_999, 999_999_999_999_999_999));
+        for bad in
+            ["", "2", "x-1", "1-y", "../1", "+1-2", "1-+2", "1-2-3", " 1-2", "1234567890-1", "1-1234567890123456789"]
+        {
             assert!(matches!(parse_id(bad), Err(Error::Validation(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_document_states_the_id_pattern_the_parser_checks() {
+        use utoipa::OpenApi as _;
+        let doc = serde_json::to_value(Doc::openapi()).unwrap();
+        for (path, method) in [("/api/v1/dlq/{id}", "get"), ("/api/v1/dlq/{id}/replay", "post")] {
+            let params = &doc["paths"][path][method]["parameters"];
+            assert_eq!(params[0]["schema"]["pattern"], ID_PATTERN, "{path}");
         }
     }
 

@@ -50,28 +50,69 @@ pub struct UnknownCard {
     pub tap_count: i64,
 }
 
+/// The roles a card holder can have.
+pub const HOLDER_ROLES: &[&str] = &["student", "faculty"];
+
+/// A card's UID as the API takes it: 8 to 20 hexadecimal digits, any case ([`normalise_uid`]).
+pub const UID_PATTERN: &str = "^[0-9A-Fa-f]{8,20}$";
+
 /// Who a card belongs to.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "user_id": "3f2e1d0c-9b8a-4765-8432-10fedcba9876", "role": "student", "display_name": "A. Student" }))]
 pub struct CardHolder {
     /// The holder's user id.
+    #[schema(schema_with = user_id)]
     pub user_id: String,
-    /// `student` or `faculty`.
+    /// One of [`HOLDER_ROLES`].
+    #[schema(schema_with = roles)]
     pub role: String,
     /// Shown on the classroom device (default: none; the node shows the user id).
     #[serde(default)]
+    #[schema(schema_with = display_name)]
     pub display_name: String,
 }
 
-/// A new card mapping.
+/// A new card mapping: the card and its holder.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "card_uid": "04A1B2C3D4", "user_id": "3f2e1d0c-9b8a-4765-8432-10fedcba9876", "role": "student", "display_name": "A. Student" }))]
 pub struct NewCard {
     /// The card's UID (hex, any case).
+    #[schema(pattern = "^[0-9A-Fa-f]{8,20}$")]
     pub card_uid: String,
-    /// The holder.
-    #[serde(flatten)]
-    pub holder: CardHolder,
+    /// The holder's user id.
+    #[schema(schema_with = user_id)]
+    pub user_id: String,
+    /// One of [`HOLDER_ROLES`].
+    #[schema(schema_with = roles)]
+    pub role: String,
+    /// Shown on the classroom device (default: none; the node shows the user id).
+    #[serde(default)]
+    #[schema(schema_with = display_name)]
+    pub display_name: String,
+}
+
+impl NewCard {
+    fn split(self) -> (String, CardHolder) {
+        (self.card_uid, CardHolder { user_id: self.user_id, role: self.role, display_name: self.display_name })
+    }
+}
+
+fn user_id() -> utoipa::openapi::Object {
+    crate::course::fields::text(128, false)
+}
+
+fn display_name() -> utoipa::openapi::Object {
+    crate::course::fields::free_text(Some(128), false)
+}
+
+fn roles() -> utoipa::openapi::Object {
+    crate::http::schema::one_of(HOLDER_ROLES)
+}
+
+fn no_nul() -> utoipa::openapi::Object {
+    crate::course::fields::free_text(None, false)
 }
 
 /// Filters of the card list.
@@ -80,9 +121,22 @@ pub struct NewCard {
 #[into_params(parameter_in = Query)]
 pub struct CardFilter {
     /// One holder's cards.
+    #[param(schema_with = no_nul)]
     pub user_id: Option<String>,
-    /// Only `student` or `faculty` cards.
+    /// Only cards of holders with this role.
+    #[param(schema_with = roles)]
     pub role: Option<String>,
+}
+
+impl CardFilter {
+    fn validate(&self) -> Result<()> {
+        let mut errors = Vec::new();
+        crate::course::fields::check_filter(&mut errors, "user_id", self.user_id.as_deref());
+        if self.role.as_deref().is_some_and(|r| !HOLDER_ROLES.contains(&r)) {
+            errors.push(FieldError::new("role", "must be student or faculty"));
+        }
+        crate::listing::finish(errors)
+    }
 }
 
 impl crate::listing::Sorted for CardFilter {
@@ -96,6 +150,7 @@ impl crate::listing::Sorted for CardFilter {
 #[into_params(parameter_in = Query)]
 pub struct UnknownFilter {
     /// Cards tapped at one node.
+    #[param(schema_with = no_nul)]
     pub node_id: Option<String>,
 }
 
@@ -123,9 +178,10 @@ pub fn routes() -> ApiRoutes<ServicesState> {
 #[openapi(paths(list_cards, assign_card, remove_card, list_unknown, map_unknown))]
 pub struct Doc;
 
-/// The UID in the registry's form (upper-case hex, 8 to 20 digits), or a field error.
+/// The UID in the registry's form (upper-case hex, 8 to 20 digits), or a field error: exactly
+/// [`UID_PATTERN`], nothing around it.
 pub fn normalise_uid(uid: &str) -> Result<String> {
-    let up = uid.trim().to_ascii_uppercase();
+    let up = uid.to_ascii_uppercase();
     if (8..=20).contains(&up.len()) && up.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(up)
     } else {
@@ -135,13 +191,14 @@ pub fn normalise_uid(uid: &str) -> Result<String> {
 
 fn check_holder(h: &CardHolder) -> Result<()> {
     let mut errors = Vec::new();
-    crate::listing::require_text(&mut errors, "user_id", &h.user_id, 128);
-    if !matches!(h.role.as_str(), "student" | "faculty") {
+    crate::course::fields::check_text(&mut errors, "user_id", &h.user_id, 128);
+    if !HOLDER_ROLES.contains(&h.role.as_str()) {
         errors.push(FieldError::new("role", "must be student or faculty"));
     }
     if h.display_name.chars().count() > 128 {
         errors.push(FieldError::new("display_name", "must be at most 128 characters"));
     }
+    crate::course::fields::check_free_text(&mut errors, "display_name", &h.display_name);
     crate::listing::finish(errors)
 }
 
@@ -207,6 +264,7 @@ async fn page_of<T>(
 
 #[utoipa::path(get, path = "/api/v1/cards", tag = "cards", params(CardFilter, crate::listing::Paging<CardFilter>), responses((status = 200, description = "A page of cards")))]
 async fn list_cards(State(s): State<ServicesState>, l: Listing<CardFilter>) -> Result<Json<Page<Card>>, AppError> {
+    l.filter.validate()?;
     let mut f = Filter::new();
     f.and("user_id = $?", l.filter.user_id).and("role = $?", l.filter.role);
     let cols = "card_uid, user_id, role, display_name, assigned_by, assigned_at";
@@ -223,10 +281,11 @@ async fn assign_card(
     ApiJson(input): ApiJson<NewCard>,
 ) -> Result<(StatusCode, Json<Card>), AppError> {
     let by = a.user_id.unwrap_or_default();
-    Ok((StatusCode::CREATED, Json(map(&s, &input.card_uid, &input.holder, &by).await?)))
+    let (uid, holder) = input.split();
+    Ok((StatusCode::CREATED, Json(map(&s, &uid, &holder, &by).await?)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/cards/{card_uid}", tag = "cards", params(("card_uid" = String, Path)), responses((status = 204, description = "Removed; nodes stop accepting it with their next roster")))]
+#[utoipa::path(delete, path = "/api/v1/cards/{card_uid}", tag = "cards", params(("card_uid" = String, Path, pattern = "^[0-9A-Fa-f]{8,20}$")), responses((status = 204, description = "Removed; nodes stop accepting it with their next roster"), (status = 404, description = "No such card")))]
 async fn remove_card(State(s): State<ServicesState>, ApiPath(uid): ApiPath<String>) -> Result<StatusCode, AppError> {
     let uid = normalise_uid(&uid)?;
     let c = s.registry.get().await.map_err(Error::from)?;
@@ -242,6 +301,9 @@ async fn list_unknown(
     State(s): State<ServicesState>,
     l: Listing<UnknownFilter>,
 ) -> Result<Json<Page<UnknownCard>>, AppError> {
+    let mut errors = Vec::new();
+    crate::course::fields::check_filter(&mut errors, "node_id", l.filter.node_id.as_deref());
+    crate::listing::finish(errors)?;
     let mut f = Filter::new();
     f.and("node_id = $?", l.filter.node_id);
     let cols = "card_uid, node_id, first_seen, last_seen, tap_count";
@@ -266,7 +328,7 @@ async fn list_unknown(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/cards/unknown/{card_uid}/map", tag = "cards", params(("card_uid" = String, Path)), request_body = CardHolder, responses((status = 201, description = "Mapped and removed from quarantine"), (status = 404, description = "Not in quarantine")))]
+#[utoipa::path(post, path = "/api/v1/cards/unknown/{card_uid}/map", tag = "cards", params(("card_uid" = String, Path, pattern = "^[0-9A-Fa-f]{8,20}$")), request_body = CardHolder, responses((status = 201, description = "Mapped and removed from quarantine"), (status = 404, description = "Not in quarantine"), (status = 409, description = "The card belongs to someone")))]
 async fn map_unknown(
     State(s): State<ServicesState>,
     Acting(a): Acting,
@@ -274,6 +336,7 @@ async fn map_unknown(
     ApiJson(holder): ApiJson<CardHolder>,
 ) -> Result<(StatusCode, Json<Card>), AppError> {
     let uid = normalise_uid(&uid)?;
+    check_holder(&holder)?;
     let c = s.registry.get().await.map_err(Error::from)?;
     let quarantined =
         c.query_opt("SELECT 1 FROM unknown_cards WHERE card_uid = $1 LIMIT 1", &[&uid]).await.map_err(Error::from)?;
@@ -291,9 +354,25 @@ mod tests {
 
     #[test]
     fn card_uids_are_normalised_or_refused() {
-        assert_eq!(normalise_uid(" 04a1b2c3 ").unwrap(), "04A1B2C3");
-        for bad in ["", "04A1B2", "ZZZZZZZZ", "04A1B2C3'; DROP TABLE cards;--", "../../etc/passwd"] {
+        assert_eq!(normalise_uid("04a1b2c3").unwrap(), "04A1B2C3");
+        for bad in ["", "04A1B2", "ZZZZZZZZ", " 04a1b2c3 ", "04A1B2C3'; DROP TABLE cards;--", "../../etc/passwd"] {
             assert!(matches!(normalise_uid(bad), Err(Error::Validation(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_document_states_the_uid_pattern_and_the_holder_rules() {
+        use utoipa::OpenApi as _;
+        let doc = serde_json::to_value(Doc::openapi()).unwrap();
+        for (path, method) in [("/api/v1/cards/{card_uid}", "delete"), ("/api/v1/cards/unknown/{card_uid}/map", "post")]
+        {
+            assert_eq!(doc["paths"][path][method]["parameters"][0]["schema"]["pattern"], UID_PATTERN, "{path}");
+        }
+        let card = serde_json::to_value(<NewCard as utoipa::PartialSchema>::schema()).unwrap();
+        assert_eq!(card["properties"]["card_uid"]["pattern"], UID_PATTERN);
+        assert_eq!(card["properties"]["role"]["enum"], serde_json::json!(HOLDER_ROLES));
+        assert_eq!(card["additionalProperties"], false);
+        let required: Vec<&str> = card["required"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+        assert_eq!(required, ["card_uid", "user_id", "role"]);
     }
 }

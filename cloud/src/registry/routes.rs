@@ -57,6 +57,7 @@ pub struct NodeView {
 #[into_params(parameter_in = Query)]
 pub struct NodeFilter {
     /// Only this room's nodes.
+    #[param(schema_with = no_nul)]
     pub room_id: Option<String>,
     /// Only nodes (not) online.
     pub online: Option<bool>,
@@ -65,11 +66,28 @@ pub struct NodeFilter {
 /// A registration.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "node_id": "room-b204", "room_id": "B-204" }))]
 pub struct NewNode {
-    /// The node id (`[a-z0-9-]`, as the sync protocol requires).
+    /// The node id: lower-case letters, digits and `-`, not first, at most 64 (as the sync
+    /// protocol requires).
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub node_id: String,
     /// The room it serves (the timetable's room number).
+    #[schema(schema_with = room_id)]
     pub room_id: String,
+}
+
+fn room_id() -> utoipa::openapi::Object {
+    crate::course::fields::text(64, false)
+}
+
+fn no_nul() -> utoipa::openapi::Object {
+    crate::course::fields::free_text(None, false)
+}
+
+/// The node id of a path, checked as a registration's is (400 when it could never be one).
+fn path_node(id: &str) -> Result<NodeId, AppError> {
+    NodeId::new(id).map_err(|e| AppError::from(Error::Validation(vec![FieldError::new("node_id", e.to_string())])))
 }
 
 /// Credentials, shown once.
@@ -136,6 +154,9 @@ impl crate::listing::Sorted for NodeFilter {
 }
 
 async fn list(s: &ServicesState, filter: NodeFilter, query: ListQuery) -> crate::Result<Page<NodeView>> {
+    let mut e = Vec::new();
+    crate::course::fields::check_filter(&mut e, "room_id", filter.room_id.as_deref());
+    crate::listing::finish(e)?;
     let (limit, offset, order) = query.resolve(<NodeFilter as crate::listing::Sorted>::SORT)?;
     // `ORDER BY … , id`: the registry's key is node_id.
     let order = order.replace(", id", ", n.node_id");
@@ -150,11 +171,12 @@ async fn list(s: &ServicesState, filter: NodeFilter, query: ListQuery) -> crate:
     Ok(Page { items: rows.iter().map(view).collect(), total, limit, offset })
 }
 
-#[utoipa::path(get, path = "/api/v1/nodes/{node_id}", tag = "nodes", params(("node_id" = String, Path)), responses((status = 200, description = "The node"), (status = 404, description = "Not registered")))]
+#[utoipa::path(get, path = "/api/v1/nodes/{node_id}", tag = "nodes", params(("node_id" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{0,63}$")), responses((status = 200, description = "The node"), (status = 404, description = "Not registered")))]
 async fn get_node(
     State(s): State<ServicesState>,
     ApiPath(node_id): ApiPath<String>,
 ) -> Result<Json<NodeView>, AppError> {
+    path_node(&node_id)?;
     let c = s.registry.get().await.map_err(Error::from)?;
     let row = c
         .query_opt(&format!("{VIEW_SQL} WHERE n.node_id = $1"), &[&node_id])
@@ -174,7 +196,7 @@ async fn register_node(
 ) -> Result<(StatusCode, Json<Credentials>), AppError> {
     let mut errors = Vec::new();
     let node = NodeId::new(&input.node_id).map_err(|e| errors.push(FieldError::new("node_id", e.to_string()))).ok();
-    crate::listing::require_text(&mut errors, "room_id", &input.room_id, 64);
+    crate::course::fields::check_text(&mut errors, "room_id", &input.room_id, 64);
     crate::listing::finish(errors)?;
     let Some(node) = node else { return Err(AppError::internal("node id checked above")) };
     let (password, hash) = new_credential()?;
@@ -195,11 +217,12 @@ async fn register_node(
 
 /// Issues new credentials; the old password stops working at once (at the broker, once
 /// `broker-accounts` rewrote its file and the broker reloaded it: seconds).
-#[utoipa::path(post, path = "/api/v1/nodes/{node_id}/credentials", tag = "nodes", params(("node_id" = String, Path)), responses((status = 200, description = "New credentials, shown only now")))]
+#[utoipa::path(post, path = "/api/v1/nodes/{node_id}/credentials", tag = "nodes", params(("node_id" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{0,63}$")), responses((status = 200, description = "New credentials, shown only now"), (status = 404, description = "Not registered")))]
 async fn issue_credentials(
     State(s): State<ServicesState>,
     ApiPath(node_id): ApiPath<String>,
 ) -> Result<Json<Credentials>, AppError> {
+    path_node(&node_id)?;
     let (password, hash) = new_credential()?;
     let broker_hash = super::broker::mosquitto_hash(&password)?;
     let c = s.registry.get().await.map_err(Error::from)?;

@@ -170,7 +170,7 @@ async fn attendance_reports_count_per_student_export_csv_and_show_faculty_only_t
 
     let backwards =
         admin.call(Method::GET, "/api/v1/reports/attendance/daily?from=2026-10-01&to=2026-09-01", None).await;
-    assert_eq!((backwards.status, backwards.json["code"].as_str()), (400, Some("VALIDATION_ERROR")));
+    assert_eq!((backwards.status, backwards.json["code"].as_str()), (422, Some("VALIDATION_ERROR")));
     assert_eq!(backwards.json["details"]["fields"][0]["field"], "from");
     let mine_as_student = s.as_caller(&caller("stu-1", "student"));
     let me = mine_as_student.call(Method::GET, &format!("/api/v1/me/attendance?{range}"), None).await;
@@ -400,17 +400,17 @@ async fn a_person_created_through_the_api_can_be_enrolled_assigned_and_given_a_c
 
     // Still refused: someone who does not exist, and a student where faculty is needed.
     let nobody = post("/api/v1/enrollments", json!({"course_id": course_id, "student_id": Uuid::new_v4()})).await;
-    assert_eq!((nobody.status.as_u16(), nobody.body["code"].as_str()), (400, Some("VALIDATION_ERROR")));
+    assert_eq!((nobody.status.as_u16(), nobody.body["code"].as_str()), (422, Some("VALIDATION_ERROR")));
     let wrong = api
         .call(Method::POST, &path, Some(&admin), Some(json!({"faculty_id": student, "assignment_role": "primary"})))
         .await;
-    assert_eq!(wrong.status.as_u16(), 400, "{}", wrong.body);
+    assert_eq!(wrong.status.as_u16(), 422, "{}", wrong.body);
     // A suspended student, suspended in the request before, is not enrolled.
     let (late, _) = api.user(&admin, "student").await;
     let suspended =
         api.call(Method::POST, &format!("/api/v1/users/{late}/suspend"), Some(&admin), Some(json!({}))).await;
     assert!(suspended.status.is_success(), "{}", suspended.body);
     let refused = post("/api/v1/enrollments", json!({"course_id": course_id, "student_id": late})).await;
-    assert_eq!(refused.status.as_u16(), 400, "{}", refused.body);
+    assert_eq!(refused.status.as_u16(), 422, "{}", refused.body);
     api.finish().await;
 }
