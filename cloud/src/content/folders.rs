@@ -17,11 +17,12 @@ use uuid::Uuid;
 use super::items::Visibility;
 use super::state::ContentState;
 use crate::error::{Error, FieldError, Result};
-use crate::http::{Access, ApiJson, ApiPath, ApiRoutes, AppError, Caller};
+use crate::http::{Access, ApiPath, ApiRoutes, AppError, Caller};
 use crate::listing::{self, Filter, ListQuery, Page};
+use crate::user::body::ObjectJson;
 
 /// A folder.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Folder {
     /// Its id.
     pub id: Uuid,
@@ -42,13 +43,44 @@ pub struct Folder {
 /// A new folder.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "name": "Week 1", "course_id": "CS101" }))]
 pub struct NewFolder {
-    /// 1 to 200 characters.
+    /// 1 to 200 characters, not blank, no control characters.
+    #[schema(schema_with = name_schema)]
     pub name: String,
-    /// The parent folder.
+    /// The parent folder (404 when there is none).
     pub parent_id: Option<Uuid>,
-    /// The course (default: the parent's).
+    /// The course (default: the parent's): 1 to 64 characters, not blank, no NUL.
+    #[schema(schema_with = course_schema)]
     pub course_id: Option<String>,
+}
+
+/// Unicode `White_Space` and control characters, spelt out for the patterns (`\s` differs
+/// between regex dialects).
+const WHITE_SPACE: &str = r"\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+const CONTROL: &str = r"\x00-\x1f\x7f-\x9f";
+/// Longest folder name.
+const MAX_NAME: usize = 200;
+/// Longest course id of a folder.
+const MAX_COURSE: usize = 64;
+
+fn name_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_NAME))
+        .pattern(Some(format!(r"^[^{CONTROL}]*[^{CONTROL}{WHITE_SPACE}][^{CONTROL}]*$")))
+        .build()
+}
+
+fn course_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .min_length(Some(1))
+        .max_length(Some(MAX_COURSE))
+        .pattern(Some(format!(r"^[^\x00]*[^\x00{WHITE_SPACE}][^\x00]*$")))
+        .build()
 }
 
 /// Filters of the folder list.
@@ -60,7 +92,8 @@ pub struct FolderFilter {
     pub parent_id: Option<Uuid>,
     /// Only top-level folders.
     pub top_level: Option<bool>,
-    /// One course's folders.
+    /// One course's folders (no NUL).
+    #[param(pattern = r"^[^\x00]*$")]
     pub course_id: Option<String>,
 }
 
@@ -95,12 +128,17 @@ impl NewFolder {
     /// Field-by-field validation.
     pub fn validate(&self) -> Result<()> {
         let mut e = Vec::new();
-        listing::require_text(&mut e, "name", &self.name, 200);
         if self.name.chars().any(char::is_control) {
             e.push(FieldError::new("name", "must not contain control characters"));
+        } else {
+            listing::require_text(&mut e, "name", &self.name, MAX_NAME);
         }
         if let Some(c) = &self.course_id {
-            listing::require_text(&mut e, "course_id", c, 64);
+            if c.contains('\0') {
+                e.push(FieldError::new("course_id", "must not contain NUL characters"));
+            } else {
+                listing::require_text(&mut e, "course_id", c, MAX_COURSE);
+            }
         }
         listing::finish(e)
     }
@@ -139,6 +177,9 @@ pub async fn list(
     visibility: &Visibility,
     query: ListQuery,
 ) -> Result<Page<Folder>> {
+    if filter.course_id.as_ref().is_some_and(|c| c.contains('\0')) {
+        return Err(Error::Validation(vec![FieldError::new("course_id", "must not contain NUL characters")]));
+    }
     let (limit, offset, order) = query.resolve(<FolderFilter as crate::listing::Sorted>::SORT)?;
     let order = order.replace(", id", ", f.id");
     let mut f = Filter::new();
@@ -217,7 +258,7 @@ async fn client(s: &ContentState) -> Result<deadpool_postgres::Object, AppError>
     Ok(s.pool.get().await.map_err(Error::from)?)
 }
 
-#[utoipa::path(get, path = "/api/v1/content-folders", tag = "content", params(FolderFilter, crate::listing::Paging<FolderFilter>), responses((status = 200, description = "A page of folders")))]
+#[utoipa::path(get, path = "/api/v1/content-folders", tag = "content", params(FolderFilter, crate::listing::Paging<FolderFilter>), responses((status = 200, description = "A page of folders: items, total, limit, offset")))]
 async fn list_folders(
     State(s): State<ContentState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -227,16 +268,16 @@ async fn list_folders(
     Ok(Json(list(&client(&s).await?, l.filter, &visibility, l.query).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/content-folders", tag = "content", request_body = NewFolder, responses((status = 201, description = "The folder"), (status = 404, description = "No such parent")))]
+#[utoipa::path(post, path = "/api/v1/content-folders", tag = "content", request_body = NewFolder, responses((status = 201, description = "The folder", body = Folder), (status = 404, description = "No such parent")))]
 async fn create_folder(
     State(s): State<ContentState>,
     axum::Extension(caller): axum::Extension<Caller>,
-    ApiJson(input): ApiJson<NewFolder>,
+    ObjectJson(input): ObjectJson<NewFolder>,
 ) -> Result<(StatusCode, Json<Folder>), AppError> {
     Ok((StatusCode::CREATED, Json(create(&client(&s).await?, &caller.user_id, input).await?)))
 }
 
-#[utoipa::path(get, path = "/api/v1/content-folders/{id}", tag = "content", params(("id" = Uuid, Path)), responses((status = 200, description = "The folder"), (status = 404, description = "No such folder, or not one of the student's courses")))]
+#[utoipa::path(get, path = "/api/v1/content-folders/{id}", tag = "content", params(("id" = Uuid, Path)), responses((status = 200, description = "The folder", body = Folder), (status = 404, description = "No such folder, or not one of the student's courses")))]
 async fn show_folder(
     State(s): State<ContentState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -257,11 +298,11 @@ async fn delete_folder(State(s): State<ContentState>, ApiPath(id): ApiPath<Uuid>
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(put, path = "/api/v1/content-folders/{id}/items", tag = "content", params(("id" = Uuid, Path)), request_body = FolderItem, responses((status = 204, description = "The item is in the folder")))]
+#[utoipa::path(put, path = "/api/v1/content-folders/{id}/items", tag = "content", params(("id" = Uuid, Path)), request_body = FolderItem, responses((status = 204, description = "The item is in the folder"), (status = 404, description = "No such folder or content item")))]
 async fn add_folder_item(
     State(s): State<ContentState>,
     ApiPath(id): ApiPath<Uuid>,
-    ApiJson(item): ApiJson<FolderItem>,
+    ObjectJson(item): ObjectJson<FolderItem>,
 ) -> Result<StatusCode, AppError> {
     add_item(&client(&s).await?, id, item.content_id).await?;
     Ok(StatusCode::NO_CONTENT)

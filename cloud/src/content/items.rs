@@ -22,7 +22,7 @@ use crate::error::{Error, FieldError, Result};
 use crate::listing::{self, Filter, ListQuery, Page, require_text};
 
 /// A content item as the API shows it (its current version's file).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct ContentItem {
     pub id: Uuid,
     pub title: String,
@@ -48,7 +48,7 @@ pub struct ContentItem {
 }
 
 /// One uploaded file of an item.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Version {
     pub version_number: i32,
     pub mongo_document_id: String,
@@ -62,59 +62,183 @@ pub struct Version {
 }
 
 /// The metadata part of an upload (`metadata` JSON of the multipart form).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "title": "Week 1: arrays", "description": "Slides of the first lecture", "course_ids": ["CS101"], "tags": ["arrays", "week-1"] }))]
 pub struct NewContent {
+    /// 1 to 300 characters, not blank, no NUL.
+    #[schema(schema_with = title_schema)]
     pub title: String,
+    /// At most 5000 characters, no NUL.
+    #[schema(schema_with = maybe_description_schema)]
     pub description: Option<String>,
+    /// The courses it is for (at most 100 ids; duplicates count once).
     #[serde(default)]
+    #[schema(schema_with = id_list_schema)]
     pub course_ids: Vec<String>,
+    /// At most 100 ids.
     #[serde(default)]
+    #[schema(schema_with = id_list_schema)]
     pub subject_ids: Vec<String>,
+    #[schema(schema_with = maybe_id_schema)]
     pub department_id: Option<String>,
+    /// At most 30 tags, stored trimmed and lower-case.
     #[serde(default)]
+    #[schema(schema_with = tag_list_schema)]
     pub tags: Vec<String>,
     /// Publish at once (needs `content:publish`).
     #[serde(default)]
     pub is_published: bool,
 }
 
-/// Metadata changes; absent fields stay.
+/// Metadata changes; absent (or null) fields stay.
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContentUpdate {
+    /// 1 to 300 characters, not blank, no NUL.
+    #[schema(schema_with = maybe_title_schema)]
     pub title: Option<String>,
+    /// At most 5000 characters, no NUL.
+    #[schema(schema_with = maybe_description_schema)]
     pub description: Option<String>,
+    /// Replaces the subjects (at most 100 ids).
+    #[schema(schema_with = maybe_id_list_schema)]
     pub subject_ids: Option<Vec<String>>,
+    #[schema(schema_with = maybe_id_schema)]
     pub department_id: Option<String>,
+    /// Replaces the tags (at most 30, stored trimmed and lower-case).
+    #[schema(schema_with = maybe_tag_list_schema)]
     pub tags: Option<Vec<String>>,
 }
 
 /// The optional metadata part of a version upload.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewVersion {
+    /// At most 2000 characters, no NUL.
+    #[schema(max_length = 2000, pattern = r"^[^\x00]*$")]
     pub change_notes: Option<String>,
 }
 
-/// Search filters of [`list`].
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+/// Search filters of [`list`] (paging and `sort` apart: [`SORTABLE`]).
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct ContentQuery {
+#[into_params(parameter_in = Query)]
+pub struct ContentFilter {
     /// Case-insensitive substring of the title.
+    #[param(pattern = r"^[^\x00]*$")]
     pub title: Option<String>,
     /// A tag the item carries.
+    #[param(pattern = r"^[^\x00]*$")]
     pub tag: Option<String>,
     /// A course the item is mapped to.
+    #[param(pattern = r"^[^\x00]*$")]
     pub course_id: Option<String>,
+    /// `document`, `slides`, `spreadsheet`, `video`, `audio`, `image`, `archive`, `other`.
+    #[param(pattern = r"^[^\x00]*$")]
     pub content_type: Option<String>,
     pub is_published: Option<bool>,
     /// A folder the item is in.
     pub folder_id: Option<Uuid>,
-    pub limit: Option<i64>,
-    pub offset: Option<i64>,
-    /// `title`, `created_at`, `updated_at`, `file_size` (prefix `-` for descending).
-    pub sort: Option<String>,
+}
+
+impl listing::Sorted for ContentFilter {
+    const SORT: &'static [(&'static str, &'static str)] = SORTABLE;
+}
+
+impl ContentFilter {
+    /// The filters hold no NUL character (PostgreSQL text cannot).
+    pub fn validate(&self) -> Result<()> {
+        let mut e = Vec::new();
+        for (field, value) in [
+            ("title", &self.title),
+            ("tag", &self.tag),
+            ("course_id", &self.course_id),
+            ("content_type", &self.content_type),
+        ] {
+            if value.as_ref().is_some_and(|v| v.contains('\0')) {
+                e.push(FieldError::new(field, "must not contain NUL characters"));
+            }
+        }
+        listing::finish(e)
+    }
+}
+
+/// Unicode `White_Space` (what `str::trim` strips), spelt out for the document's patterns: `\s`
+/// means different sets in ECMA, Python and Rust regexes.
+const WHITE_SPACE: &str = r"\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+/// Control characters (`char::is_control`), for the same patterns.
+const CONTROL: &str = r"\x00-\x1f\x7f-\x9f";
+
+fn string_schema(nullable: bool) -> utoipa::openapi::schema::ObjectBuilder {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    let kind = if nullable { SchemaType::from_iter([Type::String, Type::Null]) } else { SchemaType::new(Type::String) };
+    ObjectBuilder::new().schema_type(kind)
+}
+
+/// Required text ([`require_text`] without NUL): not blank, at most `max` characters.
+fn text_object(max: usize, nullable: bool) -> utoipa::openapi::Object {
+    string_schema(nullable)
+        .min_length(Some(1))
+        .max_length(Some(max))
+        .pattern(Some(format!(r"^[^\x00]*[^\x00{WHITE_SPACE}][^\x00]*$")))
+        .build()
+}
+
+/// An id of another service ([`check_ids`]): not blank, no control characters, at most 100
+/// characters.
+fn id_object(nullable: bool) -> utoipa::openapi::Object {
+    printable_object(MAX_ID, nullable)
+}
+
+fn printable_object(max: usize, nullable: bool) -> utoipa::openapi::Object {
+    string_schema(nullable)
+        .min_length(Some(1))
+        .max_length(Some(max))
+        .pattern(Some(format!(r"^[^{CONTROL}]*[^{CONTROL}{WHITE_SPACE}][^{CONTROL}]*$")))
+        .build()
+}
+
+fn list_object(item: utoipa::openapi::Object, max: usize, nullable: bool) -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, SchemaType, Type};
+    let kind = if nullable { SchemaType::from_iter([Type::Array, Type::Null]) } else { SchemaType::new(Type::Array) };
+    ArrayBuilder::new().schema_type(kind).items(item).max_items(Some(max)).build()
+}
+
+fn title_schema() -> utoipa::openapi::Object {
+    text_object(MAX_TITLE, false)
+}
+
+fn maybe_title_schema() -> utoipa::openapi::Object {
+    text_object(MAX_TITLE, true)
+}
+
+fn maybe_description_schema() -> utoipa::openapi::Object {
+    string_schema(true).max_length(Some(MAX_DESCRIPTION)).pattern(Some(r"^[^\x00]*$")).build()
+}
+
+pub(super) fn id_schema() -> utoipa::openapi::Object {
+    id_object(false)
+}
+
+fn maybe_id_schema() -> utoipa::openapi::Object {
+    id_object(true)
+}
+
+pub(super) fn id_list_schema() -> utoipa::openapi::schema::Array {
+    list_object(id_object(false), MAX_LIST, false)
+}
+
+fn maybe_id_list_schema() -> utoipa::openapi::schema::Array {
+    list_object(id_object(false), MAX_LIST, true)
+}
+
+fn tag_list_schema() -> utoipa::openapi::schema::Array {
+    list_object(printable_object(MAX_TAG, false), MAX_TAGS, false)
+}
+
+fn maybe_tag_list_schema() -> utoipa::openapi::schema::Array {
+    list_object(printable_object(MAX_TAG, false), MAX_TAGS, true)
 }
 
 /// Whose view a listing is.
@@ -154,38 +278,75 @@ impl Visibility {
     }
 }
 
+/// Most ids in a list.
 const MAX_LIST: usize = 100;
+/// Longest id.
+const MAX_ID: usize = 100;
+/// Most tags.
+const MAX_TAGS: usize = 30;
+/// Longest tag.
+const MAX_TAG: usize = 50;
+/// Longest title.
+const MAX_TITLE: usize = 300;
+/// Longest description.
+const MAX_DESCRIPTION: usize = 5000;
 
-fn check_ids(errors: &mut Vec<FieldError>, field: &str, ids: &[String]) {
+/// Whether `s` is 1 to `max` characters without control characters and not blank (the
+/// document's pattern of ids and tags).
+fn printable(s: &str, max: usize) -> bool {
+    !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control)
+}
+
+/// Pushes errors for a list of ids as sent (before any de-duplication, as the document counts).
+pub(super) fn check_ids(errors: &mut Vec<FieldError>, field: &str, ids: &[String]) {
     if ids.len() > MAX_LIST {
         errors.push(FieldError::new(field, format!("must have at most {MAX_LIST} entries")));
     }
     for (i, id) in ids.iter().enumerate() {
-        if id.trim().is_empty() || id.len() > 100 || id.chars().any(char::is_control) {
+        if !printable(id, MAX_ID) {
             errors.push(FieldError::new(format!("{field}[{i}]"), "must be 1 to 100 printable characters"));
         }
     }
 }
 
-/// Tags are lower-case, trimmed, de-duplicated.
-fn normalise_tags(errors: &mut Vec<FieldError>, tags: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = tags.iter().map(|t| t.trim().to_lowercase()).collect();
-    out.sort();
-    out.dedup();
-    if out.len() > 30 {
-        errors.push(FieldError::new("tags", "must have at most 30 entries"));
+fn check_id(errors: &mut Vec<FieldError>, field: &str, id: &str) {
+    if !printable(id, MAX_ID) {
+        errors.push(FieldError::new(field, "must be 1 to 100 printable characters"));
     }
-    for (i, t) in out.iter().enumerate() {
-        if t.is_empty() || t.chars().count() > 50 || t.chars().any(char::is_control) {
+}
+
+/// Checks the tags as sent; returns them lower-case, trimmed, de-duplicated.
+fn normalise_tags(errors: &mut Vec<FieldError>, tags: &[String]) -> Vec<String> {
+    if tags.len() > MAX_TAGS {
+        errors.push(FieldError::new("tags", format!("must have at most {MAX_TAGS} entries")));
+    }
+    for (i, t) in tags.iter().enumerate() {
+        if !printable(t, MAX_TAG) {
             errors.push(FieldError::new(format!("tags[{i}]"), "must be 1 to 50 printable characters"));
         }
     }
+    let mut out: Vec<String> = tags.iter().map(|t| t.trim().to_lowercase()).collect();
+    out.sort();
+    out.dedup();
     out
 }
 
+/// [`require_text`], and no NUL (PostgreSQL text cannot hold one).
+fn check_title(errors: &mut Vec<FieldError>, title: &str) {
+    if title.contains('\0') {
+        errors.push(FieldError::new("title", "must not contain NUL characters"));
+    } else {
+        require_text(errors, "title", title, MAX_TITLE);
+    }
+}
+
 fn check_description(errors: &mut Vec<FieldError>, d: &Option<String>) {
-    if d.as_ref().is_some_and(|d| d.chars().count() > 5000) {
-        errors.push(FieldError::new("description", "must be at most 5000 characters"));
+    if let Some(d) = d {
+        if d.chars().count() > MAX_DESCRIPTION {
+            errors.push(FieldError::new("description", format!("must be at most {MAX_DESCRIPTION} characters")));
+        } else if d.contains('\0') {
+            errors.push(FieldError::new("description", "must not contain NUL characters"));
+        }
     }
 }
 
@@ -193,14 +354,14 @@ impl NewContent {
     /// Validates and normalises (tags, course ids de-duplicated).
     pub fn validate(&mut self) -> Result<()> {
         let mut e = Vec::new();
-        require_text(&mut e, "title", &self.title, 300);
+        check_title(&mut e, &self.title);
         check_description(&mut e, &self.description);
+        check_ids(&mut e, "course_ids", &self.course_ids);
         self.course_ids.sort();
         self.course_ids.dedup();
-        check_ids(&mut e, "course_ids", &self.course_ids);
         check_ids(&mut e, "subject_ids", &self.subject_ids);
         if let Some(d) = &self.department_id {
-            check_ids(&mut e, "department_id", std::slice::from_ref(d));
+            check_id(&mut e, "department_id", d);
         }
         self.tags = normalise_tags(&mut e, &self.tags);
         listing::finish(e)
@@ -212,14 +373,14 @@ impl ContentUpdate {
     pub fn validate(&mut self) -> Result<()> {
         let mut e = Vec::new();
         if let Some(t) = &self.title {
-            require_text(&mut e, "title", t, 300);
+            check_title(&mut e, t);
         }
         check_description(&mut e, &self.description);
         if let Some(s) = &self.subject_ids {
             check_ids(&mut e, "subject_ids", s);
         }
         if let Some(d) = &self.department_id {
-            check_ids(&mut e, "department_id", std::slice::from_ref(d));
+            check_id(&mut e, "department_id", d);
         }
         if let Some(t) = &self.tags {
             self.tags = Some(normalise_tags(&mut e, t));
@@ -299,7 +460,13 @@ pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<ContentItem> {
 }
 
 /// One page of the items `visibility` may see that match `q`.
-pub async fn list(client: &impl GenericClient, q: &ContentQuery, visibility: &Visibility) -> Result<Page<ContentItem>> {
+pub async fn list(
+    client: &impl GenericClient,
+    q: &ContentFilter,
+    lq: &ListQuery,
+    visibility: &Visibility,
+) -> Result<Page<ContentItem>> {
+    q.validate()?;
     let mut f = Filter::new();
     f.and_sql("NOT c.is_deleted");
     f.and("c.title ILIKE $?", q.title.as_ref().map(|t| format!("%{}%", escape_like(t))));
@@ -319,8 +486,7 @@ pub async fn list(client: &impl GenericClient, q: &ContentQuery, visibility: &Vi
         q.folder_id,
     );
     visibility.add_to(&mut f);
-    let lq = ListQuery { limit: q.limit, offset: q.offset, sort: q.sort.clone() };
-    listing::page(client, ITEM_COLUMNS, "content_metadata c", &f, &lq, SORTABLE, item).await
+    listing::page(client, ITEM_COLUMNS, "content_metadata c", &f, lq, SORTABLE, item).await
 }
 
 fn escape_like(s: &str) -> String {
@@ -481,6 +647,9 @@ pub async fn add_version(
         if notes.change_notes.as_ref().is_some_and(|n| n.chars().count() > 2000) {
             return Err(Error::Validation(vec![FieldError::new("change_notes", "must be at most 2000 characters")]));
         }
+        if notes.change_notes.as_ref().is_some_and(|n| n.contains('\0')) {
+            return Err(Error::Validation(vec![FieldError::new("change_notes", "must not contain NUL characters")]));
+        }
         let mut client = pool.get().await?;
         let tx = client.transaction().await?;
         // Lock the item so concurrent uploads get consecutive numbers.
@@ -600,11 +769,11 @@ async fn announce_update(
 
 /// Replaces the courses `id` is mapped to; announces `CONTENT_UPDATED` (`course_ids` changed).
 pub async fn set_courses(pool: &Pool, actor: &Actor, id: Uuid, mut course_ids: Vec<String>) -> Result<ContentItem> {
-    course_ids.sort();
-    course_ids.dedup();
     let mut e = Vec::new();
     check_ids(&mut e, "course_ids", &course_ids);
     listing::finish(e)?;
+    course_ids.sort();
+    course_ids.dedup();
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     tx.execute("SELECT 1 FROM content_metadata WHERE id = $1 FOR UPDATE", &[&id]).await?;
@@ -705,7 +874,7 @@ pub async fn published_for_courses(
 }
 
 /// A grant beyond the course mapping.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Permission {
     pub id: Uuid,
     /// `user`, `course` or `role`.
@@ -720,9 +889,12 @@ pub struct Permission {
 /// A permission to grant.
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "grantee_type": "course", "grantee_id": "CS101", "permission": "download" }))]
 pub struct NewPermission {
     #[schema(schema_with = grantee_types)]
     pub grantee_type: nimbus_core::event::content::Grantee,
+    /// A user id, course id or role name: 1 to 100 printable characters.
+    #[schema(schema_with = id_schema)]
     pub grantee_id: String,
     #[schema(schema_with = permission_kinds)]
     pub permission: nimbus_core::event::content::ContentPermission,
@@ -801,7 +973,7 @@ async fn announce_permission(
 /// `CONTENT_PERMISSION_GRANTED`.
 pub async fn grant(pool: &Pool, actor: &Actor, id: Uuid, new: &NewPermission) -> Result<Permission> {
     let mut e = Vec::new();
-    check_ids(&mut e, "grantee_id", std::slice::from_ref(&new.grantee_id));
+    check_id(&mut e, "grantee_id", &new.grantee_id);
     listing::finish(e)?;
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;

@@ -101,10 +101,41 @@ pub async fn routes(config: &crate::config::CloudConfig) -> crate::error::Result
     Ok(router(state))
 }
 
-/// The content routes' part of the OpenAPI document.
+/// The content routes' part of the OpenAPI document. The upload forms say how their parts are
+/// sent: `metadata` as JSON, `file` as one of the default `content.allowed_mime_types`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::encoding::EncodingBuilder;
     let mut doc = <self::routes::ContentApi as utoipa::OpenApi>::openapi();
     doc.merge(<folders::FolderApi as utoipa::OpenApi>::openapi());
+    for path in ["/api/v1/content", "/api/v1/content/{id}/versions"] {
+        let form = doc
+            .paths
+            .paths
+            .get_mut(path)
+            .and_then(|item| item.post.as_mut())
+            .and_then(|op| op.request_body.as_mut())
+            .and_then(|body| body.content.get_mut("multipart/form-data"));
+        if let Some(form) = form {
+            form.encoding
+                .insert("metadata".into(), EncodingBuilder::new().content_type(Some("application/json")).build());
+            // Plain text first: a client (or a test) that picks the first type can send any text.
+            let mut types: Vec<&str> = crate::config::DEFAULT_CONTENT_MIME_TYPES.to_vec();
+            types.sort_by_key(|t| *t != "text/plain");
+            let types = types.join(", ");
+            form.encoding.insert("file".into(), EncodingBuilder::new().content_type(Some(types)).build());
+        }
+    }
+    // No other part is read (`upload::receive` refuses one).
+    if let Some(components) = doc.components.as_mut() {
+        for form in ["UploadForm", "VersionForm"] {
+            if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::Schema::Object(o))) =
+                components.schemas.get_mut(form)
+            {
+                o.additional_properties =
+                    Some(Box::new(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)));
+            }
+        }
+    }
     doc
 }
 

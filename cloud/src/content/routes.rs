@@ -14,20 +14,20 @@
 //! bounds what they read).
 
 use axum::extract::multipart::MultipartRejection;
-use axum::extract::{DefaultBodyLimit, Multipart, Query, State};
+use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::{delete, get, patch, post, put};
 use axum::{Extension, Json};
-use nimbus_core::http::{ApiJson, ApiPath, AppError};
-use serde_json::json;
+use nimbus_core::http::{ApiPath, AppError};
 use uuid::Uuid;
 
-use super::items::{self, ContentQuery, ContentUpdate, NewContent, NewPermission, NewVersion};
+use super::items::{self, ContentFilter, ContentUpdate, NewContent, NewPermission, NewVersion};
 use super::state::ContentState;
 use super::{download, upload};
 use crate::error::Error;
-use crate::http::{Access as RouteAccess, ApiRoutes, Caller, RequestContext};
+use crate::http::{Access as RouteAccess, ApiRoutes, Caller, Listing, RequestContext};
+use crate::user::body::ObjectJson;
 
 type ApiResult<T> = Result<T, AppError>;
 
@@ -80,9 +80,47 @@ pub fn router(state: ContentState) -> ApiRoutes {
 ))]
 pub struct ContentApi;
 
+/// The multipart form of a new item: its metadata (a JSON object) and its file. The file part's
+/// `Content-Type` is one of the deployment's `content.allowed_mime_types` (the document lists
+/// the default ones), and the bytes must be of that type (422 otherwise).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents the form `upload::receive` reads
+#[schema(example = json!({ "metadata": { "title": "Week 1: arrays", "course_ids": ["CS101"], "tags": ["arrays"] }, "file": "Week 1: arrays and their costs.\n" }))]
+pub(super) struct UploadForm {
+    metadata: NewContent,
+    /// The file (at most `content.max_bytes`, not empty).
+    #[schema(value_type = String, format = Binary, min_length = 1)]
+    file: Vec<u8>,
+}
+
+/// The multipart form of a new version: optional metadata (a JSON object) and the file, as for
+/// [`UploadForm`].
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents the form `upload::receive` reads
+#[schema(example = json!({ "metadata": { "change_notes": "Fixed a typo" }, "file": "Week 1: arrays and what they cost.\n" }))]
+pub(super) struct VersionForm {
+    #[schema(required = false)]
+    metadata: Option<NewVersion>,
+    /// The file (at most `content.max_bytes`, not empty).
+    #[schema(value_type = String, format = Binary, min_length = 1)]
+    file: Vec<u8>,
+}
+
+/// The courses an item is mapped to.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({ "course_ids": ["CS101", "CS102"] }))]
+pub(super) struct CourseIds {
+    /// At most 100 ids (duplicates count once); replaces the mapping.
+    #[schema(schema_with = items::id_list_schema)]
+    course_ids: Vec<String>,
+}
+
 /// Upload new content.
-#[utoipa::path(post, path = "/api/v1/content", tag = "content", request_body(content_type = "multipart/form-data", description = "`metadata` (JSON: title, description, course_ids, subject_ids, department_id, tags, is_published) then `file`"), responses((status = 201, description = "Created"), (status = 400, description = "Invalid metadata or incomplete upload"),
-        (status = 413, description = "Larger than content.max_bytes"), (status = 415, description = "Type not allowed or not matching the bytes")))]
+#[utoipa::path(post, path = "/api/v1/content", tag = "content", request_body(content = UploadForm, content_type = "multipart/form-data", description = "A `metadata` part (JSON) and a `file` part, in either order"),
+    responses((status = 201, description = "Created", body = items::ContentItem), (status = 400, description = "Invalid metadata, a missing or unexpected part, or an incomplete upload"),
+        (status = 413, description = "Larger than content.max_bytes"), (status = 415, description = "Not multipart/form-data, or the file part's type is not allowed"),
+        (status = 422, description = "The file is empty, or its bytes are not of its declared (or of any allowed) type")))]
 async fn upload(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -105,7 +143,11 @@ async fn upload(
 }
 
 /// Upload a new version of an item's file.
-#[utoipa::path(post, path = "/api/v1/content/{id}/versions", tag = "content", params(("id" = Uuid, Path, description = "Content id")), request_body(content_type = "multipart/form-data", description = "optional `metadata` (JSON: change_notes) then `file`"), responses((status = 201, description = "Created"), (status = 413, description = "Too large"), (status = 415, description = "Unsupported type")))]
+#[utoipa::path(post, path = "/api/v1/content/{id}/versions", tag = "content", params(("id" = Uuid, Path, description = "Content id")), request_body(content = VersionForm, content_type = "multipart/form-data", description = "An optional `metadata` part (JSON) and a `file` part, in either order"),
+    responses((status = 201, description = "Created", body = items::Version), (status = 400, description = "Invalid metadata, a missing or unexpected part, or an incomplete upload"),
+        (status = 403, description = "Not the caller's content"), (status = 413, description = "Larger than content.max_bytes"),
+        (status = 415, description = "Not multipart/form-data, or the file part's type is not allowed"),
+        (status = 422, description = "The file is empty, or its bytes are not of its declared (or of any allowed) type")))]
 async fn upload_version(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -122,23 +164,20 @@ async fn upload_version(
 }
 
 /// Search content by title, tag, course, type, publication and folder.
-#[utoipa::path(get, path = "/api/v1/content", tag = "content", responses((status = 200, description = "A page of content")))]
+#[utoipa::path(get, path = "/api/v1/content", tag = "content", params(ContentFilter, crate::listing::Paging<ContentFilter>), responses((status = 200, description = "A page of content: items, total, limit, offset")))]
 async fn search(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
-    query: Result<Query<ContentQuery>, axum::extract::rejection::QueryRejection>,
+    l: Listing<ContentFilter>,
 ) -> ApiResult<Json<crate::listing::Page<items::ContentItem>>> {
-    let Query(q) = query.map_err(|e| {
-        AppError::new(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", "Invalid query")
-            .with_details(json!({ "problem": e.body_text() }))
-    })?;
+    l.filter.validate()?;
     let visibility = state.visibility(&caller).await?;
     let client = state.pool.get().await.map_err(Error::from)?;
-    Ok(Json(items::list(&client, &q, &visibility).await?))
+    Ok(Json(items::list(&client, &l.filter, &l.query, &visibility).await?))
 }
 
 /// One item.
-#[utoipa::path(get, path = "/api/v1/content/{id}", tag = "content", params(("id" = Uuid, Path, description = "Content id")), responses((status = 200, description = "The item"), (status = 404, description = "No such item, or not visible to the caller")))]
+#[utoipa::path(get, path = "/api/v1/content/{id}", tag = "content", params(("id" = Uuid, Path, description = "Content id")), responses((status = 200, description = "The item", body = items::ContentItem), (status = 404, description = "No such item, or not visible to the caller")))]
 async fn show(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -148,34 +187,27 @@ async fn show(
 }
 
 /// Change metadata (title, description, subjects, department, tags).
-#[utoipa::path(patch, path = "/api/v1/content/{id}", tag = "content", params(("id" = Uuid, Path, description = "Content id")), request_body = ContentUpdate, responses((status = 200, description = "The item"), (status = 403, description = "Not the caller's content")))]
+#[utoipa::path(patch, path = "/api/v1/content/{id}", tag = "content", params(("id" = Uuid, Path, description = "Content id")), request_body = ContentUpdate, responses((status = 200, description = "The item", body = items::ContentItem), (status = 403, description = "Not the caller's content")))]
 async fn update(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
     Extension(ctx): Extension<RequestContext>,
     ApiPath(id): ApiPath<Uuid>,
-    ApiJson(mut body): ApiJson<ContentUpdate>,
+    ObjectJson(mut body): ObjectJson<ContentUpdate>,
 ) -> ApiResult<Json<items::ContentItem>> {
     body.validate()?;
     state.editable_item(&caller, id).await?;
     Ok(Json(items::update(&state.pool, &caller.actor(&ctx), id, &body).await?))
 }
 
-/// The courses an item is mapped to.
-#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-struct CourseIds {
-    course_ids: Vec<String>,
-}
-
 /// Replace the courses an item is mapped to.
-#[utoipa::path(put, path = "/api/v1/content/{id}/courses", tag = "content", params(("id" = Uuid, Path, description = "Content id")), request_body(content_type = "application/json", description = "{\"course_ids\": [...]}"), responses((status = 200, description = "The item")))]
+#[utoipa::path(put, path = "/api/v1/content/{id}/courses", tag = "content", params(("id" = Uuid, Path, description = "Content id")), request_body = CourseIds, responses((status = 200, description = "The item", body = items::ContentItem), (status = 403, description = "Not the caller's content")))]
 async fn set_courses(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
     Extension(ctx): Extension<RequestContext>,
     ApiPath(id): ApiPath<Uuid>,
-    ApiJson(body): ApiJson<CourseIds>,
+    ObjectJson(body): ObjectJson<CourseIds>,
 ) -> ApiResult<Json<items::ContentItem>> {
     state.editable_item(&caller, id).await?;
     Ok(Json(items::set_courses(&state.pool, &caller.actor(&ctx), id, body.course_ids).await?))
@@ -193,7 +225,7 @@ async fn set_published(
 }
 
 /// Publish an item to its courses.
-#[utoipa::path(post, path = "/api/v1/content/{id}/publish", tag = "content", params(("id" = Uuid, Path, description = "Content id")), responses((status = 200, description = "The item")))]
+#[utoipa::path(post, path = "/api/v1/content/{id}/publish", tag = "content", params(("id" = Uuid, Path, description = "Content id")), responses((status = 200, description = "The item", body = items::ContentItem), (status = 403, description = "Not the caller's content")))]
 async fn publish_item(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -204,7 +236,7 @@ async fn publish_item(
 }
 
 /// Hide an item from its courses again.
-#[utoipa::path(post, path = "/api/v1/content/{id}/unpublish", tag = "content", params(("id" = Uuid, Path, description = "Content id")), responses((status = 200, description = "The item")))]
+#[utoipa::path(post, path = "/api/v1/content/{id}/unpublish", tag = "content", params(("id" = Uuid, Path, description = "Content id")), responses((status = 200, description = "The item", body = items::ContentItem), (status = 403, description = "Not the caller's content")))]
 async fn unpublish_item(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -215,7 +247,7 @@ async fn unpublish_item(
 }
 
 /// Delete an item (soft: it disappears everywhere, the bytes stay for audit).
-#[utoipa::path(delete, path = "/api/v1/content/{id}", tag = "content", params(("id" = Uuid, Path, description = "Content id")), responses((status = 204, description = "Deleted")))]
+#[utoipa::path(delete, path = "/api/v1/content/{id}", tag = "content", params(("id" = Uuid, Path, description = "Content id")), responses((status = 204, description = "Deleted"), (status = 403, description = "Not the caller's content")))]
 async fn remove(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -228,7 +260,7 @@ async fn remove(
 }
 
 /// Every version of an item, newest first.
-#[utoipa::path(get, path = "/api/v1/content/{id}/versions", tag = "content", params(("id" = Uuid, Path, description = "Content id")), responses((status = 200, description = "The versions")))]
+#[utoipa::path(get, path = "/api/v1/content/{id}/versions", tag = "content", params(("id" = Uuid, Path, description = "Content id")), responses((status = 200, description = "The versions", body = Vec<items::Version>)))]
 async fn list_versions(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -239,9 +271,13 @@ async fn list_versions(
     Ok(Json(items::versions(&client, id).await?))
 }
 
-/// Download an item's current version (`Range` supported).
-#[utoipa::path(get, path = "/api/v1/content/{id}/download", tag = "content", params(("id" = Uuid, Path, description = "Content id")), responses((status = 200, description = "The bytes"), (status = 206, description = "The requested range"),
-        (status = 304, description = "Not modified"), (status = 416, description = "Range not satisfiable")))]
+/// Download an item's current version. The request may send `Range` (one `bytes=` range),
+/// `If-Range` (the `ETag` or `Last-Modified` it was read with) and `If-None-Match`.
+#[utoipa::path(get, path = "/api/v1/content/{id}/download", tag = "content", params(("id" = Uuid, Path, description = "Content id")),
+    responses((status = 200, description = "The bytes, of the file's own type", content_type = "*/*", body = String, headers(("ETag" = String, description = "The sha256, quoted"), ("Last-Modified" = String), ("Accept-Ranges" = String, description = "`bytes`"), ("Content-Disposition" = String, description = "`attachment` with the file name"))),
+        (status = 206, description = "The requested range", content_type = "*/*", body = String, headers(("Content-Range" = String, description = "`bytes first-last/size`"), ("ETag" = String), ("Last-Modified" = String), ("Accept-Ranges" = String), ("Content-Disposition" = String))),
+        (status = 304, description = "Not modified (`If-None-Match` matched)", headers(("ETag" = String))),
+        (status = 416, description = "Range not satisfiable", headers(("Content-Range" = String, description = "`bytes */size`")))))]
 async fn download_current(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -252,8 +288,14 @@ async fn download_current(
     download::for_caller(state, caller, ctx, headers, id, None).await
 }
 
-/// Download one version of an item (staff; students get the current one).
-#[utoipa::path(get, path = "/api/v1/content/{id}/versions/{version}/download", tag = "content", params(("id" = Uuid, Path, description = "Content id"), ("version" = i32, Path, description = "Version number")), responses((status = 200, description = "The bytes"), (status = 206, description = "The requested range")))]
+/// Download one version of an item (staff; students get the current one only). `Range`,
+/// `If-Range` and `If-None-Match` as for the current version.
+#[utoipa::path(get, path = "/api/v1/content/{id}/versions/{version}/download", tag = "content", params(("id" = Uuid, Path, description = "Content id"), ("version" = i32, Path, description = "Version number")),
+    responses((status = 200, description = "The bytes, of the file's own type", content_type = "*/*", body = String, headers(("ETag" = String, description = "The sha256, quoted"), ("Last-Modified" = String), ("Accept-Ranges" = String, description = "`bytes`"), ("Content-Disposition" = String, description = "`attachment` with the file name"))),
+        (status = 206, description = "The requested range", content_type = "*/*", body = String, headers(("Content-Range" = String, description = "`bytes first-last/size`"), ("ETag" = String), ("Last-Modified" = String), ("Accept-Ranges" = String), ("Content-Disposition" = String))),
+        (status = 304, description = "Not modified (`If-None-Match` matched)", headers(("ETag" = String))),
+        (status = 404, description = "No such item or version, or not visible to the caller"),
+        (status = 416, description = "Range not satisfiable", headers(("Content-Range" = String, description = "`bytes */size`")))))]
 async fn download_version(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -265,7 +307,7 @@ async fn download_version(
 }
 
 /// The grants on an item.
-#[utoipa::path(get, path = "/api/v1/content/{id}/permissions", tag = "content", params(("id" = Uuid, Path, description = "Content id")), responses((status = 200, description = "The grants")))]
+#[utoipa::path(get, path = "/api/v1/content/{id}/permissions", tag = "content", params(("id" = Uuid, Path, description = "Content id")), responses((status = 200, description = "The grants", body = Vec<items::Permission>), (status = 403, description = "Not the caller's content")))]
 async fn list_permissions(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -276,14 +318,15 @@ async fn list_permissions(
     Ok(Json(items::permissions(&client, id).await?))
 }
 
-/// Grant a user, a course or a role a permission on an item.
-#[utoipa::path(post, path = "/api/v1/content/{id}/permissions", tag = "content", params(("id" = Uuid, Path, description = "Content id")), request_body(content_type = "application/json", description = "{grantee_type: user|course|role, grantee_id, permission: view|download|edit|manage}"), responses((status = 201, description = "The grant")))]
+/// Grant a user, a course or a role a permission on an item (granting it again returns the
+/// existing grant).
+#[utoipa::path(post, path = "/api/v1/content/{id}/permissions", tag = "content", params(("id" = Uuid, Path, description = "Content id")), request_body = NewPermission, responses((status = 201, description = "The grant", body = items::Permission), (status = 403, description = "Not the caller's content")))]
 async fn grant(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
     Extension(ctx): Extension<RequestContext>,
     ApiPath(id): ApiPath<Uuid>,
-    ApiJson(body): ApiJson<NewPermission>,
+    ObjectJson(body): ObjectJson<NewPermission>,
 ) -> ApiResult<(StatusCode, Json<items::Permission>)> {
     state.editable_item(&caller, id).await?;
     let p = items::grant(&state.pool, &caller.actor(&ctx), id, &body).await?;
@@ -291,7 +334,7 @@ async fn grant(
 }
 
 /// Revoke a grant.
-#[utoipa::path(delete, path = "/api/v1/content/{id}/permissions/{permission_id}", tag = "content", params(("id" = Uuid, Path, description = "Content id"), ("permission_id" = Uuid, Path, description = "Grant id")), responses((status = 204, description = "Revoked")))]
+#[utoipa::path(delete, path = "/api/v1/content/{id}/permissions/{permission_id}", tag = "content", params(("id" = Uuid, Path, description = "Content id"), ("permission_id" = Uuid, Path, description = "Grant id")), responses((status = 204, description = "Revoked"), (status = 403, description = "Not the caller's content")))]
 async fn revoke(
     State(state): State<ContentState>,
     Extension(caller): Extension<Caller>,
@@ -306,8 +349,12 @@ async fn revoke(
 /// A classroom node downloads a version listed in its manifest (HTTP Basic with its registry
 /// credentials; only content of the courses on its room's published timetable; `Range` to
 /// resume).
-#[utoipa::path(get, path = "/api/v1/edge/content/{id}/versions/{version}", tag = "content", params(("id" = Uuid, Path, description = "Content id"), ("version" = i32, Path, description = "Version number")), responses((status = 200, description = "The bytes"), (status = 206, description = "The requested range"),
-        (status = 401, description = "Bad node credentials"), (status = 404, description = "Not content of this node's room")))]
+#[utoipa::path(get, path = "/api/v1/edge/content/{id}/versions/{version}", tag = "content", params(("id" = Uuid, Path, description = "Content id"), ("version" = i32, Path, description = "Version number")),
+    responses((status = 200, description = "The bytes, of the file's own type", content_type = "*/*", body = String, headers(("ETag" = String, description = "The sha256, quoted"), ("Last-Modified" = String), ("Accept-Ranges" = String, description = "`bytes`"), ("Content-Disposition" = String, description = "`attachment` with the file name"))),
+        (status = 206, description = "The requested range", content_type = "*/*", body = String, headers(("Content-Range" = String, description = "`bytes first-last/size`"), ("ETag" = String), ("Last-Modified" = String), ("Accept-Ranges" = String), ("Content-Disposition" = String))),
+        (status = 304, description = "Not modified (`If-None-Match` matched)", headers(("ETag" = String))),
+        (status = 401, description = "Bad node credentials (with the Basic challenge)", headers(("WWW-Authenticate" = String))), (status = 404, description = "Not content of this node's room"),
+        (status = 416, description = "Range not satisfiable", headers(("Content-Range" = String, description = "`bytes */size`")))))]
 async fn node_download(
     State(state): State<ContentState>,
     ctx: Option<Extension<RequestContext>>,

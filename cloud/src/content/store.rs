@@ -79,16 +79,29 @@ fn essence(mime: &str) -> String {
     mime.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }
 
-/// The type to record for a file declared as `declared` whose first bytes are `sniffed`, or 415.
-/// An empty or `application/octet-stream` declaration takes the sniffed type.
+/// The type to record for a file declared as `declared` whose first bytes are `sniffed`.
+/// An empty or `application/octet-stream` declaration takes the sniffed type. A declared type
+/// that is not on the allow-list is a 415; bytes that are not of the declared (or of any
+/// allowed) type are a 422: the document lists the types a file part may declare, but no
+/// schema can say that the bytes must be of that type.
 pub fn resolve_mime(declared: Option<&str>, sniffed: Sniffed, allowed: &[String]) -> Result<String> {
     let declared = declared.map(essence).filter(|d| !d.is_empty() && d != "application/octet-stream");
-    let mime = declared.unwrap_or_else(|| sniffed.name().to_owned());
-    let unsupported = || Error::UnsupportedMedia { declared: mime.clone(), detected: sniffed.name().to_owned() };
-    if !allowed.iter().any(|a| a.eq_ignore_ascii_case(&mime)) || !sniffed.agrees_with(&mime) {
-        return Err(unsupported());
+    let is_allowed = |m: &str| allowed.iter().any(|a| a.eq_ignore_ascii_case(m));
+    match declared {
+        Some(mime) if !is_allowed(&mime) => {
+            Err(Error::UnsupportedMedia { declared: mime, detected: sniffed.name().to_owned() })
+        }
+        Some(mime) if !sniffed.agrees_with(&mime) => Err(Error::Unprocessable(vec![FieldError::new(
+            "file",
+            format!("the bytes are not {mime} (they look like {})", sniffed.name()),
+        )])),
+        Some(mime) => Ok(mime),
+        None if is_allowed(sniffed.name()) && sniffed.agrees_with(sniffed.name()) => Ok(sniffed.name().to_owned()),
+        None => Err(Error::Unprocessable(vec![FieldError::new(
+            "file",
+            format!("the bytes are of no allowed type (they look like {})", sniffed.name()),
+        )])),
     }
-    Ok(mime)
 }
 
 fn incomplete(why: impl Display) -> Error {
@@ -120,8 +133,9 @@ impl Store {
     }
 
     /// Streams `body` into a new GridFS file named `file_name`, enforcing `policy` while it
-    /// streams (see the module doc). Errors: [`Error::TooLarge`], [`Error::UnsupportedMedia`],
-    /// [`Error::Validation`] (empty or incomplete upload), [`Error::Store`].
+    /// streams (see the module doc). Errors: [`Error::TooLarge`], [`Error::UnsupportedMedia`]
+    /// (a type not allowed), [`Error::Unprocessable`] (empty, or bytes not of the type),
+    /// [`Error::Validation`] (incomplete upload), [`Error::Store`].
     pub async fn put<S, E>(
         &self,
         file_name: &str,
@@ -152,7 +166,8 @@ impl Store {
             }
         }
         if head.is_empty() {
-            return Err(Error::Validation(vec![FieldError::new("file", "is empty")]));
+            // A rule, not the shape of the request: the document cannot bound a binary part.
+            return Err(Error::Unprocessable(vec![FieldError::new("file", "is empty")]));
         }
         let sniff_len = head.len().min(SNIFF_BYTES);
         let sniffed = sniff(&head[..sniff_len], ended && sniff_len == head.len());
@@ -299,12 +314,16 @@ mod tests {
         );
         assert!(matches!(
             resolve_mime(Some("application/pdf"), Sniffed::Zip, &allowed()),
-            Err(Error::UnsupportedMedia { .. })
+            Err(Error::Unprocessable(_))
         ));
         assert!(matches!(
             resolve_mime(Some("application/x-msdownload"), Sniffed::Unknown, &allowed()),
             Err(Error::UnsupportedMedia { .. })
         ));
-        assert!(matches!(resolve_mime(None, Sniffed::Unknown, &allowed()), Err(Error::UnsupportedMedia { .. })));
+        assert!(matches!(resolve_mime(None, Sniffed::Unknown, &allowed()), Err(Error::Unprocessable(_))));
+        assert!(matches!(
+            resolve_mime(Some("application/octet-stream"), Sniffed::Unknown, &allowed()),
+            Err(Error::Unprocessable(_))
+        ));
     }
 }

@@ -44,12 +44,8 @@ impl UserService {
     /// Registers a user (admins only); publishes `USER_CREATED`.
     pub async fn create_user(&self, actor: &Actor, new: NewUser) -> Result<UserView> {
         let mut errors = Vec::new();
+        check_email(&mut errors, "email", &new.email);
         let email = normalize_email(&new.email);
-        if email.is_empty() {
-            errors.push(FieldError::new("email", "is required"));
-        } else {
-            check_email(&mut errors, "email", &email);
-        }
         password::check_policy(&mut errors, "password", &new.password);
         if !ROLES.contains(&new.role.as_str()) {
             errors.push(FieldError::new("role", format!("must be one of {}", ROLES.join(", "))));
@@ -129,7 +125,7 @@ impl UserService {
     }
 
     /// A page of users, filtered and sorted.
-    pub async fn list_users(&self, f: &UserFilter) -> Result<Page<UserView>> {
+    pub async fn list_users(&self, f: &UserFilter, query: ListQuery) -> Result<Page<UserView>> {
         let mut errors = Vec::new();
         if let Some(r) = &f.role
             && !ROLES.contains(&r.as_str())
@@ -137,9 +133,12 @@ impl UserService {
             errors.push(FieldError::new("role", format!("must be one of {}", ROLES.join(", "))));
         }
         if let Some(s) = &f.status
-            && !["active", "inactive", "suspended"].contains(&s.as_str())
+            && !STATUSES.contains(&s.as_str())
         {
-            errors.push(FieldError::new("status", "must be active, inactive or suspended"));
+            errors.push(FieldError::new("status", format!("must be one of {}", STATUSES.join(", "))));
+        }
+        if f.q.as_ref().is_some_and(|q| q.contains('\0')) {
+            errors.push(FieldError::new("q", "must not contain NUL characters"));
         }
         finish(errors)?;
         let mut filter = Filter::new();
@@ -149,7 +148,6 @@ impl UserService {
             "(v.email || ' ' || v.first_name || ' ' || v.last_name) ILIKE $? ESCAPE '\\'",
             f.q.as_ref().map(|q| format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))),
         );
-        let query = ListQuery { limit: f.limit, offset: f.offset, sort: f.sort.clone() };
         let from = format!(
             "(SELECT u.id, u.register_no, u.email, r.name AS role, u.status, coalesce(p.first_name, '') AS first_name,
                      coalesce(p.last_name, '') AS last_name, coalesce(p.phone, '') AS phone,
@@ -164,29 +162,26 @@ impl UserService {
             &from,
             &filter,
             &query,
-            &[
-                ("email", "v.email"),
-                ("register_no", "v.register_no"),
-                ("created_at", "v.created_at"),
-                ("last_name", "v.last_name"),
-            ],
+            USER_SORT,
             user_view,
         )
         .await
     }
 
-    /// Changes a user's email and profile (admin) or one's own profile; publishes
-    /// `USER_UPDATED` (admin) or `PROFILE_UPDATED` (self) with the changed fields.
+    /// Changes a user's email and profile (admin) or one's own profile (`own_profile`: never the
+    /// email); publishes `USER_UPDATED` (admin) or `PROFILE_UPDATED` (self) with the changed
+    /// fields. Nobody changes their own email (409): another administrator does, so a mistyped
+    /// address cannot lock the only administrator out.
     pub async fn update_user(&self, actor: &Actor, id: &str, patch: UserPatch, own_profile: bool) -> Result<UserView> {
         let uid = parse_id("user", id)?;
         let mut errors = Vec::new();
         if own_profile && patch.email.is_some() {
             errors.push(FieldError::new("email", "cannot be changed here; ask an administrator"));
         }
-        let email = patch.email.as_deref().map(normalize_email);
-        if let Some(e) = &email {
+        if let Some(e) = &patch.email {
             check_email(&mut errors, "email", e);
         }
+        let email = patch.email.as_deref().map(normalize_email);
         for (field, value, max) in [
             ("first_name", &patch.first_name, 100),
             ("last_name", &patch.last_name, 100),
@@ -200,6 +195,12 @@ impl UserService {
         }
         finish(errors)?;
         let before = self.get_user(id).await?;
+        if email.as_ref().is_some_and(|e| *e != before.email) && actor.user_id.as_deref() == Some(before.id.as_str()) {
+            return Err(Error::Conflict {
+                message: "You cannot change your own email; another administrator can".into(),
+                details: json!({ "field": "email" }),
+            });
+        }
         let mut changes = Changes::new();
         let mut change = |field: &str, old: &str, new: &Option<String>| {
             if let Some(n) = new
@@ -269,7 +270,7 @@ impl UserService {
             check_text(&mut errors, "reason", r, 500);
             finish(errors)?;
         }
-        if !active && actor.user_id.as_deref() == Some(id) {
+        if !active && actor.user_id.as_deref().and_then(|a| Uuid::parse_str(a).ok()) == Some(uid) {
             return Err(Error::Conflict { message: "You cannot suspend yourself".into(), details: json!({}) });
         }
         let status = if active { "active" } else { "suspended" };
@@ -335,6 +336,12 @@ impl UserService {
         if old_name == role {
             drop(tx);
             return self.get_user(id).await;
+        }
+        if actor.user_id.as_deref().and_then(|a| Uuid::parse_str(a).ok()) == Some(uid) {
+            return Err(Error::Conflict {
+                message: "You cannot change your own role; another administrator can".into(),
+                details: json!({ "role": old_name }),
+            });
         }
         let new_id: Uuid = tx.query_one("SELECT id FROM roles WHERE name = $1", &[&role]).await?.get(0);
         tx.execute("UPDATE users SET role_id = $2, updated_at = now() WHERE id = $1", &[&uid, &new_id]).await?;

@@ -21,17 +21,22 @@ use super::password;
 use super::service::UserService;
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
-use crate::listing::finish;
+use crate::listing::{finish, finish_rules};
 
 /// Fewest digits a PIN has.
 pub const MIN_DIGITS: usize = 6;
 /// Most digits a PIN has.
 pub const MAX_DIGITS: usize = 12;
 
+/// What a PIN looks like in the API document: [`MIN_DIGITS`] to [`MAX_DIGITS`] ASCII digits
+/// (the field check of [`check_pin`]).
+pub const PIN_PATTERN: &str = "^[0-9]{6,12}$";
+
 /// Pushes what is wrong with `pin` as errors of `field`: digits only, [`MIN_DIGITS`] to
-/// [`MAX_DIGITS`] of them, and not one digit repeated or a straight run (`123456`, `987654`),
-/// the first guesses of anyone at the keypad.
-pub fn check_pin(errors: &mut Vec<FieldError>, field: &str, pin: &str) {
+/// [`MAX_DIGITS`] of them ([`PIN_PATTERN`], 400), then into `rules` (422: a rule the document
+/// cannot state) when it is one digit repeated or a straight run (`123456`, `987654`), the first
+/// guesses of anyone at the keypad.
+pub fn check_pin(errors: &mut Vec<FieldError>, rules: &mut Vec<FieldError>, field: &str, pin: &str) {
     let digits: Vec<u8> = pin.bytes().collect();
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         errors.push(FieldError::new(field, "must be digits only"));
@@ -43,8 +48,17 @@ pub fn check_pin(errors: &mut Vec<FieldError>, field: &str, pin: &str) {
     }
     let steps: Vec<i16> = digits.windows(2).map(|w| i16::from(w[1]) - i16::from(w[0])).collect();
     if steps.iter().all(|d| *d == steps[0]) && matches!(steps[0], -1..=1) {
-        errors.push(FieldError::new(field, "is too easy to guess (a repeated digit or a straight run)"));
+        rules.push(FieldError::new(field, "is too easy to guess (a repeated digit or a straight run)"));
     }
+}
+
+/// The schema of a PIN field ([`PIN_PATTERN`]).
+pub(super) fn pin_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(PIN_PATTERN))
+        .examples([serde_json::json!("402913")])
+        .build()
 }
 
 /// What a node needs to let one faculty member sign in.
@@ -99,12 +113,13 @@ impl UserService {
     /// students have one.
     pub async fn set_own_classroom_pin(&self, actor: &Actor, user_id: &str, password: &str, pin: &str) -> Result<()> {
         let uid = parse_user(user_id)?;
-        let mut errors = Vec::new();
+        let (mut errors, mut rules) = (Vec::new(), Vec::new());
         if password.is_empty() {
             errors.push(FieldError::new("current_password", "is required"));
         }
-        check_pin(&mut errors, "pin", pin);
+        check_pin(&mut errors, &mut rules, "pin", pin);
         finish(errors)?;
+        finish_rules(rules)?;
         let client = self.pool.get().await?;
         let hash: String = client
             .query_opt("SELECT password_hash FROM users WHERE id = $1", &[&uid])
@@ -113,7 +128,8 @@ impl UserService {
             .get(0);
         drop(client);
         if !password::verify(password.to_owned(), hash).await {
-            return Err(Error::Validation(vec![FieldError::new("current_password", "is not correct")]));
+            // The caller failed to prove who they are: 403, not a field error of the request.
+            return Err(Error::Forbidden("current_password is not correct".into()));
         }
         self.store_pin(actor, uid, Some(pin), true).await
     }
@@ -123,9 +139,10 @@ impl UserService {
     pub async fn reset_classroom_pin(&self, actor: &Actor, user_id: &str, pin: Option<&str>) -> Result<()> {
         let uid = parse_user(user_id)?;
         if let Some(pin) = pin {
-            let mut errors = Vec::new();
-            check_pin(&mut errors, "pin", pin);
+            let (mut errors, mut rules) = (Vec::new(), Vec::new());
+            check_pin(&mut errors, &mut rules, "pin", pin);
             finish(errors)?;
+            finish_rules(rules)?;
         }
         self.store_pin(actor, uid, pin, false).await
     }
@@ -203,9 +220,34 @@ mod tests {
     use super::*;
 
     fn complaints(pin: &str) -> Vec<String> {
-        let mut errors = Vec::new();
-        check_pin(&mut errors, "pin", pin);
-        errors.into_iter().map(|e| e.message).collect()
+        let (mut errors, mut rules) = (Vec::new(), Vec::new());
+        check_pin(&mut errors, &mut rules, "pin", pin);
+        assert!(errors.is_empty() || rules.is_empty(), "a PIN of the wrong shape is not also judged as too easy");
+        errors.into_iter().chain(rules).map(|e| e.message).collect()
+    }
+
+    fn shape_ok(pin: &str) -> bool {
+        let (mut errors, mut rules) = (Vec::new(), Vec::new());
+        check_pin(&mut errors, &mut rules, "pin", pin);
+        errors.is_empty()
+    }
+
+    #[test]
+    fn the_shape_check_is_the_documented_pattern() {
+        // ^[0-9]{6,12}$, spelt out: the too-easy rule is separate (422).
+        for (pin, ok) in [
+            ("402913", true),
+            ("123456", true),
+            ("402913402913", true),
+            ("40291", false),
+            ("4029134029134", false),
+            ("40291 ", false),
+            ("٤٠٢٩١٣", false),
+            ("+402913", false),
+        ] {
+            assert_eq!(shape_ok(pin), ok, "{pin}");
+        }
+        assert_eq!(PIN_PATTERN, format!("^[0-9]{{{MIN_DIGITS},{MAX_DIGITS}}}$"));
     }
 
     #[test]

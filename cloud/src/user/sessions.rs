@@ -289,10 +289,13 @@ impl UserService {
             errors.push(FieldError::new("current_password", "is required"));
         }
         password::check_policy(&mut errors, "new_password", new);
-        if current == new {
-            errors.push(FieldError::new("new_password", "must differ from the current password"));
-        }
         finish(errors)?;
+        if current == new {
+            crate::listing::finish_rules(vec![FieldError::new(
+                "new_password",
+                "must differ from the current password",
+            )])?;
+        }
         let client = self.pool.get().await?;
         let row = client
             .query_opt("SELECT password_hash FROM users WHERE id = $1", &[&uid])
@@ -300,7 +303,8 @@ impl UserService {
             .ok_or_else(|| Error::NotFound { what: "user", id: user_id.to_owned() })?;
         drop(client);
         if !password::verify(current.to_owned(), row.get(0)).await {
-            return Err(Error::Validation(vec![FieldError::new("current_password", "is not correct")]));
+            // The caller failed to prove who they are: 403, not a field error of the request.
+            return Err(Error::Forbidden("current_password is not correct".into()));
         }
         self.set_password(actor, uid, new, None).await
     }
@@ -353,10 +357,10 @@ impl UserService {
     /// returned once; otherwise the notification service mints one and mails the link. Only a
     /// token's SHA-256 is ever stored.
     pub async fn request_reset(&self, actor: &Actor, email: &str, hand_over: bool) -> Result<Option<String>> {
-        let email = normalize_email(email);
         let mut errors = Vec::new();
-        check_email(&mut errors, "email", &email);
+        check_email(&mut errors, "email", email);
         finish(errors)?;
+        let email = normalize_email(email);
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let Some(row) = tx.query_opt("SELECT id FROM users WHERE email = $1 AND status = 'active'", &[&email]).await?
@@ -403,9 +407,6 @@ impl UserService {
     /// Publishes `PASSWORD_RESET_COMPLETED`.
     pub async fn confirm_reset(&self, actor: &Actor, token: &str, new: &str) -> Result<()> {
         let mut errors = Vec::new();
-        if token.trim().is_empty() {
-            errors.push(FieldError::new("token", "is required"));
-        }
         password::check_policy(&mut errors, "new_password", new);
         finish(errors)?;
         let client = self.pool.get().await?;
@@ -418,7 +419,9 @@ impl UserService {
             .await?;
         drop(client);
         let Some(row) = row else {
-            return Err(Error::Validation(vec![FieldError::new("token", "is invalid, used or expired")]));
+            // A well-formed request naming no usable reset: 422, like any reference to a row
+            // that does not exist.
+            return Err(Error::Unprocessable(vec![FieldError::new("token", "is invalid, used or expired")]));
         };
         self.set_password(actor, row.get(1), new, Some(row.get(0))).await
     }

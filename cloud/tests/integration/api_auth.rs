@@ -360,9 +360,21 @@ async fn password_change_revokes_sessions_and_the_old_password() {
             Some(json!({ "current_password": "not-it-at-all", "new_password": "a-new-password-2" })),
         )
         .await;
+    // The caller failed to prove who they are: 403 (the request itself is well-formed).
+    assert_eq!(bad.status, StatusCode::FORBIDDEN, "{}", bad.body);
+    assert!(bad.body["details"]["reason"].as_str().unwrap().contains("current_password"), "{}", bad.body);
+    let same = api
+        .call(
+            Method::POST,
+            "/api/v1/auth/password",
+            Some(&access),
+            Some(json!({ "current_password": USER_PASSWORD, "new_password": USER_PASSWORD })),
+        )
+        .await;
     assert_eq!(
-        (bad.status, bad.body["details"]["fields"][0]["field"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("current_password"))
+        (same.status, same.body["details"]["fields"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("new_password")),
+        "the same password again breaks a rule between the fields"
     );
     let short = api
         .call(
@@ -431,7 +443,8 @@ async fn a_reset_token_sets_a_new_password_once_and_is_stored_hashed() {
     let again = confirm(reset).await;
     assert_eq!(
         (again.status, again.body["details"]["fields"][0]["field"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("token"))
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("token")),
+        "a used token names no usable reset"
     );
     assert_eq!(api.events("PASSWORD_RESET_COMPLETED").await.len(), 1);
     api.finish().await;
@@ -485,17 +498,18 @@ async fn faculty_set_their_classroom_pin_admins_reset_and_clear_it_and_the_nodes
         async move { api.call(Method::PUT, "/api/v1/me/classroom-pin", Some(&token), Some(body)).await }
     };
 
-    // Weak, malformed, or without the right password: refused, field by field.
-    for (body, field) in [
-        (own("123456", USER_PASSWORD), "pin"),
-        (own("4029", USER_PASSWORD), "pin"),
-        (own("40291x", USER_PASSWORD), "pin"),
-        (own("402913", "not-my-password"), "current_password"),
-        (own("402913", ""), "current_password"),
+    // Malformed (400), too easy to guess (422, a rule the document cannot state), or without the
+    // right password (403): refused, naming the field.
+    for (body, field, status, code) in [
+        (own("123456", USER_PASSWORD), "pin", StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR"),
+        (own("4029", USER_PASSWORD), "pin", StatusCode::BAD_REQUEST, "VALIDATION_ERROR"),
+        (own("40291x", USER_PASSWORD), "pin", StatusCode::BAD_REQUEST, "VALIDATION_ERROR"),
+        (own("402913", "not-my-password"), "current_password", StatusCode::FORBIDDEN, "FORBIDDEN"),
+        (own("402913", ""), "current_password", StatusCode::BAD_REQUEST, "VALIDATION_ERROR"),
     ] {
         let a = set_own(faculty_token.clone(), body.clone()).await;
-        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body}: {}", a.body);
-        assert_eq!(a.body["code"], "VALIDATION_ERROR");
+        assert_eq!(a.status, status, "{body}: {}", a.body);
+        assert_eq!(a.body["code"], code);
         assert!(a.body.to_string().contains(field), "{field}: {}", a.body);
     }
     let both = [faculty.clone(), student.clone()];

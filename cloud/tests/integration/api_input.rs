@@ -172,11 +172,13 @@ async fn injection_strings_are_rejected_in_emails_and_stored_verbatim_elsewhere(
     assert_eq!(user_count(&api).await, before + HOSTILE.len() as i64, "the tables are intact");
     let roles = api.call(Method::GET, "/api/v1/roles", Some(&admin), None).await;
     assert_eq!(roles.body.as_array().unwrap().len(), 4);
-    // Control characters and over-long text are refused, own email cannot be changed.
+    // Control characters and over-long text are refused, own email cannot be changed (the
+    // profile has no such field).
     let (_, token) = api.token_of(&admin, "student").await;
-    let a =
-        api.call(Method::PATCH, "/api/v1/me", Some(&token), Some(json!({ "bio": "a\u{0}b", "email": "x@y.z" }))).await;
-    assert_eq!(fields(&a.body), ["email", "bio"]);
+    let a = api.call(Method::PATCH, "/api/v1/me", Some(&token), Some(json!({ "email": "x@y.z" }))).await;
+    assert_eq!((a.status, a.body["details"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("email")), "{}", a.body);
+    let a = api.call(Method::PATCH, "/api/v1/me", Some(&token), Some(json!({ "bio": "a\u{7}b" }))).await;
+    assert_eq!(fields(&a.body), ["bio"], "{} {}", a.status, a.body);
     let a = api.call(Method::PATCH, "/api/v1/me", Some(&token), Some(json!({ "bio": "b".repeat(2001) }))).await;
     assert_eq!(fields(&a.body), ["bio"]);
     api.finish().await;

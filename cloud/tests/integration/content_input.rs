@@ -59,19 +59,32 @@ async fn an_oversized_upload_is_refused_while_streaming_and_leaves_no_chunks() {
 }
 
 #[tokio::test]
-async fn a_file_whose_bytes_contradict_its_type_or_whose_type_is_not_allowed_is_415() {
+async fn a_file_whose_type_is_not_allowed_is_415_and_one_whose_bytes_contradict_it_422() {
     let env = ContentEnv::start(64 * MIB as u64).await;
     let admin = caller("admin-1", &["admin"]);
     let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01".repeat(10);
-    for (name, mime, bytes) in [
-        ("notes.pdf", "application/pdf", png.clone()),
-        ("setup.exe", "application/x-msdownload", b"MZ\x90\0\x03\0\0\0\x04\0".repeat(10)),
-        ("blob.bin", "application/octet-stream", b"\0\x01\x02\x03\xfe\xff".repeat(10)),
+    for (name, mime, bytes, status, code) in [
+        ("notes.pdf", "application/pdf", png.clone(), StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR"),
+        (
+            "setup.exe",
+            "application/x-msdownload",
+            b"MZ\x90\0\x03\0\0\0\x04\0".repeat(10),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        (
+            "blob.bin",
+            "application/octet-stream",
+            b"\0\x01\x02\x03\xfe\xff".repeat(10),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+        ),
+        ("empty.txt", "text/plain", Vec::new(), StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR"),
     ] {
         let body = multipart(Some(r#"{"title":"x"}"#), name, mime, &bytes);
         let res = env.call(Some(&admin), upload_request("/api/v1/content", Body::from(body), None)).await;
-        assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{name}");
-        assert_eq!(body_json(res).await["code"], "UNSUPPORTED_MEDIA_TYPE");
+        assert_eq!(res.status(), status, "{name}");
+        assert_eq!(body_json(res).await["code"], code, "{name}");
     }
     // Not multipart at all.
     let req = Request::post("/api/v1/content")
@@ -127,7 +140,7 @@ async fn malformed_metadata_is_refused_before_any_byte_is_stored() {
         assert_eq!(err["code"], "VALIDATION_ERROR", "{meta}");
         assert!(err["details"].to_string().contains(field), "{meta}: {err}");
     }
-    // The file before its metadata, and no file at all.
+    // No metadata (the file is stored, then removed again), and no file at all.
     let body = multipart(None, "a.pdf", "application/pdf", &pdf_bytes(1000));
     let res = env.call(Some(&admin), upload_request("/api/v1/content", Body::from(body), None)).await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);

@@ -162,7 +162,7 @@ async fn students_created_in_the_cloud_sign_in_and_download_at_the_node_with_the
         Some(json!({"current_password": "nope", "pin": "318264"})),
         Some(&own),
     );
-    assert_eq!(status, 400, "a wrong password sets nothing: {body}");
+    assert_eq!(status, 403, "a wrong password sets nothing: {body}");
     // The PIN is for classroom nodes only: the cloud does not take it as a password.
     let (status, _) =
         http(&api, "POST", "/api/v1/auth/login", Some(json!({"email": students[0].2, "password": "318264"})), None);
