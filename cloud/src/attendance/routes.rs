@@ -40,12 +40,12 @@ pub enum Format {
 #[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// First class date included (default: 30 days before `to`).
-    #[serde(default, deserialize_with = "crate::course::fields::strict_date_opt")]
-    #[param(schema_with = crate::course::fields::date)]
+    #[serde(default, deserialize_with = "crate::http::fields::strict_date_opt")]
+    #[param(schema_with = crate::http::fields::date)]
     pub from: Option<NaiveDate>,
     /// Last class date included (default: today).
-    #[serde(default, deserialize_with = "crate::course::fields::strict_date_opt")]
-    #[param(schema_with = crate::course::fields::date)]
+    #[serde(default, deserialize_with = "crate::http::fields::strict_date_opt")]
+    #[param(schema_with = crate::http::fields::date)]
     pub to: Option<NaiveDate>,
     /// `json` (default) or `csv`.
     #[param(inline)]
@@ -58,12 +58,12 @@ pub struct ReportQuery {
 #[into_params(parameter_in = Query)]
 pub struct DailyQuery {
     /// First class date included (default: 30 days before `to`).
-    #[serde(default, deserialize_with = "crate::course::fields::strict_date_opt")]
-    #[param(schema_with = crate::course::fields::date)]
+    #[serde(default, deserialize_with = "crate::http::fields::strict_date_opt")]
+    #[param(schema_with = crate::http::fields::date)]
     pub from: Option<NaiveDate>,
     /// Last class date included (default: today).
-    #[serde(default, deserialize_with = "crate::course::fields::strict_date_opt")]
-    #[param(schema_with = crate::course::fields::date)]
+    #[serde(default, deserialize_with = "crate::http::fields::strict_date_opt")]
+    #[param(schema_with = crate::http::fields::date)]
     pub to: Option<NaiveDate>,
     /// `json` (default) or `csv`.
     #[param(inline)]
@@ -80,13 +80,13 @@ impl DailyQuery {
 }
 
 fn no_nul() -> utoipa::openapi::Object {
-    crate::course::fields::free_text(None, false)
+    crate::http::fields::free_text(None, false)
 }
 
 /// An id of a path or filter, which PostgreSQL compares as text: no NUL (400).
 fn plain_id(field: &str, value: &str) -> Result<(), AppError> {
     let mut errors = Vec::new();
-    crate::course::fields::check_free_text(&mut errors, field, value);
+    crate::http::fields::check_free_text(&mut errors, field, value);
     Ok(crate::listing::finish(errors)?)
 }
 

@@ -19,7 +19,7 @@ use super::state::ContentState;
 use crate::error::{Error, FieldError, Result};
 use crate::http::{Access, ApiPath, ApiRoutes, AppError, Caller};
 use crate::listing::{self, Filter, ListQuery, Page};
-use crate::user::body::ObjectJson;
+use crate::http::body::ObjectJson;
 
 /// A folder.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]

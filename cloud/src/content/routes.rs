@@ -27,7 +27,7 @@ use super::state::ContentState;
 use super::{download, upload};
 use crate::error::Error;
 use crate::http::{Access as RouteAccess, ApiRoutes, Caller, Listing, RequestContext};
-use crate::user::body::ObjectJson;
+use crate::http::body::ObjectJson;
 
 type ApiResult<T> = Result<T, AppError>;
 

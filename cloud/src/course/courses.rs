@@ -8,7 +8,7 @@ use nimbus_core::event::{ChangeValue, Changes};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::fields::{self, check_text};
+use crate::http::fields::{self, check_text};
 pub use super::record::Course;
 use super::record::{COLUMNS, from_row, lock};
 use super::{duplicate, enrollments, publish};

@@ -5,7 +5,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::duplicate;
-use super::fields::{self, check_free_text, check_text};
+use crate::http::fields::{self, check_free_text, check_text};
 use crate::actor::Actor;
 use crate::error::{Error, Result};
 use crate::listing::{self, Filter, ListQuery, Page};

@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio_postgres::{Row, Transaction};
 use uuid::Uuid;
 
-use super::fields::{self, check_filter, check_text};
+use crate::http::fields::{self, check_filter, check_text};
 use super::publish;
 use super::record::{self as courses, Course};
 use crate::actor::Actor;

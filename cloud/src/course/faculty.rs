@@ -5,7 +5,7 @@ use deadpool_postgres::Pool;
 use nimbus_core::event::course::{CourseEvent, FacultyAssignmentPayload};
 use uuid::Uuid;
 
-use super::fields::{self, check_free_text, check_text};
+use crate::http::fields::{self, check_free_text, check_text};
 use super::publish;
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};

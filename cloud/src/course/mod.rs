@@ -15,7 +15,6 @@
 //! - [`faculty`]: who teaches a course.
 //! - [`enrollments`]: enroll (or waitlist), drop (promoting the next waiting student), list.
 //! - [`profiles`]: the students and faculties profiles.
-//! - [`fields`]: text and date fields whose checks equal their OpenAPI schemas.
 //! - [`roster`]: [`rosters`] and [`courses_of_student`] for the downlink.
 //! - [`handler`]: [`CourseHandler`], keeping profiles from `user.events`.
 //! - [`routes`]: the admin routes (catalogue, assignments, enrollments).
@@ -25,7 +24,6 @@ pub mod courses;
 pub mod departments;
 pub mod enrollments;
 pub mod faculty;
-pub mod fields;
 pub mod handler;
 pub mod profiles;
 pub mod programs;

@@ -8,15 +8,18 @@
 //! - [`routes`]: the route table ([`ApiRoutes`], [`Access`], [`RouteSpec`]): every route declared
 //!   once with the access it needs;
 //! - [`extract`]: request extractors ([`Listing`], [`Params`], [`Acting`]) whose rejections are
-//!   `AppError`s;
-//! - [`schema`]: helpers that describe a field in the OpenAPI document from its validation table;
+//!   `AppError`s; [`body`]: [`body::ObjectJson`], a JSON body that must be an object;
+//! - [`schema`] and [`fields`]: a field's check and its description in the OpenAPI document from
+//!   one place (enumerations from the validators' tables, exact text, time and date patterns);
 //! - [`state`]: [`ServicesState`], the pools of the service databases the routes share;
 //! - [`ratelimit`]: the Redis rate limiter; [`metrics`]: the one metrics registry of a process;
 //!   [`probe`]: `/health`, `/health/ready` and `/metrics` for every role.
 
 use std::collections::BTreeSet;
 
+pub mod body;
 pub mod extract;
+pub mod fields;
 pub mod metrics;
 pub mod probe;
 pub mod ratelimit;

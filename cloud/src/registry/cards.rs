@@ -100,11 +100,11 @@ impl NewCard {
 }
 
 fn user_id() -> utoipa::openapi::Object {
-    crate::course::fields::text(128, false)
+    crate::http::fields::text(128, false)
 }
 
 fn display_name() -> utoipa::openapi::Object {
-    crate::course::fields::free_text(Some(128), false)
+    crate::http::fields::free_text(Some(128), false)
 }
 
 fn roles() -> utoipa::openapi::Object {
@@ -112,7 +112,7 @@ fn roles() -> utoipa::openapi::Object {
 }
 
 fn no_nul() -> utoipa::openapi::Object {
-    crate::course::fields::free_text(None, false)
+    crate::http::fields::free_text(None, false)
 }
 
 /// Filters of the card list.
@@ -131,7 +131,7 @@ pub struct CardFilter {
 impl CardFilter {
     fn validate(&self) -> Result<()> {
         let mut errors = Vec::new();
-        crate::course::fields::check_filter(&mut errors, "user_id", self.user_id.as_deref());
+        crate::http::fields::check_filter(&mut errors, "user_id", self.user_id.as_deref());
         if self.role.as_deref().is_some_and(|r| !HOLDER_ROLES.contains(&r)) {
             errors.push(FieldError::new("role", "must be student or faculty"));
         }
@@ -191,14 +191,14 @@ pub fn normalise_uid(uid: &str) -> Result<String> {
 
 fn check_holder(h: &CardHolder) -> Result<()> {
     let mut errors = Vec::new();
-    crate::course::fields::check_text(&mut errors, "user_id", &h.user_id, 128);
+    crate::http::fields::check_text(&mut errors, "user_id", &h.user_id, 128);
     if !HOLDER_ROLES.contains(&h.role.as_str()) {
         errors.push(FieldError::new("role", "must be student or faculty"));
     }
     if h.display_name.chars().count() > 128 {
         errors.push(FieldError::new("display_name", "must be at most 128 characters"));
     }
-    crate::course::fields::check_free_text(&mut errors, "display_name", &h.display_name);
+    crate::http::fields::check_free_text(&mut errors, "display_name", &h.display_name);
     crate::listing::finish(errors)
 }
 
@@ -302,7 +302,7 @@ async fn list_unknown(
     l: Listing<UnknownFilter>,
 ) -> Result<Json<Page<UnknownCard>>, AppError> {
     let mut errors = Vec::new();
-    crate::course::fields::check_filter(&mut errors, "node_id", l.filter.node_id.as_deref());
+    crate::http::fields::check_filter(&mut errors, "node_id", l.filter.node_id.as_deref());
     crate::listing::finish(errors)?;
     let mut f = Filter::new();
     f.and("node_id = $?", l.filter.node_id);

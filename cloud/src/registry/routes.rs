@@ -78,11 +78,11 @@ pub struct NewNode {
 }
 
 fn room_id() -> utoipa::openapi::Object {
-    crate::course::fields::text(64, false)
+    crate::http::fields::text(64, false)
 }
 
 fn no_nul() -> utoipa::openapi::Object {
-    crate::course::fields::free_text(None, false)
+    crate::http::fields::free_text(None, false)
 }
 
 /// The node id of a path, checked as a registration's is (400 when it could never be one).
@@ -155,7 +155,7 @@ impl crate::listing::Sorted for NodeFilter {
 
 async fn list(s: &ServicesState, filter: NodeFilter, query: ListQuery) -> crate::Result<Page<NodeView>> {
     let mut e = Vec::new();
-    crate::course::fields::check_filter(&mut e, "room_id", filter.room_id.as_deref());
+    crate::http::fields::check_filter(&mut e, "room_id", filter.room_id.as_deref());
     crate::listing::finish(e)?;
     let (limit, offset, order) = query.resolve(<NodeFilter as crate::listing::Sorted>::SORT)?;
     // `ORDER BY … , id`: the registry's key is node_id.
@@ -196,7 +196,7 @@ async fn register_node(
 ) -> Result<(StatusCode, Json<Credentials>), AppError> {
     let mut errors = Vec::new();
     let node = NodeId::new(&input.node_id).map_err(|e| errors.push(FieldError::new("node_id", e.to_string()))).ok();
-    crate::course::fields::check_text(&mut errors, "room_id", &input.room_id, 64);
+    crate::http::fields::check_text(&mut errors, "room_id", &input.room_id, 64);
     crate::listing::finish(errors)?;
     let Some(node) = node else { return Err(AppError::internal("node id checked above")) };
     let (password, hash) = new_credential()?;

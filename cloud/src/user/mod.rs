@@ -8,7 +8,6 @@
 //! `password_reset_tokens`, `user_activity_logs`, `signing_keys`, `classroom_pins`,
 //! `event_outbox`. It consumes no topic; its HTTP routes are [`routes`].
 //!
-//! - [`body`]: JSON request bodies, refused unless they are objects.
 //! - [`classroom_pin`]: faculty and student PINs for the classroom nodes' pages, and the sign-in credentials
 //!   the downlink delivers in roster snapshots.
 //! - [`keys`]: the Ed25519 token signing keys, rotation, and the public [`key_set`] the downlink
@@ -22,7 +21,6 @@
 //! - [`sessions`]: login, tokens and their rotation, logout, passwords.
 
 pub mod accounts;
-pub mod body;
 pub mod classroom_pin;
 pub mod directory;
 pub mod keys;

@@ -13,7 +13,7 @@ use axum::routing::{delete, get, patch, post, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::body::ObjectJson;
+use crate::http::body::ObjectJson;
 use super::service::{NewUser, ProfilePatch, RefreshFailure, RoleView, UserFilter, UserPatch};
 use super::{LoginFailure, TokenPair, UserService, UserView};
 use crate::actor::Actor;
@@ -460,7 +460,7 @@ async fn optional_json<T: serde::de::DeserializeOwned>(request: axum::extract::R
     if value.is_null() {
         return Ok(None);
     }
-    super::body::from_object(value).map(Some)
+    crate::http::body::from_object(value).map(Some)
 }
 
 /// The role to give.

@@ -1,6 +1,6 @@
-//! The text and date fields of the course service (and of the registry and attendance routes,
-//! which use them too): each check here has a schema that states exactly what it accepts, for
-//! the OpenAPI derives (`#[schema(schema_with = ...)]`, `#[param(schema_with = ...)]`).
+//! Text and date fields every service's routes share: each check here has a schema that states
+//! exactly what it accepts, for the OpenAPI derives (`#[schema(schema_with = ...)]`,
+//! `#[param(schema_with = ...)]`), so the document and the validation cannot drift apart.
 //!
 //! Two things the plain `\S` pattern does not say: PostgreSQL refuses text holding a NUL
 //! character (so a NUL is a 400 here, not the database's 500), and "blank" is what `str::trim`

@@ -5,8 +5,6 @@
 //! document says the body is an object. [`ObjectJson`] reads the body as `ApiJson` does (same
 //! 400/413/415 answers), then refuses anything but an object and deserializes `T` from it with
 //! the failing field named. The user and content routes use it for every JSON body.
-//!
-//! (A local helper: it belongs beside `ApiJson` in `crate::http`, for every service.)
 
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
