@@ -17,9 +17,9 @@ use uuid::Uuid;
 use super::items::Visibility;
 use super::state::ContentState;
 use crate::error::{Error, FieldError, Result};
+use crate::http::body::ObjectJson;
 use crate::http::{Access, ApiPath, ApiRoutes, AppError, Caller};
 use crate::listing::{self, Filter, ListQuery, Page};
-use crate::http::body::ObjectJson;
 
 /// A folder.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]

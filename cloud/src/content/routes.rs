@@ -26,8 +26,8 @@ use super::items::{self, ContentFilter, ContentUpdate, NewContent, NewPermission
 use super::state::ContentState;
 use super::{download, upload};
 use crate::error::Error;
-use crate::http::{Access as RouteAccess, ApiRoutes, Caller, Listing, RequestContext};
 use crate::http::body::ObjectJson;
+use crate::http::{Access as RouteAccess, ApiRoutes, Caller, Listing, RequestContext};
 
 type ApiResult<T> = Result<T, AppError>;
 
