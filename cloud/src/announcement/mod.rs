@@ -29,6 +29,7 @@
 
 pub mod audience;
 pub mod classroom;
+pub mod fields;
 pub mod handler;
 pub mod jobs;
 pub mod reading;

@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use uuid::Uuid;
 
 use super::audience::Directory;
+use super::fields;
 use super::reading::{self, Item, MineFilter, ReadStats};
 use super::store::{self, Author, Draft, Edit, ListFilter, ScheduleAt, View};
 use super::targets::{Profile, Targets};
@@ -55,7 +56,7 @@ async fn profile(s: &ServicesState, c: &Caller) -> Result<Profile, AppError> {
     Ok(directory(s).profile(&c.user_id, &c.roles).await?)
 }
 
-#[utoipa::path(get, path = "/api/v1/me/announcements", tag = "announcement", params(MineFilter, crate::listing::Paging<MineFilter>), responses((status = 200, description = "The live announcements that reach the caller, urgent first, with read marks"), (status = 400)))]
+#[utoipa::path(get, path = "/api/v1/me/announcements", tag = "announcement", params(MineFilter, crate::listing::Paging<MineFilter>), responses((status = 200, description = "The live announcements that reach the caller, urgent first, with read marks")))]
 async fn mine(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -78,18 +79,18 @@ async fn read(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/announcements", tag = "announcement", request_body = Draft, responses((status = 201, body = View), (status = 400), (status = 403, description = "Faculty: a target beyond the courses they teach")))]
+#[utoipa::path(post, path = "/api/v1/announcements", tag = "announcement", request_body = Draft, responses((status = 201, description = "The draft", body = View), (status = 403, description = "Faculty: a target beyond the courses they teach"), (status = 422, description = "No target, more than 1,000 target values, or an expiry in the past or after the year 9999")))]
 async fn create(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Acting(a): Acting,
-    ApiJson(d): ApiJson<Draft>,
+    ApiJson(fields::Json(d)): ApiJson<fields::Json<Draft>>,
 ) -> Result<(StatusCode, Json<View>), AppError> {
     let mut c = db(&s).await?;
     Ok((StatusCode::CREATED, Json(store::create(&mut c, &directory(&s), &a, &author(&caller), d).await?)))
 }
 
-#[utoipa::path(get, path = "/api/v1/announcements", tag = "announcement", params(ListFilter, crate::listing::Paging<ListFilter>), responses((status = 200, description = "The caller's announcements (an administrator's: everyone's), newest first"), (status = 400)))]
+#[utoipa::path(get, path = "/api/v1/announcements", tag = "announcement", params(ListFilter, crate::listing::Paging<ListFilter>), responses((status = 200, description = "The caller's announcements (an administrator's: everyone's), newest first")))]
 async fn list(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -99,7 +100,7 @@ async fn list(
     Ok(Json(store::list(&c, &author(&caller), &l.filter, &l.query).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/announcements/{id}", tag = "announcement", params(("id" = Uuid, Path)), responses((status = 200, body = View), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/announcements/{id}", tag = "announcement", params(("id" = Uuid, Path)), responses((status = 200, description = "The announcement", body = View), (status = 404, description = "No such announcement, or another author's")))]
 async fn one(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -109,19 +110,19 @@ async fn one(
     Ok(Json(store::get(&**c, &author(&caller), id).await?))
 }
 
-#[utoipa::path(patch, path = "/api/v1/announcements/{id}", tag = "announcement", params(("id" = Uuid, Path)), request_body = Edit, responses((status = 200, body = View), (status = 400), (status = 403), (status = 404), (status = 409, description = "Expired")))]
+#[utoipa::path(patch, path = "/api/v1/announcements/{id}", tag = "announcement", params(("id" = Uuid, Path)), request_body = Edit, responses((status = 200, description = "The edited announcement", body = View), (status = 403, description = "Faculty: a target beyond the courses they teach"), (status = 404, description = "No such announcement, or another author's"), (status = 409, description = "Expired"), (status = 422, description = "No target, more than 1,000 target values, or an expiry in the past, after the year 9999 or before the scheduled publication")))]
 async fn edit(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Acting(a): Acting,
     ApiPath(id): ApiPath<Uuid>,
-    ApiJson(e): ApiJson<Edit>,
+    ApiJson(fields::Json(e)): ApiJson<fields::Json<Edit>>,
 ) -> Answer<View> {
     let mut c = db(&s).await?;
     Ok(Json(store::edit(&mut c, &directory(&s), &a, &author(&caller), id, e).await?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/announcements/{id}", tag = "announcement", params(("id" = Uuid, Path)), responses((status = 204), (status = 404)))]
+#[utoipa::path(delete, path = "/api/v1/announcements/{id}", tag = "announcement", params(("id" = Uuid, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "No such announcement, or another author's")))]
 async fn remove(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -133,7 +134,7 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/announcements/{id}/publish", tag = "announcement", params(("id" = Uuid, Path)), responses((status = 200, body = View), (status = 400, description = "Its expiry has passed"), (status = 404), (status = 409, description = "Not a draft or scheduled")))]
+#[utoipa::path(post, path = "/api/v1/announcements/{id}/publish", tag = "announcement", params(("id" = Uuid, Path)), responses((status = 200, description = "Published", body = View), (status = 404, description = "No such announcement, or another author's"), (status = 409, description = "Not a draft or scheduled, or its expiry has passed")))]
 async fn publish(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -144,19 +145,19 @@ async fn publish(
     Ok(Json(store::publish(&mut c, &a, &author(&caller), id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/announcements/{id}/schedule", tag = "announcement", params(("id" = Uuid, Path)), request_body = ScheduleAt, responses((status = 200, body = View), (status = 400), (status = 404), (status = 409)))]
+#[utoipa::path(post, path = "/api/v1/announcements/{id}/schedule", tag = "announcement", params(("id" = Uuid, Path)), request_body = ScheduleAt, responses((status = 200, description = "Scheduled", body = View), (status = 404, description = "No such announcement, or another author's"), (status = 409, description = "Not a draft or scheduled"), (status = 422, description = "`publish_at` is in the past, after the year 9999, or not before the expiry")))]
 async fn schedule(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Acting(a): Acting,
     ApiPath(id): ApiPath<Uuid>,
-    ApiJson(at): ApiJson<ScheduleAt>,
+    ApiJson(fields::Json(at)): ApiJson<fields::Json<ScheduleAt>>,
 ) -> Answer<View> {
     let mut c = db(&s).await?;
     Ok(Json(store::schedule(&mut c, &a, &author(&caller), id, at.publish_at).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/announcements/{id}/unpublish", tag = "announcement", params(("id" = Uuid, Path)), responses((status = 200, body = View), (status = 404), (status = 409, description = "Not published or scheduled")))]
+#[utoipa::path(post, path = "/api/v1/announcements/{id}/unpublish", tag = "announcement", params(("id" = Uuid, Path)), responses((status = 200, description = "A draft again", body = View), (status = 404, description = "No such announcement, or another author's"), (status = 409, description = "Not published or scheduled")))]
 async fn unpublish(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -167,7 +168,7 @@ async fn unpublish(
     Ok(Json(store::unpublish(&mut c, &a, &author(&caller), id).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/announcements/{id}/reads", tag = "announcement", params(("id" = Uuid, Path)), responses((status = 200, body = ReadStats), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/announcements/{id}/reads", tag = "announcement", params(("id" = Uuid, Path)), responses((status = 200, description = "Who of its current audience read it", body = ReadStats), (status = 404, description = "No such announcement, or another author's")))]
 async fn reads(
     State(s): State<ServicesState>,
     axum::Extension(caller): axum::Extension<Caller>,

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::SERVICE;
 use super::audience::Directory;
+use super::fields;
 use super::targets::Targets;
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
@@ -32,22 +33,47 @@ pub struct Author {
 /// A new announcement (a draft until published or scheduled).
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "title": "Lab 3 moves to B-204", "content": "From Monday, lab 3 meets in B-204.", "announcement_type": "academic",
+    "priority": "high", "expires_at": null, "targets": { "roles": ["student"] }
+}))]
 pub struct Draft {
     /// Headline (1–200 characters).
+    #[schema(schema_with = title)]
     pub title: String,
     /// Plain text (1–10,000 characters; never rendered as HTML).
+    #[schema(schema_with = content)]
     pub content: String,
     /// A lower-case word (`general`, `academic`, `exam`, `event`, `emergency`, …).
     #[serde(default = "general")]
+    #[schema(default = "general", pattern = "^[a-z_]{1,40}$")]
     pub announcement_type: String,
     /// `low`, `normal`, `high` or `urgent`.
     #[serde(default = "normal")]
+    #[schema(schema_with = priority)]
     pub priority: String,
-    /// When it stops being shown; must be in the future.
+    /// When it stops being shown; in the future, before the year 10000 (else 422).
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
-    /// Who it is for.
+    /// Who it is for: at least one target, at most 1,000 values in all (422).
+    #[serde(deserialize_with = "fields::object")]
     pub targets: Targets,
+}
+
+fn title() -> utoipa::openapi::Object {
+    fields::text_schema(Some(200), false)
+}
+
+fn content() -> utoipa::openapi::Object {
+    fields::text_schema(Some(10_000), false)
+}
+
+fn maybe_title() -> utoipa::openapi::Object {
+    fields::text_schema(Some(200), true)
+}
+
+fn maybe_content() -> utoipa::openapi::Object {
+    fields::text_schema(Some(10_000), true)
 }
 
 fn general() -> String {
@@ -58,23 +84,41 @@ fn normal() -> String {
     "normal".into()
 }
 
-/// Changes to an announcement; absent fields stay. `"expires_at": null` removes the expiry.
+fn priority() -> utoipa::openapi::Object {
+    let mut o = crate::http::schema::one_of(&PRIORITIES);
+    o.default = Some(serde_json::json!("normal"));
+    o
+}
+
+fn maybe_priority() -> utoipa::openapi::Object {
+    crate::http::schema::maybe_one_of(&PRIORITIES)
+}
+
+/// Changes to an announcement; absent (or null) fields stay. `"expires_at": null` removes the
+/// expiry.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "title": "Lab 3 moves to B-205", "expires_at": null }))]
 pub struct Edit {
     /// Headline.
+    #[schema(schema_with = maybe_title)]
     pub title: Option<String>,
     /// Text.
+    #[schema(schema_with = maybe_content)]
     pub content: Option<String>,
     /// Type.
+    #[schema(pattern = "^[a-z_]{1,40}$")]
     pub announcement_type: Option<String>,
     /// Priority.
+    #[schema(schema_with = maybe_priority)]
     pub priority: Option<String>,
-    /// Expiry (`null` removes it).
+    /// Expiry (`null` removes it); in the future, before the year 10000, and after a scheduled
+    /// publication (else 422).
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<DateTime<Utc>>)]
     pub expires_at: Option<Option<DateTime<Utc>>>,
     /// Who it is for (replaces every target).
+    #[serde(default, deserialize_with = "fields::maybe_object")]
     pub targets: Option<Targets>,
 }
 
@@ -171,7 +215,15 @@ fn not_found(id: Uuid) -> Error {
 #[into_params(parameter_in = Query)]
 pub struct ListFilter {
     /// One status.
+    #[param(schema_with = listed_statuses)]
     pub status: Option<String>,
+}
+
+/// The statuses the authors' list filters by.
+pub const LISTED: [&str; 4] = ["draft", "scheduled", "published", "expired"];
+
+fn listed_statuses() -> utoipa::openapi::Object {
+    crate::http::schema::one_of(&LISTED)
 }
 
 impl crate::listing::Sorted for ListFilter {
@@ -187,7 +239,7 @@ pub async fn list(
     q: &ListQuery,
 ) -> Result<Page<View>> {
     if let Some(s) = &f.status
-        && !["draft", "scheduled", "published", "expired"].contains(&s.as_str())
+        && !LISTED.contains(&s.as_str())
     {
         return Err(Error::Validation(vec![FieldError::new(
             "status",
@@ -213,6 +265,12 @@ pub async fn list(
     Ok(Page { items, ..page })
 }
 
+/// Whether `at` can be shown as an RFC 3339 time (in UTC, whose years end at 9999): a time sent
+/// with an offset may fall in the year 10000 once in UTC.
+fn shown(at: DateTime<Utc>) -> bool {
+    chrono::Datelike::year(&at) <= 9999
+}
+
 /// Field errors of the text fields shared by drafts and edits.
 fn text_errors(
     errors: &mut Vec<FieldError>,
@@ -222,10 +280,10 @@ fn text_errors(
     priority: Option<&str>,
 ) {
     if let Some(t) = title {
-        listing::require_text(errors, "title", t, 200);
+        fields::text(errors, "title", t, 200);
     }
     if let Some(c) = content {
-        listing::require_text(errors, "content", c, 10_000);
+        fields::text(errors, "content", c, 10_000);
     }
     if let Some(k) = kind
         && (k.is_empty() || k.len() > 40 || !k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
@@ -305,14 +363,16 @@ pub async fn create(
     author: &Author,
     mut d: Draft,
 ) -> Result<View> {
-    d.targets.normalise();
     let mut errors = Vec::new();
     text_errors(&mut errors, Some(&d.title), Some(&d.content), Some(&d.announcement_type), Some(&d.priority));
-    if d.expires_at.is_some_and(|e| e <= Utc::now()) {
-        errors.push(FieldError::new("expires_at", "must be in the future"));
-    }
-    errors.extend(d.targets.errors());
+    errors.extend(d.targets.field_errors());
     listing::finish(errors)?;
+    d.targets.normalise();
+    let mut rules = d.targets.rule_errors();
+    if d.expires_at.is_some_and(|e| e <= Utc::now() || !shown(e)) {
+        rules.push(FieldError::new("expires_at", "must be in the future, before the year 10000"));
+    }
+    listing::finish_rules(rules)?;
     authorize(directory, author, &d.targets).await?;
     let id = Uuid::new_v4();
     let tx = db.transaction().await?;
@@ -368,9 +428,6 @@ pub async fn edit(
     id: Uuid,
     mut e: Edit,
 ) -> Result<View> {
-    if let Some(t) = e.targets.as_mut() {
-        t.normalise();
-    }
     let mut errors = Vec::new();
     text_errors(
         &mut errors,
@@ -379,15 +436,21 @@ pub async fn edit(
         e.announcement_type.as_deref(),
         e.priority.as_deref(),
     );
-    if let Some(Some(at)) = e.expires_at
-        && at <= Utc::now()
-    {
-        errors.push(FieldError::new("expires_at", "must be in the future"));
-    }
     if let Some(t) = &e.targets {
-        errors.extend(t.errors());
+        errors.extend(t.field_errors());
     }
     listing::finish(errors)?;
+    let mut rules = Vec::new();
+    if let Some(t) = e.targets.as_mut() {
+        t.normalise();
+        rules.extend(t.rule_errors());
+    }
+    if let Some(Some(at)) = e.expires_at
+        && (at <= Utc::now() || !shown(at))
+    {
+        rules.push(FieldError::new("expires_at", "must be in the future, before the year 10000"));
+    }
+    listing::finish_rules(rules)?;
     if let Some(t) = &e.targets {
         authorize(directory, author, t).await?;
     }
@@ -401,7 +464,10 @@ pub async fn edit(
         && before.status == "scheduled"
         && exp <= at
     {
-        return Err(Error::Validation(vec![FieldError::new("expires_at", "must be after the scheduled publication")]));
+        return Err(Error::Unprocessable(vec![FieldError::new(
+            "expires_at",
+            "must be after the scheduled publication",
+        )]));
     }
     let targets = e.targets.clone().unwrap_or_else(|| before.targets.clone());
     tx.execute(
@@ -452,7 +518,10 @@ pub async fn publish(db: &mut deadpool_postgres::Object, actor: &Actor, author: 
         return Err(conflict(format!("the announcement is {}", before.status), &before.status));
     }
     if before.expires_at.is_some_and(|e| e <= Utc::now()) {
-        return Err(Error::Validation(vec![FieldError::new("expires_at", "has passed; change it to publish")]));
+        return Err(Error::Conflict {
+            message: "its expiry has passed; change it to publish".into(),
+            details: serde_json::json!({ "status": before.status, "field": "expires_at" }),
+        });
     }
     let v = publish_locked(&tx, actor, id).await?;
     tx.commit().await?;
@@ -462,8 +531,9 @@ pub async fn publish(db: &mut deadpool_postgres::Object, actor: &Actor, author: 
 /// When to publish.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "publish_at": "2030-09-01T08:00:00Z" }))]
 pub struct ScheduleAt {
-    /// A time in the future (and before the expiry).
+    /// A time in the future, before the expiry and the year 10000 (else 422).
     pub publish_at: DateTime<Utc>,
 }
 
@@ -475,8 +545,11 @@ pub async fn schedule(
     id: Uuid,
     at: DateTime<Utc>,
 ) -> Result<View> {
-    if at <= Utc::now() {
-        return Err(Error::Validation(vec![FieldError::new("publish_at", "must be in the future")]));
+    if at <= Utc::now() || !shown(at) {
+        return Err(Error::Unprocessable(vec![FieldError::new(
+            "publish_at",
+            "must be in the future, before the year 10000",
+        )]));
     }
     let tx = db.transaction().await?;
     let before = lock(&tx, author, id).await?;
@@ -484,7 +557,7 @@ pub async fn schedule(
         return Err(conflict(format!("the announcement is {}", before.status), &before.status));
     }
     if before.expires_at.is_some_and(|e| e <= at) {
-        return Err(Error::Validation(vec![FieldError::new("publish_at", "must be before the expiry")]));
+        return Err(Error::Unprocessable(vec![FieldError::new("publish_at", "must be before the expiry")]));
     }
     tx.execute(
         "UPDATE announcements SET status = 'scheduled', publish_at = $2, updated_at = now() WHERE id = $1",

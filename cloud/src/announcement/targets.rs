@@ -12,8 +12,8 @@
 
 use nimbus_core::event::announcement::Target;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
+use super::fields;
 use crate::error::FieldError;
 
 /// The roles an announcement may name.
@@ -25,35 +25,53 @@ pub const MAX_VALUES: usize = 1_000;
 /// The targets of one announcement, as the API takes and returns them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "roles": ["student"], "course_ids": ["5f1e2d3c-4b5a-4978-8a6b-1c2d3e4f5a6b"] }))]
 pub struct Targets {
     /// Everyone (narrowed by any filter also named).
     #[serde(default)]
+    #[schema(default = false)]
     pub everyone: bool,
     /// Role names (`student`, `faculty`, `admin`, `staff`).
     #[serde(default)]
+    #[schema(schema_with = role_list)]
     pub roles: Vec<String>,
     /// Departments (their programs' students and their faculty).
     #[serde(default)]
+    #[schema(schema_with = fields::uuid_list)]
     pub department_ids: Vec<String>,
     /// Programs (their students).
     #[serde(default)]
+    #[schema(schema_with = fields::uuid_list)]
     pub program_ids: Vec<String>,
     /// Semester numbers (students enrolled in a course of that semester).
     #[serde(default)]
+    #[schema(schema_with = semester_list)]
     pub semesters: Vec<i32>,
     /// Courses (enrolled students and assigned faculty).
     #[serde(default)]
+    #[schema(schema_with = fields::uuid_list)]
     pub course_ids: Vec<String>,
-    /// Groups of the communication service.
+    /// Groups of the communication service (1–64 characters each).
     #[serde(default)]
+    #[schema(schema_with = fields::name_list)]
     pub group_ids: Vec<String>,
     /// Named people, reached in addition to the filters.
     #[serde(default)]
+    #[schema(schema_with = fields::uuid_list)]
     pub user_ids: Vec<String>,
-    /// Rooms (room number or id): shown on their classroom nodes, and reaching the people whose
-    /// courses are timetabled there.
+    /// Rooms (room number or id, 1–64 characters each): shown on their classroom nodes, and
+    /// reaching the people whose courses are timetabled there.
     #[serde(default)]
+    #[schema(schema_with = fields::name_list)]
     pub room_ids: Vec<String>,
+}
+
+fn role_list() -> utoipa::openapi::schema::ArrayBuilder {
+    fields::enum_list(&ROLES)
+}
+
+fn semester_list() -> utoipa::openapi::schema::ArrayBuilder {
+    fields::int_list(1, 20)
 }
 
 /// One person's values, as the owning services know them.
@@ -218,18 +236,15 @@ impl Targets {
         self.semesters.dedup();
     }
 
-    /// Field errors of the targets (after [`Targets::normalise`]).
-    pub fn errors(&self) -> Vec<FieldError> {
+    /// Field errors of the targets as sent (before [`Targets::normalise`]): each value on its
+    /// own, as the document states it (400).
+    pub fn field_errors(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
-        if !self.everyone && !self.names_a_filter() && self.user_ids.is_empty() {
-            errors.push(FieldError::new("targets", "must name at least one target (or everyone)"));
-        }
-        let count = self.rows().len();
-        if count > MAX_VALUES {
-            errors.push(FieldError::new("targets", format!("must name at most {MAX_VALUES} values in all")));
-        }
         if let Some(r) = self.roles.iter().find(|r| !ROLES.contains(&r.as_str())) {
-            errors.push(FieldError::new("targets.roles", format!("{r:?} is not one of {}", ROLES.join(", "))));
+            errors.push(FieldError::new(
+                "targets.roles",
+                format!("{:?} is not one of {}", truncate(r), ROLES.join(", ")),
+            ));
         }
         for (field, values) in [
             ("targets.department_ids", &self.department_ids),
@@ -237,17 +252,35 @@ impl Targets {
             ("targets.course_ids", &self.course_ids),
             ("targets.user_ids", &self.user_ids),
         ] {
-            if let Some(v) = values.iter().find(|v| Uuid::parse_str(v).is_err()) {
+            if let Some(v) = values.iter().find(|v| !fields::is_uuid(v)) {
                 errors.push(FieldError::new(field, format!("{:?} is not a uuid", truncate(v))));
             }
         }
         for (field, values) in [("targets.group_ids", &self.group_ids), ("targets.room_ids", &self.room_ids)] {
-            if values.iter().any(|v| v.is_empty() || v.chars().count() > 64) {
-                errors.push(FieldError::new(field, "every value must be 1 to 64 characters"));
+            let mut e = Vec::new();
+            for v in values {
+                fields::text(&mut e, field, v, 64);
+            }
+            if !e.is_empty() {
+                errors.push(FieldError::new(field, "every value must be 1 to 64 characters, not blank"));
             }
         }
         if self.semesters.iter().any(|s| !(1..=20).contains(s)) {
             errors.push(FieldError::new("targets.semesters", "must be between 1 and 20"));
+        }
+        errors
+    }
+
+    /// The rules over all the targets (after [`Targets::normalise`]), which no schema states
+    /// (422): at least one target, at most [`MAX_VALUES`] values in all.
+    pub fn rule_errors(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if !self.everyone && !self.names_a_filter() && self.user_ids.is_empty() {
+            errors.push(FieldError::new("targets", "must name at least one target (or everyone)"));
+        }
+        let count = self.rows().len();
+        if count > MAX_VALUES {
+            errors.push(FieldError::new("targets", format!("must name at most {MAX_VALUES} values in all")));
         }
         errors
     }
@@ -259,6 +292,8 @@ fn truncate(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
 
     fn person(user: &str, role: &str) -> Profile {
@@ -316,22 +351,27 @@ mod tests {
         let rows = t.rows();
         let back = Targets::from_rows(rows.iter().map(|(k, v)| (*k, v.as_str())));
         assert_eq!(back, t);
-        assert!(t.errors().is_empty());
+        assert!(t.field_errors().is_empty() && t.rule_errors().is_empty());
     }
 
     #[test]
     fn bad_targets_are_named_field_by_field() {
-        let fields = |t: Targets| t.errors().into_iter().map(|e| e.field).collect::<Vec<_>>();
-        assert_eq!(fields(Targets::default()), ["targets"]);
+        let fields = |e: Vec<FieldError>| e.into_iter().map(|e| e.field).collect::<Vec<_>>();
+        assert_eq!(fields(Targets::default().rule_errors()), ["targets"]);
         let bad = Targets {
-            roles: vec!["wizard".into()],
+            roles: vec!["wizard".into(), "Student".into()],
             course_ids: vec!["not-a-uuid".into()],
+            user_ids: vec![Uuid::nil().simple().to_string()],
             semesters: vec![0],
-            room_ids: vec![String::new()],
+            room_ids: vec![" ".into()],
             ..Targets::default()
         };
-        assert_eq!(fields(bad), ["targets.roles", "targets.course_ids", "targets.room_ids", "targets.semesters"]);
+        assert_eq!(
+            fields(bad.field_errors()),
+            ["targets.roles", "targets.course_ids", "targets.user_ids", "targets.room_ids", "targets.semesters"]
+        );
         let many = Targets { room_ids: (0..1001).map(|i| format!("r{i}")).collect(), ..Targets::default() };
-        assert_eq!(fields(many), ["targets"]);
+        assert!(many.field_errors().is_empty());
+        assert_eq!(fields(many.rule_errors()), ["targets"]);
     }
 }

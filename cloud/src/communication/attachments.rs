@@ -68,6 +68,7 @@ pub async fn check(
     }
 }
 
+/// A well-formed id naming an item that is not there for everyone: a 422.
 fn field(message: String) -> Error {
-    Error::Validation(vec![FieldError::new("attachment_content_id", message)])
+    Error::Unprocessable(vec![FieldError::new("attachment_content_id", message)])
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::{GenericClient, Transaction};
 use uuid::Uuid;
 
-use super::SERVICE;
+use super::{SERVICE, fields};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
 
@@ -19,19 +19,41 @@ pub const MAX_PARTICIPANTS: usize = 500;
 /// A conversation to start.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "conversation_type": "group", "title": "Lab 3", "participant_ids": ["8d0c2f4e-3b7a-4c1e-9f6a-2d5b8e7c1a90"] }))]
 pub struct NewConversation {
-    /// `direct` (exactly one other person), `group`, or `course` (the course's enrolled
-    /// students, started by a faculty member who teaches it; one per course).
+    /// `direct` (exactly one other person), `group` (2 to 500 people, the caller included), or
+    /// `course` (the course's enrolled students, started by a faculty member who teaches it; one
+    /// per course). The rules between the fields are a 422.
+    #[schema(schema_with = conversation_types)]
     pub conversation_type: String,
     /// A group's or course conversation's name (1–200 characters); a direct one has none.
     #[serde(default)]
+    #[schema(schema_with = maybe_title)]
     pub title: Option<String>,
-    /// The other people (user ids); the caller is added. Empty for a course conversation.
+    /// The other people (active users' ids); the caller is added. Empty for a course
+    /// conversation.
     #[serde(default)]
+    #[schema(schema_with = fields::uuid_list)]
     pub participant_ids: Vec<String>,
     /// The course of a course conversation.
     #[serde(default)]
+    #[schema(schema_with = maybe_course)]
     pub course_id: Option<String>,
+}
+
+fn maybe_title() -> utoipa::openapi::Object {
+    fields::text_schema(Some(200), true)
+}
+
+fn maybe_course() -> utoipa::openapi::Object {
+    fields::text_schema(Some(100), true)
+}
+
+/// The kinds of conversation.
+pub const CONVERSATION_TYPES: &[&str] = &["direct", "group", "course"];
+
+fn conversation_types() -> utoipa::openapi::Object {
+    crate::http::schema::one_of(CONVERSATION_TYPES)
 }
 
 /// A participant as shown.
@@ -120,7 +142,8 @@ async fn activity(db: &impl GenericClient, users: &impl GenericClient, ids: &[St
         .collect())
 }
 
-/// Refuses people who are not active users, naming each in `field`.
+/// Refuses people who are not active users, naming each in `field` (422: the ids are well
+/// formed, the rows they refer to are missing or inactive).
 pub(crate) async fn active_people(
     db: &impl GenericClient,
     users: &impl GenericClient,
@@ -136,7 +159,7 @@ pub(crate) async fn active_people(
             None => Some(FieldError::new(field, format!("{id} is not a user"))),
         })
         .collect();
-    if errors.is_empty() { Ok(()) } else { Err(Error::Validation(errors)) }
+    if errors.is_empty() { Ok(()) } else { Err(Error::Unprocessable(errors)) }
 }
 
 /// Those of `ids` who are active users (for members taken from elsewhere, such as a course's
@@ -155,55 +178,66 @@ pub(crate) async fn ensure_active(db: &impl GenericClient, user: &str) -> Result
     }
 }
 
+/// Checks a new conversation: each field on its own (400), then the rules of its type (422).
+/// Returns the other people, once each.
 fn validate(n: &NewConversation, caller: &str) -> Result<Vec<String>> {
     let mut errors = Vec::new();
+    if !CONVERSATION_TYPES.contains(&n.conversation_type.as_str()) {
+        errors.push(FieldError::new("conversation_type", "must be direct, group or course"));
+    }
+    if let Some(title) = &n.title {
+        fields::text(&mut errors, "title", title, 200);
+    }
+    if let Some(id) = n.participant_ids.iter().find(|id| !fields::is_uuid(id)) {
+        let shown: String = id.chars().take(40).collect();
+        errors.push(FieldError::new("participant_ids", format!("{shown:?} is not a user id")));
+    }
+    if let Some(course) = &n.course_id {
+        fields::text(&mut errors, "course_id", course, 100);
+    }
+    crate::listing::finish(errors)?;
+    let mut rules = Vec::new();
     let mut others: Vec<String> = Vec::new();
     for id in &n.participant_ids {
-        let id = id.trim();
-        if Uuid::parse_str(id).is_err() {
-            errors.push(FieldError::new("participant_ids", format!("{id:?} is not a user id")));
-        } else if id != caller && !others.iter().any(|o| o == id) {
-            others.push(id.to_owned());
+        if id != caller && !others.iter().any(|o| o == id) {
+            others.push(id.clone());
         }
     }
     match n.conversation_type.as_str() {
         "direct" => {
             if others.len() != 1 {
-                errors.push(FieldError::new("participant_ids", "a direct conversation has exactly one other person"));
+                rules.push(FieldError::new("participant_ids", "a direct conversation has exactly one other person"));
             }
             if n.title.is_some() {
-                errors.push(FieldError::new("title", "a direct conversation has no title"));
+                rules.push(FieldError::new("title", "a direct conversation has no title"));
             }
         }
         "group" => {
             if others.is_empty() || others.len() + 1 > MAX_PARTICIPANTS {
-                errors.push(FieldError::new(
+                rules.push(FieldError::new(
                     "participant_ids",
                     format!("a group has 2 to {MAX_PARTICIPANTS} participants, the caller included"),
                 ));
             }
         }
-        "course" => {
-            if n.course_id.as_deref().is_none_or(|c| c.trim().is_empty()) {
-                errors.push(FieldError::new("course_id", "a course conversation names its course"));
+        _ => {
+            if n.course_id.is_none() {
+                rules.push(FieldError::new("course_id", "a course conversation names its course"));
             }
             if !n.participant_ids.is_empty() {
-                errors.push(FieldError::new("participant_ids", "a course conversation's members are the course's"));
+                rules.push(FieldError::new("participant_ids", "a course conversation's members are the course's"));
             }
         }
-        _ => errors.push(FieldError::new("conversation_type", "must be direct, group or course")),
     }
     // Groups and course conversations have a name.
-    if matches!(n.conversation_type.as_str(), "group" | "course") {
-        let title = n.title.as_deref().map(str::trim).unwrap_or("");
-        if title.is_empty() || title.chars().count() > 200 {
-            errors.push(FieldError::new("title", "needs a title of 1 to 200 characters"));
-        }
+    if n.conversation_type != "direct" && n.title.is_none() {
+        rules.push(FieldError::new("title", "needs a title of 1 to 200 characters"));
     }
     if n.conversation_type != "course" && n.course_id.is_some() {
-        errors.push(FieldError::new("course_id", "only a course conversation names a course"));
+        rules.push(FieldError::new("course_id", "only a course conversation names a course"));
     }
-    if errors.is_empty() { Ok(others) } else { Err(Error::Validation(errors)) }
+    crate::listing::finish_rules(rules)?;
+    Ok(others)
 }
 
 /// Starts a conversation; `(conversation, true)` when it is new. Starting a direct conversation
@@ -301,7 +335,7 @@ pub async fn add(
     id: Uuid,
     user: &str,
 ) -> Result<()> {
-    if Uuid::parse_str(user).is_err() {
+    if !fields::is_uuid(user) {
         return Err(Error::Validation(vec![FieldError::new("user_id", "not a user id")]));
     }
     active_people(&***db, users, &[user.to_owned()], "user_id").await?;
@@ -415,13 +449,14 @@ fn owner_of_open_group(m: &Membership) -> Result<()> {
 }
 
 /// Checks a person's plain text: 1 to `max` characters, not blank, no control characters but
-/// newlines and tabs. Markup is text like any other (it is never rendered as HTML).
+/// newlines and tabs ([`fields::PLAIN`]). Markup is text like any other (it is never rendered as
+/// HTML).
 pub(crate) fn plain_text(field: &str, value: &str, max: usize) -> Result<()> {
     let n = value.chars().count();
-    if value.trim().is_empty() || n > max {
+    if fields::blank(value) || n > max {
         return Err(Error::Validation(vec![FieldError::new(field, format!("must be 1 to {max} characters"))]));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if !fields::plain(value) {
         return Err(Error::Validation(vec![FieldError::new(field, "must not contain control characters")]));
     }
     Ok(())
@@ -567,7 +602,8 @@ mod tests {
         assert_eq!(validate(&new("direct", None, &[YOU, ME, YOU]), ME).unwrap(), vec![YOU.to_owned()]);
         assert!(validate(&new("direct", None, &[ME]), ME).is_err(), "not with oneself");
         assert!(validate(&new("direct", Some("x"), &[YOU]), ME).is_err());
-        assert!(validate(&new("direct", None, &["nobody"]), ME).is_err());
+        assert!(matches!(validate(&new("direct", None, &["nobody"]), ME), Err(Error::Validation(_))));
+        assert!(matches!(validate(&new("direct", None, &[ME]), ME), Err(Error::Unprocessable(_))));
     }
 
     #[test]

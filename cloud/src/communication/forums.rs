@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::{GenericClient, Row, Transaction};
 use uuid::Uuid;
 
-use super::SERVICE;
 use super::conversations::{conflict, ensure_active, plain_text as text};
+use super::{SERVICE, fields};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
 
@@ -100,30 +100,44 @@ pub struct ThreadView {
     pub posts: Vec<Post>,
 }
 
+fn thread_title() -> utoipa::openapi::Object {
+    fields::plain_schema(200)
+}
+
+fn post_body() -> utoipa::openapi::Object {
+    fields::plain_schema(20_000)
+}
+
 /// A new thread: a title and its first post.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "title": "Lab 3, question 2", "body": "Which dataset do we use?" }))]
 pub struct NewThread {
-    /// 1–200 characters.
+    /// 1–200 characters, plain text (no control characters but newlines and tabs).
+    #[schema(schema_with = thread_title)]
     pub title: String,
     /// 1–20,000 characters, plain text.
+    #[schema(schema_with = post_body)]
     pub body: String,
 }
 
 /// A reply.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "body": "The one from lab 2." }))]
 pub struct NewPost {
-    /// 1–20,000 characters, plain text.
+    /// 1–20,000 characters, plain text (no control characters but newlines and tabs).
+    #[schema(schema_with = post_body)]
     pub body: String,
-    /// The post it answers (default: the thread's first post).
+    /// The post it answers (default: the thread's first post); a post of this thread (else 422).
     #[serde(default)]
     pub parent_post_id: Option<Uuid>,
 }
 
-/// Moderation of a thread; absent fields stay.
+/// Moderation of a thread; absent (or null) fields stay.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "pinned": true }))]
 pub struct Moderation {
     /// Show it first.
     pub pinned: Option<bool>,
@@ -352,7 +366,7 @@ pub async fn reply(
             .await?
             .map(|r| r.get(0))
             .ok_or_else(|| {
-                Error::Validation(vec![FieldError::new("parent_post_id", "must be a post of this thread")])
+                Error::Unprocessable(vec![FieldError::new("parent_post_id", "must be a post of this thread")])
             })?,
         None => tx
             .query_one("SELECT id FROM forum_posts WHERE thread_id = $1 AND parent_post_id IS NULL", &[&id])

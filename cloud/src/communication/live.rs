@@ -401,8 +401,18 @@ pub async fn live_routes(
 /// from a browser, the subprotocol `bearer.<token>` beside `nimbus.v1`. Pushes JSON frames
 /// ([`Push`]); takes `resume` and `typing` frames ([`ClientFrame`]). Closed with 4401 when the
 /// token is revoked or expires.
-#[utoipa::path(get, path = "/api/v1/conversations/live", tag = "communication", responses((status = 101, description = "WebSocket: pushes `ready`, `message`, `message_updated`, `read`, `typing`, `error`; takes `resume` and `typing`"),
-              (status = 401, description = "No valid token")))]
+#[utoipa::path(get, path = "/api/v1/conversations/live", tag = "communication",
+    params(
+        ("Connection" = String, Header, description = "A list of tokens with `upgrade` (any case)", pattern = r"^([\t\x20-\x2b\x2d-\x7e]*,)*[\t ]*[Uu][Pp][Gg][Rr][Aa][Dd][Ee][\t ]*(,[\t\x20-\x2b\x2d-\x7e]*)*$"),
+        ("Upgrade" = String, Header, description = "`websocket` (any case)", pattern = "^[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt]$"),
+        ("Sec-WebSocket-Version" = String, Header, description = "`13`", pattern = "^13$"),
+        ("Sec-WebSocket-Key" = String, Header, description = "The client's nonce (RFC 6455)"),
+        ("Sec-WebSocket-Protocol" = Option<String>, Header, description = "`nimbus.v1`, with `bearer.<token>` when the client cannot send `Authorization` (browsers)"),
+    ),
+    responses((status = 101, description = "WebSocket: pushes `ready`, `message`, `message_updated`, `read`, `typing`, `error`; takes `resume` and `typing`"),
+              (status = 400, description = "Not a WebSocket upgrade: the `Connection`, `Upgrade`, `Sec-WebSocket-Version` or `Sec-WebSocket-Key` header is missing or wrong (`VALIDATION_ERROR`)"),
+              (status = 401, description = "No valid token"),
+              (status = 426, description = "The connection cannot be upgraded (e.g. HTTP/2): `UPGRADE_REQUIRED`")))]
 async fn connect(
     State(s): State<LiveApi>,
     Extension(caller): Extension<Caller>,

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
-use super::SERVICE;
 use super::conversations::{conflict, ensure_active, membership};
+use super::{SERVICE, fields};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
 
@@ -26,32 +26,51 @@ pub const MAX_PAGE: i64 = 200;
 /// A message to send: text, an attachment, or both.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "text": "See you at 10 in B-204." }))]
 pub struct NewMessage {
-    /// Plain text, up to 10,000 characters (never rendered as HTML); required unless there is
-    /// an attachment.
+    /// Plain text, up to 10,000 characters, no control characters but newlines and tabs (never
+    /// rendered as HTML); empty only with an attachment (else 422).
     #[serde(default)]
+    #[schema(schema_with = message_text)]
     pub text: String,
-    /// A content item every participant may open ([`super::attachments`]).
+    /// A content item every participant may open (else 422).
     #[serde(default)]
     pub attachment_content_id: Option<Uuid>,
-    /// An earlier message of the same conversation this one answers.
+    /// An earlier message of the same conversation this one answers (else 422).
     #[serde(default)]
     pub reply_to_message_id: Option<Uuid>,
+}
+
+/// [`fields::PLAIN`] text up to [`MAX_CHARS`], or empty (with an attachment).
+fn message_text() -> utoipa::openapi::Object {
+    let mut o = fields::plain_schema(MAX_CHARS);
+    o.min_length = None;
+    o.pattern = Some(format!("^$|{}", fields::PLAIN));
+    o
+}
+
+fn edited_text() -> utoipa::openapi::Object {
+    fields::plain_schema(MAX_CHARS)
 }
 
 /// An edit: the new text.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "text": "See you at 11 in B-204." }))]
 pub struct EditMessage {
-    /// Plain text, 1–10,000 characters.
+    /// Plain text, 1–10,000 characters, no control characters but newlines and tabs.
+    #[schema(schema_with = edited_text)]
     pub text: String,
 }
 
 /// A read position to set.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "seq": 12 }))]
 pub struct ReadUpTo {
-    /// Everything up to this sequence number is read (it never moves back).
+    /// Everything up to this sequence number is read (it never moves back); a message of the
+    /// conversation must have it (else 422).
+    #[schema(minimum = 1)]
     pub seq: i64,
 }
 
@@ -118,8 +137,14 @@ pub async fn send(
     id: Uuid,
     m: NewMessage,
 ) -> Result<Message> {
-    let text =
-        if m.attachment_content_id.is_some() && m.text.is_empty() { String::new() } else { checked_text(&m.text)? };
+    let text = if m.text.is_empty() {
+        if m.attachment_content_id.is_none() {
+            return Err(Error::Unprocessable(vec![FieldError::new("text", "is required without an attachment")]));
+        }
+        String::new()
+    } else {
+        checked_text(&m.text)?
+    };
     let message_type = if m.attachment_content_id.is_some() { "attachment" } else { "text" };
     ensure_active(&***db, caller).await?;
     let sender_name =
@@ -133,7 +158,7 @@ pub async fn send(
         let same =
             tx.query_opt("SELECT 1 FROM messages WHERE id = $1 AND conversation_id = $2", &[&reply, &id]).await?;
         if same.is_none() {
-            return Err(Error::Validation(vec![FieldError::new(
+            return Err(Error::Unprocessable(vec![FieldError::new(
                 "reply_to_message_id",
                 "must be a message of this conversation",
             )]));
@@ -257,9 +282,11 @@ async fn advance(tx: &tokio_postgres::Transaction<'_>, id: Uuid, user: &str, seq
 pub struct Since {
     /// Messages after this sequence number (0, the default: from the first).
     #[serde(default)]
+    #[param(minimum = 0, default = 0)]
     pub after_seq: i64,
     /// At most this many (1–200, default 50).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<i64>,
 }
 
@@ -389,10 +416,12 @@ pub async fn read(
     }
     let tx = db.transaction().await?;
     membership(&tx, id, caller, false).await?;
-    let row =
-        tx.query_opt("SELECT id FROM messages WHERE conversation_id = $1 AND seq = $2", &[&id, &up.seq])
-            .await?
-            .ok_or_else(|| Error::Validation(vec![FieldError::new("seq", "no message of this conversation has it")]))?;
+    let row = tx
+        .query_opt("SELECT id FROM messages WHERE conversation_id = $1 AND seq = $2", &[&id, &up.seq])
+        .await?
+        .ok_or_else(|| {
+        Error::Unprocessable(vec![FieldError::new("seq", "no message of this conversation has it")])
+    })?;
     let message_id: Uuid = row.get(0);
     let moved = advance(&tx, id, caller, up.seq).await?;
     if moved {

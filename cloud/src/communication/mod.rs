@@ -36,6 +36,7 @@
 
 pub mod attachments;
 pub mod conversations;
+pub mod fields;
 pub mod forums;
 pub mod handler;
 pub mod live;

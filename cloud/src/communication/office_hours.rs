@@ -6,15 +6,15 @@
 //! overlap (bookings of one student are serialised by a transaction-scoped advisory lock on the
 //! student, so two overlapping slots booked at once cannot both pass the check).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, Utc};
 use nimbus_core::event::NotificationCommand;
 use nimbus_core::event::notification::{Channel, NotificationPayload, Priority};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
-use super::SERVICE;
 use super::conversations::{conflict, ensure_active};
+use super::{SERVICE, fields};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
 
@@ -37,23 +37,40 @@ pub struct Host {
 /// A slot to publish.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "title": "Questions on lab 3", "location": "B-204", "starts_at": "2030-09-02T10:00:00Z",
+    "ends_at": "2030-09-02T11:00:00Z", "capacity": 3, "weeks": 4
+}))]
 pub struct NewSlot {
     /// What it is for (1–200 characters).
+    #[schema(schema_with = short_text)]
     pub title: String,
     /// Where (a room, an office, a video link; 1–200 characters).
+    #[schema(schema_with = short_text)]
     pub location: String,
-    /// Start (in the future).
+    /// Start, in the future (else 422).
     pub starts_at: DateTime<Utc>,
-    /// End (after the start, at most 8 hours later).
+    /// End, after the start and at most 8 hours later (else 422).
     pub ends_at: DateTime<Utc>,
-    /// Students per slot (1–500).
+    /// Students per slot.
+    #[schema(minimum = 1, maximum = 500)]
     pub capacity: i32,
     /// A course the slot is for (shown to students; anyone signed in may book).
     #[serde(default)]
+    #[schema(schema_with = maybe_course)]
     pub course_id: Option<String>,
     /// The same slot every week for this many weeks (1, the default: once).
     #[serde(default = "once")]
+    #[schema(minimum = 1, maximum = 16, default = 1)]
     pub weeks: u32,
+}
+
+fn short_text() -> utoipa::openapi::Object {
+    fields::text_schema(Some(200), false)
+}
+
+fn maybe_course() -> utoipa::openapi::Object {
+    fields::text_schema(Some(100), true)
 }
 
 fn once() -> u32 {
@@ -107,25 +124,19 @@ pub struct Booking {
 /// A booking request.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "note": "Question 2 of lab 3" }))]
 pub struct NewBooking {
     /// What to discuss (at most 1,000 characters).
     #[serde(default)]
+    #[schema(max_length = 1000, pattern = r"^[^\u0000]*$", default = "")]
     pub note: String,
 }
 
+/// Checks a slot: each field on its own (400), then its times against now and each other (422).
 fn validate(s: &NewSlot, now: DateTime<Utc>) -> Result<()> {
     let mut errors = Vec::new();
     for (field, value) in [("title", &s.title), ("location", &s.location)] {
-        let n = value.trim().chars().count();
-        if n == 0 || n > 200 {
-            errors.push(FieldError::new(field, "must be 1 to 200 characters"));
-        }
-    }
-    if s.starts_at <= now {
-        errors.push(FieldError::new("starts_at", "must be in the future"));
-    }
-    if s.ends_at <= s.starts_at || s.ends_at - s.starts_at > Duration::hours(8) {
-        errors.push(FieldError::new("ends_at", "must be after starts_at, at most 8 hours later"));
+        fields::text(&mut errors, field, value, 200);
     }
     if !(1..=500).contains(&s.capacity) {
         errors.push(FieldError::new("capacity", "must be 1 to 500"));
@@ -133,10 +144,23 @@ fn validate(s: &NewSlot, now: DateTime<Utc>) -> Result<()> {
     if !(1..=MAX_WEEKS).contains(&s.weeks) {
         errors.push(FieldError::new("weeks", format!("must be 1 to {MAX_WEEKS}")));
     }
-    if s.course_id.as_deref().is_some_and(|c| c.trim().is_empty() || c.len() > 100) {
-        errors.push(FieldError::new("course_id", "must be 1 to 100 characters"));
+    if let Some(course) = &s.course_id {
+        fields::text(&mut errors, "course_id", course, 100);
     }
-    if errors.is_empty() { Ok(()) } else { Err(Error::Validation(errors)) }
+    crate::listing::finish(errors)?;
+    let mut rules = Vec::new();
+    if s.starts_at <= now {
+        rules.push(FieldError::new("starts_at", "must be in the future"));
+    }
+    if s.ends_at <= s.starts_at || s.ends_at - s.starts_at > Duration::hours(8) {
+        rules.push(FieldError::new("ends_at", "must be after starts_at, at most 8 hours later"));
+    }
+    // The last week's slot is shown as an RFC 3339 time, whose years end at 9999.
+    let last_end = s.ends_at.checked_add_signed(Duration::weeks(i64::from(s.weeks.saturating_sub(1))));
+    if last_end.is_none_or(|end| end.year() > 9999) {
+        rules.push(FieldError::new("weeks", "the last week must end before the year 10000"));
+    }
+    crate::listing::finish_rules(rules)
 }
 
 /// The slot columns, `booked`, and `mine` for the caller given as parameter `caller` (`$1`).
@@ -236,8 +260,13 @@ pub async fn upcoming(
 ) -> Result<crate::listing::Page<Slot>> {
     let (limit, offset, _) = q.resolve(<SlotFilter as crate::listing::Sorted>::SORT)?;
     let mut filter = crate::listing::Filter::new();
-    filter.and("o.faculty_id = $?", f.faculty_id.clone());
-    filter.and("o.course_id = $?", f.course_id.clone());
+    if [&f.faculty_id, &f.course_id].into_iter().flatten().any(|v| v.contains('\0')) {
+        // No id has a NUL character (PostgreSQL's text cannot even hold one): nothing matches.
+        filter.and_sql("false");
+    } else {
+        filter.and("o.faculty_id = $?", f.faculty_id.clone());
+        filter.and("o.course_id = $?", f.course_id.clone());
+    }
     filter.and_sql("o.cancelled_at IS NULL").and_sql("o.ends_at > now()");
     // The caller (for `booked`/`mine`) follows the filter's parameters.
     let me = format!("${}", filter.len() + 1);
@@ -270,8 +299,8 @@ pub async fn upcoming(
 /// Books the caller into slot `id`: 409 when it is full, past, cancelled, theirs already, or
 /// overlaps another slot they hold.
 pub async fn book(db: &mut deadpool_postgres::Object, student: &str, id: Uuid, b: NewBooking) -> Result<Booking> {
-    if b.note.chars().count() > 1_000 {
-        return Err(Error::Validation(vec![FieldError::new("note", "must be at most 1000 characters")]));
+    if b.note.chars().count() > 1_000 || b.note.contains('\0') {
+        return Err(Error::Validation(vec![FieldError::new("note", "must be at most 1000 characters, without NUL")]));
     }
     ensure_active(&***db, student).await?;
     let tx = db.transaction().await?;

@@ -8,12 +8,12 @@ use nimbus_core::event::{ChangeValue, Changes};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::http::fields::{self, check_text};
 pub use super::record::Course;
 use super::record::{COLUMNS, from_row, lock};
 use super::{duplicate, enrollments, publish};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
+use crate::http::fields::{self, check_text};
 use crate::listing::{self, Filter, ListQuery, Page};
 
 /// A new course.

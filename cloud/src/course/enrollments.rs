@@ -19,11 +19,11 @@ use serde_json::json;
 use tokio_postgres::{Row, Transaction};
 use uuid::Uuid;
 
-use crate::http::fields::{self, check_filter, check_text};
 use super::publish;
 use super::record::{self as courses, Course};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
+use crate::http::fields::{self, check_filter, check_text};
 use crate::listing::{self, Filter, ListQuery, Page};
 
 /// The statuses of an enrollment.

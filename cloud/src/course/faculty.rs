@@ -5,10 +5,10 @@ use deadpool_postgres::Pool;
 use nimbus_core::event::course::{CourseEvent, FacultyAssignmentPayload};
 use uuid::Uuid;
 
-use crate::http::fields::{self, check_free_text, check_text};
 use super::publish;
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
+use crate::http::fields::{self, check_free_text, check_text};
 use crate::listing;
 
 /// The roles a faculty member can have on a course.

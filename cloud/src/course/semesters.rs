@@ -6,9 +6,9 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::duplicate;
-use crate::http::fields::{self, check_text};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError, Result};
+use crate::http::fields::{self, check_text};
 use crate::listing::{self, Filter, ListQuery, Page};
 
 /// A semester.

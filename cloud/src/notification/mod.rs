@@ -39,12 +39,14 @@
 
 pub mod bulk;
 pub mod channels;
+pub mod fields;
 pub mod handler;
 pub mod inbox;
 pub mod intake;
 pub mod live;
 pub mod preferences;
 pub mod queue;
+pub mod requests;
 pub mod routes;
 pub mod schedule;
 pub mod sender;

@@ -6,19 +6,28 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::GenericClient;
 
 use super::channels::{channel_name, channel_of};
+use super::fields;
 use crate::error::{FieldError, Result};
-use crate::listing::finish;
+use crate::listing::{finish, finish_rules};
 
 /// One preference.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "category": "content", "channel": "email", "enabled": false }))]
 pub struct Preference {
-    /// The notification type (`attendance`, `content`, `announcement`, …).
+    /// The notification type (`attendance`, `content`, `announcement`, …). `security` cannot be
+    /// turned off (422).
+    #[schema(schema_with = category)]
     pub category: String,
     /// `email`, `sms`, `push` or `in_app`.
+    #[schema(schema_with = fields::channel)]
     pub channel: String,
     /// `false` opts out.
     pub enabled: bool,
+}
+
+fn category() -> utoipa::openapi::Object {
+    fields::text_schema(Some(64), false)
 }
 
 /// Categories that cannot be opted out of.
@@ -46,14 +55,15 @@ pub async fn list(db: &impl GenericClient, user_id: &str) -> Result<Vec<Preferen
     Ok(rows.iter().map(|r| Preference { category: r.get(0), channel: r.get(1), enabled: r.get(2) }).collect())
 }
 
-/// Sets `preferences` for `user_id` (others stay as they are).
+/// Sets `preferences` for `user_id` (others stay as they are). A field out of its bounds is a
+/// 400; turning security notifications off is a 422 (the rule is between two fields).
 pub async fn set(db: &impl GenericClient, user_id: &str, preferences: &[Preference]) -> Result<Vec<Preference>> {
     let mut errors = Vec::new();
+    let mut rules = Vec::new();
     for (i, p) in preferences.iter().enumerate() {
-        if p.category.trim().is_empty() || p.category.len() > 64 {
-            errors.push(FieldError::new(format!("preferences[{i}].category"), "must be 1 to 64 characters"));
-        } else if SECURITY.contains(&p.category.as_str()) && !p.enabled {
-            errors.push(FieldError::new(
+        fields::text(&mut errors, &format!("preferences[{i}].category"), &p.category, 64);
+        if SECURITY.contains(&p.category.trim()) && !p.enabled {
+            rules.push(FieldError::new(
                 format!("preferences[{i}].category"),
                 "security notifications cannot be turned off",
             ));
@@ -63,6 +73,7 @@ pub async fn set(db: &impl GenericClient, user_id: &str, preferences: &[Preferen
         }
     }
     finish(errors)?;
+    finish_rules(rules)?;
     for p in preferences {
         db.execute(
             "INSERT INTO notification_preferences (user_id, category, channel, enabled) VALUES ($1, $2, $3, $4)

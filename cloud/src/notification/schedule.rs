@@ -15,29 +15,43 @@ use uuid::Uuid;
 
 use super::queue::{self, Status, Transition, derived_id};
 use crate::error::{FieldError, Result};
-use crate::listing::finish;
+use crate::listing::{finish, finish_rules};
 
 /// A person's settings as the API shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "time_zone": "Europe/Berlin", "quiet_start": "22:00", "quiet_end": "07:00", "digest": "daily", "digest_hour": 8 }))]
 pub struct Settings {
-    /// An IANA time zone (`Europe/Berlin`).
+    /// An IANA time zone PostgreSQL knows (`Europe/Berlin`); another name is a 422.
     #[serde(default = "utc")]
+    #[schema(default = "UTC", max_length = 64, pattern = r"^[^\u0000]*$")]
     pub time_zone: String,
-    /// Start of quiet hours, local (`22:00`); with `quiet_end`, or neither.
-    #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    /// Start of quiet hours, local (`22:00`); with `quiet_end`, or neither (422).
+    #[serde(default, deserialize_with = "crate::http::schema::strict_time_opt")]
+    #[schema(schema_with = crate::http::schema::maybe_time_of_day)]
     pub quiet_start: Option<NaiveTime>,
-    /// End of quiet hours, local (`07:00`); may be before the start (overnight).
-    #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    /// End of quiet hours, local (`07:00`); may be before the start (overnight), not equal to it.
+    #[serde(default, deserialize_with = "crate::http::schema::strict_time_opt")]
+    #[schema(schema_with = crate::http::schema::maybe_time_of_day)]
     pub quiet_end: Option<NaiveTime>,
     /// `off`, `hourly` or `daily`.
     #[serde(default = "off")]
+    #[schema(schema_with = digests)]
     pub digest: String,
     /// The local hour of the daily digest.
     #[serde(default = "eight")]
+    #[schema(default = 8, minimum = 0, maximum = 23)]
     pub digest_hour: i16,
+}
+
+/// The digest settings.
+pub const DIGESTS: &[&str] = &["off", "hourly", "daily"];
+
+/// Longest time zone name taken (PostgreSQL's longest is 32 characters).
+pub const MAX_ZONE: usize = 64;
+
+fn digests() -> utoipa::openapi::Object {
+    crate::http::schema::one_of(DIGESTS)
 }
 
 fn utc() -> String {
@@ -73,27 +87,34 @@ pub async fn get(db: &impl GenericClient, user_id: &str) -> Result<Settings> {
     }))
 }
 
-/// Saves `user_id`'s settings after checking them.
+/// Saves `user_id`'s settings after checking them: each field on its own (400), then the time
+/// zone against PostgreSQL's and the quiet window's two ends together (422).
 pub async fn set(db: &impl GenericClient, user_id: &str, s: &Settings) -> Result<Settings> {
     let mut errors = Vec::new();
-    let known: bool =
-        db.query_one("SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)", &[&s.time_zone]).await?.get(0);
-    if !known {
-        errors.push(FieldError::new("time_zone", "is not a known time zone (e.g. Europe/Berlin)"));
+    super::fields::no_nul(&mut errors, "time_zone", &s.time_zone);
+    if s.time_zone.chars().count() > MAX_ZONE {
+        errors.push(FieldError::new("time_zone", format!("must be at most {MAX_ZONE} characters")));
     }
-    if s.quiet_start.is_some() != s.quiet_end.is_some() {
-        errors.push(FieldError::new("quiet_end", "quiet_start and quiet_end go together"));
-    }
-    if s.quiet_start.is_some() && s.quiet_start == s.quiet_end {
-        errors.push(FieldError::new("quiet_end", "must differ from quiet_start"));
-    }
-    if !matches!(s.digest.as_str(), "off" | "hourly" | "daily") {
+    if !DIGESTS.contains(&s.digest.as_str()) {
         errors.push(FieldError::new("digest", "must be off, hourly or daily"));
     }
     if !(0..=23).contains(&s.digest_hour) {
         errors.push(FieldError::new("digest_hour", "must be 0 to 23"));
     }
     finish(errors)?;
+    let mut rules = Vec::new();
+    let known: bool =
+        db.query_one("SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)", &[&s.time_zone]).await?.get(0);
+    if !known {
+        rules.push(FieldError::new("time_zone", "is not a known time zone (e.g. Europe/Berlin)"));
+    }
+    if s.quiet_start.is_some() != s.quiet_end.is_some() {
+        rules.push(FieldError::new("quiet_end", "quiet_start and quiet_end go together"));
+    }
+    if s.quiet_start.is_some() && s.quiet_start == s.quiet_end {
+        rules.push(FieldError::new("quiet_end", "must differ from quiet_start"));
+    }
+    finish_rules(rules)?;
     db.execute(
         "INSERT INTO notification_settings (user_id, time_zone, quiet_start, quiet_end, digest, digest_hour)
          VALUES ($1, $2, $3, $4, $5, $6)

@@ -11,8 +11,9 @@ use serde_json::{Map, Value};
 use tokio_postgres::GenericClient;
 
 use super::channels::{channel_name, channel_of};
+use super::fields;
 use crate::error::{Error, FieldError, Result};
-use crate::listing::finish;
+use crate::listing::{finish, finish_rules};
 
 /// A template as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -59,38 +60,55 @@ fn unknown_variables(source: &str, allowed: &[String]) -> std::result::Result<Ve
     Ok(unknown)
 }
 
-/// Checks a template before it is saved: a known channel, a name, a body, valid syntax, and no
-/// variable outside its list.
+/// Checks a template before it is saved: each field on its own (400: a known channel, a name,
+/// a body, variable names, no NUL), then what no schema can state (422: valid syntax, and no
+/// variable outside its list).
 pub fn check(t: &Template) -> Result<()> {
     let mut errors = Vec::new();
-    if t.template_id.trim().is_empty() || t.template_id.len() > 100 {
-        errors.push(FieldError::new("template_id", "must be 1 to 100 characters"));
-    }
+    fields::text(&mut errors, "template_id", &t.template_id, MAX_ID);
     if channel_of(&t.channel).is_none() {
         errors.push(FieldError::new("channel", "must be email, sms, push or in_app"));
     }
-    if t.notification_type.trim().is_empty() {
-        errors.push(FieldError::new("notification_type", "is required"));
-    }
-    if t.body.trim().is_empty() {
-        errors.push(FieldError::new("body", "is required"));
-    }
+    fields::text(&mut errors, "notification_type", &t.notification_type, MAX_TYPE);
+    fields::no_nul(&mut errors, "subject", &t.subject);
+    fields::text(&mut errors, "body", &t.body, usize::MAX);
     for v in &t.variables {
-        if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        if !variable_name(v) {
             errors.push(FieldError::new("variables", format!("{v:?} is not a variable name")));
         }
     }
+    finish(errors)?;
+    let mut rules = Vec::new();
     for (field, source) in [("subject", &t.subject), ("body", &t.body)] {
         match unknown_variables(source, &t.variables) {
             Ok(unknown) if unknown.is_empty() => {}
-            Ok(unknown) => errors.push(FieldError::new(
+            Ok(unknown) => rules.push(FieldError::new(
                 field,
                 format!("uses unknown variables: {} (declare them in variables)", unknown.join(", ")),
             )),
-            Err(e) => errors.push(FieldError::new(field, format!("is not a valid template: {e}"))),
+            Err(e) => rules.push(FieldError::new(field, format!("is not a valid template: {e}"))),
         }
     }
-    finish(errors)
+    finish_rules(rules)
+}
+
+/// Longest template id.
+pub const MAX_ID: usize = 100;
+
+/// Longest notification type.
+pub const MAX_TYPE: usize = 100;
+
+/// A variable's name: ASCII letters, digits and `_` ([`VARIABLE`]).
+pub const VARIABLE: &str = "^[A-Za-z0-9_]+$";
+
+fn variable_name(v: &str) -> bool {
+    !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `variables`: names of [`VARIABLE`].
+pub fn variables() -> utoipa::openapi::schema::ArrayBuilder {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String).pattern(Some(VARIABLE)))
 }
 
 /// Renders `source` with `data`; fails on a variable `data` lacks.

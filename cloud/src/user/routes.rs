@@ -13,11 +13,11 @@ use axum::routing::{delete, get, patch, post, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::http::body::ObjectJson;
 use super::service::{NewUser, ProfilePatch, RefreshFailure, RoleView, UserFilter, UserPatch};
 use super::{LoginFailure, TokenPair, UserService, UserView};
 use crate::actor::Actor;
 use crate::error::{Error, FieldError};
+use crate::http::body::ObjectJson;
 use crate::http::metrics::ApiMetrics;
 use crate::http::ratelimit::RateLimiter;
 use crate::http::{Access, ApiJson, ApiPath, ApiRoutes, AppError, Caller, Listing, RequestContext};

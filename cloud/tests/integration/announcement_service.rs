@@ -346,7 +346,19 @@ async fn faculty_announce_only_to_courses_they_teach_and_manage_only_their_own()
     assert_eq!(bad.status, 400, "{}", bad.json);
     let fields: BTreeSet<&str> =
         bad.json["details"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
-    assert_eq!(fields, BTreeSet::from(["title", "priority", "expires_at", "targets"]), "{}", bad.json);
+    assert_eq!(fields, BTreeSet::from(["title", "priority"]), "{}", bad.json);
+    // Fields valid on their own that break a rule together (no target, an expiry gone): 422.
+    let rules = api
+        .call(
+            Method::POST,
+            "/api/v1/announcements",
+            Some(json!({ "title": "t", "content": "x", "expires_at": "2020-01-01T00:00:00Z", "targets": {} })),
+        )
+        .await;
+    assert_eq!(rules.status, 422, "{}", rules.json);
+    let fields: BTreeSet<&str> =
+        rules.json["details"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, BTreeSet::from(["expires_at", "targets"]), "{}", rules.json);
     let unknown = api
         .call(
             Method::POST,
@@ -373,7 +385,7 @@ async fn faculty_announce_only_to_courses_they_teach_and_manage_only_their_own()
             Some(json!({ "publish_at": "2020-01-01T00:00:00Z" })),
         )
         .await;
-    assert_eq!(past.status, 400);
+    assert_eq!(past.status, 422);
     let back = api.call(Method::POST, &format!("/api/v1/announcements/{id}/unpublish"), None).await;
     assert_eq!(back.json["status"], "draft");
     assert_eq!(api.call(Method::POST, &format!("/api/v1/announcements/{id}/unpublish"), None).await.status, 409);

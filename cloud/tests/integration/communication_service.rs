@@ -132,15 +132,20 @@ async fn a_direct_conversation_is_one_per_pair_even_started_at_once_and_stranger
     let listed = as_cy.call(Method::GET, "/api/v1/conversations", None).await;
     assert_eq!(listed.json["total"], 1, "Cy sees only the conversation with Ben: {}", listed.json);
 
-    // Bad input.
-    for (body, field) in [
-        (json!({"conversation_type": "direct", "participant_ids": [ada.user_id]}), "participant_ids"),
-        (json!({"conversation_type": "direct", "participant_ids": [Uuid::new_v4().to_string()]}), "participant_ids"),
-        (json!({"conversation_type": "group", "participant_ids": [ben.user_id]}), "title"),
-        (json!({"conversation_type": "channel", "participant_ids": [ben.user_id]}), "conversation_type"),
+    // Bad input: a field out of its bounds is a 400; fields that break the type's rules together,
+    // or name no active user, a 422.
+    for (body, field, expected) in [
+        (json!({"conversation_type": "direct", "participant_ids": [ada.user_id]}), "participant_ids", 422),
+        (
+            json!({"conversation_type": "direct", "participant_ids": [Uuid::new_v4().to_string()]}),
+            "participant_ids",
+            422,
+        ),
+        (json!({"conversation_type": "group", "participant_ids": [ben.user_id]}), "title", 422),
+        (json!({"conversation_type": "channel", "participant_ids": [ben.user_id]}), "conversation_type", 400),
     ] {
         let (status, e) = start(&s, ada, body.clone()).await;
-        assert_eq!((status, e["details"]["fields"][0]["field"].as_str()), (400, Some(field)), "{body}: {e}");
+        assert_eq!((status, e["details"]["fields"][0]["field"].as_str()), (expected, Some(field)), "{body}: {e}");
     }
     s.drop_now().await;
 }
@@ -192,7 +197,7 @@ async fn messages_are_ordered_without_gaps_resumable_counted_unread_edited_for_a
     assert_eq!(unread(&s, ben, &id).await, 1);
     assert_eq!(read(ben, 5).await, 204, "an older position is accepted and changes nothing");
     assert_eq!(unread(&s, ben, &id).await, 1);
-    assert_eq!(read(ben, 999).await, 400);
+    assert_eq!(read(ben, 999).await, 422);
     assert_eq!(tail[2]["text"], "<b>three</b> & 'four'", "markup is kept as text");
 
     // Replying to a message of another conversation is refused, naming the field.
@@ -206,7 +211,7 @@ async fn messages_are_ordered_without_gaps_resumable_counted_unread_edited_for_a
             Some(json!({"text": "re", "reply_to_message_id": elsewhere["id"]})),
         )
         .await;
-    assert_eq!((a.status, a.json["details"]["fields"][0]["field"].as_str()), (400, Some("reply_to_message_id")));
+    assert_eq!((a.status, a.json["details"]["fields"][0]["field"].as_str()), (422, Some("reply_to_message_id")));
     let reply = s
         .as_caller(ben)
         .call(
@@ -216,12 +221,14 @@ async fn messages_are_ordered_without_gaps_resumable_counted_unread_edited_for_a
         )
         .await;
     assert_eq!(reply.status, 201);
-    for (text, why) in [("", "empty"), ("   ", "blank"), (&"x".repeat(10_001) as &str, "too long")] {
+    for (text, why, expected) in
+        [("", "empty", 422), ("   ", "blank", 400), (&"x".repeat(10_001) as &str, "too long", 400)]
+    {
         let a = s
             .as_caller(ben)
             .call(Method::POST, &format!("/api/v1/conversations/{id}/messages"), Some(json!({"text": text})))
             .await;
-        assert_eq!((a.status, a.json["details"]["fields"][0]["field"].as_str()), (400, Some("text")), "{why}");
+        assert_eq!((a.status, a.json["details"]["fields"][0]["field"].as_str()), (expected, Some("text")), "{why}");
     }
 
     // Edits: one's own, within the window.
@@ -312,7 +319,7 @@ async fn a_group_is_run_by_its_owner_passes_on_when_the_owner_leaves_and_is_read
     assert_eq!(add(ben, &dee.user_id).await, 403, "members do not add people");
     assert_eq!(add(ada, &dee.user_id).await, 204);
     assert_eq!(add(ada, &dee.user_id).await, 204, "again: no change");
-    assert_eq!(add(ada, &Uuid::new_v4().to_string()).await, 400, "not a user");
+    assert_eq!(add(ada, &Uuid::new_v4().to_string()).await, 422, "not a user");
     assert_eq!(remove(ben, &cy.user_id).await, 403, "members do not remove others");
     assert_eq!(remove(ada, &cy.user_id).await, 204);
     assert_eq!(s.as_caller(cy).call(Method::GET, &format!("/api/v1/conversations/{id}"), None).await.status, 404);
@@ -325,7 +332,7 @@ async fn a_group_is_run_by_its_owner_passes_on_when_the_owner_leaves_and_is_read
     let ben_dee = direct(&s, dee, ben).await;
     let c = s.state.communication.get().await.unwrap();
     c.execute("INSERT INTO inactive_users (user_id, status) VALUES ($1, 'suspended')", &[&ben.user_id]).await.unwrap();
-    assert_eq!(add(dee, &ben.user_id).await, 400);
+    assert_eq!(add(dee, &ben.user_id).await, 422);
     let a = s
         .as_caller(ben)
         .call(Method::POST, &format!("/api/v1/conversations/{ben_dee}/messages"), Some(json!({"text": "hi"})))
@@ -897,7 +904,7 @@ async fn every_route_answers_each_kind_of_caller_as_the_rules_say() {
         (ben, Method::POST, format!("{conv}/archive"), None, 403),
         (cy, Method::POST, format!("{conv}/archive"), None, 404),
         (ben, Method::POST, format!("{conv}/participants"), Some(json!({"user_id": cy.user_id})), 403),
-        (ada, Method::POST, format!("{conv}/participants"), Some(json!({"user_id": sue.user_id})), 400),
+        (ada, Method::POST, format!("{conv}/participants"), Some(json!({"user_id": sue.user_id})), 422),
         (cy, Method::DELETE, format!("{conv}/participants/{}", ben.user_id), None, 404),
         // A course forum: enrolled students and teaching faculty; moderators pin and lock.
         (ada, Method::GET, forum.clone(), None, 200),
@@ -995,13 +1002,13 @@ async fn an_attachment_is_sent_only_when_every_participant_may_open_it_and_never
 
     // Ben is not in the course: nobody sends him a link he cannot follow.
     let refused = attach(&with_ben, slides, "look").await;
-    assert_eq!((refused.status, refused.json["code"].as_str()), (400, Some("VALIDATION_ERROR")), "{}", refused.json);
+    assert_eq!((refused.status, refused.json["code"].as_str()), (422, Some("VALIDATION_ERROR")), "{}", refused.json);
     assert!(refused.json["details"].to_string().contains("may not open"), "{}", refused.json);
 
     // An item Ana may not open answers exactly as one that does not exist.
     let ghost = Uuid::new_v4();
     let (hidden, missing) = (attach(&with_grace, draft, "x").await, attach(&with_grace, ghost, "x").await);
-    assert_eq!((hidden.status, missing.status), (400, 400));
+    assert_eq!((hidden.status, missing.status), (422, 422));
     let scrub = |j: &Value, id: Uuid| j["details"].to_string().replace(&id.to_string(), "ID");
     assert_eq!(scrub(&hidden.json, draft), scrub(&missing.json, ghost));
     // Neither text nor attachment is no message.
@@ -1009,6 +1016,6 @@ async fn an_attachment_is_sent_only_when_every_participant_may_open_it_and_never
         .as_caller(ana)
         .call(Method::POST, &format!("/api/v1/conversations/{with_grace}/messages"), Some(json!({"text": ""})))
         .await;
-    assert_eq!(empty.status, 400);
+    assert_eq!(empty.status, 422);
     s.drop_now().await;
 }

@@ -104,7 +104,7 @@ async fn a_forgotten_password_is_reset_through_the_mailed_link_and_admin_message
         (format!("{:02}:00:00", (utc_hour + 6) % 24), format!("{:02}:00:00", (utc_hour + 8) % 24));
     let (status, bad) =
         http(&api, "PUT", "/api/v1/me/notification-settings", Some(json!({"time_zone": "Mars/Olympus"})), Some(&own));
-    assert_eq!((status, bad["details"]["fields"][0]["field"].as_str()), (400, Some("time_zone")), "{bad}");
+    assert_eq!((status, bad["details"]["fields"][0]["field"].as_str()), (422, Some("time_zone")), "{bad}");
     let (status, saved) = http(
         &api,
         "PUT",
@@ -189,7 +189,7 @@ async fn a_forgotten_password_is_reset_through_the_mailed_link_and_admin_message
                     "variables": ["room"]})),
         Some(&admin),
     );
-    assert_eq!(status, 400, "{refused}");
+    assert_eq!(status, 422, "{refused}");
     assert!(refused.to_string().contains("roomm"), "the unknown variable is named: {refused}");
     let (status, _) = http(
         &api,
