@@ -59,6 +59,78 @@ pub fn free_text(max: Option<usize>, nullable: bool) -> Object {
     ObjectBuilder::new().schema_type(string_type(nullable)).max_length(max).pattern(Some(NO_NUL)).build()
 }
 
+/// Non-blank text without NUL characters, the `pattern` of a required text field: the same
+/// characters as [`text_pattern`] (tested), as a constant for the derives.
+pub const TEXT: &str =
+    r"^[^\u0000]*[^\u0000\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$";
+
+/// Text without NUL characters (the `pattern` of a field that may be empty).
+pub const ANY_TEXT: &str = NO_NUL;
+
+/// Whether `s` is empty or only whitespace (Unicode `White_Space`, as `str::trim` strips it).
+pub fn blank(s: &str) -> bool {
+    s.trim().is_empty()
+}
+
+/// The schema of required text ([`TEXT`], [`check_text`]): 1 to `max` characters (unbounded:
+/// `None`).
+pub fn text_schema(max: Option<usize>, nullable: bool) -> Object {
+    ObjectBuilder::new()
+        .schema_type(string_type(nullable))
+        .min_length(Some(1))
+        .max_length(max)
+        .pattern(Some(TEXT))
+        .build()
+}
+
+/// Whether `s` is a UUID as JSON Schema's `format: uuid` has it: hyphenated, 36 characters
+/// (`Uuid::parse_str` also takes the simple, braced and URN forms).
+pub fn is_uuid(s: &str) -> bool {
+    s.len() == 36 && uuid::Uuid::parse_str(s).is_ok()
+}
+
+/// A list of UUIDs ([`is_uuid`]).
+pub fn uuid_list() -> utoipa::openapi::schema::ArrayBuilder {
+    utoipa::openapi::schema::ArrayBuilder::new().items(
+        ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+    )
+}
+
+/// A JSON object read as `T`. Serde reads a struct from an array of its fields' values as well
+/// (`[null, null]`), which the document (`type: object`) forbids; this refuses anything but an
+/// object. Request bodies are `ApiJson<Json<T>>` (or [`super::body::ObjectJson`]); nested
+/// objects use [`object`].
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<'de, T: serde::de::DeserializeOwned> serde::Deserialize<'de> for Json<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        object(d).map(Json)
+    }
+}
+
+/// `#[serde(deserialize_with)]` of a nested object (see [`Json`]).
+pub fn object<'de, D: serde::Deserializer<'de>, T: serde::de::DeserializeOwned>(d: D) -> Result<T, D::Error> {
+    use serde::de::Error as _;
+    let map = <serde_json::Map<String, serde_json::Value> as serde::Deserialize>::deserialize(d)?;
+    serde_path_to_error::deserialize(serde_json::Value::Object(map)).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." { D::Error::custom(inner) } else { D::Error::custom(format!("{path}: {inner}")) }
+    })
+}
+
+/// `#[serde(default, deserialize_with)]` of an optional nested object: `null` is `None`.
+pub fn maybe_object<'de, D: serde::Deserializer<'de>, T: serde::de::DeserializeOwned>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    use serde::de::Error as _;
+    match <Option<serde_json::Map<String, serde_json::Value>> as serde::Deserialize>::deserialize(d)? {
+        None => Ok(None),
+        Some(map) => object(serde_json::Value::Object(map)).map(Some).map_err(D::Error::custom),
+    }
+}
+
 /// Pushes an error when `value` holds a NUL, is blank, or is longer than `max` characters.
 pub fn check_text(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize) {
     if value.contains('\0') {
@@ -130,6 +202,24 @@ mod tests {
             let listed = BLANK.iter().any(|(a, b)| (*a..=*b).contains(&c));
             assert_eq!(listed, c.is_whitespace(), "{c:?}");
         }
+    }
+
+    #[test]
+    fn the_text_constant_is_the_generated_pattern() {
+        assert_eq!(TEXT, text_pattern().replace(r"\u2028-\u2029", r"\u2028\u2029"));
+    }
+
+    #[test]
+    fn uuids_are_hyphenated_and_only_objects_are_objects() {
+        assert!(is_uuid("00000000-0000-0000-0000-00000000000A"));
+        assert!(!is_uuid("00000000000000000000000000000000") && !is_uuid("{00000000-0000-0000-0000-000000000000}"));
+        #[derive(Debug, serde::Deserialize)]
+        struct T {
+            #[serde(default)]
+            _a: Option<bool>,
+        }
+        assert!(serde_json::from_str::<Json<T>>("{}").is_ok());
+        assert!(serde_json::from_str::<Json<T>>("[null]").is_err());
     }
 
     #[test]
